@@ -1,0 +1,60 @@
+# loyalty: `make run` and `make test` do all set-up themselves. `make help` lists targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# CI points CARGO_TARGET_DIR at a cache outside the clone; locally it is ./target.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+BIN := $(TARGET_DIR)/release/loyalty
+PYTHON ?= python3
+VENV := .venv
+DEMO := data/demo
+DEMO_CUSTOMERS ?= 20000
+OUT ?= out/demo
+
+.PHONY: help build run demo test lint fmt bench fixtures clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+build: ## Build the `loyalty` binary and the tests (release; one profile and one feature set for run, test and bench)
+	$(CARGO) build --release --workspace --all-targets
+
+$(DEMO)/customers.parquet: | build
+	$(BIN) gen --out $(DEMO) --customers $(DEMO_CUSTOMERS) --months 24 --seed 42
+
+demo: $(DEMO)/customers.parquet ## Generate the embedded default dataset into data/demo (if absent)
+
+run: build demo ## Build, generate the demo dataset if absent, and run the pipeline on it
+	$(BIN) run --data $(DEMO) --out $(OUT)
+	@echo "outputs in $(OUT)/"
+
+test: build ## Run every test (unit, known-answer, end-to-end)
+	LOYALTY_BIN=$(BIN) $(CARGO) test --release --workspace
+
+lint: ## rustfmt check, clippy -D warnings, rustdoc -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --workspace --no-deps
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+
+$(VENV)/.fixtures: $(VENV)/bin/python
+	$(VENV)/bin/pip install -q "pyarrow>=21,<22"
+	touch $@
+
+fixtures: $(VENV)/.fixtures ## Rewrite tests/fixtures/pyarrow_dataset with pyarrow (an independent producer)
+	$(VENV)/bin/python tests/fixtures/make_pyarrow_fixture.py tests/fixtures/pyarrow_dataset
+
+bench: build ## Run the benchmarks and write BENCHMARKS.md
+	BIN=$(BIN) PYTHON=$(PYTHON) scripts/bench.sh
+
+clean: ## Remove build outputs, generated data and outputs
+	$(CARGO) clean
+	rm -rf out $(DEMO)

@@ -1,0 +1,62 @@
+//! `loyalty features`: the per-customer feature table as of T.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use loyalty_contract::{Table, Validated, col as c, collect_streaming};
+use loyalty_features::FeatureParams;
+use polars::prelude::*;
+use tracing::info;
+
+use crate::cli::{FeaturesArgs, ModelArgs};
+use crate::commands::load_validated;
+
+/// The end of the last billed month in the (clean) billing table.
+pub fn default_as_of(v: &Validated) -> anyhow::Result<chrono::NaiveDate> {
+    let df = collect_streaming(v.tables[&Table::Billing].clone().select([col(c::BILL_MONTH).max().alias("last")]))?;
+    let days = df.column("last")?.cast(&DataType::Int32)?.i32()?.get(0).context("billing has no rows")?;
+    let last = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(days as u64);
+    let next = last.checked_add_months(chrono::Months::new(1)).context("date overflow")?;
+    Ok(next.pred_opt().context("date underflow")?)
+}
+
+/// Resolve the model options (flag or environment, else default) into parameters.
+pub fn feature_params(args: &ModelArgs, v: &Validated) -> anyhow::Result<FeatureParams> {
+    let mut p = FeatureParams {
+        as_of: match args.as_of {
+            Some(d) => d,
+            None => default_as_of(v)?,
+        },
+        ..FeatureParams::default()
+    };
+    if let Some(x) = args.margin_rate {
+        p.margin_rate = x;
+    }
+    if let Some(x) = args.discount_rate {
+        p.annual_discount_rate = x;
+    }
+    if let Some(x) = args.valuation_months {
+        p.valuation_months = x;
+    }
+    if let Some(x) = args.horizon_months {
+        p.churn_horizon_months = x;
+    }
+    p.check()?;
+    Ok(p)
+}
+
+pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let validated = load_validated(&args.data)?;
+    let params = feature_params(&args.model, &validated)?;
+    let (mut df, _) = loyalty_features::customer_features(&validated.tables, &params).context("computing features")?;
+    loyalty_io::write_parquet_atomic(&mut df, &args.out)?;
+    info!(
+        "wrote {} customers active at {} to {} in {:.2}s",
+        df.height(),
+        params.as_of,
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! One file per subcommand.
+
+mod features;
+mod gen_data;
+mod run;
+mod validate;
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use loyalty_contract::Validated;
+use tracing::{info, warn};
+
+use crate::InputRejected;
+use crate::cli::{Cli, Command, DataArgs};
+use crate::report;
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Gen(args) => gen_data::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Features(args) => features::run(args),
+        Command::Run(args) => run::run(args),
+    }
+}
+
+/// Open and validate a dataset. Strict: any broken rule is an error (exit 1). Lenient:
+/// broken rules are logged and their rows left out of the returned tables.
+pub fn load_validated(args: &DataArgs) -> anyhow::Result<Validated> {
+    let started = Instant::now();
+    let raw =
+        loyalty_io::open_dataset(&args.data).with_context(|| format!("reading dataset {}", args.data.display()))?;
+    let validated = loyalty_contract::validate(raw).with_context(|| format!("validating {}", args.data.display()))?;
+    let report = &validated.report;
+    if !report.is_clean() {
+        if !args.lenient {
+            return Err(InputRejected(report::violations(&report.violations)).into());
+        }
+        for v in &report.violations {
+            warn!(
+                "set aside {} row(s) of `{}`: column `{}`, rule `{}` ({})",
+                v.rows, v.table, v.column, v.rule, v.description
+            );
+        }
+    }
+    info!(
+        "validated {} table(s) in {:.2}s ({} row(s) rejected)",
+        report.tables.len(),
+        started.elapsed().as_secs_f64(),
+        report.rows_rejected()
+    );
+    Ok(validated)
+}
+
+/// Write each table's rejected rows to `<dir>/<table>.parquet`.
+pub fn write_rejects(validated: &Validated, dir: &Path) -> anyhow::Result<()> {
+    for (table, lf) in &validated.rejects {
+        let path = dir.join(format!("{table}.parquet"));
+        loyalty_io::sink_parquet(lf.clone(), &path).with_context(|| format!("writing rejects of `{table}`"))?;
+    }
+    Ok(())
+}

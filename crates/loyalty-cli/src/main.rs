@@ -1,0 +1,56 @@
+//! The `loyalty` binary. Exit codes: 0 ok, 1 the input failed validation, 2 usage or
+//! internal error.
+
+mod cli;
+mod commands;
+mod logging;
+mod report;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use loyalty_contract::ContractError;
+use loyalty_io::IoError;
+
+/// The input broke the contract; the message says where and how.
+#[derive(Debug)]
+pub struct InputRejected(pub String);
+
+impl std::fmt::Display for InputRejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputRejected {}
+
+fn is_bad_input(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<InputRejected>().is_some()
+            || e.downcast_ref::<IoError>().is_some_and(IoError::is_bad_input)
+            || matches!(e.downcast_ref::<ContractError>(), Some(ContractError::Schema(_)))
+    })
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(&cli.global);
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {err}");
+            for cause in err.chain().skip(1) {
+                let _ = writeln!(stderr, "  caused by: {cause}");
+            }
+            if is_bad_input(&err) { ExitCode::from(1) } else { ExitCode::from(2) }
+        }
+    }
+}

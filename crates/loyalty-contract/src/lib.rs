@@ -1,0 +1,23 @@
+//! The input contract of `loyalty` (SCHEMA.md): what a dataset must look like, how
+//! loosely typed producers are coerced into it, and every rule a row must obey.
+//!
+//! Pure: everything here takes and returns `LazyFrame`s; reading files is the job of
+//! `loyalty-io`.
+
+pub mod error;
+pub mod normalize;
+pub mod rules;
+pub mod spec;
+pub mod summary;
+pub mod validate;
+
+pub use error::{ContractError, SchemaProblem};
+pub use spec::{Kind, Table, col};
+pub use validate::{RawDataset, RawTable, TableReport, Validated, ValidationReport, Violation, validate};
+
+use polars::prelude::{DataFrame, Engine, LazyFrame, PolarsResult};
+
+/// Run a plan on the streaming engine (bounded memory over large scans).
+pub fn collect_streaming(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
+}

@@ -1,0 +1,463 @@
+//! Checking a whole dataset against the contract.
+//!
+//! Each table costs a few streaming passes: one global aggregation that counts the
+//! breaks of every row rule at once, one group-by for duplicate keys and one for
+//! references to parents (both on the customer key, so they stay small). Examples
+//! of offending rows are fetched only for the rules that were broken.
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::collect_streaming;
+use crate::error::{ContractError, SchemaProblem};
+use crate::normalize::{Normalized, normalize};
+use crate::rules::{ForeignKey, foreign_keys, row_rules};
+use crate::spec::{Table, TableSpec, col as c};
+
+/// How many offending rows a message quotes.
+pub const EXAMPLES: usize = 5;
+
+/// One table as found on disk: a lazy scan, and the same scan with a `source_file` column.
+pub struct RawTable {
+    pub lf: LazyFrame,
+    pub lf_with_files: LazyFrame,
+    pub schema: Schema,
+    /// The file or folder, for messages.
+    pub location: String,
+    pub files: usize,
+}
+
+#[derive(Default)]
+pub struct RawDataset {
+    pub tables: BTreeMap<Table, RawTable>,
+}
+
+/// A rule broken by some rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    pub table: Table,
+    pub location: String,
+    pub column: String,
+    pub rule: String,
+    pub description: String,
+    pub rows: u64,
+    /// A few offending rows, as `key=value` text.
+    pub examples: Vec<String>,
+    /// The files those example rows came from.
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: Table,
+    pub location: String,
+    pub files: usize,
+    pub rows_read: u64,
+    pub rows_rejected: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ValidationReport {
+    pub tables: Vec<TableReport>,
+    pub violations: Vec<Violation>,
+}
+
+impl ValidationReport {
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    pub fn rows_rejected(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows_rejected).sum()
+    }
+}
+
+/// The outcome of validation: clean tables (canonical types, bad rows removed), the
+/// bad rows with the rules they broke, and the report.
+pub struct Validated {
+    pub tables: BTreeMap<Table, LazyFrame>,
+    pub rejects: BTreeMap<Table, LazyFrame>,
+    pub report: ValidationReport,
+}
+
+/// Rows whose key breaks a key-level rule (duplicate key, unknown reference).
+struct KeyViolation {
+    column: &'static str,
+    rule: &'static str,
+    description: String,
+    /// The bad keys (join columns), with `__rows`.
+    keys: DataFrame,
+    join_on: Vec<&'static str>,
+}
+
+const ROWS: &str = "__rows";
+const REJECT_RULE: &str = "reject_rule";
+
+fn pl(table: Table) -> impl Fn(PolarsError) -> ContractError {
+    move |source| ContractError::Polars { table, source }
+}
+
+fn all_not_null(columns: &[&str]) -> Expr {
+    columns.iter().map(|k| col(*k).is_not_null()).reduce(Expr::and).unwrap_or(lit(true))
+}
+
+fn exprs(columns: &[&'static str]) -> Vec<Expr> {
+    columns.iter().map(|k| col(*k)).collect()
+}
+
+fn rows_sum(df: &DataFrame) -> PolarsResult<u64> {
+    Ok(df.column(ROWS)?.as_materialized_series().cast(&DataType::UInt64)?.sum::<u64>()?)
+}
+
+/// Check every table, parents first so children are checked against the clean parents.
+pub fn validate(raw: RawDataset) -> Result<Validated, ContractError> {
+    let mut problems = Vec::new();
+    if raw.tables.contains_key(&Table::Services) && !raw.tables.contains_key(&Table::ServiceCatalog) {
+        let services = &raw.tables[&Table::Services];
+        problems.push(SchemaProblem {
+            table: Table::Services,
+            location: services.location.clone(),
+            column: c::SERVICE.into(),
+            rule: "missing_table".into(),
+            detail: "services needs service_catalog.parquet to say what each service is worth".into(),
+        });
+    }
+    let mut normalized = BTreeMap::new();
+    for (table, t) in &raw.tables {
+        let spec = table.spec();
+        let plain = normalize(spec, t.lf.clone(), &t.schema, &t.location);
+        let mut schema_with_files = t.schema.clone();
+        schema_with_files.with_column(c::SOURCE_FILE.into(), DataType::String);
+        let with_files = normalize(spec, t.lf_with_files.clone(), &schema_with_files, &t.location);
+        match (plain, with_files) {
+            (Ok(plain), Ok(with_files)) => {
+                normalized.insert(*table, (plain, with_files));
+            }
+            (Err(p), _) | (_, Err(p)) => problems.extend(p),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ContractError::Schema(problems));
+    }
+
+    let mut out = Validated { tables: BTreeMap::new(), rejects: BTreeMap::new(), report: ValidationReport::default() };
+    for table in Table::ALL {
+        let Some((plain, with_files)) = normalized.remove(&table) else { continue };
+        let t = &raw.tables[&table];
+        validate_table(table.spec(), t, plain, with_files, &mut out).map_err(pl(table))?;
+    }
+    Ok(out)
+}
+
+fn validate_table(
+    spec: &TableSpec,
+    raw: &RawTable,
+    plain: Normalized,
+    with_files: Normalized,
+    out: &mut Validated,
+) -> PolarsResult<()> {
+    let table = spec.table;
+    let mut rules = plain.parse_rules.clone();
+    rules.extend(row_rules(spec));
+
+    // Pass 1: row count and the number of rows breaking each row rule.
+    let mut aggs = vec![len().cast(DataType::UInt64).alias(ROWS)];
+    aggs.extend(
+        rules.iter().enumerate().map(|(i, r)| {
+            r.violates.clone().fill_null(lit(false)).cast(DataType::UInt64).sum().alias(format!("__v{i}"))
+        }),
+    );
+    let counts = collect_streaming(plain.lf.clone().select(aggs))?;
+    let rows_read = counts.column(ROWS)?.u64()?.get(0).unwrap_or(0);
+    let mut broken: Vec<(usize, u64)> = Vec::new();
+    for i in 0..rules.len() {
+        let n = counts.column(&format!("__v{i}"))?.u64()?.get(0).unwrap_or(0);
+        if n > 0 {
+            broken.push((i, n));
+        }
+    }
+
+    // Pass 2 and 3: duplicate keys and unknown references.
+    let mut key_violations = Vec::new();
+    if spec.unique_key {
+        let dups = duplicate_keys(plain.lf.clone(), spec.key)?;
+        if dups.height() > 0 {
+            key_violations.push(KeyViolation {
+                column: spec.key[spec.key.len() - 1],
+                rule: "duplicate_key",
+                description: format!("({}) must be unique", spec.key.join(", ")),
+                keys: dups,
+                join_on: spec.key.to_vec(),
+            });
+        }
+    }
+    for fk in foreign_keys(table) {
+        let Some(parent) = out.tables.get(&fk.parent) else { continue };
+        let orphans = unknown_references(plain.lf.clone(), parent.clone(), &fk)?;
+        if orphans.height() > 0 {
+            key_violations.push(KeyViolation {
+                column: fk.column,
+                rule: fk.rule,
+                description: format!("`{}` must be a `{}` of {}", fk.column, fk.parent_column, fk.parent),
+                keys: orphans,
+                join_on: vec![fk.column],
+            });
+        }
+    }
+
+    let canonical: Vec<Expr> = spec.columns.iter().map(|col_spec| col(col_spec.name)).collect();
+    if broken.is_empty() && key_violations.is_empty() {
+        out.tables.insert(table, plain.lf.select(canonical));
+        out.report.tables.push(TableReport {
+            table,
+            location: raw.location.clone(),
+            files: raw.files,
+            rows_read,
+            rows_rejected: 0,
+        });
+        return Ok(());
+    }
+
+    // Quote a few offending rows of every broken rule.
+    for &(i, n) in &broken {
+        let rule = &rules[i];
+        let examples = row_examples(spec, with_files.lf.clone().filter(rule.violates.clone()), rule.column)?;
+        out.report.violations.push(Violation {
+            table,
+            location: raw.location.clone(),
+            column: rule.column.to_string(),
+            rule: rule.rule.to_string(),
+            description: rule.description.clone(),
+            rows: n,
+            examples: examples.0,
+            files: examples.1,
+        });
+    }
+    for kv in &key_violations {
+        let head = kv.keys.head(Some(EXAMPLES));
+        let on = exprs(&kv.join_on);
+        let offending = with_files.lf.clone().join(head.lazy(), on.clone(), on, JoinArgs::new(JoinType::Semi));
+        let examples = row_examples(spec, offending, kv.column)?;
+        out.report.violations.push(Violation {
+            table,
+            location: raw.location.clone(),
+            column: kv.column.to_string(),
+            rule: kv.rule.to_string(),
+            description: kv.description.clone(),
+            rows: rows_sum(&kv.keys)?,
+            examples: examples.0,
+            files: examples.1,
+        });
+    }
+
+    // Flag every row, then split into clean rows and rejects.
+    let flag = |lf: LazyFrame| -> LazyFrame {
+        let mut flags = Vec::new();
+        let mut labels = Vec::new();
+        let mut lf = lf.with_columns(
+            broken
+                .iter()
+                .map(|&(i, _)| rules[i].violates.clone().fill_null(lit(false)).alias(format!("__v{i}")))
+                .collect::<Vec<_>>(),
+        );
+        for &(i, _) in &broken {
+            flags.push(format!("__v{i}"));
+            labels.push(format!("{}:{}", rules[i].column, rules[i].rule));
+        }
+        for (k, kv) in key_violations.iter().enumerate() {
+            let name = format!("__k{k}");
+            let keys = kv.keys.clone().lazy().select(exprs(&kv.join_on)).with_column(lit(true).alias(&name));
+            let on = exprs(&kv.join_on);
+            lf = lf
+                .join(keys, on.clone(), on, JoinArgs::new(JoinType::Left))
+                .with_column(col(&name).fill_null(lit(false)));
+            flags.push(name);
+            labels.push(format!("{}:{}", kv.column, kv.rule));
+        }
+        let any_bad = flags.iter().map(|f| col(f.as_str())).reduce(Expr::or).unwrap_or(lit(false));
+        let reasons = concat_str(
+            flags
+                .iter()
+                .zip(&labels)
+                .map(|(f, l)| when(col(f.as_str())).then(lit(l.clone())).otherwise(lit(NULL).cast(DataType::String)))
+                .collect::<Vec<_>>(),
+            ",",
+            true,
+        );
+        lf.with_columns([any_bad.alias("__bad"), reasons.alias(REJECT_RULE)])
+    };
+    out.tables.insert(table, flag(plain.lf).filter(col("__bad").not()).select(canonical.clone()));
+    let mut reject_cols = canonical;
+    reject_cols.push(col(REJECT_RULE));
+    reject_cols.push(col(c::SOURCE_FILE));
+    let rejects = flag(with_files.lf).filter(col("__bad")).select(reject_cols);
+    let rows_rejected = collect_streaming(rejects.clone().select([len().cast(DataType::UInt64).alias(ROWS)]))?
+        .column(ROWS)?
+        .u64()?
+        .get(0)
+        .unwrap_or(0);
+    out.rejects.insert(table, rejects);
+    out.report.tables.push(TableReport {
+        table,
+        location: raw.location.clone(),
+        files: raw.files,
+        rows_read,
+        rows_rejected,
+    });
+    Ok(())
+}
+
+/// Keys that occur more than once, with `__rows`. A two-column key is first grouped by
+/// its leading column alone (one group per customer, not per customer-month).
+fn duplicate_keys(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame> {
+    let lf = lf.filter(all_not_null(key));
+    if let [first, second] = key {
+        let flagged = collect_streaming(
+            lf.clone()
+                .group_by([col(*first)])
+                .agg([len().alias(ROWS), col(*second).n_unique().alias("__distinct")])
+                .filter(col(ROWS).neq(col("__distinct")))
+                .select([col(*first)]),
+        )?;
+        if flagged.height() == 0 {
+            return Ok(flagged);
+        }
+        let on = [col(*first)];
+        let suspects = lf.join(flagged.lazy(), on.clone(), on, JoinArgs::new(JoinType::Semi));
+        return collect_streaming(
+            suspects
+                .group_by(exprs(key))
+                .agg([len().cast(DataType::UInt64).alias(ROWS)])
+                .filter(col(ROWS).gt(lit(1u64))),
+        );
+    }
+    collect_streaming(
+        lf.group_by(exprs(key)).agg([len().cast(DataType::UInt64).alias(ROWS)]).filter(col(ROWS).gt(lit(1u64))),
+    )
+}
+
+/// Values of `fk.column` that are not keys of the (clean) parent, with `__rows`.
+fn unknown_references(lf: LazyFrame, parent: LazyFrame, fk: &ForeignKey) -> PolarsResult<DataFrame> {
+    let values = lf
+        .filter(col(fk.column).is_not_null())
+        .group_by([col(fk.column)])
+        .agg([len().cast(DataType::UInt64).alias(ROWS)]);
+    let keys = parent.select([col(fk.parent_column).alias(fk.column)]).unique(None, UniqueKeepStrategy::Any);
+    collect_streaming(
+        values
+            .join(keys, [col(fk.column)], [col(fk.column)], JoinArgs::new(JoinType::Anti))
+            .sort([fk.column], SortMultipleOptions::default()),
+    )
+}
+
+/// Up to `EXAMPLES` offending rows as text, and the files they came from.
+fn row_examples(spec: &TableSpec, offending: LazyFrame, column: &str) -> PolarsResult<(Vec<String>, Vec<String>)> {
+    let mut shown: Vec<&str> = spec.key.to_vec();
+    if !shown.contains(&column) {
+        shown.push(column);
+    }
+    let mut select: Vec<Expr> = shown.iter().map(|k| col(*k)).collect();
+    select.push(col(c::SOURCE_FILE));
+    let df = offending.select(select).limit(EXAMPLES as IdxSize).collect()?;
+    let mut examples = Vec::new();
+    let mut files: Vec<String> = Vec::new();
+    for i in 0..df.height() {
+        let mut parts = Vec::new();
+        for name in &shown {
+            let value = df.column(name)?.get(i)?;
+            parts.push(format!("{name}={}", show(&value)));
+        }
+        examples.push(parts.join(" "));
+        if let AnyValue::String(f) = df.column(c::SOURCE_FILE)?.get(i)? {
+            if !files.iter().any(|x| x == f) {
+                files.push(f.to_string());
+            }
+        }
+    }
+    Ok((examples, files))
+}
+
+fn show(value: &AnyValue) -> String {
+    match value {
+        AnyValue::Null => "null".into(),
+        AnyValue::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(df: DataFrame) -> RawTable {
+        let schema = df.schema().as_ref().clone();
+        let with_files = df.clone().lazy().with_column(lit("mem.parquet").alias(c::SOURCE_FILE));
+        RawTable { lf: df.lazy(), lf_with_files: with_files, schema, location: "mem".into(), files: 1 }
+    }
+
+    fn dataset(customers: DataFrame, billing: DataFrame) -> RawDataset {
+        let mut d = RawDataset::default();
+        d.tables.insert(Table::Customers, raw(customers));
+        d.tables.insert(Table::Billing, raw(billing));
+        d
+    }
+
+    fn customers() -> DataFrame {
+        df!(
+            "customer_id" => [1i64, 2, 3],
+            "signup_date" => ["2023-01-05", "2023-02-01", "2023-03-01"],
+            "market_id" => ["a", "a", "b"],
+            "plan_type" => ["prepaid", "postpaid", "postpaid"],
+        )
+        .unwrap()
+    }
+
+    fn billing(charges: [f64; 3], ids: [i64; 3]) -> DataFrame {
+        df!(
+            "customer_id" => ids,
+            "bill_month" => ["2024-01-01", "2024-01-01", "2024-02-01"],
+            "total_charge" => charges,
+        )
+        .unwrap()
+    }
+
+    fn rules_broken(v: &Validated) -> Vec<String> {
+        v.report.violations.iter().map(|x| format!("{}.{}:{}={}", x.table, x.column, x.rule, x.rows)).collect()
+    }
+
+    #[test]
+    fn clean_dataset_passes() {
+        let v = validate(dataset(customers(), billing([1.0, 2.0, 3.0], [1, 2, 2]))).unwrap();
+        assert!(v.report.is_clean(), "{:?}", rules_broken(&v));
+        assert_eq!(v.report.tables[0].rows_read, 3);
+        let billing = v.tables[&Table::Billing].clone().collect().unwrap();
+        assert_eq!(billing.height(), 3);
+    }
+
+    #[test]
+    fn negative_charge_duplicate_and_orphan_are_reported_and_rejected() {
+        // Row 1: total_charge -1 (non_negative). Rows 2, 3: customer 9 is unknown.
+        let b = billing([-1.0, 2.0, 3.0], [1, 9, 9]);
+        let v = validate(dataset(customers(), b)).unwrap();
+        assert_eq!(rules_broken(&v), ["billing.total_charge:non_negative=1", "billing.customer_id:unknown_customer=2"]);
+        assert_eq!(v.report.violations[1].examples[0], "customer_id=9 bill_month=2024-01-01");
+        assert_eq!(v.tables[&Table::Billing].clone().collect().unwrap().height(), 0);
+        let rejects = v.rejects[&Table::Billing].clone().collect().unwrap();
+        assert_eq!(rejects.height(), 3);
+        assert_eq!(v.report.rows_rejected(), 3);
+    }
+
+    #[test]
+    fn duplicate_composite_key() {
+        let b = df!(
+            "customer_id" => [1i64, 1, 2],
+            "bill_month" => ["2024-01-01", "2024-01-01", "2024-01-01"],
+            "total_charge" => [1.0, 1.0, 1.0],
+        )
+        .unwrap();
+        let v = validate(dataset(customers(), b)).unwrap();
+        assert_eq!(rules_broken(&v), ["billing.bill_month:duplicate_key=2"]);
+    }
+}

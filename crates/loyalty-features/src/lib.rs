@@ -1,0 +1,51 @@
+//! Point-in-time customer features and value as of a date T.
+//!
+//! Every quantity here uses only facts known at T: a bill is known once its month has
+//! ended (`bill_month + 1 month <= T + 1 day`), events count when dated at or before T,
+//! churn counts when `churn_date <= T`. Per-customer aggregations of the event tables
+//! (billing, top-ups, interactions, surveys, referrals, services) are lazy group-bys
+//! that run on the streaming engine; the steps that need the whole active base at
+//! once (percentile scores, adoption rates of comparable customers, survival curves)
+//! work on the one-row-per-customer table.
+
+pub mod names;
+mod params;
+mod per_customer;
+pub mod survival;
+mod value;
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use loyalty_contract::Table;
+use polars::prelude::*;
+
+pub use params::{FeatureParams, annuity_factor, last_known_bill_month, monthly_discount_rate};
+pub use survival::{SurvivalCurves, SurvivalModel};
+pub use value::adoption_rates;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error("computing features: {0}")]
+    Polars(#[from] PolarsError),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// The clean tables of a dataset (as validated), by table.
+pub type Tables = BTreeMap<Table, LazyFrame>;
+
+/// Days since 1970-01-01, as Polars stores a Date.
+pub fn epoch_days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+/// The features of every customer active at `params.as_of`, one row each, sorted by
+/// customer_id, with the survival model used for CLV.
+pub fn customer_features(tables: &Tables, params: &FeatureParams) -> Result<(DataFrame, SurvivalCurves), FeatureError> {
+    params.check()?;
+    let base = per_customer::assemble(tables, params)?;
+    let curves = survival::fit_kaplan_meier(tables, params)?;
+    let df = value::add_scores_and_value(base, tables, params, &curves)?;
+    Ok((df, curves))
+}

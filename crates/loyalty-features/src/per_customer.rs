@@ -1,0 +1,347 @@
+//! Per-customer aggregations of the event tables, joined onto the active base.
+
+use chrono::{Months, NaiveDate};
+use loyalty_contract::col as c;
+use loyalty_contract::{Table, collect_streaming};
+use polars::prelude::*;
+
+use crate::names as n;
+use crate::{FeatureError, FeatureParams, Tables, epoch_days};
+
+/// year * 12 + month of a date expression.
+pub(crate) fn month_num(e: Expr) -> Expr {
+    e.clone().dt().year().cast(DataType::Int32) * lit(12) + e.dt().month().cast(DataType::Int32)
+}
+
+/// Days since the epoch of a Date or Datetime expression.
+pub(crate) fn day_num(e: Expr) -> Expr {
+    e.cast(DataType::Date).cast(DataType::Int32)
+}
+
+fn month_num_of(d: NaiveDate) -> i32 {
+    use chrono::Datelike;
+    d.year() * 12 + d.month() as i32
+}
+
+fn f(e: Expr) -> Expr {
+    e.cast(DataType::Float64)
+}
+
+fn count_if(cond: Expr) -> Expr {
+    cond.fill_null(lit(false)).cast(DataType::Float64).sum()
+}
+
+fn sum_if(cond: Expr, value: Expr) -> Expr {
+    when(cond.fill_null(lit(false))).then(f(value)).otherwise(lit(0.0)).sum()
+}
+
+fn ratio(num: Expr, den: Expr) -> Expr {
+    when(den.clone().gt(lit(0.0))).then(num / den).otherwise(lit(NULL).cast(DataType::Float64))
+}
+
+/// The sums an OLS slope of `y` on `x` needs, over the rows where `cond` holds and y is known.
+fn slope_sums(prefix: &str, cond: Expr, x: Expr, y: Expr) -> Vec<Expr> {
+    let ok = cond.and(y.clone().is_not_null());
+    vec![
+        count_if(ok.clone()).alias(format!("__{prefix}_n")),
+        sum_if(ok.clone(), x.clone()).alias(format!("__{prefix}_sx")),
+        sum_if(ok.clone(), y.clone()).alias(format!("__{prefix}_sy")),
+        sum_if(ok.clone(), x.clone() * f(y)).alias(format!("__{prefix}_sxy")),
+        sum_if(ok, x.clone() * x).alias(format!("__{prefix}_sxx")),
+    ]
+}
+
+/// slope = (n Sxy - Sx Sy) / (n Sxx - Sx^2); null with fewer than two points.
+fn slope(prefix: &str) -> Expr {
+    let g = |s: &str| col(format!("__{prefix}_{s}"));
+    let den = g("n") * g("sxx") - g("sx") * g("sx");
+    when(g("n").gt_eq(lit(2.0)).and(den.clone().gt(lit(1e-12))))
+        .then((g("n") * g("sxy") - g("sx") * g("sy")) / den)
+        .otherwise(lit(NULL).cast(DataType::Float64))
+}
+
+/// Billing, pass 1: per customer, the last known bill and activity.
+fn billing_pass1(known: LazyFrame) -> LazyFrame {
+    let usage = f(col(c::VOICE_MINUTES)).fill_null(lit(0.0))
+        + f(col(c::DATA_MB)).fill_null(lit(0.0))
+        + f(col(c::SMS_COUNT)).fill_null(lit(0.0))
+        + col(c::TOTAL_CHARGE);
+    known.group_by([col(c::CUSTOMER_ID)]).agg([
+        col(c::BILL_MONTH).max().alias(n::LAST_BILL_MONTH),
+        len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
+        col(c::BILL_MONTH).filter(usage.gt(lit(0.0))).max().alias("__last_active_bill"),
+    ])
+}
+
+/// Billing, pass 2: windows counted back from each customer's last known bill
+/// (k = 0 is that bill), so "the last 3 billed months" are the customer's own.
+fn billing_pass2(known: LazyFrame, pass1: LazyFrame, params: &FeatureParams) -> LazyFrame {
+    let k = month_num(col(n::LAST_BILL_MONTH)) - month_num(col(c::BILL_MONTH));
+    let charge = col(c::TOTAL_CHARGE);
+    let margin = (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate));
+    let discount = col(c::DISCOUNT).fill_null(lit(0.0));
+    let late = col(c::DAYS_LATE).gt(lit(0)).fill_null(lit(false));
+    let unpaid =
+        col(c::DAYS_LATE).is_null().and(col(c::AMOUNT_PAID).is_not_null()).and(col(c::AMOUNT_PAID).lt(charge.clone()));
+    let (w3, w6, w12) = (col("__k").lt(lit(3)), col("__k").lt(lit(6)), col("__k").lt(lit(12)));
+    let x = -f(col("__k"));
+    let mut aggs = vec![
+        count_if(w3.clone()).alias("__n3"),
+        sum_if(w3.clone(), charge.clone()).alias("__charge3"),
+        sum_if(w3.clone(), margin).alias("__margin3"),
+        count_if(w3.clone().and(col(c::DATA_MB).is_not_null())).alias("__data_n3"),
+        sum_if(w3, col(c::DATA_MB)).alias("__data3"),
+        count_if(w12.clone()).alias("__n12"),
+        sum_if(w12.clone(), charge.clone()).alias("__charge12"),
+        sum_if(w12.clone(), charge.clone() * charge.clone()).alias("__charge_sq12"),
+        sum_if(w12.clone(), discount.clone()).alias("__discount12"),
+        sum_if(w12.clone(), charge.clone() + discount).alias("__gross12"),
+        count_if(w12.clone().and(late.or(unpaid.fill_null(lit(false))))).alias("__late12"),
+        col(c::DAYS_LATE).filter(w12.clone()).max().cast(DataType::Float64).alias(n::MAX_DAYS_LATE_12M),
+        sum_if(w12.and(col(c::AMOUNT_PAID).is_not_null()), (charge.clone() - col(c::AMOUNT_PAID)).clip_min(lit(0.0)))
+            .alias(n::UNPAID_AMOUNT_12M),
+    ];
+    aggs.extend(slope_sums("charge", w6.clone(), x.clone(), charge));
+    aggs.extend(slope_sums("voice", w6.clone(), x.clone(), col(c::VOICE_MINUTES)));
+    aggs.extend(slope_sums("data", w6.clone(), x.clone(), col(c::DATA_MB)));
+    aggs.extend(slope_sums("late", w6, x, col(c::DAYS_LATE)));
+    known
+        .join(
+            pass1.select([col(c::CUSTOMER_ID), col(n::LAST_BILL_MONTH)]),
+            [col(c::CUSTOMER_ID)],
+            [col(c::CUSTOMER_ID)],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .with_column(k.alias("__k"))
+        .group_by([col(c::CUSTOMER_ID)])
+        .agg(aggs)
+        .select([
+            col(c::CUSTOMER_ID),
+            ratio(col("__charge3"), col("__n3")).alias(n::ARPU_3M),
+            ratio(col("__charge12"), col("__n12")).alias(n::ARPU_12M),
+            ratio(col("__margin3"), col("__n3")).alias(n::MARGIN_MONTHLY),
+            ratio(col("__data3"), col("__data_n3")).alias(n::DATA_MB_3M),
+            slope("charge").alias(n::CHARGE_TREND),
+            {
+                let mean = col("__charge12") / col("__n12");
+                let var = (col("__charge_sq12") / col("__n12") - mean.clone() * mean.clone()).clip_min(lit(0.0));
+                ratio(var.sqrt(), mean)
+            }
+            .alias(n::CHARGE_VOLATILITY),
+            ratio(col("__discount12"), col("__gross12")).alias(n::DISCOUNT_SHARE_12M),
+            slope("voice").alias(n::VOICE_TREND),
+            slope("data").alias(n::DATA_TREND),
+            ratio(col("__late12"), col("__n12")).alias(n::LATE_PAYMENT_RATE_12M),
+            col(n::MAX_DAYS_LATE_12M),
+            col(n::UNPAID_AMOUNT_12M),
+            slope("late").alias(n::DAYS_LATE_TREND),
+        ])
+}
+
+pub(crate) fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
+    let ci = col(c::COMPETITION_INDEX);
+    let k = col(c::COMPETITORS);
+    when(ci.clone().is_not_null())
+        .then(
+            when(ci.clone().lt(lit(cuts_ci[0])))
+                .then(lit("low"))
+                .when(ci.lt(lit(cuts_ci[1])))
+                .then(lit("medium"))
+                .otherwise(lit("high")),
+        )
+        .when(k.clone().is_not_null())
+        .then(
+            when(k.clone().lt_eq(lit(cuts_n[0])))
+                .then(lit("low"))
+                .when(k.lt_eq(lit(cuts_n[1])))
+                .then(lit("medium"))
+                .otherwise(lit("high")),
+        )
+        .otherwise(lit("unknown"))
+}
+
+fn left(base: LazyFrame, other: LazyFrame) -> LazyFrame {
+    base.join(other, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+}
+
+/// The active base at T with every per-customer aggregate joined on.
+pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+    let t = params.as_of;
+    let t_days = epoch_days(t);
+    let t_12 = epoch_days(t.checked_sub_months(Months::new(12)).unwrap_or(t));
+    let lkbm = params.last_known_bill_month();
+    let t_month = month_num_of(t);
+    let day_of = |e: Expr| e.dt().day().cast(DataType::Int32);
+
+    let customers = tables[&Table::Customers].clone().filter(col(c::SIGNUP_DATE).lt_eq(lit(t)));
+    let known = tables[&Table::Billing].clone().filter(col(c::BILL_MONTH).lt_eq(lit(lkbm)));
+    let pass1 = billing_pass1(known.clone());
+    let pass2 = billing_pass2(known, pass1.clone(), params);
+
+    let mut base = customers.with_columns([(lit(t_month)
+        - month_num(col(c::SIGNUP_DATE))
+        - when(day_of(col(c::SIGNUP_DATE)).gt(lit(chrono::Datelike::day(&t) as i32))).then(lit(1)).otherwise(lit(0)))
+    .cast(DataType::Int64)
+    .alias(n::TENURE_MONTHS)]);
+    base = match tables.get(&Table::Markets) {
+        Some(m) => base
+            .join(
+                m.clone().select([col(c::MARKET_ID), col(c::COMPETITORS), col(c::COMPETITION_INDEX)]),
+                [col(c::MARKET_ID)],
+                [col(c::MARKET_ID)],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_column(
+                competition_level(params.competition_index_cuts, params.competitors_cuts).alias(n::COMPETITION_LEVEL),
+            )
+            .drop(cols([c::COMPETITORS])),
+        None => base.with_columns([
+            lit(NULL).cast(DataType::Float64).alias(c::COMPETITION_INDEX),
+            lit("unknown").alias(n::COMPETITION_LEVEL),
+        ]),
+    };
+    base = left(left(base, pass1), pass2);
+
+    // Top-ups: frequency and last activity.
+    if let Some(topups) = tables.get(&Table::Topups) {
+        let day = day_num(col(c::TS));
+        let agg = topups.clone().filter(day.clone().lt_eq(lit(t_days))).group_by([col(c::CUSTOMER_ID)]).agg([
+            count_if(day.clone().gt(lit(t_12))).alias(n::TOPUPS_12M),
+            sum_if(day.clone().gt(lit(t_12)), col(c::AMOUNT)).alias(n::TOPUP_AMOUNT_12M),
+            day.max().alias("__last_topup_day"),
+        ]);
+        base = left(base, agg);
+    } else {
+        base = base.with_columns([
+            lit(0.0).alias(n::TOPUPS_12M),
+            lit(0.0).alias(n::TOPUP_AMOUNT_12M),
+            lit(NULL).cast(DataType::Int32).alias("__last_topup_day"),
+        ]);
+    }
+
+    // Care contacts in the last 12 months.
+    if let Some(inter) = tables.get(&Table::Interactions) {
+        let day = day_num(col(c::TS));
+        let agg = inter
+            .clone()
+            .filter(day.clone().lt_eq(lit(t_days)).and(day.gt(lit(t_12))))
+            .group_by([col(c::CUSTOMER_ID)])
+            .agg([
+                count_if(col(c::KIND).eq(lit("complaint"))).alias(n::COMPLAINTS_12M),
+                len().cast(DataType::Float64).alias(n::CONTACTS_12M),
+                count_if(col(c::RESOLVED).eq(lit(false))).alias(n::UNRESOLVED_12M),
+                col(c::CHANNEL).n_unique().cast(DataType::Float64).alias(n::CHANNELS_USED_12M),
+            ]);
+        base = left(base, agg);
+    } else {
+        base = base.with_columns(
+            [n::COMPLAINTS_12M, n::CONTACTS_12M, n::UNRESOLVED_12M, n::CHANNELS_USED_12M].map(|x| lit(0.0).alias(x)),
+        );
+    }
+
+    // The latest survey at or before T.
+    let mut survey_cols = vec![n::SURVEY_OVERALL.to_string(), n::SURVEY_RECOMMEND.to_string()];
+    survey_cols.extend(c::ASPECTS.iter().map(|a| n::survey_aspect(a)));
+    if let Some(surveys) = tables.get(&Table::Surveys) {
+        let latest = |name: &str| {
+            col(name).sort_by([col(c::SURVEY_DATE)], SortMultipleOptions::default()).last().cast(DataType::Float64)
+        };
+        let mut aggs = vec![
+            len().cast(DataType::Float64).alias(n::SURVEYS_ANSWERED),
+            (lit(t_days) - day_num(col(c::SURVEY_DATE)).max()).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS),
+            latest(c::OVERALL).alias(n::SURVEY_OVERALL),
+            latest(c::RECOMMEND).alias(n::SURVEY_RECOMMEND),
+        ];
+        aggs.extend(c::ASPECTS.iter().map(|a| latest(a).alias(n::survey_aspect(a))));
+        let agg = surveys.clone().filter(col(c::SURVEY_DATE).lt_eq(lit(t))).group_by([col(c::CUSTOMER_ID)]).agg(aggs);
+        base = left(base, agg);
+    } else {
+        base = base.with_columns([
+            lit(0.0).alias(n::SURVEYS_ANSWERED),
+            lit(NULL).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS),
+        ]);
+        base = base.with_columns(
+            survey_cols.iter().map(|x| lit(NULL).cast(DataType::Float64).alias(x.as_str())).collect::<Vec<_>>(),
+        );
+    }
+
+    // Referrals made.
+    if let Some(refs) = tables.get(&Table::Referrals) {
+        let agg = refs.clone().filter(col(c::REFERRAL_DATE).lt_eq(lit(t))).group_by([col(c::CUSTOMER_ID)]).agg([
+            len().cast(DataType::Float64).alias(n::REFERRALS_MADE),
+            count_if(day_num(col(c::REFERRAL_DATE)).gt(lit(t_12))).alias(n::REFERRALS_12M),
+        ]);
+        base = left(base, agg);
+    } else {
+        base = base.with_columns([lit(0.0).alias(n::REFERRALS_MADE), lit(0.0).alias(n::REFERRALS_12M)]);
+    }
+
+    // Optional services held at T, and what they earn.
+    if let (Some(services), Some(catalog)) = (tables.get(&Table::Services), tables.get(&Table::ServiceCatalog)) {
+        let agg = held_at(services.clone(), t)
+            .join(
+                catalog.clone().select([col(c::SERVICE), col(c::MONTHLY_MARGIN)]),
+                [col(c::SERVICE)],
+                [col(c::SERVICE)],
+                JoinArgs::new(JoinType::Left),
+            )
+            .group_by([col(c::CUSTOMER_ID)])
+            .agg([
+                col(c::SERVICE).n_unique().cast(DataType::Float64).alias(n::SERVICES_HELD),
+                col(c::MONTHLY_MARGIN).sum().alias(n::SERVICES_MARGIN_MONTHLY),
+            ]);
+        base = left(base, agg);
+    } else {
+        base = base.with_columns([lit(0.0).alias(n::SERVICES_HELD), lit(0.0).alias(n::SERVICES_MARGIN_MONTHLY)]);
+    }
+
+    // Last activity: a bill with usage (its month's last day, at most T) or a top-up.
+    let bill_activity = day_num(col("__last_active_bill").dt().month_end()).clip_max(lit(t_days));
+    let last_activity = polars::lazy::dsl::max_horizontal([bill_activity, col("__last_topup_day")])?;
+    let zero_filled = [
+        n::MONTHS_BILLED,
+        n::TOPUPS_12M,
+        n::TOPUP_AMOUNT_12M,
+        n::COMPLAINTS_12M,
+        n::CONTACTS_12M,
+        n::UNRESOLVED_12M,
+        n::CHANNELS_USED_12M,
+        n::SURVEYS_ANSWERED,
+        n::REFERRALS_MADE,
+        n::REFERRALS_12M,
+        n::SERVICES_HELD,
+        n::SERVICES_MARGIN_MONTHLY,
+        n::UNPAID_AMOUNT_12M,
+    ];
+    let base = base
+        .with_columns(zero_filled.map(|x| col(x).fill_null(lit(0))).to_vec())
+        .with_column(last_activity.alias("__last_activity"))
+        .with_columns([
+            (lit(t_days) - col("__last_activity").fill_null(day_num(col(c::SIGNUP_DATE))))
+                .cast(DataType::Float64)
+                .alias(n::RECENCY_DAYS),
+            (col(n::TOPUPS_12M) / f(col(n::TENURE_MONTHS).clip(lit(1), lit(12)))).alias(n::TOPUPS_PER_MONTH),
+            when(col(c::CONTRACT_MONTHS).gt(lit(0)))
+                .then(col(c::CONTRACT_MONTHS) - col(n::TENURE_MONTHS) % col(c::CONTRACT_MONTHS))
+                .otherwise(lit(NULL).cast(DataType::Int64))
+                .alias(n::MONTHS_TO_CONTRACT_END),
+        ])
+        // Active at T: no churn by T, and a prepaid customer has been active within
+        // `prepaid_inactivity_days` (a churn_date after T is not known at T, so it
+        // cannot vouch for an inactive prepaid customer).
+        .filter(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt(lit(t))))
+        .filter(
+            col(c::PLAN_TYPE)
+                .neq(lit("prepaid"))
+                .or(col(n::RECENCY_DAYS).lt_eq(lit(params.prepaid_inactivity_days as f64))),
+        )
+        // churn_date and churn_reason are after T for every active customer: leakage.
+        .drop(cols(["__last_active_bill", "__last_topup_day", "__last_activity", c::CHURN_DATE, c::CHURN_REASON]))
+        .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
+    Ok(collect_streaming(base)?)
+}
+
+/// Services rows held at the end of day T.
+pub(crate) fn held_at(services: LazyFrame, t: NaiveDate) -> LazyFrame {
+    services.filter(col(c::START_DATE).lt_eq(lit(t)).and(col(c::END_DATE).is_null().or(col(c::END_DATE).gt(lit(t)))))
+}

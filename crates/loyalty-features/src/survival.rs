@@ -1,0 +1,268 @@
+//! Survival curves for CLV: a discrete-time Kaplan-Meier estimate per cohort
+//! (plan_type x contract_months x competition_level) over tenure months, with left
+//! truncation (customers who joined before the data are at risk only from the first
+//! billed month on). Thin cells borrow the plan-level hazard, then the overall one;
+//! tenures past the data use the mean hazard of the last 12 observed months.
+//!
+//! [`SurvivalModel`] is the interface CLV uses; the churn-model issue plugs better
+//! models in behind it.
+
+use std::collections::BTreeMap;
+
+use chrono::Months;
+use loyalty_contract::col as c;
+use loyalty_contract::{Table, collect_streaming};
+use polars::prelude::*;
+
+use crate::names as n;
+use crate::per_customer::month_num;
+use crate::{FeatureError, FeatureParams, Tables};
+
+/// Per-customer survival, as CLV needs it.
+pub trait SurvivalModel {
+    /// For each row of `features`, P(still a customer `months` after T).
+    fn survival_at(&self, features: &DataFrame, months: u32) -> PolarsResult<Vec<f64>>;
+    /// For each row, sum_{t=1..n} S(t) / (1+d)^t.
+    fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>>;
+}
+
+/// Cells with fewer customers at risk than this borrow a coarser hazard.
+pub const MIN_AT_RISK: f64 = 30.0;
+
+#[derive(Debug, Clone, Default)]
+pub struct Hazard {
+    pub at_risk: Vec<f64>,
+    pub events: Vec<f64>,
+}
+
+impl Hazard {
+    fn add(&mut self, entry: usize, exit: usize, event: bool) {
+        if self.at_risk.len() <= exit {
+            self.at_risk.resize(exit + 1, 0.0);
+            self.events.resize(exit + 1, 0.0);
+        }
+        for k in entry..=exit {
+            self.at_risk[k] += 1.0;
+        }
+        if event {
+            self.events[exit] += 1.0;
+        }
+    }
+
+    fn rate(&self, k: usize) -> Option<f64> {
+        match (self.at_risk.get(k), self.events.get(k)) {
+            (Some(&r), Some(&e)) if r >= MIN_AT_RISK => Some(e / r),
+            _ => None,
+        }
+    }
+
+    /// Mean hazard over the last 12 tenure months with enough customers at risk.
+    fn tail_rate(&self) -> Option<f64> {
+        let rates: Vec<f64> = (0..self.at_risk.len()).rev().filter_map(|k| self.rate(k)).take(12).collect();
+        (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
+    }
+}
+
+pub type CohortKey = (String, i64, String);
+
+/// Kaplan-Meier hazards by cohort, by plan, and overall.
+#[derive(Debug, Clone, Default)]
+pub struct SurvivalCurves {
+    pub cohorts: BTreeMap<CohortKey, Hazard>,
+    pub plans: BTreeMap<String, Hazard>,
+    pub overall: Hazard,
+}
+
+impl SurvivalCurves {
+    /// The monthly hazard at tenure month k for a cohort, with fallbacks.
+    pub fn hazard(&self, key: &CohortKey, k: usize) -> f64 {
+        let cohort = self.cohorts.get(key);
+        let plan = self.plans.get(&key.0);
+        cohort
+            .and_then(|h| h.rate(k))
+            .or_else(|| plan.and_then(|h| h.rate(k)))
+            .or_else(|| self.overall.rate(k))
+            .or_else(|| cohort.and_then(Hazard::tail_rate))
+            .or_else(|| plan.and_then(Hazard::tail_rate))
+            .or_else(|| self.overall.tail_rate())
+            .unwrap_or(0.0)
+    }
+
+    /// S(t) for t = 1..=n for a customer of `key` at tenure `tenure`.
+    pub fn curve(&self, key: &CohortKey, tenure: usize, n: u32) -> Vec<f64> {
+        let mut s = 1.0;
+        (0..n as usize)
+            .map(|j| {
+                s *= 1.0 - self.hazard(key, tenure + j);
+                s
+            })
+            .collect()
+    }
+
+    /// The curves as a table: cohort, tenure month, at risk, events, hazard, survival.
+    pub fn table(&self) -> PolarsResult<DataFrame> {
+        let (mut plan, mut contract, mut level, mut k, mut risk, mut ev, mut haz, mut surv) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        for ((p, cm, l), h) in &self.cohorts {
+            let mut s = 1.0;
+            for i in 0..h.at_risk.len() {
+                let r = if h.at_risk[i] > 0.0 { h.events[i] / h.at_risk[i] } else { 0.0 };
+                s *= 1.0 - r;
+                plan.push(p.clone());
+                contract.push(*cm);
+                level.push(l.clone());
+                k.push(i as i64);
+                risk.push(h.at_risk[i]);
+                ev.push(h.events[i]);
+                haz.push(r);
+                surv.push(s);
+            }
+        }
+        df!(
+            c::PLAN_TYPE => plan,
+            c::CONTRACT_MONTHS => contract,
+            n::COMPETITION_LEVEL => level,
+            n::TENURE_MONTHS => k,
+            "at_risk" => risk,
+            "events" => ev,
+            "hazard" => haz,
+            "survival" => surv,
+        )
+    }
+
+    fn keys(features: &DataFrame) -> PolarsResult<(Vec<CohortKey>, Vec<usize>)> {
+        let plan = features.column(c::PLAN_TYPE)?.str()?.clone();
+        let contract = features.column(c::CONTRACT_MONTHS)?.cast(&DataType::Int64)?;
+        let contract = contract.i64()?;
+        let level = features.column(n::COMPETITION_LEVEL)?.str()?.clone();
+        let tenure = features.column(n::TENURE_MONTHS)?.cast(&DataType::Int64)?;
+        let tenure = tenure.i64()?;
+        let mut keys = Vec::with_capacity(features.height());
+        let mut tenures = Vec::with_capacity(features.height());
+        for i in 0..features.height() {
+            keys.push((
+                plan.get(i).unwrap_or("").to_string(),
+                contract.get(i).unwrap_or(0),
+                level.get(i).unwrap_or("unknown").to_string(),
+            ));
+            tenures.push(tenure.get(i).unwrap_or(0).max(0) as usize);
+        }
+        Ok((keys, tenures))
+    }
+}
+
+impl SurvivalModel for SurvivalCurves {
+    fn survival_at(&self, features: &DataFrame, months: u32) -> PolarsResult<Vec<f64>> {
+        let (keys, tenures) = Self::keys(features)?;
+        Ok(keys.iter().zip(tenures).map(|(k, t)| *self.curve(k, t, months).last().unwrap_or(&1.0)).collect())
+    }
+
+    fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>> {
+        let (keys, tenures) = Self::keys(features)?;
+        Ok(keys
+            .iter()
+            .zip(tenures)
+            .map(|(k, t)| self.curve(k, t, n).iter().enumerate().map(|(j, s)| s / (1.0 + d).powi(j as i32 + 1)).sum())
+            .collect())
+    }
+}
+
+/// Whole months from `a` to `b` (a date expression each), counting a month only once
+/// its day-of-month is reached.
+fn months_between(a: Expr, b: Expr) -> Expr {
+    let day = |e: Expr| e.dt().day().cast(DataType::Int32);
+    month_num(b.clone()) - month_num(a.clone()) - when(day(b).lt(day(a))).then(lit(1)).otherwise(lit(0))
+}
+
+/// Fit the Kaplan-Meier hazards on the customers known at T.
+pub fn fit_kaplan_meier(tables: &Tables, params: &FeatureParams) -> Result<SurvivalCurves, FeatureError> {
+    let t = params.as_of;
+    let first_bill =
+        collect_streaming(tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min().alias("first")]))?;
+    let first_bill = first_bill.column("first")?.cast(&DataType::Date)?.date()?.physical().get(0);
+    let data_start = match first_bill {
+        Some(days) => lit(days).cast(DataType::Date),
+        None => lit(t.checked_sub_months(Months::new(1)).unwrap_or(t)),
+    };
+    let customers = tables[&Table::Customers].clone().filter(col(c::SIGNUP_DATE).lt_eq(lit(t)));
+    let customers = match tables.get(&Table::Markets) {
+        Some(m) => customers.join(
+            m.clone().select([col(c::MARKET_ID), col(c::COMPETITORS), col(c::COMPETITION_INDEX)]),
+            [col(c::MARKET_ID)],
+            [col(c::MARKET_ID)],
+            JoinArgs::new(JoinType::Left),
+        ),
+        None => customers.with_columns([
+            lit(NULL).cast(DataType::Int64).alias(c::COMPETITORS),
+            lit(NULL).cast(DataType::Float64).alias(c::COMPETITION_INDEX),
+        ]),
+    };
+    let event = col(c::CHURN_DATE).is_not_null().and(col(c::CHURN_DATE).lt_eq(lit(t)));
+    let end = when(event.clone()).then(col(c::CHURN_DATE)).otherwise(lit(t));
+    let df = collect_streaming(
+        customers.select([
+            col(c::PLAN_TYPE),
+            col(c::CONTRACT_MONTHS).fill_null(lit(0)).alias(c::CONTRACT_MONTHS),
+            crate::per_customer::competition_level(params.competition_index_cuts, params.competitors_cuts)
+                .alias(n::COMPETITION_LEVEL),
+            months_between(col(c::SIGNUP_DATE), data_start).clip_min(lit(0)).alias("entry"),
+            months_between(col(c::SIGNUP_DATE), end).clip_min(lit(0)).alias("exit"),
+            event.alias("event"),
+        ]),
+    )?;
+    let plan = df.column(c::PLAN_TYPE)?.str()?;
+    let contract = df.column(c::CONTRACT_MONTHS)?.cast(&DataType::Int64)?;
+    let contract = contract.i64()?;
+    let level = df.column(n::COMPETITION_LEVEL)?.str()?;
+    let entry = df.column("entry")?.cast(&DataType::Int64)?;
+    let entry = entry.i64()?;
+    let exit = df.column("exit")?.cast(&DataType::Int64)?;
+    let exit = exit.i64()?;
+    let ev = df.column("event")?.bool()?;
+    let mut curves = SurvivalCurves::default();
+    for i in 0..df.height() {
+        let (Some(en), Some(ex)) = (entry.get(i), exit.get(i)) else { continue };
+        if ex < en {
+            continue; // left before the data began: not in the risk set
+        }
+        // Tenure is capped at 30 years to bound the arrays.
+        let (en, ex) = (en.min(360) as usize, ex.min(360) as usize);
+        let e = ev.get(i).unwrap_or(false);
+        let p = plan.get(i).unwrap_or("").to_string();
+        let key = (p.clone(), contract.get(i).unwrap_or(0), level.get(i).unwrap_or("unknown").to_string());
+        curves.cohorts.entry(key).or_default().add(en, ex, e);
+        curves.plans.entry(p).or_default().add(en, ex, e);
+        curves.overall.add(en, ex, e);
+    }
+    Ok(curves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kaplan_meier_hazards_and_curve() {
+        // 40 customers at risk from tenure 0; 4 churn at tenure 1, 6 at tenure 3.
+        // h(0) = 0, h(1) = 4/40 = 0.1, h(2) = 0, h(3) = 6/36 = 1/6.
+        let mut h = Hazard::default();
+        for i in 0..40 {
+            match i {
+                0..4 => h.add(0, 1, true),
+                4..10 => h.add(0, 3, true),
+                _ => h.add(0, 5, false),
+            }
+        }
+        let mut curves = SurvivalCurves::default();
+        let key = ("postpaid".to_string(), 12, "high".to_string());
+        curves.cohorts.insert(key.clone(), h);
+        assert!((curves.hazard(&key, 1) - 0.1).abs() < 1e-12);
+        assert!((curves.hazard(&key, 3) - 6.0 / 36.0).abs() < 1e-12);
+        // From tenure 0: S(1) = 1, S(2) = 0.9, S(3) = 0.9, S(4) = 0.9 * 5/6 = 0.75.
+        let s = curves.curve(&key, 0, 4);
+        assert!((s[1] - 0.9).abs() < 1e-12 && (s[3] - 0.75).abs() < 1e-12, "{s:?}");
+        // Past tenure 5 the tail rate (mean of h(0..=5) = (0.1 + 1/6)/6) applies.
+        let tail = (0.1 + 6.0 / 36.0) / 6.0;
+        assert!((curves.hazard(&key, 40) - tail).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,180 @@
+//! Loyalty scores and value: CCV, CPV and CLV (DOMAIN.md sections 1-2).
+//!
+//! CPV's adoption probability P_ij is the adoption rate of service j among
+//! comparable customers: same plan_type, same ARPU quintile and same data-usage
+//! tercile (both within the plan), where "adopted" means held at any time up to T.
+//! Each cell's rate is shrunk toward the base-wide rate with a pseudo-count
+//! (`adoption_prior_weight`), so small cells do not produce 0% or 100%.
+
+use loyalty_contract::col as c;
+use loyalty_contract::{Table, collect_streaming};
+use polars::prelude::*;
+
+use crate::names as n;
+use crate::per_customer::held_at;
+use crate::survival::SurvivalModel;
+use crate::{FeatureError, FeatureParams, Tables, annuity_factor, monthly_discount_rate};
+
+const CELL: &str = "__cell";
+
+/// Percentile rank in [0, 1] (average ties) within `over`; nulls score 0.5.
+/// Inputs are rounded to 6 decimals first: parallel float sums differ in their last
+/// bits from run to run, and ranks must not flip on that noise.
+fn pct_rank(x: Expr, over: Option<&str>) -> PolarsResult<Expr> {
+    let x = x.cast(DataType::Float64).round(6, RoundMode::HalfToEven);
+    let rank =
+        x.clone().rank(RankOptions { method: RankMethod::Average, descending: false }, None).cast(DataType::Float64);
+    let count = x.count().cast(DataType::Float64);
+    let (rank, count) = match over {
+        Some(g) => (rank.over([col(g)])?, count.over([col(g)])?),
+        None => (rank, count),
+    };
+    Ok(when(count.clone().gt(lit(1.0)))
+        .then((rank - lit(1.0)) / (count - lit(1.0)))
+        .otherwise(lit(0.5))
+        .fill_null(lit(0.5)))
+}
+
+/// Quantile bin 0..q-1 of `x` within `over` (nulls in bin 0).
+fn quantile_bin(x: Expr, q: u32, over: &str) -> PolarsResult<Expr> {
+    Ok((pct_rank(x, Some(over))? * lit(f64::from(q)))
+        .floor()
+        .clip(lit(0.0), lit(f64::from(q - 1)))
+        .cast(DataType::Int32))
+}
+
+/// The comparable-customer cell used for adoption rates.
+fn cell_expr() -> PolarsResult<Expr> {
+    Ok(concat_str(
+        [
+            col(c::PLAN_TYPE),
+            quantile_bin(col(n::ARPU_12M), 5, c::PLAN_TYPE)?.cast(DataType::String),
+            quantile_bin(col(n::DATA_MB_3M), 3, c::PLAN_TYPE)?.cast(DataType::String),
+        ],
+        "/",
+        false,
+    ))
+}
+
+/// Estimated P(customer adopts service) for every (active customer, catalog service):
+/// columns customer_id, service, p_adopt, held (at T), monthly_margin.
+pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+    let (Some(services), Some(catalog)) = (tables.get(&Table::Services), tables.get(&Table::ServiceCatalog)) else {
+        return Ok(DataFrame::empty());
+    };
+    let cells = base.clone().lazy().select([col(c::CUSTOMER_ID), cell_expr()?.alias(CELL)]);
+    let catalog = catalog.clone().select([col(c::SERVICE), col(c::MONTHLY_MARGIN)]);
+    let ever = services
+        .clone()
+        .filter(col(c::START_DATE).lt_eq(lit(params.as_of)))
+        .select([col(c::CUSTOMER_ID), col(c::SERVICE)])
+        .unique(None, UniqueKeepStrategy::Any)
+        .join(cells.clone(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Inner));
+    let total = base.height() as f64;
+    let a = params.adoption_prior_weight;
+    let adopters =
+        ever.clone().group_by([col(CELL), col(c::SERVICE)]).agg([len().cast(DataType::Float64).alias("__k")]);
+    let base_rate =
+        ever.group_by([col(c::SERVICE)]).agg([(len().cast(DataType::Float64) / lit(total.max(1.0))).alias("__p0")]);
+    let cell_sizes = cells.clone().group_by([col(CELL)]).agg([len().cast(DataType::Float64).alias("__n")]);
+    // Every cell x service (a cross join through a constant key).
+    let rates = cell_sizes
+        .with_column(lit(1).alias("__one"))
+        .join(
+            catalog.with_column(lit(1).alias("__one")),
+            [col("__one")],
+            [col("__one")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .join(adopters, [col(CELL), col(c::SERVICE)], [col(CELL), col(c::SERVICE)], JoinArgs::new(JoinType::Left))
+        .join(base_rate, [col(c::SERVICE)], [col(c::SERVICE)], JoinArgs::new(JoinType::Left))
+        .select([
+            col(CELL),
+            col(c::SERVICE),
+            col(c::MONTHLY_MARGIN),
+            ((col("__k").fill_null(lit(0.0)) + lit(a) * col("__p0").fill_null(lit(0.0))) / (col("__n") + lit(a)))
+                .alias("p_adopt"),
+        ]);
+    let held = held_at(services.clone(), params.as_of)
+        .select([col(c::CUSTOMER_ID), col(c::SERVICE)])
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_column(lit(true).alias("held"));
+    let out = cells
+        .join(rates, [col(CELL)], [col(CELL)], JoinArgs::new(JoinType::Inner))
+        .join(
+            held,
+            [col(c::CUSTOMER_ID), col(c::SERVICE)],
+            [col(c::CUSTOMER_ID), col(c::SERVICE)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col(c::CUSTOMER_ID),
+            col(c::SERVICE),
+            col("p_adopt"),
+            col("held").fill_null(lit(false)),
+            col(c::MONTHLY_MARGIN),
+        ])
+        .sort([c::CUSTOMER_ID, c::SERVICE], SortMultipleOptions::default());
+    Ok(collect_streaming(out)?)
+}
+
+pub(crate) fn add_scores_and_value(
+    base: DataFrame,
+    tables: &Tables,
+    params: &FeatureParams,
+    survival: &dyn SurvivalModel,
+) -> Result<DataFrame, FeatureError> {
+    let d = monthly_discount_rate(params.annual_discount_rate);
+    let annuity = annuity_factor(d, params.valuation_months);
+
+    // CPV: expected margin of the services not held, at the comparable customers' rates.
+    let adoption = adoption_rates(&base, tables, params)?;
+    let cpv_monthly = if adoption.height() == 0 {
+        base.clone().lazy().select([col(c::CUSTOMER_ID), lit(0.0).alias(n::CPV_MONTHLY)])
+    } else {
+        adoption
+            .lazy()
+            .group_by([col(c::CUSTOMER_ID)])
+            .agg([(col("p_adopt") * col(c::MONTHLY_MARGIN)).filter(col("held").not()).sum().alias(n::CPV_MONTHLY)])
+    };
+
+    let frequency = when(col(c::PLAN_TYPE).eq(lit("prepaid")))
+        .then(col(n::TOPUPS_PER_MONTH))
+        .otherwise(col(n::MONTHS_BILLED).cast(DataType::Float64));
+    let advocacy = lit(0.5) * col(n::REFERRALS_MADE).gt(lit(0.0)).cast(DataType::Float64)
+        + lit(0.5) * (col(n::SURVEY_RECOMMEND) / lit(10.0)).fill_null(lit(0.0));
+    let mut df = base
+        .lazy()
+        .join(cpv_monthly, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+        .with_columns([
+            col(n::CPV_MONTHLY).fill_null(lit(0.0)),
+            (col(n::ARPU_12M) / col(n::ARPU_12M).median().over([col(c::PLAN_TYPE), col(c::MARKET_ID)])? - lit(1.0))
+                .alias(n::PREMIUM_PCT),
+            advocacy.alias(n::ADVOCACY_SCORE),
+            pct_rank(col(n::SURVEYS_ANSWERED) + col(n::CONTACTS_12M) - col(n::COMPLAINTS_12M), None)?
+                .alias(n::ENGAGEMENT_SCORE),
+            ((pct_rank(-col(n::RECENCY_DAYS), None)?
+                + pct_rank(frequency, Some(c::PLAN_TYPE))?
+                + pct_rank(col(n::ARPU_12M), None)?
+                + pct_rank(col(n::TENURE_MONTHS), None)?)
+                / lit(4.0))
+            .alias(n::TRANSACTIONAL_LOYALTY),
+        ])
+        .with_columns([((pct_rank(col(n::PREMIUM_PCT), None)? + col(n::ADVOCACY_SCORE) + col(n::ENGAGEMENT_SCORE))
+            / lit(3.0))
+        .alias(n::EMOTIONAL_LOYALTY)])
+        .with_columns([
+            (col(n::MARGIN_MONTHLY).fill_null(lit(0.0)) * lit(annuity)).alias(n::CCV),
+            (col(n::CPV_MONTHLY) * lit(annuity)).alias(n::CPV),
+        ])
+        .sort([c::CUSTOMER_ID], SortMultipleOptions::default())
+        .collect()?;
+
+    let discounted = survival.discounted_survival(&df, d, params.valuation_months)?;
+    let s_h = survival.survival_at(&df, params.churn_horizon_months)?;
+    let margin = df.column(n::MARGIN_MONTHLY)?.cast(&DataType::Float64)?;
+    let clv: Vec<f64> = margin.f64()?.iter().zip(&discounted).map(|(m, s)| m.unwrap_or(0.0) * s).collect();
+    df.with_column(Column::new(n::CLV.into(), clv))?;
+    df.with_column(Column::new(n::survival_at(params.churn_horizon_months).into(), s_h))?;
+    Ok(df)
+}

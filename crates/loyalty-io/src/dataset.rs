@@ -1,0 +1,209 @@
+//! Finding the tables of a dataset folder and scanning them lazily.
+//!
+//! A table is `<name>.parquet` (a file, or a folder of files) or `<name>/`. Folders
+//! are walked recursively; `key=value` folder names are hive partitions whose values
+//! become columns (as text; the contract layer parses them). Names starting with `_`
+//! or `.` (`_SUCCESS`, `.crc` files) are skipped, as Spark and Hive writers expect.
+//! Every file is checked to be Parquet before any scan, so a stray CSV is named
+//! rather than surfacing as an obscure decoder error.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use loyalty_contract::{RawDataset, RawTable, Table, col};
+use polars::prelude::*;
+
+use crate::error::IoError;
+
+/// A data file of a table and the hive partition values on its path.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub path: PathBuf,
+    pub partitions: Vec<(String, String)>,
+}
+
+/// Where a table lives in `dir`, if it is there.
+pub fn locate_table(dir: &Path, table: Table) -> Result<Option<PathBuf>, IoError> {
+    let file = dir.join(format!("{}.parquet", table.name()));
+    let folder = dir.join(table.name());
+    match (file.exists(), folder.is_dir()) {
+        (true, true) => Err(IoError::Ambiguous { table, first: file, second: folder }),
+        (true, false) => Ok(Some(file)),
+        (false, true) => Ok(Some(folder)),
+        (false, false) => Ok(None),
+    }
+}
+
+fn is_hidden(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with('.')
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every data file under `root` (or `root` itself), sorted by path.
+pub fn list_files(root: &Path) -> Result<Vec<DataFile>, IoError> {
+    let io = |e| IoError::Io { path: root.to_path_buf(), source: e };
+    if root.is_file() {
+        return Ok(vec![DataFile { path: root.to_path_buf(), partitions: vec![] }]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), Vec::<(String, String)>::new())];
+    while let Some((dir, parts)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_hidden(&name) {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                let mut parts = parts.clone();
+                if let Some((k, v)) = name.split_once('=') {
+                    parts.push((k.to_string(), percent_decode(v)));
+                }
+                stack.push((path, parts));
+            } else {
+                out.push(DataFile { path, partitions: parts.clone() });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Fail unless `path` starts and ends with the Parquet magic bytes.
+pub fn check_parquet(path: &Path) -> Result<(), IoError> {
+    let not = |reason: &str| IoError::NotParquet { path: path.to_path_buf(), reason: reason.to_string() };
+    let io = |e| IoError::Io { path: path.to_path_buf(), source: e };
+    let mut f = File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    if len < 12 {
+        return Err(not("file is too short to be Parquet"));
+    }
+    let mut head = [0u8; 4];
+    let mut tail = [0u8; 4];
+    f.read_exact(&mut head).map_err(io)?;
+    f.seek(SeekFrom::End(-4)).map_err(io)?;
+    f.read_exact(&mut tail).map_err(io)?;
+    if &head != b"PAR1" || &tail != b"PAR1" {
+        return Err(not("missing the PAR1 magic bytes (is it CSV, or a truncated write?)"));
+    }
+    Ok(())
+}
+
+fn path_ref(p: &Path) -> PlRefPath {
+    PlRefPath::new(p.to_string_lossy().as_ref())
+}
+
+/// A lazy scan of `files`, with hive partition values added as text columns, and
+/// optionally the source file of each row.
+pub fn scan_files(files: &[DataFile], with_file_column: bool) -> Result<LazyFrame, IoError> {
+    // One scan per partition; partitions with the same keys are concatenated.
+    let mut groups: BTreeMap<Vec<(String, String)>, Vec<PlRefPath>> = BTreeMap::new();
+    for f in files {
+        groups.entry(f.partitions.clone()).or_default().push(path_ref(&f.path));
+    }
+    let mut frames = Vec::new();
+    for (parts, paths) in groups {
+        let args = ScanArgsParquet {
+            hive_options: HiveOptions::new_disabled(),
+            include_file_paths: with_file_column.then(|| col::SOURCE_FILE.into()),
+            ..Default::default()
+        };
+        let first = paths[0].to_string();
+        let mut lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+            .map_err(|e| IoError::Polars { context: format!("scanning {first}"), source: e })?;
+        if !parts.is_empty() {
+            let schema = lf
+                .collect_schema()
+                .map_err(|e| IoError::Polars { context: format!("reading the schema of {first}"), source: e })?;
+            let added: Vec<Expr> = parts
+                .iter()
+                .filter(|(k, _)| schema.get(k.as_str()).is_none())
+                .map(|(k, v)| lit(v.clone()).alias(k.as_str()))
+                .collect();
+            lf = lf.with_columns(added);
+        }
+        frames.push(lf);
+    }
+    if frames.len() == 1 {
+        return Ok(frames.pop().expect("one frame"));
+    }
+    let args = UnionArgs { to_supertypes: true, diagonal: true, rechunk: false, parallel: true, ..Default::default() };
+    concat(frames, args).map_err(|e| IoError::Polars { context: "combining partitions".into(), source: e })
+}
+
+/// Find, check and lazily scan every table of the dataset in `dir`.
+pub fn open_dataset(dir: &Path) -> Result<RawDataset, IoError> {
+    if !dir.is_dir() {
+        return Err(IoError::NoDataset { path: dir.to_path_buf() });
+    }
+    let mut raw = RawDataset::default();
+    for table in Table::ALL {
+        let Some(location) = locate_table(dir, table)? else {
+            if table.required() {
+                return Err(IoError::MissingTable { table, dir: dir.to_path_buf() });
+            }
+            continue;
+        };
+        let files = list_files(&location)?;
+        if files.is_empty() {
+            return Err(IoError::NoFiles { table, path: location });
+        }
+        let keys = |f: &DataFile| f.partitions.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        if let Some(odd) = files.iter().find(|f| keys(f) != keys(&files[0])) {
+            return Err(IoError::MixedPartitions { table, first: files[0].path.clone(), other: odd.path.clone() });
+        }
+        for f in &files {
+            check_parquet(&f.path)?;
+        }
+        let mut lf = scan_files(&files, false)?;
+        let schema = lf.collect_schema().map_err(|e| IoError::Polars {
+            context: format!("reading the schema of {}", location.display()),
+            source: e,
+        })?;
+        let lf_with_files = scan_files(&files, true)?;
+        raw.tables.insert(
+            table,
+            RawTable {
+                lf,
+                lf_with_files,
+                schema: schema.as_ref().clone(),
+                location: location.display().to_string(),
+                files: files.len(),
+            },
+        );
+    }
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_of_partition_values() {
+        assert_eq!(percent_decode("2024-01-01%2000%3A00%3A00"), "2024-01-01 00:00:00");
+        assert_eq!(percent_decode("a%zz"), "a%zz");
+        assert_eq!(percent_decode("50%"), "50%");
+    }
+}

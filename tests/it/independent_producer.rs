@@ -1,0 +1,59 @@
+//! A dataset written by pyarrow (tests/fixtures/make_pyarrow_fixture.py): hive
+//! billing, Int32 ids, Float32 money, timestamp dates, extra columns, `_SUCCESS`.
+
+use serde_json::Value;
+
+use crate::{loyalty, p, repo_root, stderr, stdout};
+
+#[test]
+fn pyarrow_dataset_validates_with_the_hand_counted_summary() {
+    let data = repo_root().join("tests/fixtures/pyarrow_dataset");
+    let o = loyalty(&["validate", "--data", p(&data), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s: Value = serde_json::from_str(&stdout(&o)).expect("json summary");
+    assert_eq!(s["customers"], 6);
+    assert_eq!(s["active_customers"], 5);
+    assert_eq!(s["markets"], 3);
+    assert_eq!(s["plan_mix"]["postpaid"], 4);
+    assert_eq!(s["plan_mix"]["prepaid"], 2);
+    assert_eq!(s["billing"]["rows"], 16);
+    assert_eq!(s["billing"]["months"], 3);
+    assert_eq!(s["billing"]["first_month"], "2024-01-01");
+    assert_eq!(s["billing"]["last_month"], "2024-03-01");
+    // Charges: 10*id + month for each billed (id, month); see the fixture script.
+    // Jan: ids 1..5 -> 150 + 5*1; Feb: ids 1..6 -> 210 + 6*2; Mar: ids 1,2,3,5,6 -> 170 + 5*3.
+    let total = s["billing"]["total_charge"].as_f64().unwrap();
+    assert!((total - (155.0 + 222.0 + 185.0)).abs() < 1e-3, "{total}");
+    assert_eq!(s["surveys"]["surveys"], 4);
+    assert_eq!(s["surveys"]["customers_surveyed"], 3);
+    assert_eq!(s["churn"]["churned"], 1);
+    // One churn (2024-02-20) inside the billed months, over 16 customer-months.
+    assert!((s["churn"]["monthly_churn_rate"].as_f64().unwrap() - 1.0 / 16.0).abs() < 1e-12);
+    let tables: Vec<&str> = s["tables"].as_array().unwrap().iter().map(|t| t["table"].as_str().unwrap()).collect();
+    assert_eq!(
+        tables,
+        [
+            "markets",
+            "service_catalog",
+            "customers",
+            "billing",
+            "services",
+            "topups",
+            "interactions",
+            "surveys",
+            "referrals"
+        ]
+    );
+}
+
+#[test]
+fn pyarrow_dataset_runs_and_writes_summary() {
+    let data = repo_root().join("tests/fixtures/pyarrow_dataset");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = loyalty(&["run", "--data", p(&data), "--out", p(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["dataset"]["billing"]["rows"], 16);
+    assert!(!out.join("rejects").exists());
+}
