@@ -44,8 +44,14 @@ pub fn epoch_days(d: NaiveDate) -> i32 {
 /// customer_id, with the survival model used for CLV.
 pub fn customer_features(tables: &Tables, params: &FeatureParams) -> Result<(DataFrame, SurvivalCurves), FeatureError> {
     params.check()?;
+    let started = std::time::Instant::now();
     let base = per_customer::assemble(tables, params)?;
+    tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
     let curves = survival::fit_kaplan_meier(tables, params)?;
+    tracing::debug!("survival curves in {:.2}s", started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
     let df = value::add_scores_and_value(base, tables, params, &curves)?;
+    tracing::debug!("scores and value in {:.2}s", started.elapsed().as_secs_f64());
     Ok((df, curves))
 }

@@ -39,18 +39,6 @@ fn ratio(num: Expr, den: Expr) -> Expr {
     when(den.clone().gt(lit(0.0))).then(num / den).otherwise(lit(NULL).cast(DataType::Float64))
 }
 
-/// The sums an OLS slope of `y` on `x` needs, over the rows where `cond` holds and y is known.
-fn slope_sums(prefix: &str, cond: Expr, x: Expr, y: Expr) -> Vec<Expr> {
-    let ok = cond.and(y.clone().is_not_null());
-    vec![
-        count_if(ok.clone()).alias(format!("__{prefix}_n")),
-        sum_if(ok.clone(), x.clone()).alias(format!("__{prefix}_sx")),
-        sum_if(ok.clone(), y.clone()).alias(format!("__{prefix}_sy")),
-        sum_if(ok.clone(), x.clone() * f(y)).alias(format!("__{prefix}_sxy")),
-        sum_if(ok, x.clone() * x).alias(format!("__{prefix}_sxx")),
-    ]
-}
-
 /// slope = (n Sxy - Sx Sy) / (n Sxx - Sx^2); null with fewer than two points.
 fn slope(prefix: &str) -> Expr {
     let g = |s: &str| col(format!("__{prefix}_{s}"));
@@ -60,82 +48,118 @@ fn slope(prefix: &str) -> Expr {
         .otherwise(lit(NULL).cast(DataType::Float64))
 }
 
-/// Billing, pass 1: per customer, the last known bill and activity.
-fn billing_pass1(known: LazyFrame) -> LazyFrame {
+/// Billing in one streaming pass: per customer, the last known bill and activity,
+/// and windows of 3, 6 and 12 calendar months ending with the last month whose bill
+/// is known at T (k = 0 is that month). A month without a bill simply has no row, so
+/// "arpu_3m" is the mean over the customer's bills in those three months.
+fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeatureParams) -> LazyFrame {
     let usage = f(col(c::VOICE_MINUTES)).fill_null(lit(0.0))
         + f(col(c::DATA_MB)).fill_null(lit(0.0))
         + f(col(c::SMS_COUNT)).fill_null(lit(0.0))
         + col(c::TOTAL_CHARGE);
-    known.group_by([col(c::CUSTOMER_ID)]).agg([
+    let k = lit(month_num_of(last_known)) - month_num(col(c::BILL_MONTH));
+    let charge = col(c::TOTAL_CHARGE);
+    let unpaid = col(c::DAYS_LATE)
+        .is_null()
+        .and(col(c::AMOUNT_PAID).is_not_null())
+        .and(col(c::AMOUNT_PAID).lt(charge.clone()))
+        .fill_null(lit(false));
+    let late = col(c::DAYS_LATE).gt(lit(0)).fill_null(lit(false)).or(unpaid);
+    // Per-row terms are computed once; the group-by then only sums products.
+    let w = |months: i32| col("__k").lt(lit(months)).cast(DataType::Float64);
+    let known_f = |name: &str| col(name).is_not_null().cast(DataType::Float64);
+    // Whole history: three cheap aggregations. The windows need the last 12 months only
+    // (with hive partitions by month, the other files are not even opened).
+    let history = known.clone().group_by([col(c::CUSTOMER_ID)]).agg([
         col(c::BILL_MONTH).max().alias(n::LAST_BILL_MONTH),
         len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
-        col(c::BILL_MONTH).filter(usage.gt(lit(0.0))).max().alias("__last_active_bill"),
-    ])
-}
-
-/// Billing, pass 2: windows counted back from each customer's last known bill
-/// (k = 0 is that bill), so "the last 3 billed months" are the customer's own.
-fn billing_pass2(known: LazyFrame, pass1: LazyFrame, params: &FeatureParams) -> LazyFrame {
-    let k = month_num(col(n::LAST_BILL_MONTH)) - month_num(col(c::BILL_MONTH));
-    let charge = col(c::TOTAL_CHARGE);
-    let margin = (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate));
-    let discount = col(c::DISCOUNT).fill_null(lit(0.0));
-    let late = col(c::DAYS_LATE).gt(lit(0)).fill_null(lit(false));
-    let unpaid =
-        col(c::DAYS_LATE).is_null().and(col(c::AMOUNT_PAID).is_not_null()).and(col(c::AMOUNT_PAID).lt(charge.clone()));
-    let (w3, w6, w12) = (col("__k").lt(lit(3)), col("__k").lt(lit(6)), col("__k").lt(lit(12)));
-    let x = -f(col("__k"));
-    let mut aggs = vec![
-        count_if(w3.clone()).alias("__n3"),
-        sum_if(w3.clone(), charge.clone()).alias("__charge3"),
-        sum_if(w3.clone(), margin).alias("__margin3"),
-        count_if(w3.clone().and(col(c::DATA_MB).is_not_null())).alias("__data_n3"),
-        sum_if(w3, col(c::DATA_MB)).alias("__data3"),
-        count_if(w12.clone()).alias("__n12"),
-        sum_if(w12.clone(), charge.clone()).alias("__charge12"),
-        sum_if(w12.clone(), charge.clone() * charge.clone()).alias("__charge_sq12"),
-        sum_if(w12.clone(), discount.clone()).alias("__discount12"),
-        sum_if(w12.clone(), charge.clone() + discount).alias("__gross12"),
-        count_if(w12.clone().and(late.or(unpaid.fill_null(lit(false))))).alias("__late12"),
-        col(c::DAYS_LATE).filter(w12.clone()).max().cast(DataType::Float64).alias(n::MAX_DAYS_LATE_12M),
-        sum_if(w12.and(col(c::AMOUNT_PAID).is_not_null()), (charge.clone() - col(c::AMOUNT_PAID)).clip_min(lit(0.0)))
-            .alias(n::UNPAID_AMOUNT_12M),
-    ];
-    aggs.extend(slope_sums("charge", w6.clone(), x.clone(), charge));
-    aggs.extend(slope_sums("voice", w6.clone(), x.clone(), col(c::VOICE_MINUTES)));
-    aggs.extend(slope_sums("data", w6.clone(), x.clone(), col(c::DATA_MB)));
-    aggs.extend(slope_sums("late", w6, x, col(c::DAYS_LATE)));
-    known
-        .join(
-            pass1.select([col(c::CUSTOMER_ID), col(n::LAST_BILL_MONTH)]),
-            [col(c::CUSTOMER_ID)],
-            [col(c::CUSTOMER_ID)],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .with_column(k.alias("__k"))
-        .group_by([col(c::CUSTOMER_ID)])
-        .agg(aggs)
+        when(usage.gt(lit(0.0)))
+            .then(col(c::BILL_MONTH))
+            .otherwise(lit(NULL).cast(DataType::Date))
+            .max()
+            .alias("__last_active_bill"),
+    ]);
+    let first_window_month = last_known.checked_sub_months(Months::new(11)).unwrap_or(last_known);
+    let rows = known
+        .filter(col(c::BILL_MONTH).gt_eq(lit(first_window_month)))
         .select([
             col(c::CUSTOMER_ID),
-            ratio(col("__charge3"), col("__n3")).alias(n::ARPU_3M),
-            ratio(col("__charge12"), col("__n12")).alias(n::ARPU_12M),
-            ratio(col("__margin3"), col("__n3")).alias(n::MARGIN_MONTHLY),
-            ratio(col("__data3"), col("__data_n3")).alias(n::DATA_MB_3M),
-            slope("charge").alias(n::CHARGE_TREND),
-            {
-                let mean = col("__charge12") / col("__n12");
-                let var = (col("__charge_sq12") / col("__n12") - mean.clone() * mean.clone()).clip_min(lit(0.0));
-                ratio(var.sqrt(), mean)
-            }
-            .alias(n::CHARGE_VOLATILITY),
-            ratio(col("__discount12"), col("__gross12")).alias(n::DISCOUNT_SHARE_12M),
-            slope("voice").alias(n::VOICE_TREND),
-            slope("data").alias(n::DATA_TREND),
-            ratio(col("__late12"), col("__n12")).alias(n::LATE_PAYMENT_RATE_12M),
-            col(n::MAX_DAYS_LATE_12M),
-            col(n::UNPAID_AMOUNT_12M),
-            slope("late").alias(n::DAYS_LATE_TREND),
+            k.alias("__k"),
+            charge.clone().alias("__y"),
+            (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate)).alias("__margin"),
+            col(c::DISCOUNT).fill_null(lit(0.0)).alias("__disc"),
+            late.cast(DataType::Float64).alias("__late"),
+            f(col(c::DAYS_LATE)).alias("__dl"),
+            (charge.clone() - col(c::AMOUNT_PAID)).clip_min(lit(0.0)).fill_null(lit(0.0)).alias("__unpaid"),
+            f(col(c::VOICE_MINUTES)).alias("__voice"),
+            f(col(c::DATA_MB)).alias("__data"),
         ])
+        .with_columns([w(3).alias("__w3"), w(6).alias("__w6"), w(12).alias("__w12"), (-f(col("__k"))).alias("__x")])
+        .with_columns([
+            (col("__w6") * known_f("__voice")).alias("__ok_voice"),
+            (col("__w6") * known_f("__data")).alias("__ok_data"),
+            (col("__w6") * known_f("__dl")).alias("__ok_late"),
+            (col("__w3") * known_f("__data")).alias("__ok_data3"),
+        ]);
+    let s = |e: Expr, name: &str| e.sum().alias(name);
+    let z = |name: &str| col(name).fill_null(lit(0.0));
+    let mut aggs = vec![
+        s(col("__w3"), "__n3"),
+        s(col("__y") * col("__w3"), "__charge3"),
+        s(col("__margin") * col("__w3"), "__margin3"),
+        s(col("__ok_data3"), "__data_n3"),
+        s(z("__data") * col("__w3"), "__data3"),
+        s(col("__w12"), "__n12"),
+        s(col("__y") * col("__w12"), "__charge12"),
+        s(col("__y") * col("__y") * col("__w12"), "__charge_sq12"),
+        s(col("__disc") * col("__w12"), "__discount12"),
+        s(col("__late") * col("__w12"), "__late12"),
+        // Outside the window the product is 0, and days late are >= 0.
+        (col("__dl") * col("__w12")).max().alias("__max_late"),
+        s(known_f("__dl") * col("__w12"), "__late_known12"),
+        s(col("__unpaid") * col("__w12"), n::UNPAID_AMOUNT_12M),
+    ];
+    // OLS slope sums over the last 6 months; x = -k (0 for the last month).
+    for (prefix, y, ok) in [
+        ("charge", "__y", "__w6"),
+        ("voice", "__voice", "__ok_voice"),
+        ("data", "__data", "__ok_data"),
+        ("late", "__dl", "__ok_late"),
+    ] {
+        aggs.push(s(col(ok), &format!("__{prefix}_n")));
+        aggs.push(s(col("__x") * col(ok), &format!("__{prefix}_sx")));
+        aggs.push(s(z(y) * col(ok), &format!("__{prefix}_sy")));
+        aggs.push(s(col("__x") * z(y) * col(ok), &format!("__{prefix}_sxy")));
+        aggs.push(s(col("__x") * col("__x") * col(ok), &format!("__{prefix}_sxx")));
+    }
+    let windows = rows.group_by([col(c::CUSTOMER_ID)]).agg(aggs).select([
+        col(c::CUSTOMER_ID),
+        ratio(col("__charge3"), col("__n3")).alias(n::ARPU_3M),
+        ratio(col("__charge12"), col("__n12")).alias(n::ARPU_12M),
+        ratio(col("__margin3"), col("__n3")).alias(n::MARGIN_MONTHLY),
+        ratio(col("__data3"), col("__data_n3")).alias(n::DATA_MB_3M),
+        slope("charge").alias(n::CHARGE_TREND),
+        {
+            let mean = col("__charge12") / col("__n12");
+            let var = (col("__charge_sq12") / col("__n12") - mean.clone() * mean.clone()).clip_min(lit(0.0));
+            ratio(var.sqrt(), mean)
+        }
+        .alias(n::CHARGE_VOLATILITY),
+        ratio(col("__discount12"), col("__charge12") + col("__discount12")).alias(n::DISCOUNT_SHARE_12M),
+        slope("voice").alias(n::VOICE_TREND),
+        slope("data").alias(n::DATA_TREND),
+        ratio(col("__late12"), col("__n12")).alias(n::LATE_PAYMENT_RATE_12M),
+        // Null when no bill of the last 12 months says how late it was paid.
+        when(col("__late_known12").gt(lit(0.0)))
+            .then(col("__max_late"))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias(n::MAX_DAYS_LATE_12M),
+        col(n::UNPAID_AMOUNT_12M),
+        slope("late").alias(n::DAYS_LATE_TREND),
+    ]);
+    history
+        .join(windows, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+        .with_column(col(n::UNPAID_AMOUNT_12M).fill_null(lit(0.0)))
 }
 
 pub(crate) fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
@@ -161,6 +185,14 @@ pub(crate) fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
 }
 
 fn left(base: LazyFrame, other: LazyFrame) -> LazyFrame {
+    let other = if std::env::var_os("LOYALTY_PROFILE").is_some() {
+        let started = std::time::Instant::now();
+        let df = collect_streaming(other).expect("profile");
+        tracing::debug!("profile: {:?} {} rows in {:.2}s", df.get_column_names().get(1), df.height(), started.elapsed().as_secs_f64());
+        df.lazy()
+    } else {
+        other
+    };
     base.join(other, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
 }
 
@@ -175,9 +207,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
 
     let customers = tables[&Table::Customers].clone().filter(col(c::SIGNUP_DATE).lt_eq(lit(t)));
     let known = tables[&Table::Billing].clone().filter(col(c::BILL_MONTH).lt_eq(lit(lkbm)));
-    let pass1 = billing_pass1(known.clone());
-    let pass2 = billing_pass2(known, pass1.clone(), params);
-
+    let billing = billing_features(known, lkbm, params);
     let mut base = customers.with_columns([(lit(t_month)
         - month_num(col(c::SIGNUP_DATE))
         - when(day_of(col(c::SIGNUP_DATE)).gt(lit(chrono::Datelike::day(&t) as i32))).then(lit(1)).otherwise(lit(0)))
@@ -200,7 +230,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             lit("unknown").alias(n::COMPETITION_LEVEL),
         ]),
     };
-    base = left(left(base, pass1), pass2);
+    base = left(base, billing);
 
     // Top-ups: frequency and last activity.
     if let Some(topups) = tables.get(&Table::Topups) {
@@ -243,17 +273,30 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     let mut survey_cols = vec![n::SURVEY_OVERALL.to_string(), n::SURVEY_RECOMMEND.to_string()];
     survey_cols.extend(c::ASPECTS.iter().map(|a| n::survey_aspect(a)));
     if let Some(surveys) = tables.get(&Table::Surveys) {
-        let latest = |name: &str| {
-            col(name).sort_by([col(c::SURVEY_DATE)], SortMultipleOptions::default()).last().cast(DataType::Float64)
-        };
-        let mut aggs = vec![
+        let known = surveys.clone().filter(col(c::SURVEY_DATE).lt_eq(lit(t)));
+        let counts = known.clone().group_by([col(c::CUSTOMER_ID)]).agg([
             len().cast(DataType::Float64).alias(n::SURVEYS_ANSWERED),
-            (lit(t_days) - day_num(col(c::SURVEY_DATE)).max()).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS),
-            latest(c::OVERALL).alias(n::SURVEY_OVERALL),
-            latest(c::RECOMMEND).alias(n::SURVEY_RECOMMEND),
+            col(c::SURVEY_DATE).max().alias("__latest"),
+        ]);
+        // The latest survey's scores (several on the same day: the highest of each).
+        let mut scores = vec![
+            col(c::OVERALL).max().cast(DataType::Float64).alias(n::SURVEY_OVERALL),
+            col(c::RECOMMEND).max().cast(DataType::Float64).alias(n::SURVEY_RECOMMEND),
         ];
-        aggs.extend(c::ASPECTS.iter().map(|a| latest(a).alias(n::survey_aspect(a))));
-        let agg = surveys.clone().filter(col(c::SURVEY_DATE).lt_eq(lit(t))).group_by([col(c::CUSTOMER_ID)]).agg(aggs);
+        scores.extend(c::ASPECTS.iter().map(|a| col(*a).max().cast(DataType::Float64).alias(n::survey_aspect(a))));
+        let latest = known
+            .join(
+                counts.clone(),
+                [col(c::CUSTOMER_ID), col(c::SURVEY_DATE)],
+                [col(c::CUSTOMER_ID), col("__latest")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .group_by([col(c::CUSTOMER_ID)])
+            .agg(scores);
+        let agg = counts
+            .with_column((lit(t_days) - day_num(col("__latest"))).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS))
+            .drop(cols(["__latest"]))
+            .join(latest, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left));
         base = left(base, agg);
     } else {
         base = base.with_columns([

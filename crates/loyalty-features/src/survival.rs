@@ -130,40 +130,53 @@ impl SurvivalCurves {
         )
     }
 
-    fn keys(features: &DataFrame) -> PolarsResult<(Vec<CohortKey>, Vec<usize>)> {
-        let plan = features.column(c::PLAN_TYPE)?.str()?.clone();
-        let contract = features.column(c::CONTRACT_MONTHS)?.cast(&DataType::Int64)?;
-        let contract = contract.i64()?;
-        let level = features.column(n::COMPETITION_LEVEL)?.str()?.clone();
-        let tenure = features.column(n::TENURE_MONTHS)?.cast(&DataType::Int64)?;
-        let tenure = tenure.i64()?;
-        let mut keys = Vec::with_capacity(features.height());
-        let mut tenures = Vec::with_capacity(features.height());
-        for i in 0..features.height() {
-            keys.push((
-                plan.get(i).unwrap_or("").to_string(),
-                contract.get(i).unwrap_or(0),
-                level.get(i).unwrap_or("unknown").to_string(),
-            ));
-            tenures.push(tenure.get(i).unwrap_or(0).max(0) as usize);
-        }
-        Ok((keys, tenures))
+    /// Evaluate `f(curve)` once per distinct (cohort, tenure) of `features`, in row order.
+    fn per_row(&self, features: &DataFrame, n: u32, f: impl Fn(&[f64]) -> f64) -> PolarsResult<Vec<f64>> {
+        let keys = [c::PLAN_TYPE, c::CONTRACT_MONTHS, n::COMPETITION_LEVEL, n::TENURE_MONTHS];
+        let rows = features
+            .clone()
+            .lazy()
+            .select([
+                col(c::PLAN_TYPE).fill_null(lit("")),
+                col(c::CONTRACT_MONTHS).cast(DataType::Int64).fill_null(lit(0)),
+                col(n::COMPETITION_LEVEL).fill_null(lit("unknown")),
+                col(n::TENURE_MONTHS).cast(DataType::Int64).fill_null(lit(0)).clip_min(lit(0)),
+            ])
+            .with_row_index("__row", None);
+        let distinct = rows.clone().select(keys.map(col)).unique(None, UniqueKeepStrategy::Any).collect()?;
+        let plan = distinct.column(c::PLAN_TYPE)?.str()?;
+        let contract = distinct.column(c::CONTRACT_MONTHS)?.i64()?;
+        let level = distinct.column(n::COMPETITION_LEVEL)?.str()?;
+        let tenure = distinct.column(n::TENURE_MONTHS)?.i64()?;
+        let values: Vec<f64> = (0..distinct.height())
+            .map(|i| {
+                let key = (
+                    plan.get(i).unwrap_or("").to_string(),
+                    contract.get(i).unwrap_or(0),
+                    level.get(i).unwrap_or("unknown").to_string(),
+                );
+                f(&self.curve(&key, tenure.get(i).unwrap_or(0) as usize, n))
+            })
+            .collect();
+        let mut distinct = distinct;
+        distinct.with_column(Column::new("__value".into(), values))?;
+        let on: Vec<Expr> = keys.map(col).to_vec();
+        let out = rows
+            .join(distinct.lazy(), on.clone(), on, JoinArgs::new(JoinType::Left))
+            .sort(["__row"], SortMultipleOptions::default())
+            .select([col("__value")])
+            .collect()?;
+        Ok(out.column("__value")?.f64()?.into_no_null_iter().collect())
     }
 }
 
 impl SurvivalModel for SurvivalCurves {
     fn survival_at(&self, features: &DataFrame, months: u32) -> PolarsResult<Vec<f64>> {
-        let (keys, tenures) = Self::keys(features)?;
-        Ok(keys.iter().zip(tenures).map(|(k, t)| *self.curve(k, t, months).last().unwrap_or(&1.0)).collect())
+        self.per_row(features, months, |s| *s.last().unwrap_or(&1.0))
     }
 
     fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>> {
-        let (keys, tenures) = Self::keys(features)?;
-        Ok(keys
-            .iter()
-            .zip(tenures)
-            .map(|(k, t)| self.curve(k, t, n).iter().enumerate().map(|(j, s)| s / (1.0 + d).powi(j as i32 + 1)).sum())
-            .collect())
+        self.per_row(features, n, |s| s.iter().enumerate().map(|(j, s)| s / (1.0 + d).powi(j as i32 + 1)).sum())
     }
 }
 

@@ -56,13 +56,13 @@ fn cell_expr() -> PolarsResult<Expr> {
     ))
 }
 
-/// Estimated P(customer adopts service) for every (active customer, catalog service):
-/// columns customer_id, service, p_adopt, held (at T), monthly_margin.
-pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+/// Adoption rate of every catalog service in every comparable-customer cell:
+/// columns `__cell`, service, monthly_margin, p_adopt; and each customer's cell.
+fn cell_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<Option<(LazyFrame, LazyFrame)>, FeatureError> {
     let (Some(services), Some(catalog)) = (tables.get(&Table::Services), tables.get(&Table::ServiceCatalog)) else {
-        return Ok(DataFrame::empty());
+        return Ok(None);
     };
-    let cells = base.clone().lazy().select([col(c::CUSTOMER_ID), cell_expr()?.alias(CELL)]);
+    let cells = base.clone().lazy().select([col(c::CUSTOMER_ID), cell_expr()?.alias(CELL)]).collect()?.lazy();
     let catalog = catalog.clone().select([col(c::SERVICE), col(c::MONTHLY_MARGIN)]);
     let ever = services
         .clone()
@@ -72,20 +72,14 @@ pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams)
         .join(cells.clone(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Inner));
     let total = base.height() as f64;
     let a = params.adoption_prior_weight;
-    let adopters =
-        ever.clone().group_by([col(CELL), col(c::SERVICE)]).agg([len().cast(DataType::Float64).alias("__k")]);
+    let adopters = ever.clone().group_by([col(CELL), col(c::SERVICE)]).agg([len().cast(DataType::Float64).alias("__k")]);
     let base_rate =
         ever.group_by([col(c::SERVICE)]).agg([(len().cast(DataType::Float64) / lit(total.max(1.0))).alias("__p0")]);
     let cell_sizes = cells.clone().group_by([col(CELL)]).agg([len().cast(DataType::Float64).alias("__n")]);
     // Every cell x service (a cross join through a constant key).
     let rates = cell_sizes
         .with_column(lit(1).alias("__one"))
-        .join(
-            catalog.with_column(lit(1).alias("__one")),
-            [col("__one")],
-            [col("__one")],
-            JoinArgs::new(JoinType::Inner),
-        )
+        .join(catalog.with_column(lit(1).alias("__one")), [col("__one")], [col("__one")], JoinArgs::new(JoinType::Inner))
         .join(adopters, [col(CELL), col(c::SERVICE)], [col(CELL), col(c::SERVICE)], JoinArgs::new(JoinType::Left))
         .join(base_rate, [col(c::SERVICE)], [col(c::SERVICE)], JoinArgs::new(JoinType::Left))
         .select([
@@ -94,15 +88,28 @@ pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams)
             col(c::MONTHLY_MARGIN),
             ((col("__k").fill_null(lit(0.0)) + lit(a) * col("__p0").fill_null(lit(0.0))) / (col("__n") + lit(a)))
                 .alias("p_adopt"),
-        ]);
-    let held = held_at(services.clone(), params.as_of)
-        .select([col(c::CUSTOMER_ID), col(c::SERVICE)])
-        .unique(None, UniqueKeepStrategy::Any)
-        .with_column(lit(true).alias("held"));
+        ])
+        .collect()?
+        .lazy();
+    Ok(Some((rates, cells)))
+}
+
+fn held(tables: &Tables, params: &FeatureParams) -> Option<LazyFrame> {
+    tables.get(&Table::Services).map(|s| {
+        held_at(s.clone(), params.as_of).select([col(c::CUSTOMER_ID), col(c::SERVICE)]).unique(None, UniqueKeepStrategy::Any)
+    })
+}
+
+/// Estimated P(customer adopts service) for every (active customer, catalog service):
+/// columns customer_id, service, p_adopt, held (at T), monthly_margin.
+pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+    let (Some((rates, cells)), Some(held)) = (cell_rates(base, tables, params)?, held(tables, params)) else {
+        return Ok(DataFrame::empty());
+    };
     let out = cells
         .join(rates, [col(CELL)], [col(CELL)], JoinArgs::new(JoinType::Inner))
         .join(
-            held,
+            held.with_column(lit(true).alias("held")),
             [col(c::CUSTOMER_ID), col(c::SERVICE)],
             [col(c::CUSTOMER_ID), col(c::SERVICE)],
             JoinArgs::new(JoinType::Left),
@@ -118,6 +125,28 @@ pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams)
     Ok(collect_streaming(out)?)
 }
 
+/// CPV per month: the cell's expected margin over all services, less the services
+/// the customer already holds.
+fn cpv_monthly(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<LazyFrame, FeatureError> {
+    let (Some((rates, cells)), Some(held)) = (cell_rates(base, tables, params)?, held(tables, params)) else {
+        return Ok(base.clone().lazy().select([col(c::CUSTOMER_ID), lit(0.0).alias(n::CPV_MONTHLY)]));
+    };
+    let value = (col("p_adopt") * col(c::MONTHLY_MARGIN)).alias("__v");
+    let per_cell = rates.clone().group_by([col(CELL)]).agg([value.clone().sum().alias("__all")]);
+    let held_value = held
+        .join(cells.clone(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Inner))
+        .join(rates, [col(CELL), col(c::SERVICE)], [col(CELL), col(c::SERVICE)], JoinArgs::new(JoinType::Inner))
+        .group_by([col(c::CUSTOMER_ID)])
+        .agg([value.sum().alias("__held")]);
+    Ok(cells
+        .join(per_cell, [col(CELL)], [col(CELL)], JoinArgs::new(JoinType::Left))
+        .join(held_value, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+        .select([
+            col(c::CUSTOMER_ID),
+            (col("__all").fill_null(lit(0.0)) - col("__held").fill_null(lit(0.0))).alias(n::CPV_MONTHLY),
+        ]))
+}
+
 pub(crate) fn add_scores_and_value(
     base: DataFrame,
     tables: &Tables,
@@ -128,15 +157,10 @@ pub(crate) fn add_scores_and_value(
     let annuity = annuity_factor(d, params.valuation_months);
 
     // CPV: expected margin of the services not held, at the comparable customers' rates.
-    let adoption = adoption_rates(&base, tables, params)?;
-    let cpv_monthly = if adoption.height() == 0 {
-        base.clone().lazy().select([col(c::CUSTOMER_ID), lit(0.0).alias(n::CPV_MONTHLY)])
-    } else {
-        adoption
-            .lazy()
-            .group_by([col(c::CUSTOMER_ID)])
-            .agg([(col("p_adopt") * col(c::MONTHLY_MARGIN)).filter(col("held").not()).sum().alias(n::CPV_MONTHLY)])
-    };
+    let started = std::time::Instant::now();
+    let cpv_monthly = cpv_monthly(&base, tables, params)?.collect()?.lazy();
+    tracing::debug!("cpv: {:.2}s", started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
 
     let frequency = when(col(c::PLAN_TYPE).eq(lit("prepaid")))
         .then(col(n::TOPUPS_PER_MONTH))
@@ -170,11 +194,14 @@ pub(crate) fn add_scores_and_value(
         .sort([c::CUSTOMER_ID], SortMultipleOptions::default())
         .collect()?;
 
+    tracing::debug!("scores: {:.2}s", started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
     let discounted = survival.discounted_survival(&df, d, params.valuation_months)?;
     let s_h = survival.survival_at(&df, params.churn_horizon_months)?;
     let margin = df.column(n::MARGIN_MONTHLY)?.cast(&DataType::Float64)?;
     let clv: Vec<f64> = margin.f64()?.iter().zip(&discounted).map(|(m, s)| m.unwrap_or(0.0) * s).collect();
     df.with_column(Column::new(n::CLV.into(), clv))?;
     df.with_column(Column::new(n::survival_at(params.churn_horizon_months).into(), s_h))?;
+    tracing::debug!("survival per customer: {:.2}s", started.elapsed().as_secs_f64());
     Ok(df)
 }
