@@ -1,7 +1,8 @@
 -- The per-customer aggregate stage of `loyalty features --stage aggregates`, in DuckDB SQL.
 -- Placeholders: {data} dataset folder, {as_of} T, {lkbm} last bill month known at T,
 -- {t12} T minus 12 months, {margin_rate}, {billing} the billing glob, {hive} true/false.
--- Same definitions as crates/loyalty-features/src/per_customer.rs.
+-- Same definitions as crates/loyalty-features/src/per_customer.rs: windows are the 3, 6
+-- and 12 calendar months ending with the last month whose bill is known at T.
 COPY (
 WITH known AS (
     SELECT * FROM read_parquet('{billing}', hive_partitioning = {hive}, union_by_name = true)
@@ -11,12 +12,13 @@ p1 AS (
     SELECT customer_id,
            max(bill_month) AS last_bill_month,
            count(*) AS months_billed,
-           max(bill_month) FILTER (WHERE coalesce(voice_minutes, 0) + coalesce(data_mb, 0) + coalesce(sms_count, 0) + total_charge > 0) AS last_active_bill
+           max(bill_month) FILTER (WHERE bill_month > DATE '{lkbm}' - INTERVAL 12 MONTH
+               AND coalesce(voice_minutes, 0) + coalesce(data_mb, 0) + coalesce(sms_count, 0) + total_charge > 0) AS last_active_bill
     FROM known GROUP BY customer_id
 ),
 j AS (
-    SELECT k.*, (year(p1.last_bill_month) * 12 + month(p1.last_bill_month)) - (year(k.bill_month) * 12 + month(k.bill_month)) AS kk
-    FROM known k JOIN p1 USING (customer_id)
+    SELECT k.*, (year(DATE '{lkbm}') * 12 + month(DATE '{lkbm}')) - (year(k.bill_month) * 12 + month(k.bill_month)) AS kk
+    FROM known k WHERE k.bill_month > DATE '{lkbm}' - INTERVAL 12 MONTH
 ),
 p2 AS (
     SELECT customer_id,
@@ -40,7 +42,7 @@ tp AS (
         count(*) FILTER (WHERE ts::DATE > DATE '{t12}')::DOUBLE AS topups_12m,
         coalesce(sum(amount) FILTER (WHERE ts::DATE > DATE '{t12}'), 0) AS topup_amount_12m,
         max(ts::DATE) AS last_topup
-    FROM read_parquet('{data}/topups.parquet') WHERE ts::DATE <= DATE '{as_of}' GROUP BY customer_id
+    FROM read_parquet('{data}/topups.parquet') WHERE ts::DATE <= DATE '{as_of}' AND ts::DATE > DATE '{t12}' GROUP BY customer_id
 ),
 ia AS (
     SELECT customer_id,
@@ -55,8 +57,8 @@ sv AS (
     SELECT customer_id,
         count(*)::DOUBLE AS surveys_answered,
         (DATE '{as_of}' - max(survey_date))::DOUBLE AS survey_age_days,
-        arg_max(overall, survey_date)::DOUBLE AS survey_overall,
-        arg_max(recommend, survey_date)::DOUBLE AS survey_recommend
+        arg_max_null(overall, survey_date)::DOUBLE AS survey_overall,
+        arg_max_null(recommend, survey_date)::DOUBLE AS survey_recommend
     FROM read_parquet('{data}/surveys.parquet') WHERE survey_date <= DATE '{as_of}' GROUP BY customer_id
 ),
 rf AS (
@@ -85,12 +87,12 @@ SELECT b.customer_id, b.tenure_months, coalesce(p1.months_billed, 0) AS months_b
     coalesce(sv.surveys_answered, 0) AS surveys_answered, sv.survey_age_days, sv.survey_overall, sv.survey_recommend,
     coalesce(rf.referrals_made, 0) AS referrals_made, coalesce(rf.referrals_12m, 0) AS referrals_12m,
     coalesce(sh.services_held, 0) AS services_held, coalesce(sh.services_margin_monthly, 0) AS services_margin_monthly,
-    (DATE '{as_of}' - coalesce(greatest(least(last_day(p1.last_active_bill), DATE '{as_of}'), tp.last_topup), b.signup_date))::DOUBLE AS recency_days
+    (DATE '{as_of}' - coalesce(greatest(CASE WHEN p1.last_active_bill IS NOT NULL THEN least(last_day(p1.last_active_bill), DATE '{as_of}') END, tp.last_topup), greatest(b.signup_date, DATE '{t12}')))::DOUBLE AS recency_days
 FROM base b
 LEFT JOIN p1 USING (customer_id) LEFT JOIN p2 USING (customer_id) LEFT JOIN tp USING (customer_id)
 LEFT JOIN ia USING (customer_id) LEFT JOIN sv USING (customer_id) LEFT JOIN rf USING (customer_id) LEFT JOIN sh USING (customer_id)
 WHERE (b.churn_date IS NULL OR b.churn_date > DATE '{as_of}')
   AND (b.plan_type <> 'prepaid'
-       OR (DATE '{as_of}' - coalesce(greatest(least(last_day(p1.last_active_bill), DATE '{as_of}'), tp.last_topup), b.signup_date)) <= {inactivity_days})
+       OR (DATE '{as_of}' - coalesce(greatest(CASE WHEN p1.last_active_bill IS NOT NULL THEN least(last_day(p1.last_active_bill), DATE '{as_of}') END, tp.last_topup), greatest(b.signup_date, DATE '{t12}'))) <= {inactivity_days})
 ORDER BY b.customer_id
 ) TO '{out}' (FORMAT parquet);

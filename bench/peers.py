@@ -62,15 +62,15 @@ def run_polars(data, as_of, out):
         pl.col("voice_minutes").fill_null(0) + pl.col("data_mb").fill_null(0)
         + pl.col("sms_count").cast(pl.Float64).fill_null(0) + pl.col("total_charge")
     )
+    mn = lambda c: pl.col(c).dt.year().cast(pl.Int32) * 12 + pl.col(c).dt.month().cast(pl.Int32)
     p1 = known.group_by("customer_id").agg(
         pl.col("bill_month").max().alias("last_bill_month"),
         pl.len().alias("months_billed"),
-        pl.col("bill_month").filter(usage > 0).max().alias("last_active_bill"),
+        pl.col("bill_month").filter((usage > 0) & (mn("bill_month") > lkbm.year * 12 + lkbm.month - 12)).max().alias("last_active_bill"),
     )
     mn = lambda c: pl.col(c).dt.year().cast(pl.Int32) * 12 + pl.col(c).dt.month().cast(pl.Int32)
-    j = known.join(p1.select("customer_id", "last_bill_month"), on="customer_id").with_columns(
-        (mn("last_bill_month") - mn("bill_month")).alias("k")
-    )
+    lk = lkbm.year * 12 + lkbm.month
+    j = known.with_columns((pl.lit(lk) - mn("bill_month")).alias("k")).filter(pl.col("k") < 12)
     x = -pl.col("k").cast(pl.Float64)
 
     def slope(y, w):
@@ -94,8 +94,10 @@ def run_polars(data, as_of, out):
         margin.filter(w3).mean().alias("margin_monthly"),
         pl.col("data_mb").filter(w3).mean().alias("data_mb_3m"),
         slope("total_charge", w6).alias("charge_trend_per_month"),
-        (ch.filter(w12).std(ddof=0) / ch.filter(w12).mean()).alias("charge_volatility_cv"),
-        (pl.col("discount").fill_null(0).filter(w12).sum() / (ch + pl.col("discount").fill_null(0)).filter(w12).sum()).alias("discount_share_12m"),
+        pl.when(ch.filter(w12).mean() > 0).then(ch.filter(w12).std(ddof=0) / ch.filter(w12).mean()).alias("charge_volatility_cv"),
+        pl.when((ch + pl.col("discount").fill_null(0)).filter(w12).sum() > 0)
+        .then(pl.col("discount").fill_null(0).filter(w12).sum() / (ch + pl.col("discount").fill_null(0)).filter(w12).sum())
+        .alias("discount_share_12m"),
         slope("voice_minutes", w6).alias("voice_trend_min_per_month"),
         slope("data_mb", w6).alias("data_trend_mb_per_month"),
         late.filter(w12).cast(pl.Float64).mean().alias("late_payment_rate_12m"),
@@ -105,7 +107,7 @@ def run_polars(data, as_of, out):
     )
     day = pl.col("ts").cast(pl.Date)
     tp = (
-        pl.scan_parquet(d / "topups.parquet").filter(day <= t).group_by("customer_id")
+        pl.scan_parquet(d / "topups.parquet").filter((day <= t) & (day > t12)).group_by("customer_id")
         .agg((day > t12).sum().cast(pl.Float64).alias("topups_12m"),
              pl.col("amount").filter(day > t12).sum().alias("topup_amount_12m"),
              day.max().alias("last_topup"))
@@ -142,8 +144,10 @@ def run_polars(data, as_of, out):
     base = c.with_columns(tenure.alias("tenure_months"))
     for other in (p1, p2, tp, ia, sv, rf, sh):
         base = base.join(other, on="customer_id", how="left")
-    bill_act = pl.min_horizontal(pl.col("last_active_bill").dt.month_end(), pl.lit(t))
-    last = pl.max_horizontal(bill_act, pl.col("last_topup")).fill_null(pl.col("signup_date"))
+    bill_act = pl.when(pl.col("last_active_bill").is_not_null()).then(
+        pl.min_horizontal(pl.col("last_active_bill").dt.month_end(), pl.lit(t))
+    )
+    last = pl.max_horizontal(bill_act, pl.col("last_topup")).fill_null(pl.max_horizontal(pl.col("signup_date"), pl.lit(t12)))
     recency = (pl.lit(t) - last).dt.total_days().cast(pl.Float64)
     zero = ["months_billed", "unpaid_amount_12m", "topups_12m", "topup_amount_12m", "complaints_12m", "contacts_12m",
             "unresolved_12m", "channels_used_12m", "surveys_answered", "referrals_made", "referrals_12m",

@@ -19,6 +19,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = os.environ.get("BIN", str(ROOT / "target" / "release" / "loyalty"))
 WORK = ROOT / "bench-data"
+PEER_PY = os.environ.get("PEER_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
+AS_OF = "2024-12-31"
 
 
 def measure(cmd):
@@ -93,10 +95,80 @@ def main():
         lines.append(f"| {name} | {rows['billing']:,} | {wall:.1f} s | {rows['billing'] / wall:,.0f} | {rss:,.0f} MiB |")
         print(lines[-1], flush=True)
     lines += ["", "Command: `loyalty validate --data DIR --format json`.", ""]
+    lines += features_section()
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     if os.environ.get("KEEP_BENCH_DATA") != "1":
         shutil.rmtree(WORK, ignore_errors=True)
     print("wrote BENCHMARKS.md")
+
+
+def peer_versions():
+    out = subprocess.run(
+        [PEER_PY, "-c", "import duckdb, polars; print(duckdb.__version__, polars.__version__)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    return out[0], out[1]
+
+
+def features_section():
+    """`loyalty features` vs DuckDB and python-polars on the same files, one run."""
+    duckdb_v, polars_v = peer_versions()
+    lines = [
+        "## Features (`loyalty features`) vs DuckDB and python-polars",
+        "",
+        f"Peers: DuckDB {duckdb_v} (SQL in `bench/features.sql`, 2 threads) and python-polars {polars_v} "
+        "(lazy, streaming engine; `bench/peers.py`), on the same Parquet files, as of "
+        f"T = {AS_OF}. The peers compute the per-customer aggregate stage (`--stage aggregates`: "
+        "billing windows, top-ups, care contacts, surveys, referrals, services, active base); "
+        "`bench/compare.py` checks that all three give the same numbers in every common column. "
+        "The full `loyalty features` adds validation of every contract rule, scores, CPV and "
+        "Kaplan-Meier CLV. The bare scan (`loyalty scan`) reads and sums every billing column: the floor.",
+        "",
+        "| customers x months | billing rows | engine | what | wall time | billing rows/s | peak RSS | vs loyalty aggregates |",
+        "|---|---:|---|---|---:|---:|---:|---:|",
+    ]
+    checks = []
+    for customers in (1_000_000, 5_000_000):
+        data = WORK / f"gen-{customers // 1000}k-24"
+        if not (data / "customers.parquet").exists():
+            measure([BIN, "--quiet", "gen", "--out", str(data), "--customers", str(customers), "--months", "24", "--seed", "7"])
+        rows = rows_of(data / "truth" / "ground_truth.json")["billing"]
+        out = WORK / "out"
+        out.mkdir(exist_ok=True)
+        runs = [
+            ("loyalty", "aggregates (--skip-validation --stage aggregates)",
+             [BIN, "--quiet", "features", "--data", str(data), "--as-of", AS_OF, "--skip-validation",
+              "--stage", "aggregates", "--out", str(out / "loyalty-agg.parquet")]),
+            ("DuckDB", "aggregates", [PEER_PY, str(ROOT / "bench" / "peers.py"), "duckdb", str(data), AS_OF, str(out / "duckdb.parquet")]),
+            ("python-polars", "aggregates", [PEER_PY, str(ROOT / "bench" / "peers.py"), "polars", str(data), AS_OF, str(out / "polars.parquet")]),
+            ("loyalty", "full: validate + features + scores + CPV + CLV",
+             [BIN, "--quiet", "features", "--data", str(data), "--as-of", AS_OF, "--out", str(out / "loyalty-full.parquet")]),
+            ("loyalty", "full without validation (--skip-validation)",
+             [BIN, "--quiet", "features", "--data", str(data), "--as-of", AS_OF, "--skip-validation", "--out", str(out / "loyalty-full-skip.parquet")]),
+            ("loyalty", "bare scan of billing (`loyalty scan`)", [BIN, "--quiet", "scan", "--data", str(data)]),
+        ]
+        base = None
+        for engine, what, cmd in runs:
+            wall, rss = measure(cmd)
+            base = base or wall
+            lines.append(
+                f"| {customers:,} x 24 | {rows:,} | {engine} | {what} | {wall:.1f} s | {rows / wall:,.0f} | {rss:,.0f} MiB | {wall / base:.2f}x |"
+            )
+            print(lines[-1], flush=True)
+            if "bare scan" in what:
+                scan = wall
+        agg = base
+        full = [l for l in lines if "full: validate" in l and f"{customers:,} x" in l]
+        lines.append(f"| {customers:,} x 24 | | loyalty | aggregates / bare scan | | | | {agg / scan:.2f}x |")
+        result = subprocess.run(
+            [PEER_PY, str(ROOT / "bench" / "compare.py"), str(out / "loyalty-agg.parquet"), str(out / "duckdb.parquet"), str(out / "polars.parquet")],
+            capture_output=True, text=True,
+        )
+        checks.append(f"- {customers:,} x 24: " + result.stdout.strip().replace("\n", "; ").replace(str(out) + "/", ""))
+        if result.returncode != 0:
+            sys.exit("the engines disagree: " + result.stdout)
+    lines += ["", "Same numbers check (`bench/compare.py`, 1e-6 relative):", *checks, ""]
+    return lines
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ pub enum Command {
     Features(FeaturesArgs),
     /// Run the pipeline: validate, then write every output into --out.
     Run(RunArgs),
+    /// Read every billing column once and sum it: the I/O floor that benchmarks compare with.
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,6 +82,9 @@ pub struct DataArgs {
     /// Set rows that break the contract aside (counted, written to rejects) instead of failing.
     #[arg(long, env = "LOYALTY_LENIENT")]
     pub lenient: bool,
+    /// Trust the input: coerce types but check no row rule (for data validated upstream).
+    #[arg(long, env = "LOYALTY_SKIP_VALIDATION", conflicts_with = "lenient")]
+    pub skip_validation: bool,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +127,22 @@ pub struct FeaturesArgs {
     /// Output Parquet file (written whole or not at all).
     #[arg(long, env = "LOYALTY_FEATURES_OUT")]
     pub out: PathBuf,
+    /// `aggregates`: only the streaming per-customer aggregates (no scores, CPV, CLV).
+    #[arg(long, value_enum, default_value_t = Stage::All)]
+    pub stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    All,
+    Aggregates,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Dataset folder (see SCHEMA.md).
+    #[arg(long, env = "LOYALTY_DATA")]
+    pub data: PathBuf,
 }
 
 #[derive(Debug, Args)]

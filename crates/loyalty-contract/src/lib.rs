@@ -13,7 +13,7 @@ pub mod validate;
 
 pub use error::{ContractError, SchemaProblem};
 pub use spec::{Kind, Table, col};
-pub use validate::{RawDataset, RawTable, TableReport, Validated, ValidationReport, Violation, validate};
+pub use validate::{RawDataset, RawTable, TableReport, Validated, ValidationReport, Violation, trust, validate};
 
 use polars::prelude::{DataFrame, Engine, LazyFrame, PolarsResult};
 

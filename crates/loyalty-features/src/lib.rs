@@ -40,6 +40,12 @@ pub fn epoch_days(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
 }
 
+/// Only the streaming per-customer aggregates of the active base (no scores, CPV, CLV).
+pub fn customer_aggregates(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+    params.check()?;
+    per_customer::assemble(tables, params)
+}
+
 /// The features of every customer active at `params.as_of`, one row each, sorted by
 /// customer_id, with the survival model used for CLV.
 pub fn customer_features(tables: &Tables, params: &FeatureParams) -> Result<(DataFrame, SurvivalCurves), FeatureError> {

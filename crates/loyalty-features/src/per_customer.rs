@@ -31,9 +31,6 @@ fn count_if(cond: Expr) -> Expr {
     cond.fill_null(lit(false)).cast(DataType::Float64).sum()
 }
 
-fn sum_if(cond: Expr, value: Expr) -> Expr {
-    when(cond.fill_null(lit(false))).then(f(value)).otherwise(lit(0.0)).sum()
-}
 
 fn ratio(num: Expr, den: Expr) -> Expr {
     when(den.clone().gt(lit(0.0))).then(num / den).otherwise(lit(NULL).cast(DataType::Float64))
@@ -57,7 +54,6 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
         + f(col(c::DATA_MB)).fill_null(lit(0.0))
         + f(col(c::SMS_COUNT)).fill_null(lit(0.0))
         + col(c::TOTAL_CHARGE);
-    let k = lit(month_num_of(last_known)) - month_num(col(c::BILL_MONTH));
     let charge = col(c::TOTAL_CHARGE);
     let unpaid = col(c::DAYS_LATE)
         .is_null()
@@ -65,26 +61,30 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
         .and(col(c::AMOUNT_PAID).lt(charge.clone()))
         .fill_null(lit(false));
     let late = col(c::DAYS_LATE).gt(lit(0)).fill_null(lit(false)).or(unpaid);
-    // Per-row terms are computed once; the group-by then only sums products.
-    let w = |months: i32| col("__k").lt(lit(months)).cast(DataType::Float64);
-    let known_f = |name: &str| col(name).is_not_null().cast(DataType::Float64);
-    // Whole history: three cheap aggregations. The windows need the last 12 months only
-    // (with hive partitions by month, the other files are not even opened).
+    // Whole history: two cheap aggregations of two columns. Everything else needs
+    // the last 12 months only (with hive partitions by month, older files are not
+    // even opened).
     let history = known.clone().group_by([col(c::CUSTOMER_ID)]).agg([
         col(c::BILL_MONTH).max().alias(n::LAST_BILL_MONTH),
         len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
-        when(usage.gt(lit(0.0)))
-            .then(col(c::BILL_MONTH))
-            .otherwise(lit(NULL).cast(DataType::Date))
-            .max()
-            .alias("__last_active_bill"),
     ]);
     let first_window_month = last_known.checked_sub_months(Months::new(11)).unwrap_or(last_known);
+    let since = |months: u32| lit(last_known.checked_sub_months(Months::new(months)).unwrap_or(last_known));
+    let known_f = |name: &str| col(name).is_not_null().cast(DataType::Float64);
+    // Per-row terms are computed once; the group-by then only sums products. Every
+    // row here is in the 12-month window; x = -k is whole months before the last
+    // known month (bill months are firsts of months, so days / 30.4375 rounds exactly).
     let rows = known
         .filter(col(c::BILL_MONTH).gt_eq(lit(first_window_month)))
         .select([
             col(c::CUSTOMER_ID),
-            k.alias("__k"),
+            when(usage.gt(lit(0.0))).then(col(c::BILL_MONTH)).otherwise(lit(NULL).cast(DataType::Date)).alias("__active"),
+            ((col(c::BILL_MONTH).cast(DataType::Int32) - lit(crate::epoch_days(last_known))).cast(DataType::Float64)
+                / lit(30.4375))
+            .round(0, RoundMode::HalfToEven)
+            .alias("__x"),
+            col(c::BILL_MONTH).gt_eq(since(2)).cast(DataType::Float64).alias("__w3"),
+            col(c::BILL_MONTH).gt_eq(since(5)).cast(DataType::Float64).alias("__w6"),
             charge.clone().alias("__y"),
             (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate)).alias("__margin"),
             col(c::DISCOUNT).fill_null(lit(0.0)).alias("__disc"),
@@ -94,7 +94,6 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
             f(col(c::VOICE_MINUTES)).alias("__voice"),
             f(col(c::DATA_MB)).alias("__data"),
         ])
-        .with_columns([w(3).alias("__w3"), w(6).alias("__w6"), w(12).alias("__w12"), (-f(col("__k"))).alias("__x")])
         .with_columns([
             (col("__w6") * known_f("__voice")).alias("__ok_voice"),
             (col("__w6") * known_f("__data")).alias("__ok_data"),
@@ -104,20 +103,20 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
     let s = |e: Expr, name: &str| e.sum().alias(name);
     let z = |name: &str| col(name).fill_null(lit(0.0));
     let mut aggs = vec![
+        col("__active").max().alias("__last_active_bill"),
         s(col("__w3"), "__n3"),
         s(col("__y") * col("__w3"), "__charge3"),
         s(col("__margin") * col("__w3"), "__margin3"),
         s(col("__ok_data3"), "__data_n3"),
         s(z("__data") * col("__w3"), "__data3"),
-        s(col("__w12"), "__n12"),
-        s(col("__y") * col("__w12"), "__charge12"),
-        s(col("__y") * col("__y") * col("__w12"), "__charge_sq12"),
-        s(col("__disc") * col("__w12"), "__discount12"),
-        s(col("__late") * col("__w12"), "__late12"),
-        // Outside the window the product is 0, and days late are >= 0.
-        (col("__dl") * col("__w12")).max().alias("__max_late"),
-        s(known_f("__dl") * col("__w12"), "__late_known12"),
-        s(col("__unpaid") * col("__w12"), n::UNPAID_AMOUNT_12M),
+        len().cast(DataType::Float64).alias("__n12"),
+        s(col("__y"), "__charge12"),
+        s(col("__y") * col("__y"), "__charge_sq12"),
+        s(col("__disc"), "__discount12"),
+        s(col("__late"), "__late12"),
+        col("__dl").max().alias("__max_late"),
+        col("__dl").count().cast(DataType::Float64).alias("__late_known12"),
+        s(col("__unpaid"), n::UNPAID_AMOUNT_12M),
     ];
     // OLS slope sums over the last 6 months; x = -k (0 for the last month).
     for (prefix, y, ok) in [
@@ -134,6 +133,7 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
     }
     let windows = rows.group_by([col(c::CUSTOMER_ID)]).agg(aggs).select([
         col(c::CUSTOMER_ID),
+        col("__last_active_bill"),
         ratio(col("__charge3"), col("__n3")).alias(n::ARPU_3M),
         ratio(col("__charge12"), col("__n12")).alias(n::ARPU_12M),
         ratio(col("__margin3"), col("__n3")).alias(n::MARGIN_MONTHLY),
@@ -184,16 +184,14 @@ pub(crate) fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
         .otherwise(lit("unknown"))
 }
 
-fn left(base: LazyFrame, other: LazyFrame) -> LazyFrame {
-    let other = if std::env::var_os("LOYALTY_PROFILE").is_some() {
-        let started = std::time::Instant::now();
-        let df = collect_streaming(other).expect("profile");
-        tracing::debug!("profile: {:?} {} rows in {:.2}s", df.get_column_names().get(1), df.height(), started.elapsed().as_secs_f64());
-        df.lazy()
-    } else {
-        other
-    };
-    base.join(other, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+/// Join a per-customer aggregate onto the base. The aggregate is computed on the
+/// streaming engine (it reads an event table); the joins run in memory on the small
+/// one-row-per-customer frames.
+fn left(base: LazyFrame, other: LazyFrame) -> PolarsResult<LazyFrame> {
+    let started = std::time::Instant::now();
+    let df = collect_streaming(other)?;
+    tracing::debug!("aggregate {:?}: {} rows in {:.2}s", df.get_column_names().get(1), df.height(), started.elapsed().as_secs_f64());
+    Ok(base.join(df.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left)))
 }
 
 /// The active base at T with every per-customer aggregate joined on.
@@ -230,17 +228,21 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             lit("unknown").alias(n::COMPETITION_LEVEL),
         ]),
     };
-    base = left(base, billing);
+    base = left(base, billing)?;
 
     // Top-ups: frequency and last activity.
     if let Some(topups) = tables.get(&Table::Topups) {
         let day = day_num(col(c::TS));
-        let agg = topups.clone().filter(day.clone().lt_eq(lit(t_days))).group_by([col(c::CUSTOMER_ID)]).agg([
-            count_if(day.clone().gt(lit(t_12))).alias(n::TOPUPS_12M),
-            sum_if(day.clone().gt(lit(t_12)), col(c::AMOUNT)).alias(n::TOPUP_AMOUNT_12M),
-            day.max().alias("__last_topup_day"),
-        ]);
-        base = left(base, agg);
+        let agg = topups
+            .clone()
+            .filter(day.clone().lt_eq(lit(t_days)).and(day.clone().gt(lit(t_12))))
+            .group_by([col(c::CUSTOMER_ID)])
+            .agg([
+                len().cast(DataType::Float64).alias(n::TOPUPS_12M),
+                col(c::AMOUNT).sum().alias(n::TOPUP_AMOUNT_12M),
+                day.max().alias("__last_topup_day"),
+            ]);
+        base = left(base, agg)?;
     } else {
         base = base.with_columns([
             lit(0.0).alias(n::TOPUPS_12M),
@@ -262,7 +264,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 count_if(col(c::RESOLVED).eq(lit(false))).alias(n::UNRESOLVED_12M),
                 col(c::CHANNEL).n_unique().cast(DataType::Float64).alias(n::CHANNELS_USED_12M),
             ]);
-        base = left(base, agg);
+        base = left(base, agg)?;
     } else {
         base = base.with_columns(
             [n::COMPLAINTS_12M, n::CONTACTS_12M, n::UNRESOLVED_12M, n::CHANNELS_USED_12M].map(|x| lit(0.0).alias(x)),
@@ -297,7 +299,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             .with_column((lit(t_days) - day_num(col("__latest"))).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS))
             .drop(cols(["__latest"]))
             .join(latest, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left));
-        base = left(base, agg);
+        base = left(base, agg)?;
     } else {
         base = base.with_columns([
             lit(0.0).alias(n::SURVEYS_ANSWERED),
@@ -314,7 +316,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             len().cast(DataType::Float64).alias(n::REFERRALS_MADE),
             count_if(day_num(col(c::REFERRAL_DATE)).gt(lit(t_12))).alias(n::REFERRALS_12M),
         ]);
-        base = left(base, agg);
+        base = left(base, agg)?;
     } else {
         base = base.with_columns([lit(0.0).alias(n::REFERRALS_MADE), lit(0.0).alias(n::REFERRALS_12M)]);
     }
@@ -333,7 +335,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 col(c::SERVICE).n_unique().cast(DataType::Float64).alias(n::SERVICES_HELD),
                 col(c::MONTHLY_MARGIN).sum().alias(n::SERVICES_MARGIN_MONTHLY),
             ]);
-        base = left(base, agg);
+        base = left(base, agg)?;
     } else {
         base = base.with_columns([lit(0.0).alias(n::SERVICES_HELD), lit(0.0).alias(n::SERVICES_MARGIN_MONTHLY)]);
     }
@@ -360,9 +362,13 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         .with_columns(zero_filled.map(|x| col(x).fill_null(lit(0))).to_vec())
         .with_column(last_activity.alias("__last_activity"))
         .with_columns([
-            (lit(t_days) - col("__last_activity").fill_null(day_num(col(c::SIGNUP_DATE))))
-                .cast(DataType::Float64)
-                .alias(n::RECENCY_DAYS),
+            // Activity is looked for in the last 12 months: without any, recency
+            // counts from the window's start (or signup, if later).
+            (lit(t_days)
+                - col("__last_activity")
+                    .fill_null(polars::lazy::dsl::max_horizontal([day_num(col(c::SIGNUP_DATE)), lit(t_12)])?))
+            .cast(DataType::Float64)
+            .alias(n::RECENCY_DAYS),
             (col(n::TOPUPS_12M) / f(col(n::TENURE_MONTHS).clip(lit(1), lit(12)))).alias(n::TOPUPS_PER_MONTH),
             when(col(c::CONTRACT_MONTHS).gt(lit(0)))
                 .then(col(c::CONTRACT_MONTHS) - col(n::TENURE_MONTHS) % col(c::CONTRACT_MONTHS))
@@ -381,7 +387,10 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         // churn_date and churn_reason are after T for every active customer: leakage.
         .drop(cols(["__last_active_bill", "__last_topup_day", "__last_activity", c::CHURN_DATE, c::CHURN_REASON]))
         .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
-    Ok(collect_streaming(base)?)
+    let started = std::time::Instant::now();
+    let out = base.collect()?;
+    tracing::debug!("assembled {} customers in {:.2}s", out.height(), started.elapsed().as_secs_f64());
+    Ok(out)
 }
 
 /// Services rows held at the end of day T.

@@ -29,7 +29,7 @@ fn create(path: &Path) -> Result<File, IoError> {
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), IoError> {
     let file = create(path)?;
     ParquetWriter::new(BufWriter::new(file))
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(ParquetCompression::Snappy)
         .finish(df)
         .map_err(pl_err(path))?;
     Ok(())
@@ -79,7 +79,7 @@ impl AppendWriter {
     pub fn create(path: &Path, schema: &Schema) -> Result<Self, IoError> {
         let file = create(path)?;
         let writer = ParquetWriter::new(BufWriter::new(file))
-            .with_compression(ParquetCompression::Zstd(None))
+            .with_compression(ParquetCompression::Snappy)
             .batched(schema)
             .map_err(pl_err(path))?;
         Ok(Self { path: path.to_path_buf(), writer })

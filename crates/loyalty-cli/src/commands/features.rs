@@ -8,7 +8,7 @@ use loyalty_features::FeatureParams;
 use polars::prelude::*;
 use tracing::info;
 
-use crate::cli::{FeaturesArgs, ModelArgs};
+use crate::cli::{FeaturesArgs, ModelArgs, Stage};
 use crate::commands::load_validated;
 
 /// The end of the last billed month in the (clean) billing table.
@@ -49,7 +49,13 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let validated = load_validated(&args.data)?;
     let params = feature_params(&args.model, &validated)?;
-    let (mut df, _) = loyalty_features::customer_features(&validated.tables, &params).context("computing features")?;
+    let mut df = match args.stage {
+        Stage::All => loyalty_features::customer_features(&validated.tables, &params).context("computing features")?.0,
+        Stage::Aggregates => {
+            loyalty_features::customer_aggregates(&validated.tables, &params).context("computing features")?
+        }
+    };
+    tracing::debug!("computed {} rows in {:.2}s", df.height(), started.elapsed().as_secs_f64());
     loyalty_io::write_parquet_atomic(&mut df, &args.out)?;
     info!(
         "wrote {} customers active at {} to {} in {:.2}s",
