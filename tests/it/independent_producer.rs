@@ -1,6 +1,7 @@
 //! A dataset written by pyarrow (tests/fixtures/make_pyarrow_fixture.py): hive
 //! billing, Int32 ids, Float32 money, timestamp dates, extra columns, `_SUCCESS`.
 
+use polars::prelude::*;
 use serde_json::Value;
 
 use crate::{loyalty, p, repo_root, stderr, stdout};
@@ -55,5 +56,36 @@ fn pyarrow_dataset_runs_and_writes_summary() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["dataset"]["billing"]["rows"], 16);
+    // T defaults to the end of the last billed month; customer 4 churned 2024-02-20.
+    assert_eq!(s["as_of"], "2024-03-31");
+    assert_eq!(s["active_customers_at_as_of"], 5);
     assert!(!out.join("rejects").exists());
+    let path = out.join("customers.parquet");
+    let customers = LazyFrame::scan_parquet(PlRefPath::new(p(&path)), Default::default()).unwrap().collect().unwrap();
+    let ids: Vec<i64> = customers.column("customer_id").unwrap().i64().unwrap().into_no_null_iter().collect();
+    assert_eq!(ids, [1, 2, 3, 5, 6]);
+    for column in ["ccv", "cpv", "clv", "arpu_3m", "tenure_months", "competition_level"] {
+        assert!(customers.column(column).is_ok(), "{column} missing");
+    }
+    // Customer 1: charges 11, 12, 13 in Jan..Mar (10 * id + month), cost 6 each.
+    let arpu = customers.column("arpu_3m").unwrap().f64().unwrap().get(0).unwrap();
+    assert!((arpu - 12.0).abs() < 1e-9, "{arpu}");
+    let margin = customers.column("margin_monthly").unwrap().f64().unwrap().get(0).unwrap();
+    assert!((margin - 6.0).abs() < 1e-9, "{margin}");
+    assert!(out.join("survival.parquet").exists());
+}
+
+#[test]
+fn features_command_writes_one_row_per_active_customer() {
+    let data = repo_root().join("tests/fixtures/pyarrow_dataset");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("features.parquet");
+    let o = loyalty(&["features", "--data", p(&data), "--as-of", "2024-02-29", "--out", p(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let df = LazyFrame::scan_parquet(PlRefPath::new(p(&out)), Default::default()).unwrap().collect().unwrap();
+    // At 2024-02-29 customer 4 (churned 2024-02-20) is gone; customer 5 (signed up
+    // 2024-01-10) is in; six signed up in all.
+    let ids: Vec<i64> = df.column("customer_id").unwrap().i64().unwrap().into_no_null_iter().collect();
+    assert_eq!(ids, [1, 2, 3, 5, 6]);
+    assert!(df.column("churn_date").is_err(), "no future information in the output");
 }
