@@ -13,6 +13,11 @@ use clap::Parser;
 use loyalty_contract::ContractError;
 use loyalty_io::IoError;
 
+// Polars allocates and frees large buffers all the time; jemalloc (as python-polars
+// uses on Linux) is faster than the system allocator at it and returns memory.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The input broke the contract; the message says where and how.
 #[derive(Debug)]
 pub struct InputRejected(pub String);

@@ -31,7 +31,6 @@ fn count_if(cond: Expr) -> Expr {
     cond.fill_null(lit(false)).cast(DataType::Float64).sum()
 }
 
-
 fn ratio(num: Expr, den: Expr) -> Expr {
     when(den.clone().gt(lit(0.0))).then(num / den).otherwise(lit(NULL).cast(DataType::Float64))
 }
@@ -64,10 +63,10 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
     // Whole history: two cheap aggregations of two columns. Everything else needs
     // the last 12 months only (with hive partitions by month, older files are not
     // even opened).
-    let history = known.clone().group_by([col(c::CUSTOMER_ID)]).agg([
-        col(c::BILL_MONTH).max().alias(n::LAST_BILL_MONTH),
-        len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
-    ]);
+    let history = known
+        .clone()
+        .group_by([col(c::CUSTOMER_ID)])
+        .agg([col(c::BILL_MONTH).max().alias(n::LAST_BILL_MONTH), len().cast(DataType::Int64).alias(n::MONTHS_BILLED)]);
     let first_window_month = last_known.checked_sub_months(Months::new(11)).unwrap_or(last_known);
     let since = |months: u32| lit(last_known.checked_sub_months(Months::new(months)).unwrap_or(last_known));
     let known_f = |name: &str| col(name).is_not_null().cast(DataType::Float64);
@@ -78,7 +77,10 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
         .filter(col(c::BILL_MONTH).gt_eq(lit(first_window_month)))
         .select([
             col(c::CUSTOMER_ID),
-            when(usage.gt(lit(0.0))).then(col(c::BILL_MONTH)).otherwise(lit(NULL).cast(DataType::Date)).alias("__active"),
+            when(usage.gt(lit(0.0)))
+                .then(col(c::BILL_MONTH))
+                .otherwise(lit(NULL).cast(DataType::Date))
+                .alias("__active"),
             ((col(c::BILL_MONTH).cast(DataType::Int32) - lit(crate::epoch_days(last_known))).cast(DataType::Float64)
                 / lit(30.4375))
             .round(0, RoundMode::HalfToEven)
@@ -190,7 +192,12 @@ pub(crate) fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
 fn left(base: LazyFrame, other: LazyFrame) -> PolarsResult<LazyFrame> {
     let started = std::time::Instant::now();
     let df = collect_streaming(other)?;
-    tracing::debug!("aggregate {:?}: {} rows in {:.2}s", df.get_column_names().get(1), df.height(), started.elapsed().as_secs_f64());
+    tracing::debug!(
+        "aggregate {:?}: {} rows in {:.2}s",
+        df.get_column_names().get(1),
+        df.height(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(base.join(df.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left)))
 }
 

@@ -58,7 +58,11 @@ fn cell_expr() -> PolarsResult<Expr> {
 
 /// Adoption rate of every catalog service in every comparable-customer cell:
 /// columns `__cell`, service, monthly_margin, p_adopt; and each customer's cell.
-fn cell_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<Option<(LazyFrame, LazyFrame)>, FeatureError> {
+fn cell_rates(
+    base: &DataFrame,
+    tables: &Tables,
+    params: &FeatureParams,
+) -> Result<Option<(LazyFrame, LazyFrame)>, FeatureError> {
     let (Some(services), Some(catalog)) = (tables.get(&Table::Services), tables.get(&Table::ServiceCatalog)) else {
         return Ok(None);
     };
@@ -72,14 +76,20 @@ fn cell_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Resu
         .join(cells.clone(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Inner));
     let total = base.height() as f64;
     let a = params.adoption_prior_weight;
-    let adopters = ever.clone().group_by([col(CELL), col(c::SERVICE)]).agg([len().cast(DataType::Float64).alias("__k")]);
+    let adopters =
+        ever.clone().group_by([col(CELL), col(c::SERVICE)]).agg([len().cast(DataType::Float64).alias("__k")]);
     let base_rate =
         ever.group_by([col(c::SERVICE)]).agg([(len().cast(DataType::Float64) / lit(total.max(1.0))).alias("__p0")]);
     let cell_sizes = cells.clone().group_by([col(CELL)]).agg([len().cast(DataType::Float64).alias("__n")]);
     // Every cell x service (a cross join through a constant key).
     let rates = cell_sizes
         .with_column(lit(1).alias("__one"))
-        .join(catalog.with_column(lit(1).alias("__one")), [col("__one")], [col("__one")], JoinArgs::new(JoinType::Inner))
+        .join(
+            catalog.with_column(lit(1).alias("__one")),
+            [col("__one")],
+            [col("__one")],
+            JoinArgs::new(JoinType::Inner),
+        )
         .join(adopters, [col(CELL), col(c::SERVICE)], [col(CELL), col(c::SERVICE)], JoinArgs::new(JoinType::Left))
         .join(base_rate, [col(c::SERVICE)], [col(c::SERVICE)], JoinArgs::new(JoinType::Left))
         .select([
@@ -96,7 +106,9 @@ fn cell_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Resu
 
 fn held(tables: &Tables, params: &FeatureParams) -> Option<LazyFrame> {
     tables.get(&Table::Services).map(|s| {
-        held_at(s.clone(), params.as_of).select([col(c::CUSTOMER_ID), col(c::SERVICE)]).unique(None, UniqueKeepStrategy::Any)
+        held_at(s.clone(), params.as_of)
+            .select([col(c::CUSTOMER_ID), col(c::SERVICE)])
+            .unique(None, UniqueKeepStrategy::Any)
     })
 }
 

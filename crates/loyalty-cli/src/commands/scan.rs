@@ -11,7 +11,8 @@ use crate::cli::ScanArgs;
 
 pub fn run(args: ScanArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let raw = loyalty_io::open_dataset(&args.data).with_context(|| format!("reading dataset {}", args.data.display()))?;
+    let raw =
+        loyalty_io::open_dataset(&args.data).with_context(|| format!("reading dataset {}", args.data.display()))?;
     let billing = raw.tables.get(&Table::Billing).context("no billing table")?;
     // Sum every column (dates and integers through their physical values).
     let sums: Vec<Expr> = billing
