@@ -139,6 +139,7 @@ fn case(mutate: impl FnOnce(&mut Tables)) -> Case {
     let out = tmp.path().join("out");
     fs::create_dir_all(&out).unwrap();
     fs::write(out.join("summary.json"), "previous run").unwrap();
+    fs::write(out.join(loyalty_io::OUTPUT_MARKER), "").unwrap();
     Case { dataset, out, _tmp: tmp }
 }
 
@@ -151,7 +152,7 @@ fn refused(c: &Case, needles: &[&str]) -> String {
         assert!(err.contains(n), "message lacks {n:?}:\n{err}");
     }
     assert_eq!(fs::read_to_string(c.out.join("summary.json")).unwrap(), "previous run");
-    assert_eq!(fs::read_dir(&c.out).unwrap().count(), 1, "nothing else written");
+    assert_eq!(fs::read_dir(&c.out).unwrap().count(), 2, "nothing else written");
     let parent = c.out.parent().unwrap();
     assert_eq!(fs::read_dir(parent).unwrap().count(), 2, "no staging folder left behind");
     err
@@ -369,4 +370,16 @@ fn clean_dataset_replaces_previous_output() {
     let s: serde_json::Value = serde_json::from_str(&fs::read_to_string(c.out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["dataset"]["customers"], 4);
     assert_eq!(s["dataset"]["rows_rejected"], 0);
+}
+
+#[test]
+fn a_folder_of_other_files_is_never_replaced() {
+    let c = case(|_| {});
+    let other = c.out.parent().unwrap().join("precious");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("thesis.txt"), "years of work").unwrap();
+    let o = loyalty(&["run", "--data", p(&c.dataset), "--out", p(&other)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("refusing to replace"), "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(other.join("thesis.txt")).unwrap(), "years of work");
 }

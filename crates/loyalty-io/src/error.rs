@@ -29,6 +29,8 @@ pub enum IoError {
         #[source]
         source: PolarsError,
     },
+    #[error("refusing to replace {path}: {reason}; pick an empty or new folder for outputs", path = .path.display())]
+    NotAnOutput { path: PathBuf, reason: String },
     #[error("{path}: {source}", path = .path.display())]
     Json {
         path: PathBuf,

@@ -6,4 +6,6 @@ pub mod write;
 
 pub use dataset::{DataFile, check_parquet, list_files, locate_table, open_dataset, scan_files};
 pub use error::IoError;
-pub use write::{AppendWriter, OutputDir, sink_parquet, write_csv, write_json, write_parquet, write_parquet_atomic};
+pub use write::{
+    AppendWriter, OUTPUT_MARKER, OutputDir, sink_parquet, write_csv, write_json, write_parquet, write_parquet_atomic,
+};

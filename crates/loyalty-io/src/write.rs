@@ -104,8 +104,24 @@ pub struct OutputDir {
     committed: bool,
 }
 
+/// Written into every output folder: only folders carrying it are ever replaced, so a
+/// mistyped `--out` cannot wipe a folder of other files.
+pub const OUTPUT_MARKER: &str = ".loyalty-output";
+
 impl OutputDir {
     pub fn begin(target: &Path) -> Result<Self, IoError> {
+        if target.is_file() {
+            return Err(IoError::NotAnOutput { path: target.to_path_buf(), reason: "it is a file".into() });
+        }
+        if target.is_dir() && !target.join(OUTPUT_MARKER).exists() {
+            let mut entries = fs::read_dir(target).map_err(io_err(target))?;
+            if entries.next().is_some() {
+                return Err(IoError::NotAnOutput {
+                    path: target.to_path_buf(),
+                    reason: format!("it holds files and no {OUTPUT_MARKER} marker"),
+                });
+            }
+        }
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
         let parent = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -128,6 +144,9 @@ impl OutputDir {
     /// Swap the staged folder into place: old outputs are moved aside, the new folder
     /// renamed in, then the old one removed.
     pub fn commit(mut self) -> Result<PathBuf, IoError> {
+        let marker = self.staging.join(OUTPUT_MARKER);
+        fs::write(&marker, "written by loyalty; this folder is replaced whole by the next run\n")
+            .map_err(io_err(&marker))?;
         let old = self.staging.with_extension("old");
         if self.target.exists() {
             fs::rename(&self.target, &old).map_err(io_err(&self.target))?;
@@ -164,6 +183,9 @@ mod tests {
         let target = tmp.path().join("out");
         fs::create_dir_all(&target).unwrap();
         fs::write(target.join("old.txt"), "previous").unwrap();
+        // A folder of other files is never replaced.
+        assert!(matches!(OutputDir::begin(&target), Err(IoError::NotAnOutput { .. })));
+        fs::write(target.join(OUTPUT_MARKER), "").unwrap();
         {
             let staged = OutputDir::begin(&target).unwrap();
             fs::write(staged.path().join("new.txt"), "partial").unwrap();

@@ -15,7 +15,8 @@ use crate::commands::load_validated;
 pub fn default_as_of(v: &Validated) -> anyhow::Result<chrono::NaiveDate> {
     let df = collect_streaming(v.tables[&Table::Billing].clone().select([col(c::BILL_MONTH).max().alias("last")]))?;
     let days = df.column("last")?.cast(&DataType::Int32)?.i32()?.get(0).context("billing has no rows")?;
-    let last = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(days as u64);
+    // Polars dates are days since 1970-01-01, which is day 719,163 of the common era.
+    let last = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163).context("bill_month out of range")?;
     let next = last.checked_add_months(chrono::Months::new(1)).context("date overflow")?;
     Ok(next.pred_opt().context("date underflow")?)
 }

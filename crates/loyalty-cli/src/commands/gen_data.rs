@@ -70,6 +70,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
         chunk_size: args.chunk_size,
     };
     anyhow::ensure!(args.months > 0, "--months must be at least 1");
+    anyhow::ensure!(args.customers > 0, "--customers must be at least 1");
     anyhow::ensure!(
         chrono::Datelike::day(&args.start) == 1,
         "--start must be the first day of a month, got {}",
