@@ -1,8 +1,8 @@
 //! Per-customer aggregations of the event tables, joined onto the active base.
 
 use chrono::{Months, NaiveDate};
+use loyalty_contract::Table;
 use loyalty_contract::col as c;
-use loyalty_contract::{Table, collect_streaming};
 use polars::prelude::*;
 
 use crate::names as n;
@@ -189,16 +189,18 @@ pub(crate) fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
 /// Join a per-customer aggregate onto the base. The aggregate is computed on the
 /// streaming engine (it reads an event table); the joins run in memory on the small
 /// one-row-per-customer frames.
-fn left(base: LazyFrame, other: LazyFrame) -> PolarsResult<LazyFrame> {
+/// Collect the per-customer aggregates together on the streaming engine (one
+/// execution, so the scans of different tables overlap), then join them onto the base
+/// in memory: they are one row per customer.
+fn join_aggregates(mut base: LazyFrame, aggregates: Vec<LazyFrame>) -> PolarsResult<LazyFrame> {
     let started = std::time::Instant::now();
-    let df = collect_streaming(other)?;
-    tracing::debug!(
-        "aggregate {:?}: {} rows in {:.2}s",
-        df.get_column_names().get(1),
-        df.height(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(base.join(df.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left)))
+    let plans = aggregates.into_iter().map(|lf| lf.logical_plan).collect();
+    let frames = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default())?;
+    tracing::debug!("{} per-customer aggregates in {:.2}s", frames.len(), started.elapsed().as_secs_f64());
+    for df in frames {
+        base = base.join(df.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left));
+    }
+    Ok(base)
 }
 
 /// The active base at T with every per-customer aggregate joined on.
@@ -235,7 +237,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             lit("unknown").alias(n::COMPETITION_LEVEL),
         ]),
     };
-    base = left(base, billing)?;
+    let mut aggregates = vec![billing];
 
     // Top-ups: frequency and last activity.
     if let Some(topups) = tables.get(&Table::Topups) {
@@ -249,7 +251,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 col(c::AMOUNT).sum().alias(n::TOPUP_AMOUNT_12M),
                 day.max().alias("__last_topup_day"),
             ]);
-        base = left(base, agg)?;
+        aggregates.push(agg);
     } else {
         base = base.with_columns([
             lit(0.0).alias(n::TOPUPS_12M),
@@ -271,7 +273,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 count_if(col(c::RESOLVED).eq(lit(false))).alias(n::UNRESOLVED_12M),
                 col(c::CHANNEL).n_unique().cast(DataType::Float64).alias(n::CHANNELS_USED_12M),
             ]);
-        base = left(base, agg)?;
+        aggregates.push(agg);
     } else {
         base = base.with_columns(
             [n::COMPLAINTS_12M, n::CONTACTS_12M, n::UNRESOLVED_12M, n::CHANNELS_USED_12M].map(|x| lit(0.0).alias(x)),
@@ -306,7 +308,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             .with_column((lit(t_days) - day_num(col("__latest"))).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS))
             .drop(cols(["__latest"]))
             .join(latest, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left));
-        base = left(base, agg)?;
+        aggregates.push(agg);
     } else {
         base = base.with_columns([
             lit(0.0).alias(n::SURVEYS_ANSWERED),
@@ -323,7 +325,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             len().cast(DataType::Float64).alias(n::REFERRALS_MADE),
             count_if(day_num(col(c::REFERRAL_DATE)).gt(lit(t_12))).alias(n::REFERRALS_12M),
         ]);
-        base = left(base, agg)?;
+        aggregates.push(agg);
     } else {
         base = base.with_columns([lit(0.0).alias(n::REFERRALS_MADE), lit(0.0).alias(n::REFERRALS_12M)]);
     }
@@ -342,10 +344,12 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 col(c::SERVICE).n_unique().cast(DataType::Float64).alias(n::SERVICES_HELD),
                 col(c::MONTHLY_MARGIN).sum().alias(n::SERVICES_MARGIN_MONTHLY),
             ]);
-        base = left(base, agg)?;
+        aggregates.push(agg);
     } else {
         base = base.with_columns([lit(0.0).alias(n::SERVICES_HELD), lit(0.0).alias(n::SERVICES_MARGIN_MONTHLY)]);
     }
+
+    let base = join_aggregates(base, aggregates)?;
 
     // Last activity: a bill with usage (its month's last day, at most T) or a top-up.
     let bill_activity = day_num(col("__last_active_bill").dt().month_end()).clip_max(lit(t_days));
@@ -393,6 +397,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         )
         // churn_date and churn_reason are after T for every active customer: leakage.
         .drop(cols(["__last_active_bill", "__last_topup_day", "__last_activity", c::CHURN_DATE, c::CHURN_REASON]))
+        // Group-by output order varies run to run; the table is sorted by customer.
         .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
     let started = std::time::Instant::now();
     let out = base.collect()?;
