@@ -17,16 +17,26 @@ pub fn default_as_of(v: &Validated) -> anyhow::Result<chrono::NaiveDate> {
     let days = df.column("last")?.cast(&DataType::Int32)?.i32()?.get(0).context("billing has no rows")?;
     // Polars dates are days since 1970-01-01, which is day 719,163 of the common era.
     let last = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163).context("bill_month out of range")?;
-    let next = last.checked_add_months(chrono::Months::new(1)).context("date overflow")?;
-    Ok(next.pred_opt().context("date underflow")?)
+    end_of_month(last)
+}
+
+fn end_of_month(first: chrono::NaiveDate) -> anyhow::Result<chrono::NaiveDate> {
+    let next = first.checked_add_months(chrono::Months::new(1)).context("date overflow")?;
+    next.pred_opt().context("date underflow")
 }
 
 /// Resolve the model options (flag or environment, else default) into parameters.
-pub fn feature_params(args: &ModelArgs, v: &Validated) -> anyhow::Result<FeatureParams> {
+/// `last_bill_month`, when the caller already knows it, saves a scan of billing.
+pub fn feature_params(
+    args: &ModelArgs,
+    v: &Validated,
+    last_bill_month: Option<chrono::NaiveDate>,
+) -> anyhow::Result<FeatureParams> {
     let mut p = FeatureParams {
-        as_of: match args.as_of {
-            Some(d) => d,
-            None => default_as_of(v)?,
+        as_of: match (args.as_of, last_bill_month) {
+            (Some(d), _) => d,
+            (None, Some(last)) => end_of_month(last)?,
+            (None, None) => default_as_of(v)?,
         },
         ..FeatureParams::default()
     };
@@ -49,7 +59,7 @@ pub fn feature_params(args: &ModelArgs, v: &Validated) -> anyhow::Result<Feature
 pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let validated = load_validated(&args.data)?;
-    let params = feature_params(&args.model, &validated)?;
+    let params = feature_params(&args.model, &validated, None)?;
     let mut df = match args.stage {
         Stage::All => loyalty_features::customer_features(&validated.tables, &params).context("computing features")?.0,
         Stage::Aggregates => {

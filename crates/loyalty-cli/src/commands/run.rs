@@ -43,7 +43,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let summary = loyalty_contract::summary::summarize(&validated).context("summarising the dataset")?;
     stage("validate", &mut lap);
 
-    let params = feature_params(&args.model, &validated)?;
+    // The summary already found the last billed month: no second scan for T.
+    let params = feature_params(&args.model, &validated, summary.billing.last_month)?;
     let (mut customers, curves) =
         loyalty_features::customer_features(&validated.tables, &params).context("computing features")?;
     stage("features", &mut lap);
