@@ -31,8 +31,13 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The checkout under test. `cargo test` sets CARGO_MANIFEST_DIR when it runs the test;
+/// the compile-time value is only a fallback, since clones sharing one target folder
+/// (CARGO_TARGET_DIR) can reuse a test binary built in another clone.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.parent().expect("repo root").to_path_buf()
 }
 
 pub fn p(path: &Path) -> &str {

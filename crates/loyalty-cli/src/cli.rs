@@ -116,6 +116,15 @@ pub struct ModelArgs {
     /// Churn horizon h in months.
     #[arg(long, env = "LOYALTY_HORIZON_MONTHS")]
     pub horizon_months: Option<u32>,
+    /// Billing aggregation: `kernel` (fast) or `polars` (the reference group-by plan; same numbers).
+    #[arg(long, value_enum, default_value_t = BillingEngineArg::Kernel, env = "LOYALTY_BILLING_ENGINE")]
+    pub billing_engine: BillingEngineArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BillingEngineArg {
+    Kernel,
+    Polars,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +152,9 @@ pub struct ScanArgs {
     /// Dataset folder (see SCHEMA.md).
     #[arg(long, env = "LOYALTY_DATA")]
     pub data: PathBuf,
+    /// Read every table of the dataset, not only billing.
+    #[arg(long)]
+    pub all_tables: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 //! once (percentile scores, adoption rates of comparable customers, survival curves)
 //! work on the one-row-per-customer table.
 
+mod billing_kernel;
 pub mod names;
 mod params;
 mod per_customer;
@@ -20,7 +21,7 @@ use chrono::NaiveDate;
 use loyalty_contract::Table;
 use polars::prelude::*;
 
-pub use params::{FeatureParams, annuity_factor, last_known_bill_month, monthly_discount_rate};
+pub use params::{BillingEngine, FeatureParams, annuity_factor, last_known_bill_month, monthly_discount_rate};
 pub use survival::{SurvivalCurves, SurvivalModel};
 pub use value::adoption_rates;
 

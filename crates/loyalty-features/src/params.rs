@@ -28,6 +28,18 @@ pub struct FeatureParams {
     pub prepaid_inactivity_days: i64,
     /// Pseudo-count pulling a cell's adoption rate toward the base rate (CPV).
     pub adoption_prior_weight: f64,
+    /// How the billing sums are computed (the same numbers either way).
+    pub billing_engine: BillingEngine,
+}
+
+/// The billing aggregation: a columnar kernel fed by the streaming engine (fast, one
+/// record per customer), or the reference Polars group-by plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BillingEngine {
+    #[default]
+    Kernel,
+    Polars,
 }
 
 impl Default for FeatureParams {
@@ -42,6 +54,7 @@ impl Default for FeatureParams {
             competitors_cuts: [1, 3],
             prepaid_inactivity_days: 90,
             adoption_prior_weight: 10.0,
+            billing_engine: BillingEngine::Kernel,
         }
     }
 }

@@ -5,8 +5,11 @@ use loyalty_contract::Table;
 use loyalty_contract::col as c;
 use polars::prelude::*;
 
+use std::sync::{Arc, Mutex};
+
+use crate::billing_kernel::{self, BillingKernel, Slots};
 use crate::names as n;
-use crate::{FeatureError, FeatureParams, Tables, epoch_days};
+use crate::{BillingEngine, FeatureError, FeatureParams, Tables, epoch_days};
 
 /// year * 12 + month of a date expression.
 pub(crate) fn month_num(e: Expr) -> Expr {
@@ -44,11 +47,7 @@ fn slope(prefix: &str) -> Expr {
         .otherwise(lit(NULL).cast(DataType::Float64))
 }
 
-/// Billing in one streaming pass: per customer, the last known bill and activity,
-/// and windows of 3, 6 and 12 calendar months ending with the last month whose bill
-/// is known at T (k = 0 is that month). A month without a bill simply has no row, so
-/// "arpu_3m" is the mean over the customer's bills in those three months.
-fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeatureParams) -> LazyFrame {
+fn window_rows(known: LazyFrame, last_known: NaiveDate, params: &FeatureParams) -> LazyFrame {
     let usage = f(col(c::VOICE_MINUTES)).fill_null(lit(0.0))
         + f(col(c::DATA_MB)).fill_null(lit(0.0))
         + f(col(c::SMS_COUNT)).fill_null(lit(0.0))
@@ -60,20 +59,17 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
         .and(col(c::AMOUNT_PAID).lt(charge.clone()))
         .fill_null(lit(false));
     let late = col(c::DAYS_LATE).gt(lit(0)).fill_null(lit(false)).or(unpaid);
-    // Whole history: two cheap aggregations of two columns. Everything else needs
-    // the last 12 months only (with hive partitions by month, older files are not
-    // even opened).
-    let history = known
-        .clone()
-        .group_by([col(c::CUSTOMER_ID)])
-        .agg([col(c::BILL_MONTH).max().alias(n::LAST_BILL_MONTH), len().cast(DataType::Int64).alias(n::MONTHS_BILLED)]);
     let first_window_month = last_known.checked_sub_months(Months::new(11)).unwrap_or(last_known);
-    let since = |months: u32| lit(last_known.checked_sub_months(Months::new(months)).unwrap_or(last_known));
+    // x = -k: whole months before the last known month (bill months are firsts of
+    // months, so days / 30.4375 rounds to the exact count).
+    let x = ((col(c::BILL_MONTH).cast(DataType::Int32) - lit(crate::epoch_days(last_known))).cast(DataType::Float64)
+        / lit(30.4375))
+    .round(0, RoundMode::HalfToEven);
     let known_f = |name: &str| col(name).is_not_null().cast(DataType::Float64);
     // Per-row terms are computed once; the group-by then only sums products. Every
     // row here is in the 12-month window; x = -k is whole months before the last
     // known month (bill months are firsts of months, so days / 30.4375 rounds exactly).
-    let rows = known
+    known
         .filter(col(c::BILL_MONTH).gt_eq(lit(first_window_month)))
         .select([
             col(c::CUSTOMER_ID),
@@ -81,12 +77,9 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
                 .then(col(c::BILL_MONTH))
                 .otherwise(lit(NULL).cast(DataType::Date))
                 .alias("__active"),
-            ((col(c::BILL_MONTH).cast(DataType::Int32) - lit(crate::epoch_days(last_known))).cast(DataType::Float64)
-                / lit(30.4375))
-            .round(0, RoundMode::HalfToEven)
-            .alias("__x"),
-            col(c::BILL_MONTH).gt_eq(since(2)).cast(DataType::Float64).alias("__w3"),
-            col(c::BILL_MONTH).gt_eq(since(5)).cast(DataType::Float64).alias("__w6"),
+            x.clone().alias("__x"),
+            x.clone().gt_eq(lit(-2.0)).cast(DataType::Float64).alias("__w3"),
+            x.gt_eq(lit(-5.0)).cast(DataType::Float64).alias("__w6"),
             charge.clone().alias("__y"),
             (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate)).alias("__margin"),
             col(c::DISCOUNT).fill_null(lit(0.0)).alias("__disc"),
@@ -101,7 +94,20 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
             (col("__w6") * known_f("__data")).alias("__ok_data"),
             (col("__w6") * known_f("__dl")).alias("__ok_late"),
             (col("__w3") * known_f("__data")).alias("__ok_data3"),
-        ]);
+        ])
+}
+
+/// The reference billing plan: a Polars group-by producing the same intermediate
+/// sums as `billing_kernel` (selected with `BillingEngine::Polars`; a test checks that
+/// both agree). Per customer: the last known bill, the number of bills, and the sums
+/// over windows of 3, 6 and 12 calendar months ending with the last month whose bill
+/// is known at T (k = 0 is that month).
+fn billing_sums_polars(known: LazyFrame, last_known: NaiveDate, params: &FeatureParams) -> LazyFrame {
+    let history = known
+        .clone()
+        .group_by([col(c::CUSTOMER_ID)])
+        .agg([col(c::BILL_MONTH).max().alias(n::LAST_BILL_MONTH), len().cast(DataType::Int64).alias(n::MONTHS_BILLED)]);
+    let rows = window_rows(known, last_known, params);
     let s = |e: Expr, name: &str| e.sum().alias(name);
     let z = |name: &str| col(name).fill_null(lit(0.0));
     let mut aggs = vec![
@@ -133,8 +139,18 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
         aggs.push(s(col("__x") * z(y) * col(ok), &format!("__{prefix}_sxy")));
         aggs.push(s(col("__x") * col("__x") * col(ok), &format!("__{prefix}_sxx")));
     }
-    let windows = rows.group_by([col(c::CUSTOMER_ID)]).agg(aggs).select([
+    let windows = rows.group_by([col(c::CUSTOMER_ID)]).agg(aggs);
+    history.join(windows, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+}
+
+/// The billing features from the per-customer sums (of either engine). A month
+/// without a bill simply has no row, so "arpu_3m" is the mean over the customer's
+/// bills in those three months.
+fn billing_features(sums: LazyFrame) -> LazyFrame {
+    sums.select([
         col(c::CUSTOMER_ID),
+        col(n::LAST_BILL_MONTH),
+        col(n::MONTHS_BILLED),
         col("__last_active_bill"),
         ratio(col("__charge3"), col("__n3")).alias(n::ARPU_3M),
         ratio(col("__charge12"), col("__n12")).alias(n::ARPU_12M),
@@ -142,8 +158,8 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
         ratio(col("__data3"), col("__data_n3")).alias(n::DATA_MB_3M),
         slope("charge").alias(n::CHARGE_TREND),
         {
-            let mean = col("__charge12") / col("__n12");
-            let var = (col("__charge_sq12") / col("__n12") - mean.clone() * mean.clone()).clip_min(lit(0.0));
+            let mean = ratio(col("__charge12"), col("__n12"));
+            let var = (ratio(col("__charge_sq12"), col("__n12")) - mean.clone() * mean.clone()).clip_min(lit(0.0));
             ratio(var.sqrt(), mean)
         }
         .alias(n::CHARGE_VOLATILITY),
@@ -156,12 +172,9 @@ fn billing_features(known: LazyFrame, last_known: NaiveDate, params: &FeaturePar
             .then(col("__max_late"))
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias(n::MAX_DAYS_LATE_12M),
-        col(n::UNPAID_AMOUNT_12M),
+        col(n::UNPAID_AMOUNT_12M).fill_null(lit(0.0)),
         slope("late").alias(n::DAYS_LATE_TREND),
-    ]);
-    history
-        .join(windows, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
-        .with_column(col(n::UNPAID_AMOUNT_12M).fill_null(lit(0.0)))
+    ])
 }
 
 pub(crate) fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
@@ -186,21 +199,35 @@ pub(crate) fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
         .otherwise(lit("unknown"))
 }
 
-/// Join a per-customer aggregate onto the base. The aggregate is computed on the
-/// streaming engine (it reads an event table); the joins run in memory on the small
-/// one-row-per-customer frames.
-/// Collect the per-customer aggregates together on the streaming engine (one
-/// execution, so the scans of different tables overlap), then join them onto the base
-/// in memory: they are one row per customer.
-fn join_aggregates(mut base: LazyFrame, aggregates: Vec<LazyFrame>) -> PolarsResult<LazyFrame> {
-    let started = std::time::Instant::now();
-    let plans = aggregates.into_iter().map(|lf| lf.logical_plan).collect();
-    let frames = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default())?;
-    tracing::debug!("{} per-customer aggregates in {:.2}s", frames.len(), started.elapsed().as_secs_f64());
-    for df in frames {
-        base = base.join(df.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left));
+/// The rows of a one-row-per-customer frame placed at their customers' positions in
+/// the base (`slots`), null where a customer has no row; without the customer_id.
+fn align(slots: &Slots, height: usize, df: &DataFrame) -> PolarsResult<Vec<Column>> {
+    let mut idx: Vec<Option<IdxSize>> = vec![None; height];
+    for (row, id) in df.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate() {
+        if let Some(slot) = id.and_then(|id| slots.get(id)) {
+            idx[slot] = Some(row as IdxSize);
+        }
     }
-    Ok(base)
+    let idx = IdxCa::from_iter_options("__idx".into(), idx.into_iter());
+    Ok(df.drop(c::CUSTOMER_ID)?.take(&idx)?.into_columns())
+}
+
+/// A left join that keeps the order of the left frame (the base, sorted by customer).
+fn keep_left_order() -> JoinArgs {
+    JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) }
+}
+
+/// Collect the per-customer aggregates together on the streaming engine (one
+/// execution, so the scans of different tables overlap). `sinks` are plans that end
+/// in `sink_batches` and keep their own results.
+fn collect_aggregates(aggregates: Vec<LazyFrame>, sinks: Vec<LazyFrame>) -> PolarsResult<Vec<DataFrame>> {
+    let started = std::time::Instant::now();
+    let count = aggregates.len();
+    let plans = aggregates.into_iter().chain(sinks).map(|lf| lf.logical_plan).collect();
+    let mut frames = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default())?;
+    tracing::debug!("{} per-customer aggregates in {:.2}s", frames.len(), started.elapsed().as_secs_f64());
+    frames.truncate(count);
+    Ok(frames)
 }
 
 /// The active base at T with every per-customer aggregate joined on.
@@ -212,10 +239,16 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     let t_month = month_num_of(t);
     let day_of = |e: Expr| e.dt().day().cast(DataType::Int32);
 
-    let customers = tables[&Table::Customers].clone().filter(col(c::SIGNUP_DATE).lt_eq(lit(t)));
+    // The base: customers signed up by T and not churned by T (a churn_date after T is
+    // not known at T), sorted by customer; every join below keeps this order.
+    let customers = tables[&Table::Customers]
+        .clone()
+        .filter(col(c::SIGNUP_DATE).lt_eq(lit(t)))
+        .filter(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt(lit(t))))
+        .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
     let known = tables[&Table::Billing].clone().filter(col(c::BILL_MONTH).lt_eq(lit(lkbm)));
-    let billing = billing_features(known, lkbm, params);
-    let mut base = customers.with_columns([(lit(t_month)
+    let window_start = lkbm.checked_sub_months(Months::new(11)).unwrap_or(lkbm);
+    let mut base = customers.clone().with_columns([(lit(t_month)
         - month_num(col(c::SIGNUP_DATE))
         - when(day_of(col(c::SIGNUP_DATE)).gt(lit(chrono::Datelike::day(&t) as i32))).then(lit(1)).otherwise(lit(0)))
     .cast(DataType::Int64)
@@ -226,7 +259,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 m.clone().select([col(c::MARKET_ID), col(c::COMPETITORS), col(c::COMPETITION_INDEX)]),
                 [col(c::MARKET_ID)],
                 [col(c::MARKET_ID)],
-                JoinArgs::new(JoinType::Left),
+                keep_left_order(),
             )
             .with_column(
                 competition_level(params.competition_index_cuts, params.competitors_cuts).alias(n::COMPETITION_LEVEL),
@@ -237,7 +270,20 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             lit("unknown").alias(n::COMPETITION_LEVEL),
         ]),
     };
-    let mut aggregates = vec![billing];
+    let mut aggregates = Vec::new();
+    let mut sinks = Vec::new();
+    let kernel = match params.billing_engine {
+        BillingEngine::Polars => {
+            aggregates.push(billing_features(billing_sums_polars(known, lkbm, params)));
+            None
+        }
+        BillingEngine::Kernel => {
+            // Set up once the base's customers are known (below).
+            let kernel = Arc::new(Mutex::new(None));
+            sinks.push(billing_kernel::sink_into(known, kernel.clone())?);
+            Some(kernel)
+        }
+    };
 
     // Top-ups: frequency and last activity.
     if let Some(topups) = tables.get(&Table::Topups) {
@@ -349,7 +395,28 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         base = base.with_columns([lit(0.0).alias(n::SERVICES_HELD), lit(0.0).alias(n::SERVICES_MARGIN_MONTHLY)]);
     }
 
-    let base = join_aggregates(base, aggregates)?;
+    // The base in memory, then every aggregate placed at its customers' rows.
+    let mut base = base.collect()?;
+    let ids: Vec<i64> = base.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
+    let slots = Slots::new(&ids);
+    if let Some(kernel) = &kernel {
+        let mut k = kernel.lock().map_err(|_| polars_err!(ComputeError: "billing kernel poisoned"))?;
+        *k = Some(BillingKernel::new(ids, lkbm, window_start, params));
+    }
+    let frames = collect_aggregates(aggregates, sinks)?;
+    let started = std::time::Instant::now();
+    if let Some(kernel) = kernel {
+        let kernel = kernel.lock().ok().and_then(|mut k| k.take());
+        let sums = kernel.ok_or_else(|| polars_err!(ComputeError: "billing kernel lost"))?.finish()?;
+        // The kernel's rows are the base's rows, in order.
+        let billing = billing_features(sums.lazy()).collect()?.drop(c::CUSTOMER_ID)?;
+        base.hstack_mut(billing.columns())?;
+    }
+    for df in &frames {
+        base.hstack_mut(&align(&slots, base.height(), df)?)?;
+    }
+    tracing::debug!("aggregates aligned in {:.2}s", started.elapsed().as_secs_f64());
+    let base = base.lazy();
 
     // Last activity: a bill with usage (its month's last day, at most T) or a top-up.
     let bill_activity = day_num(col("__last_active_bill").dt().month_end()).clip_max(lit(t_days));
@@ -370,7 +437,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         n::UNPAID_AMOUNT_12M,
     ];
     let base = base
-        .with_columns(zero_filled.map(|x| col(x).fill_null(lit(0))).to_vec())
+        .with_columns(zero_filled.map(|x| col(x).fill_null(lit(0))))
         .with_column(last_activity.alias("__last_activity"))
         .with_columns([
             // Activity is looked for in the last 12 months: without any, recency
@@ -386,19 +453,16 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 .otherwise(lit(NULL).cast(DataType::Int64))
                 .alias(n::MONTHS_TO_CONTRACT_END),
         ])
-        // Active at T: no churn by T, and a prepaid customer has been active within
-        // `prepaid_inactivity_days` (a churn_date after T is not known at T, so it
-        // cannot vouch for an inactive prepaid customer).
-        .filter(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt(lit(t))))
+        // Active at T: not churned by T (filtered above), and a prepaid customer has
+        // been active within `prepaid_inactivity_days` (a churn_date after T is not
+        // known at T, so it cannot vouch for an inactive prepaid customer).
         .filter(
             col(c::PLAN_TYPE)
                 .neq(lit("prepaid"))
                 .or(col(n::RECENCY_DAYS).lt_eq(lit(params.prepaid_inactivity_days as f64))),
         )
         // churn_date and churn_reason are after T for every active customer: leakage.
-        .drop(cols(["__last_active_bill", "__last_topup_day", "__last_activity", c::CHURN_DATE, c::CHURN_REASON]))
-        // Group-by output order varies run to run; the table is sorted by customer.
-        .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
+        .drop(cols(["__last_active_bill", "__last_topup_day", "__last_activity", c::CHURN_DATE, c::CHURN_REASON]));
     let started = std::time::Instant::now();
     let out = base.collect()?;
     tracing::debug!("assembled {} customers in {:.2}s", out.height(), started.elapsed().as_secs_f64());

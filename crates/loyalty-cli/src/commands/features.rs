@@ -4,11 +4,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use loyalty_contract::{Table, Validated, col as c, collect_streaming};
-use loyalty_features::FeatureParams;
+use loyalty_features::{BillingEngine, FeatureParams};
 use polars::prelude::*;
 use tracing::info;
 
-use crate::cli::{FeaturesArgs, ModelArgs, Stage};
+use crate::cli::{BillingEngineArg, FeaturesArgs, ModelArgs, Stage};
 use crate::commands::load_validated;
 
 /// The end of the last billed month in the (clean) billing table.
@@ -37,6 +37,10 @@ pub fn feature_params(
             (Some(d), _) => d,
             (None, Some(last)) => end_of_month(last)?,
             (None, None) => default_as_of(v)?,
+        },
+        billing_engine: match args.billing_engine {
+            BillingEngineArg::Kernel => BillingEngine::Kernel,
+            BillingEngineArg::Polars => BillingEngine::Polars,
         },
         ..FeatureParams::default()
     };

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use chrono::NaiveDate;
 use loyalty_contract::{Table, col as c};
-use loyalty_features::{FeatureParams, Tables, adoption_rates, customer_features, epoch_days};
+use loyalty_features::{BillingEngine, FeatureParams, Tables, adoption_rates, customer_features, epoch_days};
 use loyalty_synth::{GenParams, Generated, generate_in_memory};
 use polars::prelude::*;
 
@@ -137,4 +137,84 @@ fn adoption_probabilities_are_close_to_the_truth() {
     assert!(mae < 0.06, "mean absolute error {mae}");
     assert!(corr > 0.9, "correlation {corr}");
     let _ = epoch_days(as_of);
+}
+
+/// The same tables with customer ids spread far apart (a hash map instead of a
+/// direct index inside the billing kernel).
+fn sparse_ids(t: &Tables) -> Tables {
+    let spread = |e: Expr| e * lit(1_000_003i64) + lit(-7_000_000_000i64);
+    t.iter()
+        .map(|(table, lf)| {
+            let names = lf.clone().collect_schema().unwrap();
+            let mut lf = lf.clone();
+            for id in [c::CUSTOMER_ID, c::REFERRED_ID] {
+                if names.contains(id) {
+                    lf = lf.with_column(spread(col(id)).alias(id));
+                }
+            }
+            (*table, lf)
+        })
+        .collect()
+}
+
+/// Every column of two frames equal: same nulls, numbers within 1e-9 (relative to
+/// the column's scale: sums are added in a different order).
+fn assert_same(a: &DataFrame, b: &DataFrame) {
+    assert_eq!(a.get_column_names(), b.get_column_names());
+    assert_eq!(a.height(), b.height());
+    for (x, y) in a.columns().iter().zip(b.columns()) {
+        let name = x.name();
+        assert_eq!(x.is_null().sum(), y.is_null().sum(), "{name}: nulls differ");
+        if x.dtype().is_primitive_numeric() {
+            let (x, y) = (x.cast(&DataType::Float64).unwrap(), y.cast(&DataType::Float64).unwrap());
+            let (x, y) = (x.f64().unwrap(), y.f64().unwrap());
+            let scale = x.iter().flatten().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (i, (u, v)) in x.iter().zip(y.iter()).enumerate() {
+                match (u, v) {
+                    (Some(u), Some(v)) => assert!((u - v).abs() <= 1e-9 * scale, "{name}[{i}]: {u} vs {v}"),
+                    (None, None) => {}
+                    _ => panic!("{name}[{i}]: {u:?} vs {v:?}"),
+                }
+            }
+        } else {
+            assert!(x.as_materialized_series().equals_missing(y.as_materialized_series()), "{name} differs");
+        }
+    }
+}
+
+#[test]
+fn billing_kernel_gives_the_numbers_of_the_reference_plan() {
+    let t = tables(generated());
+    for (label, t) in [("dense ids", t.clone()), ("sparse ids", sparse_ids(&t))] {
+        for as_of in [NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), NaiveDate::from_ymd_opt(2023, 11, 15).unwrap()] {
+            let run = |billing_engine| {
+                let params = FeatureParams { as_of, billing_engine, ..Default::default() };
+                customer_features(&t, &params).unwrap().0
+            };
+            let (kernel, reference) = (run(BillingEngine::Kernel), run(BillingEngine::Polars));
+            assert!(kernel.height() > 5_000, "{label} {as_of}: {} customers", kernel.height());
+            assert_same(&kernel, &reference);
+        }
+    }
+}
+
+#[test]
+fn billing_kernel_refuses_duplicate_bills_it_was_trusted_not_to_get() {
+    let mut t = tables(generated());
+    // A May 2024 bill of a customer who never churns, billed twice.
+    let stayers = t[&Table::Customers].clone().filter(col(c::CHURN_DATE).is_null()).select([col(c::CUSTOMER_ID)]);
+    let may = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+    let again = t[&Table::Billing]
+        .clone()
+        .filter(col(c::BILL_MONTH).eq(lit(may)))
+        .join(stayers, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Semi))
+        .slice(0, 1);
+    let id = again.clone().collect().unwrap().column(c::CUSTOMER_ID).unwrap().i64().unwrap().get(0).unwrap();
+    t.insert(Table::Billing, concat([t[&Table::Billing].clone(), again], UnionArgs::default()).unwrap());
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let err = customer_features(&t, &FeatureParams { as_of, ..Default::default() }).unwrap_err().to_string();
+    assert!(
+        err.contains("duplicate_key") && err.contains(&format!("two bills for customer_id {id} in month 2024-05-01")),
+        "{err}"
+    );
 }

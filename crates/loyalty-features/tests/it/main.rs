@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use loyalty_contract::Table;
-use loyalty_features::{FeatureParams, Tables, annuity_factor, customer_features, monthly_discount_rate, names as n};
+use loyalty_features::{
+    BillingEngine, FeatureParams, Tables, annuity_factor, customer_features, monthly_discount_rate, names as n,
+};
 use polars::prelude::*;
 
 fn date(s: &str) -> NaiveDate {
@@ -250,7 +252,16 @@ fn assert_close(df: &DataFrame, name: &str, row: usize, expected: f64) {
 
 #[test]
 fn hand_computed_features() {
-    let params = FeatureParams { as_of: date("2024-06-30"), ..Default::default() };
+    hand_computed(BillingEngine::Kernel);
+}
+
+#[test]
+fn hand_computed_features_with_the_reference_billing_plan() {
+    hand_computed(BillingEngine::Polars);
+}
+
+fn hand_computed(billing_engine: BillingEngine) {
+    let params = FeatureParams { as_of: date("2024-06-30"), billing_engine, ..Default::default() };
     let (df, _) = customer_features(&fixture(), &params).unwrap();
     // Active at T = 2024-06-30: 1 and 2. Not 3 (churned 2024-04-15), not 4 (joins in
     // July), not 5 (prepaid, last activity 2024-01-31: 151 days > 90 without activity).
