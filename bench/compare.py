@@ -3,7 +3,7 @@
 
 usage: compare.py REFERENCE OTHER [OTHER...]; exits 1 on any difference.
 Columns present in all files are compared per customer_id: same customers, same
-nulls, values within 1e-6 relative (1e-6 absolute below 1).
+nulls, values within 1e-6 relative (1e-6 absolute below 1); text columns equal.
 """
 
 import sys
@@ -21,6 +21,11 @@ def compare(ref_path, other_path):
         b.select(["customer_id"] + common), on="customer_id", how="full", suffix="__o", coalesce=True
     )
     for c in common:
+        if not (a.schema[c].is_numeric() or a.schema[c].is_temporal()):
+            diff = j.select(pl.col(c).ne_missing(pl.col(c + "__o")).sum()).item()
+            if diff:
+                problems.append(f"{c}: {diff} values differ")
+            continue
         # NaN (DuckDB's regr_slope of a single point) counts as null.
         x, y = pl.col(c).cast(pl.Float64).fill_nan(None), pl.col(c + "__o").cast(pl.Float64).fill_nan(None)
         diff, nulls = j.select(

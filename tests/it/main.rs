@@ -3,6 +3,7 @@
 mod contract_rules;
 mod generator;
 mod independent_producer;
+mod models;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -41,6 +41,114 @@ pub enum Command {
     Run(RunArgs),
     /// Read every billing column once and sum it: the I/O floor that benchmarks compare with.
     Scan(ScanArgs),
+    /// Fit a customer-base model (sBG, BG/NBD, Pareto/NBD, Gamma-Gamma) by maximum likelihood.
+    Fit(FitArgs),
+    /// Convert a public dataset into the contract.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    #[command(subcommand)]
+    pub model: FitModel,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FitModel {
+    /// Shifted-beta-geometric retention of contract cohorts, with DERL.
+    Sbg(SbgArgs),
+    /// BG/NBD on the transaction log (top-ups).
+    Bgnbd(TxFitArgs),
+    /// Pareto/NBD on the transaction log (top-ups).
+    ParetoNbd(TxFitArgs),
+    /// Gamma-Gamma spend model on the repeat transactions' values.
+    GammaGamma(TxFitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SbgArgs {
+    /// Survivors of one cohort at periods 0, 1, 2, ... (e.g. 1000,631,468); repeat for more cohorts.
+    #[arg(long, value_delimiter = ',', num_args = 1.., action = clap::ArgAction::Append, required_unless_present = "data")]
+    pub survivors: Vec<String>,
+    /// Or: the postpaid cohorts of a dataset (one cohort per signup month, one period per contract term).
+    #[arg(long, conflicts_with = "survivors")]
+    pub data: Option<PathBuf>,
+    /// With --data: the contract length whose customers are fitted (default: the most common).
+    #[arg(long)]
+    pub contract_months: Option<i64>,
+    /// With --data: observe cohorts up to this date (default: the end of the last billed month).
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
+    /// Discount rate per period for DERL.
+    #[arg(long, default_value_t = 0.1)]
+    pub discount: f64,
+    /// DERL of a customer who has made this many renewals.
+    #[arg(long, default_value_t = 0)]
+    pub renewals: u32,
+    /// Periods to project the survivor curve to (default: the observed ones plus 5).
+    #[arg(long)]
+    pub project: Option<u32>,
+    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Period {
+    Day,
+    Week,
+    Month,
+}
+
+impl Period {
+    pub fn days(self) -> f64 {
+        match self {
+            Period::Day => 1.0,
+            Period::Week => 7.0,
+            Period::Month => 365.25 / 12.0,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TxFitArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// End of the calibration period (default: the last top-up's day).
+    #[arg(long)]
+    pub calibration_end: Option<NaiveDate>,
+    /// Time unit of x, t_x and T.
+    #[arg(long, value_enum, default_value_t = Period::Week)]
+    pub period: Period,
+    /// Horizon, in periods, of the per-customer expected transactions.
+    #[arg(long, default_value_t = 52.0)]
+    pub horizon: f64,
+    /// Write one row per customer (summary and predictions) to this .parquet or .csv file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub source: ImportSource,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// The CDNOW purchase log (master or 1/10 sample layout): purchases become top-ups.
+    Cdnow(ImportFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportFileArgs {
+    /// The input file.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The dataset folder to write (replaced only if it is an earlier output).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -13,6 +13,7 @@ pub mod names;
 mod params;
 mod per_customer;
 pub mod survival;
+pub mod transactions;
 mod value;
 
 use std::collections::BTreeMap;

@@ -31,6 +31,8 @@ pub enum IoError {
     },
     #[error("refusing to replace {path}: {reason}; pick an empty or new folder for outputs", path = .path.display())]
     NotAnOutput { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
     #[error("{path}: {source}", path = .path.display())]
     Json {
         path: PathBuf,
@@ -50,6 +52,7 @@ impl IoError {
                 | IoError::NoFiles { .. }
                 | IoError::MixedPartitions { .. }
                 | IoError::NotParquet { .. }
+                | IoError::Import(_)
         )
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod dataset;
 pub mod error;
+pub mod import;
 pub mod write;
 
 pub use dataset::{DataFile, check_parquet, list_files, locate_table, open_dataset, scan_files};

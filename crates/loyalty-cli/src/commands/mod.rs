@@ -1,7 +1,9 @@
 //! One file per subcommand.
 
-mod features;
+pub(crate) mod features;
+mod fit;
 mod gen_data;
+mod import;
 mod run;
 mod scan;
 mod validate;
@@ -24,6 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Features(args) => features::run(args),
         Command::Run(args) => run::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Fit(args) => fit::run(args),
+        Command::Import(args) => import::run(args),
     }
 }
 

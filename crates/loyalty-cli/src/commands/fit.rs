@@ -1,0 +1,332 @@
+//! `loyalty fit`: customer-base models by maximum likelihood, as a table or JSON.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chrono::{Datelike, Months, NaiveDate};
+use loyalty_contract::{Table, col as c};
+use loyalty_features::transactions::{cols as rc, rfm_summary};
+use loyalty_models::{
+    BgNbd, GammaGamma, Optimum, ParetoNbd, Rfm, Sbg, Spend, bgnbd, gamma_gamma, pareto_nbd, rfm, sbg,
+};
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::InputRejected;
+use crate::cli::{FitArgs, FitModel, Format, SbgArgs, TxFitArgs};
+use crate::commands::features::default_as_of;
+use crate::commands::load_validated;
+
+#[derive(Serialize)]
+struct FitReport {
+    model: &'static str,
+    params: BTreeMap<&'static str, f64>,
+    std_errors: BTreeMap<&'static str, f64>,
+    log_likelihood: f64,
+    customers: f64,
+    /// Likelihood rows after merging identical histories.
+    rows: usize,
+    converged: bool,
+    evaluations: usize,
+    #[serde(flatten)]
+    extra: BTreeMap<&'static str, Value>,
+    wall_seconds: f64,
+}
+
+fn report(model: &'static str, names: &[&'static str], o: &Optimum, customers: f64, rows: usize) -> FitReport {
+    FitReport {
+        model,
+        params: names.iter().copied().zip(o.params.iter().copied()).collect(),
+        std_errors: names.iter().copied().zip(o.std_errors.iter().copied()).collect(),
+        log_likelihood: o.log_likelihood,
+        customers,
+        rows,
+        converged: o.converged,
+        evaluations: o.evaluations,
+        extra: BTreeMap::new(),
+        wall_seconds: 0.0,
+    }
+}
+
+fn print(r: &FitReport, names: &[&'static str], format: Format) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(r)?)?,
+        Format::Human => {
+            writeln!(out, "{} fitted to {} customers ({} likelihood rows)", r.model, r.customers, r.rows)?;
+            writeln!(out, "  {:<8} {:>14} {:>12}", "param", "estimate", "std.error")?;
+            for n in names {
+                writeln!(out, "  {:<8} {:>14.6} {:>12.6}", n, r.params[n], r.std_errors[n])?;
+            }
+            writeln!(out, "  log-likelihood {:.4}   converged: {}", r.log_likelihood, r.converged)?;
+            for (k, v) in &r.extra {
+                writeln!(out, "  {k}: {v}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: FitArgs) -> anyhow::Result<()> {
+    match args.model {
+        FitModel::Sbg(a) => fit_sbg(a),
+        FitModel::Bgnbd(a) => fit_transactions(a, Kind::BgNbd),
+        FitModel::ParetoNbd(a) => fit_transactions(a, Kind::ParetoNbd),
+        FitModel::GammaGamma(a) => fit_transactions(a, Kind::GammaGamma),
+    }
+}
+
+// ---- sBG -------------------------------------------------------------------------
+
+/// Postpaid cohorts of a dataset: one per signup month among customers on a
+/// `months`-month contract; survivors after t terms = customers whose churn_date is
+/// after signup + t terms (or null), for the terms every member has completed by `as_of`.
+fn contract_cohorts(df: &DataFrame, months: i64, as_of: NaiveDate) -> anyhow::Result<Vec<Vec<f64>>> {
+    let ids = df.column(c::SIGNUP_DATE)?.date()?.physical().clone();
+    let churn = df.column(c::CHURN_DATE)?.date()?.physical().clone();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")?;
+    let day = |d: i32| epoch + chrono::Days::new(d as u64);
+    let mut cohorts: BTreeMap<(i32, u32), Vec<(NaiveDate, Option<NaiveDate>)>> = BTreeMap::new();
+    for (s, ch) in ids.iter().zip(churn.iter()) {
+        let Some(s) = s else { continue };
+        let s = day(s);
+        cohorts.entry((s.year(), s.month())).or_default().push((s, ch.map(day)));
+    }
+    let term = |d: NaiveDate, t: u32| d.checked_add_months(Months::new(t * months as u32));
+    let mut out = Vec::new();
+    for members in cohorts.values() {
+        let latest = members.iter().map(|m| m.0).max().context("empty cohort")?;
+        let observed = (1..).take_while(|&t| term(latest, t).is_some_and(|e| e <= as_of)).count() as u32;
+        if observed == 0 {
+            continue;
+        }
+        let counts: Vec<f64> = (0..=observed)
+            .map(|t| {
+                members
+                    .iter()
+                    .filter(|(s, ch)| match (ch, term(*s, t)) {
+                        (None, _) => true,
+                        (Some(ch), Some(end)) => *ch > end,
+                        (Some(_), None) => false,
+                    })
+                    .count() as f64
+            })
+            .collect();
+        out.push(counts);
+    }
+    Ok(out)
+}
+
+fn fit_sbg(a: SbgArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut extra: BTreeMap<&'static str, Value> = BTreeMap::new();
+    let cohorts: Vec<Vec<f64>> = match &a.data {
+        None => {
+            let counts: Result<Vec<f64>, _> = a.survivors.iter().map(|s| s.trim().parse::<f64>()).collect();
+            vec![counts.map_err(|e| anyhow::anyhow!("--survivors: {e}: give counts like 1000,631,468"))?]
+        }
+        Some(dir) => {
+            let data = crate::cli::DataArgs { data: dir.clone(), lenient: false, skip_validation: false };
+            let v = load_validated(&data)?;
+            let as_of = match a.as_of {
+                Some(d) => d,
+                None => default_as_of(&v)?,
+            };
+            let customers = v.tables[&Table::Customers]
+                .clone()
+                .filter(col(c::PLAN_TYPE).eq(lit("postpaid")).and(col(c::CONTRACT_MONTHS).gt(lit(0))))
+                .select([col(c::SIGNUP_DATE), col(c::CHURN_DATE), col(c::CONTRACT_MONTHS)])
+                .collect()?;
+            let months = match a.contract_months {
+                Some(m) => m,
+                None => {
+                    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+                    for m in customers.column(c::CONTRACT_MONTHS)?.i64()?.iter().flatten() {
+                        *counts.entry(m).or_default() += 1;
+                    }
+                    counts.into_iter().max_by_key(|(m, n)| (*n, -*m)).map(|(m, _)| m).ok_or_else(|| {
+                        InputRejected("no postpaid customer with a contract: nothing for sBG to fit".into())
+                    })?
+                }
+            };
+            let chosen = customers.lazy().filter(col(c::CONTRACT_MONTHS).eq(lit(months))).collect()?;
+            extra.insert("contract_months", json!(months));
+            extra.insert("as_of", json!(as_of.to_string()));
+            contract_cohorts(&chosen, months, as_of)?
+        }
+    };
+    sbg::check(&cohorts).map_err(InputRejected)?;
+    if cohorts.is_empty() {
+        return Err(InputRejected("no cohort has completed a contract term by the as-of date".into()).into());
+    }
+    let (m, o) = sbg::fit(&cohorts);
+    // Pooled observed survival (product of pooled period retention) against the model.
+    let longest = cohorts.iter().map(Vec::len).max().unwrap_or(1) as u32 - 1;
+    let horizon = a.project.unwrap_or(longest + 5);
+    let mut observed = 1.0;
+    let mut curve = Vec::new();
+    for t in 0..=horizon {
+        if t > 0 && t <= longest {
+            let at = |k: u32| cohorts.iter().filter(|n| n.len() > t as usize).map(|n| n[k as usize]).sum::<f64>();
+            observed *= at(t) / at(t - 1);
+        }
+        curve.push(json!({
+            "period": t,
+            "observed_survival": if t <= longest { json!(observed) } else { Value::Null },
+            "model_survival": m.survival(t),
+            "model_retention": if t > 0 { json!(m.retention(t)) } else { Value::Null },
+        }));
+    }
+    extra.insert("cohorts", json!(cohorts.len()));
+    extra.insert(
+        "derl",
+        json!({"discount": a.discount, "renewals": a.renewals, "value": m.derl(a.discount, a.renewals)}),
+    );
+    extra.insert("curve", Value::Array(curve));
+    let customers = cohorts.iter().map(|n| n[0]).sum();
+    let mut r = report("sbg", &Sbg::NAMES, &o, customers, cohorts.len());
+    r.extra = extra;
+    r.wall_seconds = started.elapsed().as_secs_f64();
+    print(&r, &Sbg::NAMES, a.format)
+}
+
+// ---- transaction models ----------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Kind {
+    BgNbd,
+    ParetoNbd,
+    GammaGamma,
+}
+
+fn floats(df: &DataFrame, name: &str) -> anyhow::Result<Vec<f64>> {
+    Ok(df
+        .column(name)?
+        .as_materialized_series()
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let v = load_validated(&a.data)?;
+    let Some(topups) = v.tables.get(&Table::Topups) else {
+        return Err(InputRejected(format!(
+            "{}: no topups table: these models need a transaction log (SCHEMA.md, topups)",
+            a.data.data.display()
+        ))
+        .into());
+    };
+    let end = match a.calibration_end {
+        Some(d) => d,
+        None => {
+            let df = topups.clone().select([col(c::TS).cast(DataType::Date).max()]).collect()?;
+            let d = df
+                .column(c::TS)?
+                .date()?
+                .physical()
+                .get(0)
+                .ok_or_else(|| InputRejected("the topups table is empty".into()))?;
+            NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")? + chrono::Days::new(d as u64)
+        }
+    };
+    let mut summary = rfm_summary(v.tables[&Table::Customers].clone(), topups.clone(), end, a.period.days())
+        .map_err(anyhow::Error::from)
+        .context("summarising the transaction log")?;
+    let (x, t_x, t, mean) = (
+        floats(&summary, rc::X)?,
+        floats(&summary, rc::T_X)?,
+        floats(&summary, rc::T)?,
+        floats(&summary, rc::MEAN_VALUE)?,
+    );
+    let all: Vec<Rfm> = (0..x.len()).map(|i| Rfm { x: x[i], t_x: t_x[i], t: t[i], weight: 1.0 }).collect();
+    if all.is_empty() {
+        return Err(InputRejected(format!("no customer born by the calibration end {end}")).into());
+    }
+    if let Err((i, why)) = rfm::check(&all) {
+        bail!("summary row {i} ({:?}): {why}", all[i]);
+    }
+    let rows = rfm::compress(&all);
+    let mut extra: BTreeMap<&'static str, Value> = BTreeMap::new();
+    extra.insert("calibration_end", json!(end.to_string()));
+    extra.insert("period", json!(format!("{:?}", a.period).to_lowercase()));
+    let (mut r, names, predictions): (FitReport, &[&'static str], Vec<Column>) = match kind {
+        Kind::BgNbd => {
+            let (m, o) = bgnbd::fit(&rows);
+            let p = predict(&all, a.horizon, |q| {
+                (m.p_alive(q.x, q.t_x, q.t), m.expected_transactions(a.horizon, q.x, q.t_x, q.t))
+            });
+            extra.insert(
+                "expected_transactions_new_customer",
+                json!({"periods": a.horizon, "value": m.expected_transactions_new(a.horizon)}),
+            );
+            (report("bgnbd", &BgNbd::NAMES, &o, all.len() as f64, rows.len()), &BgNbd::NAMES, p)
+        }
+        Kind::ParetoNbd => {
+            let (m, o) = pareto_nbd::fit(&rows);
+            let p = predict(&all, a.horizon, |q| {
+                (m.p_alive(q.x, q.t_x, q.t), m.expected_transactions(a.horizon, q.x, q.t_x, q.t))
+            });
+            (report("pareto-nbd", &ParetoNbd::NAMES, &o, all.len() as f64, rows.len()), &ParetoNbd::NAMES, p)
+        }
+        Kind::GammaGamma => {
+            let spend: Vec<Spend> = x
+                .iter()
+                .zip(&mean)
+                .filter(|(x, m)| **x > 0.0 && m.is_finite() && **m > 0.0)
+                .map(|(x, m)| Spend { x: *x, mean_value: *m, weight: 1.0 })
+                .collect();
+            if spend.is_empty() {
+                return Err(InputRejected(
+                    "no customer with a repeat transaction: nothing for Gamma-Gamma to fit".into(),
+                )
+                .into());
+            }
+            let (m, o) = gamma_gamma::fit(&spend);
+            let ev: Vec<f64> = x
+                .iter()
+                .zip(&mean)
+                .map(|(x, v)| if *x > 0.0 { m.expected_value(*x, *v) } else { m.expected_value(0.0, 0.0) })
+                .collect();
+            extra.insert("population_mean_value", json!(m.expected_value(0.0, 0.0)));
+            let _: &GammaGamma = &m;
+            (
+                report("gamma-gamma", &GammaGamma::NAMES, &o, spend.len() as f64, spend.len()),
+                &GammaGamma::NAMES,
+                vec![Column::new("expected_value".into(), ev)],
+            )
+        }
+    };
+    r.extra = extra;
+    if let Some(path) = &a.out {
+        summary.hstack_mut(&predictions)?;
+        if path.extension().is_some_and(|e| e == "csv") {
+            let tmp = path.with_extension("csv.tmp");
+            loyalty_io::write_csv(&mut summary, &tmp)?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        } else {
+            loyalty_io::write_parquet_atomic(&mut summary, path)?;
+        }
+    }
+    r.wall_seconds = started.elapsed().as_secs_f64();
+    print(&r, names, a.format)
+}
+
+/// P(alive) and expected transactions in the next `horizon` periods, per customer.
+fn predict(all: &[Rfm], horizon: f64, f: impl Fn(&Rfm) -> (f64, f64) + Sync) -> Vec<Column> {
+    let values: Vec<(f64, f64)> = all.par_iter().map(&f).collect();
+    vec![
+        Column::new("p_alive".into(), values.iter().map(|v| v.0).collect::<Vec<f64>>()),
+        Column::new(
+            format!("expected_transactions_{horizon}").into(),
+            values.iter().map(|v| v.1).collect::<Vec<f64>>(),
+        ),
+    ]
+}

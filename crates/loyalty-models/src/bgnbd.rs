@@ -1,0 +1,82 @@
+//! BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way"):
+//! while alive a customer buys as a Poisson process with rate λ ~ Gamma(r, α); after
+//! each purchase they drop out with probability p ~ Beta(a, b).
+
+use serde::Serialize;
+
+use crate::optimize::{Optimum, maximize};
+use crate::rfm::{Rfm, weighted_sum};
+use crate::special::{hyp2f1, ln_beta, ln_gamma, log_add_exp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BgNbd {
+    pub r: f64,
+    pub alpha: f64,
+    pub a: f64,
+    pub b: f64,
+}
+
+impl BgNbd {
+    pub const NAMES: [&'static str; 4] = ["r", "alpha", "a", "b"];
+
+    pub fn from_slice(p: &[f64]) -> Self {
+        BgNbd { r: p[0], alpha: p[1], a: p[2], b: p[3] }
+    }
+
+    /// ln L(x, t_x, T) (FHL 2005, eq. 6).
+    pub fn ln_likelihood(&self, x: f64, t_x: f64, t: f64) -> f64 {
+        let BgNbd { r, alpha, a, b } = *self;
+        let common = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln() - ln_beta(a, b);
+        let stays = ln_beta(a, b + x) - (r + x) * (alpha + t).ln();
+        if x > 0.0 {
+            let drops = ln_beta(a + 1.0, b + x - 1.0) - (r + x) * (alpha + t_x).ln();
+            common + log_add_exp(stays, drops)
+        } else {
+            common + stays
+        }
+    }
+
+    pub fn log_likelihood(&self, rows: &[Rfm]) -> f64 {
+        weighted_sum(rows, |r| r.weight, |r| self.ln_likelihood(r.x, r.t_x, r.t))
+    }
+
+    /// P(alive at T | x, t_x, T).
+    pub fn p_alive(&self, x: f64, t_x: f64, t: f64) -> f64 {
+        if x == 0.0 {
+            return 1.0;
+        }
+        let BgNbd { r, alpha, a, b } = *self;
+        let ln_odds = (a / (b + x - 1.0)).ln() + (r + x) * ((alpha + t) / (alpha + t_x)).ln();
+        1.0 / (1.0 + ln_odds.exp())
+    }
+
+    /// E[transactions in (T, T + horizon] | x, t_x, T] (FHL 2005, eq. 10). The
+    /// factor (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z) is computed through Euler's
+    /// transformation, (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), whose series stays
+    /// small for any x (the direct one overflows for heavy buyers).
+    pub fn expected_transactions(&self, horizon: f64, x: f64, t_x: f64, t: f64) -> f64 {
+        let BgNbd { r, alpha, a, b } = *self;
+        let z = horizon / (alpha + t + horizon);
+        let tail = (1.0 - z).powf(a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z);
+        let head = (a + b + x - 1.0) / (a - 1.0) * (1.0 - tail);
+        head * self.p_alive_odds_factor(x, t_x, t)
+    }
+
+    /// 1 / (1 + δ(x>0) a/(b+x-1) ((α+T)/(α+t_x))^(r+x)) = P(alive).
+    fn p_alive_odds_factor(&self, x: f64, t_x: f64, t: f64) -> f64 {
+        self.p_alive(x, t_x, t)
+    }
+
+    /// E[X(t)]: expected transactions of a new customer in (0, t].
+    pub fn expected_transactions_new(&self, t: f64) -> f64 {
+        self.expected_transactions(t, 0.0, 0.0, 0.0)
+    }
+}
+
+/// Fit by maximum likelihood (the start: r = 1, α = mean T, a = b = 1).
+pub fn fit(rows: &[Rfm]) -> (BgNbd, Optimum) {
+    let scale = rows.iter().map(|r| r.t * r.weight).sum::<f64>() / rows.iter().map(|r| r.weight).sum::<f64>().max(1.0);
+    let ll = |p: &[f64]| BgNbd::from_slice(p).log_likelihood(rows);
+    let o = maximize(&ll, &[1.0, scale.max(1e-3), 1.0, 1.0]);
+    (BgNbd::from_slice(&o.params), o)
+}
