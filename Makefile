@@ -51,14 +51,14 @@ $(VENV)/.fixtures: $(VENV)/bin/python
 	$(VENV)/bin/pip install -q "pyarrow>=21,<22"
 	touch $@
 
-$(VENV)/.peers: $(VENV)/bin/python
-	$(VENV)/bin/pip install -q "duckdb==2.0.*" "polars==2.1.*"
+$(VENV)/.peers-v2: $(VENV)/bin/python
+	$(VENV)/bin/pip install -q "duckdb==2.0.*" "polars==2.1.*" "lifetimes==0.11.3"
 	touch $@
 
 fixtures: $(VENV)/.fixtures ## Rewrite tests/fixtures/pyarrow_dataset with pyarrow (an independent producer)
 	$(VENV)/bin/python tests/fixtures/make_pyarrow_fixture.py tests/fixtures/pyarrow_dataset
 
-bench: build $(VENV)/.peers ## Run the benchmarks (peers installed into .venv) and write BENCHMARKS.md
+bench: build $(VENV)/.peers-v2 ## Run the benchmarks (peers installed into .venv) and write BENCHMARKS.md
 	BIN=$(BIN) PYTHON=$(PYTHON) PEER_PYTHON=$(VENV)/bin/python scripts/bench.sh
 
 clean: ## Remove build outputs, generated data and outputs

@@ -111,8 +111,19 @@ impl Period {
 
 #[derive(Debug, Args)]
 pub struct TxFitArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
+    /// Dataset folder (see SCHEMA.md): the per-customer summary is built from its top-ups.
+    #[arg(long, env = "LOYALTY_DATA", required_unless_present = "summary", conflicts_with = "summary")]
+    pub data: Option<PathBuf>,
+    /// Set rows that break the contract aside instead of failing.
+    #[arg(long, env = "LOYALTY_LENIENT")]
+    pub lenient: bool,
+    /// Trust the input: coerce types but check no row rule.
+    #[arg(long, env = "LOYALTY_SKIP_VALIDATION", conflicts_with = "lenient")]
+    pub skip_validation: bool,
+    /// Or: a per-customer summary (.parquet or .csv) with columns x, t_x, T (or lifetimes'
+    /// frequency, recency, T) and, for gamma-gamma, mean_value (or monetary_value).
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
     /// End of the calibration period (default: the last top-up's day).
     #[arg(long)]
     pub calibration_end: Option<NaiveDate>,

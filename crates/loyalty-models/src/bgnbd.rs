@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::optimize::{Optimum, maximize};
-use crate::rfm::{Rfm, weighted_sum};
+use crate::rfm::{Rfm, chunked_sum};
 use crate::special::{hyp2f1, ln_beta, ln_gamma, log_add_exp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -36,8 +36,33 @@ impl BgNbd {
         }
     }
 
+    /// Σ weight · ln L. The terms that depend on x only are computed once per run of
+    /// equal x (compressed rows are sorted by x, so once per distinct x).
     pub fn log_likelihood(&self, rows: &[Rfm]) -> f64 {
-        weighted_sum(rows, |r| r.weight, |r| self.ln_likelihood(r.x, r.t_x, r.t))
+        let BgNbd { r, alpha, a, b } = *self;
+        let base = -ln_gamma(r) + r * alpha.ln() - ln_beta(a, b);
+        let chunk = |rows: &[Rfm]| {
+            let (mut last_x, mut common, mut stay, mut drop) = (f64::NAN, 0.0, 0.0, 0.0);
+            let mut sum = 0.0;
+            for row in rows {
+                let x = row.x;
+                if x != last_x {
+                    last_x = x;
+                    common = base + ln_gamma(r + x);
+                    stay = ln_beta(a, b + x);
+                    drop = if x > 0.0 { ln_beta(a + 1.0, b + x - 1.0) } else { f64::NEG_INFINITY };
+                }
+                let stays = stay - (r + x) * (alpha + row.t).ln();
+                let ll = if x > 0.0 {
+                    common + log_add_exp(stays, drop - (r + x) * (alpha + row.t_x).ln())
+                } else {
+                    common + stays
+                };
+                sum += row.weight * ll;
+            }
+            sum
+        };
+        chunked_sum(rows, chunk)
     }
 
     /// P(alive at T | x, t_x, T).

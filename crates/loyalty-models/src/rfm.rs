@@ -64,3 +64,13 @@ pub(crate) fn weighted_sum<T: Sync>(
     let parts: Vec<f64> = rows.par_chunks(8_192).map(|c| c.iter().map(|r| weight(r) * f(r)).sum::<f64>()).collect();
     parts.iter().sum()
 }
+
+/// sum of f(chunk) over fixed chunks of the rows, in parallel when there are many
+/// (fixed chunks: the same result whatever the threads).
+pub(crate) fn chunked_sum<T: Sync>(rows: &[T], f: impl Fn(&[T]) -> f64 + Sync) -> f64 {
+    if rows.len() < 16_384 {
+        return f(rows);
+    }
+    let parts: Vec<f64> = rows.par_chunks(8_192).map(&f).collect();
+    parts.iter().sum()
+}

@@ -214,32 +214,80 @@ fn floats(df: &DataFrame, name: &str) -> anyhow::Result<Vec<f64>> {
         .collect())
 }
 
+/// A per-customer summary from a file: x, t_x, T and (optional) mean_value, under
+/// our names or lifetimes' (frequency, recency, T, monetary_value).
+fn read_summary(path: &std::path::Path) -> anyhow::Result<DataFrame> {
+    if !path.is_file() {
+        return Err(InputRejected(format!("summary {} does not exist or is not a file", path.display())).into());
+    }
+    let name = PlRefPath::new(path.to_string_lossy().as_ref());
+    let lf = if path.extension().is_some_and(|e| e == "csv") {
+        LazyCsvReader::new(name).with_has_header(true).finish()
+    } else {
+        LazyFrame::scan_parquet(name, ScanArgsParquet::default())
+    }
+    .map_err(|e| InputRejected(format!("reading summary {}: {e}", path.display())))?;
+    let mut df = lf.collect().map_err(|e| InputRejected(format!("reading summary {}: {e}", path.display())))?;
+    for (ours, theirs) in [(rc::X, "frequency"), (rc::T_X, "recency"), (rc::MEAN_VALUE, "monetary_value")] {
+        if df.column(ours).is_err() && df.column(theirs).is_ok() {
+            df.rename(theirs, ours.into())?;
+        }
+    }
+    for needed in [rc::X, rc::T_X, rc::T] {
+        if df.column(needed).is_err() {
+            return Err(InputRejected(format!(
+                "{}: no column `{needed}` (rule: missing_column); a summary needs x, t_x and T",
+                path.display()
+            ))
+            .into());
+        }
+    }
+    if df.column(rc::MEAN_VALUE).is_err() {
+        df.with_column(Column::full_null(rc::MEAN_VALUE.into(), df.height(), &DataType::Float64))?;
+    }
+    Ok(df)
+}
+
 fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
     let started = Instant::now();
-    let v = load_validated(&a.data)?;
-    let Some(topups) = v.tables.get(&Table::Topups) else {
-        return Err(InputRejected(format!(
-            "{}: no topups table: these models need a transaction log (SCHEMA.md, topups)",
-            a.data.data.display()
-        ))
-        .into());
-    };
-    let end = match a.calibration_end {
-        Some(d) => d,
-        None => {
-            let df = topups.clone().select([col(c::TS).cast(DataType::Date).max()]).collect()?;
-            let d = df
-                .column(c::TS)?
-                .date()?
-                .physical()
-                .get(0)
-                .ok_or_else(|| InputRejected("the topups table is empty".into()))?;
-            NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")? + chrono::Days::new(d as u64)
+    let mut extra: BTreeMap<&'static str, Value> = BTreeMap::new();
+    let mut summary = match (&a.data, &a.summary) {
+        (_, Some(path)) => {
+            extra.insert("summary", json!(path.display().to_string()));
+            read_summary(path)?
         }
+        (Some(dir), None) => {
+            let data =
+                crate::cli::DataArgs { data: dir.clone(), lenient: a.lenient, skip_validation: a.skip_validation };
+            let v = load_validated(&data)?;
+            let Some(topups) = v.tables.get(&Table::Topups) else {
+                return Err(InputRejected(format!(
+                    "{}: no topups table: these models need a transaction log (SCHEMA.md, topups)",
+                    dir.display()
+                ))
+                .into());
+            };
+            let end = match a.calibration_end {
+                Some(d) => d,
+                None => {
+                    let df = topups.clone().select([col(c::TS).cast(DataType::Date).max()]).collect()?;
+                    let d = df
+                        .column(c::TS)?
+                        .date()?
+                        .physical()
+                        .get(0)
+                        .ok_or_else(|| InputRejected("the topups table is empty".into()))?;
+                    NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")? + chrono::Days::new(d as u64)
+                }
+            };
+            extra.insert("calibration_end", json!(end.to_string()));
+            extra.insert("period", json!(format!("{:?}", a.period).to_lowercase()));
+            rfm_summary(v.tables[&Table::Customers].clone(), topups.clone(), end, a.period.days())
+                .map_err(anyhow::Error::from)
+                .context("summarising the transaction log")?
+        }
+        (None, None) => bail!("give --data or --summary"),
     };
-    let mut summary = rfm_summary(v.tables[&Table::Customers].clone(), topups.clone(), end, a.period.days())
-        .map_err(anyhow::Error::from)
-        .context("summarising the transaction log")?;
     let (x, t_x, t, mean) = (
         floats(&summary, rc::X)?,
         floats(&summary, rc::T_X)?,
@@ -248,15 +296,21 @@ fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
     );
     let all: Vec<Rfm> = (0..x.len()).map(|i| Rfm { x: x[i], t_x: t_x[i], t: t[i], weight: 1.0 }).collect();
     if all.is_empty() {
-        return Err(InputRejected(format!("no customer born by the calibration end {end}")).into());
+        return Err(
+            InputRejected("no customer to fit (none born by the calibration end, or an empty summary)".into()).into()
+        );
     }
     if let Err((i, why)) = rfm::check(&all) {
-        bail!("summary row {i} ({:?}): {why}", all[i]);
+        return Err(InputRejected(format!(
+            "summary row {} (x {}, t_x {}, T {}): {why}",
+            i + 1,
+            all[i].x,
+            all[i].t_x,
+            all[i].t
+        ))
+        .into());
     }
     let rows = rfm::compress(&all);
-    let mut extra: BTreeMap<&'static str, Value> = BTreeMap::new();
-    extra.insert("calibration_end", json!(end.to_string()));
-    extra.insert("period", json!(format!("{:?}", a.period).to_lowercase()));
     let (mut r, names, predictions): (FitReport, &[&'static str], Vec<Column>) = match kind {
         Kind::BgNbd => {
             let (m, o) = bgnbd::fit(&rows);
