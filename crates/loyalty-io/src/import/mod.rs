@@ -2,6 +2,7 @@
 //! malformed line is an error naming the file, the line, the field and the value.
 
 pub mod cdnow;
+pub mod wa_churn;
 
 use std::path::{Path, PathBuf};
 
