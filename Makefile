@@ -15,7 +15,7 @@ DEMO := data/demo
 DEMO_CUSTOMERS ?= 20000
 OUT ?= out/demo
 
-.PHONY: help build run demo test lint fmt bench fixtures clean
+.PHONY: help build run demo test lint fmt bench fixtures fuzz clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ fixtures: $(VENV)/.fixtures ## Rewrite tests/fixtures/pyarrow_dataset with pyarr
 
 bench: build $(VENV)/.peers-v2 ## Run the benchmarks (peers installed into .venv) and write BENCHMARKS.md
 	BIN=$(BIN) PYTHON=$(PYTHON) PEER_PYTHON=$(VENV)/bin/python scripts/bench.sh
+
+fuzz: build ## Property-test the importers on 5 million mutated inputs (bounded: 20 minutes; not in CI)
+	LOYALTY_FUZZ_CASES=5000000 timeout 1200 $(CARGO) test --release --workspace -- importers_never_panic
 
 clean: ## Remove build outputs, generated data and outputs
 	$(CARGO) clean

@@ -117,3 +117,62 @@ fn malformed_cdnow_is_refused_with_line_and_field_and_leaves_the_output_alone() 
     assert!(err.contains("bad.txt:2: field `date`") && err.contains("19970231"), "{err}");
     assert_eq!(std::fs::read(data.join("topups.parquet")).unwrap(), before);
 }
+
+#[test]
+fn wa_churn_imports_and_cross_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("wa");
+    let input = repo_root().join("data/external/wa_churn.csv");
+    let o = loyalty(&["import", "wa-churn", "--input", p(&input), "--out", p(&data)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = loyalty(&["validate", "--data", p(&data), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = loyalty(&["churn", "evaluate", "--data", p(&data), "--horizon-months", "1", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["customers"], 7043);
+    assert_eq!(j["churners"], 1869.0);
+    let auc = |k: usize| j["cross_validated"][k]["roc_auc"].as_f64().unwrap();
+    eprintln!("wa-churn 5-fold ROC AUC: boosting {:.4}, calibrated {:.4}, logistic {:.4}", auc(0), auc(1), auc(2));
+    // Published results on this sample reach 0.84-0.85 with every column; the
+    // contract keeps tenure, contract, charges and services (see README).
+    assert!(auc(0) > 0.80 && auc(1) > 0.80 && auc(2) > 0.83, "{j}");
+    // Better than the base rate's Brier score, 0.265 * 0.735 = 0.195.
+    let brier = j["cross_validated"][1]["brier"].as_f64().unwrap();
+    assert!(brier < 0.15, "{brier}");
+}
+
+#[test]
+fn churn_train_validates_out_of_time_and_scores_the_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gen");
+    let o = loyalty(&["gen", "--out", p(&data), "--customers", "12000", "--months", "24", "--seed", "5"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let scores = dir.path().join("scores.parquet");
+    let o = loyalty(&["churn", "train", "--data", p(&data), "--format", "json", "--out", p(&scores)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let m = &j["out_of_time"];
+    eprintln!("out-of-time: {}", serde_json::to_string(m).unwrap());
+    for k in 0..3 {
+        let auc = m[k]["roc_auc"].as_f64().unwrap();
+        assert!(auc > 0.6, "{}: AUC {auc}", m[k]["model"]);
+    }
+    // Calibrated: the mean predicted churn is close to the observed rate.
+    let bins = m[1]["calibration"].as_array().unwrap();
+    let n: f64 = bins.iter().map(|b| b["customers"].as_f64().unwrap()).sum();
+    let predicted: f64 =
+        bins.iter().map(|b| b["customers"].as_f64().unwrap() * b["mean_predicted"].as_f64().unwrap()).sum::<f64>() / n;
+    let observed = m[1]["base_rate"].as_f64().unwrap();
+    assert!((predicted - observed).abs() < 0.25 * observed, "predicted {predicted} vs observed {observed}");
+    use polars::prelude::*;
+    let df = LazyFrame::scan_parquet(PlRefPath::new(p(&scores)), Default::default()).unwrap().collect().unwrap();
+    assert_eq!(df.height() as f64, j["scored_customers"].as_f64().unwrap());
+    let p6 = df.column("p_churn_6m").unwrap().f64().unwrap();
+    let loyal = df.column("loyalty").unwrap().f64().unwrap();
+    for (a, b) in p6.into_no_null_iter().zip(loyal.into_no_null_iter()) {
+        assert!((0.0..=1.0).contains(&a) && (a + b - 1.0).abs() < 1e-12);
+    }
+    let reasons = df.column("churn_reasons").unwrap().str().unwrap();
+    assert!(reasons.iter().flatten().filter(|r| !r.is_empty()).count() > df.height() / 2);
+}

@@ -45,6 +45,63 @@ pub enum Command {
     Fit(FitArgs),
     /// Convert a public dataset into the contract.
     Import(ImportArgs),
+    /// Churn classifier for postpaid customers: out-of-time training and scoring, or cross-validation.
+    Churn(ChurnArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChurnArgs {
+    #[command(subcommand)]
+    pub command: ChurnCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChurnCommand {
+    /// Train on historical snapshots, validate out of time, score the customers active at T.
+    Train(ChurnTrainArgs),
+    /// One snapshot only (no history): stratified k-fold cross-validation.
+    Evaluate(ChurnEvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChurnTrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// T: score the customers active at the end of this day (default: the end of the last billed month).
+    #[arg(long, env = "LOYALTY_AS_OF")]
+    pub as_of: Option<NaiveDate>,
+    /// h: the label is churn within this many months of a snapshot.
+    #[arg(long, default_value_t = 6)]
+    pub horizon_months: u32,
+    /// Training snapshots, 3 months apart, before the test snapshot.
+    #[arg(long, default_value_t = 3)]
+    pub train_snapshots: u32,
+    /// Gradient boosting budget (perpetual): higher fits more trees.
+    #[arg(long, default_value_t = 1.0)]
+    pub budget: f32,
+    /// Write p_churn_<h>m, loyalty and the top reasons per customer to this Parquet file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ChurnEvalArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The snapshot date (default: the end of the last billed month).
+    #[arg(long, env = "LOYALTY_AS_OF")]
+    pub as_of: Option<NaiveDate>,
+    /// h: the label is churn within this many months of the snapshot.
+    #[arg(long, default_value_t = 6)]
+    pub horizon_months: u32,
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub budget: f32,
+    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +207,8 @@ pub struct ImportArgs {
 pub enum ImportSource {
     /// The CDNOW purchase log (master or 1/10 sample layout): purchases become top-ups.
     Cdnow(ImportFileArgs),
+    /// IBM's Telco Customer Churn sample (wa_churn.csv): one snapshot of postpaid subscribers.
+    WaChurn(ImportFileArgs),
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 //! ([`special`]); customers with the same history are one weighted row ([`rfm::compress`]).
 
 pub mod bgnbd;
+pub mod churn;
 pub mod gamma_gamma;
 pub mod optimize;
 pub mod pareto_nbd;

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+mod churn;
 pub(crate) mod features;
 mod fit;
 mod gen_data;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scan(args) => scan::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Import(args) => import::run(args),
+        Command::Churn(args) => churn::run(args),
     }
 }
 

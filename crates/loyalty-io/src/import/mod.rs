@@ -34,3 +34,120 @@ pub(crate) fn lines<'a>(
         })
     })
 }
+
+/// Property tests over arbitrary bytes: the importers return Ok or an error that names
+/// a line of the input, never panic. `make fuzz` runs them with many more cases
+/// (`LOYALTY_FUZZ_CASES`); a crash found there becomes a case in `REGRESSIONS`.
+#[cfg(test)]
+mod fuzz {
+    use std::path::Path;
+
+    /// Inputs that once broke an importer (none so far), kept forever.
+    const REGRESSIONS: &[&[u8]] = &[b"", b"\n\n\n", b"\xff", b" customer_id\n", b"rownames\n"];
+
+    fn seeds() -> Vec<Vec<u8>> {
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from);
+        let root = manifest.join("../../data/external");
+        let head = |name: &str, n: usize| -> Vec<u8> {
+            let text = std::fs::read_to_string(root.join(name)).unwrap_or_default();
+            text.lines().take(n).collect::<Vec<_>>().join("\n").into_bytes()
+        };
+        vec![head("CDNOW_master.txt", 30), head("CDNOW_sample.txt", 30), head("wa_churn.csv", 30)]
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// A random edit: flip, insert, delete, duplicate a span, or splice digits/separators.
+    fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
+        const INTERESTING: &[&[u8]] = &[
+            b",",
+            b" ",
+            b"\n",
+            b"\r",
+            b"-",
+            b".",
+            b"NaN",
+            b"inf",
+            b"1e309",
+            b"99999999999999999999",
+            b"\xc3",
+            b"\"",
+            b"Yes",
+            b"0",
+        ];
+        let len = input.len();
+        match rng.below(6) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                input[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let i = rng.below(len + 1);
+                input.insert(i, rng.next() as u8);
+            }
+            2 if len > 0 => {
+                let i = rng.below(len);
+                let n = rng.below(len - i + 1);
+                input.drain(i..i + n);
+            }
+            3 if len > 0 => {
+                let i = rng.below(len);
+                let n = rng.below((len - i).min(64) + 1);
+                let span: Vec<u8> = input[i..i + n].to_vec();
+                let j = rng.below(len + 1);
+                input.splice(j..j, span);
+            }
+            _ => {
+                let i = rng.below(len + 1);
+                let pick = INTERESTING[rng.below(INTERESTING.len())];
+                input.splice(i..i, pick.iter().copied());
+            }
+        }
+    }
+
+    fn check(bytes: &[u8]) {
+        let path = Path::new("fuzz.txt");
+        let lines = bytes.split(|b| *b == b'\n').count();
+        if let Err(e) = super::cdnow::parse(bytes, path) {
+            assert!(e.line >= 1 && e.line <= lines.max(1), "{e}");
+        }
+        if let Err(e) = super::wa_churn::parse(bytes, path) {
+            assert!(e.line >= 1 && e.line <= lines.max(1), "{e}");
+        }
+    }
+
+    #[test]
+    fn importers_never_panic_on_mutated_input() {
+        let cases: usize = std::env::var("LOYALTY_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000);
+        for r in REGRESSIONS {
+            check(r);
+        }
+        let seeds = seeds();
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        for case in 0..cases {
+            let mut input = seeds[case % seeds.len()].clone();
+            for _ in 0..1 + rng.below(8) {
+                mutate(&mut rng, &mut input);
+            }
+            check(&input);
+        }
+        // and pure noise
+        for _ in 0..cases / 10 {
+            let n = rng.below(300);
+            let noise: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            check(&noise);
+        }
+    }
+}

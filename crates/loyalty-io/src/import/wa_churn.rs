@@ -48,7 +48,8 @@ const HEADER: [&str; 21] = [
     "total_charges",
 ];
 
-const ADD_ONS: [&str; 6] = ["online_security", "online_backup", "device_protection", "tech_support", "streaming_tv", "streaming_movies"];
+const ADD_ONS: [&str; 6] =
+    ["online_security", "online_backup", "device_protection", "tech_support", "streaming_tv", "streaming_movies"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscriber {
@@ -93,13 +94,24 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Subscriber>, ImportError> 
             "No" | "0" | "No phone service" | "No internet service" => Ok(false),
             v => Err(err(name, v, "expected Yes/No (or 1/0)")),
         };
-        let id = get("rownames").parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| err("rownames", get("rownames"), "not a whole number >= 0"))?;
-        let tenure = get("tenure").parse::<u32>().ok().filter(|v| *v <= 1200).ok_or_else(|| err("tenure", get("tenure"), "not a whole number of months (0..1200)"))?;
+        let id = get("rownames")
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| err("rownames", get("rownames"), "not a whole number >= 0"))?;
+        let tenure = get("tenure")
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v <= 1200)
+            .ok_or_else(|| err("tenure", get("tenure"), "not a whole number of months (0..1200)"))?;
         let money = |name: &str| get(name).parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
-        let monthly_charges = money("monthly_charges").ok_or_else(|| err("monthly_charges", get("monthly_charges"), "not a finite amount >= 0"))?;
+        let monthly_charges = money("monthly_charges")
+            .ok_or_else(|| err("monthly_charges", get("monthly_charges"), "not a finite amount >= 0"))?;
         let total_charges = match get("total_charges") {
             "" | "NA" => None,
-            v => Some(money("total_charges").ok_or_else(|| err("total_charges", v, "not a finite amount >= 0 (or empty)"))?),
+            v => Some(
+                money("total_charges").ok_or_else(|| err("total_charges", v, "not a finite amount >= 0 (or empty)"))?,
+            ),
         };
         let contract_months = match get("contract") {
             "Month-to-month" => 0,
@@ -125,7 +137,15 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Subscriber>, ImportError> 
                 services.push(add_on);
             }
         }
-        out.push(Subscriber { id, churn: yes_no("churn")?, tenure, contract_months, monthly_charges, total_charges, services });
+        out.push(Subscriber {
+            id,
+            churn: yes_no("churn")?,
+            tenure,
+            contract_months,
+            monthly_charges,
+            total_charges,
+            services,
+        });
     }
     if out.is_empty() {
         return Err(ImportError {
@@ -161,7 +181,10 @@ pub fn tables(subs: &[Subscriber]) -> PolarsResult<Vec<(&'static str, DataFrame)
         Column::new(c::PLAN_TYPE.into(), vec!["postpaid"; n]),
         Column::new(c::CONTRACT_MONTHS.into(), subs.iter().map(|s| s.contract_months).collect::<Vec<i64>>()),
         date_column(c::CHURN_DATE, subs.iter().map(|s| s.churn.then(|| days(churn_day))).collect())?,
-        Column::new(c::CHURN_REASON.into(), subs.iter().map(|s| s.churn.then_some("unknown")).collect::<Vec<Option<&str>>>()),
+        Column::new(
+            c::CHURN_REASON.into(),
+            subs.iter().map(|s| s.churn.then_some("unknown")).collect::<Vec<Option<&str>>>(),
+        ),
     ])?;
     let (mut b_id, mut b_month, mut b_charge) = (vec![], vec![], vec![]);
     let last_month = NaiveDate::from_ymd_opt(SNAPSHOT.0, SNAPSHOT.1, 1).expect("valid date");
@@ -238,7 +261,8 @@ mod tests {
 
     #[test]
     fn malformed_lines_name_line_and_field() {
-        let row = "1,No,1,0,1,0,1,0,No phone service,DSL,No,Yes,No,No,No,No,Month-to-month,1,Electronic check,29.85,29.85";
+        let row =
+            "1,No,1,0,1,0,1,0,No phone service,DSL,No,Yes,No,No,No,No,Month-to-month,1,Electronic check,29.85,29.85";
         let cases = [
             (row.replace("Month-to-month", "Weekly"), "contract"),
             (row.replace(",29.85,29.85", ",x,29.85"), "monthly_charges"),
