@@ -97,6 +97,7 @@ def main():
     lines += ["", "Command: `loyalty validate --data DIR --format json`.", ""]
     lines += features_section()
     lines += models_section()
+    lines += churn_section()
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     if os.environ.get("KEEP_BENCH_DATA") != "1":
         shutil.rmtree(WORK, ignore_errors=True)
@@ -229,6 +230,35 @@ def models_section():
                      f"{p['r']:.4f} | {p['alpha']:.4f} | {p['a']:.4f} | {p['b']:.4f} | {wall / base:.2f}x |")
         print(lines[-1], flush=True)
     lines += ["", "Command: `loyalty fit bgnbd --summary FILE --format json`.", ""]
+    return lines
+
+
+def churn_section():
+    """Cross-validated churn model quality on the real IBM telco sample (wa-churn)."""
+    data = WORK / "wa-churn"
+    subprocess.run([BIN, "--quiet", "import", "wa-churn", "--input", str(ROOT / "data" / "external" / "wa_churn.csv"),
+                    "--out", str(data)], check=True)
+    lines = [
+        "## Churn models on IBM's telco sample (`loyalty churn evaluate`)",
+        "",
+        "`loyalty import wa-churn` of `data/external/wa_churn.csv` (7,043 subscribers, one snapshot), then 5-fold "
+        "stratified cross-validation of churn within 1 month of the snapshot. Published models on this sample reach "
+        "ROC AUC 0.84-0.85 with every column; the contract has no columns for gender, senior citizen, partner, "
+        "dependents, paperless billing or payment method (see README).",
+        "",
+        "| model | budget | ROC AUC | top-decile lift | Brier | wall time | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for budget in ("1.0", "2.0"):
+        wall, rss, j = run_json([BIN, "--quiet", "churn", "evaluate", "--data", str(data), "--horizon-months", "1",
+                                 "--budget", budget, "--format", "json"])
+        for m in j["cross_validated"]:
+            if budget == "2.0" and m["model"].startswith("logistic"):
+                continue
+            lines.append(f"| {m['model']} | {budget if 'boosting' in m['model'] else ''} | {m['roc_auc']:.4f} | "
+                         f"{m['top_decile_lift']:.2f} | {m['brier']:.4f} | {wall:.1f} s | {rss:,.0f} MiB |")
+            print(lines[-1], flush=True)
+    lines += ["", "Wall time and memory are of the whole `churn evaluate` run (features, 5 folds of every model).", ""]
     return lines
 
 

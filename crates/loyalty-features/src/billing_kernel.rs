@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use loyalty_contract::col as c;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::names as n;
 use crate::{FeatureParams, epoch_days};
@@ -413,62 +414,20 @@ impl BillingKernel {
         }
         // n, sum x, sum x^2 of every 6-month mask.
         let table: Vec<(f64, f64, f64)> = (0..64u16).map(mask_sums).collect();
-        let pop = |m: u16| f64::from(m.count_ones());
+        // In parallel over blocks of customers, then concatenated in order.
+        let width = names.len();
+        let parts: Vec<Part> = self.acc.par_chunks(1 << 16).map(|block| part(block, &table, width)).collect();
         let len = self.acc.len();
-        let mut out: Vec<Vec<f64>> = names.iter().map(|_| Vec::with_capacity(len)).collect();
-        let mut last_bill = Vec::with_capacity(len);
-        let mut months_billed = Vec::with_capacity(len);
-        let mut last_active = Vec::with_capacity(len);
-        for a in &self.acc {
-            last_bill.push((a.months_billed > 0).then_some(a.last_bill));
-            months_billed.push((a.months_billed > 0).then_some(i64::from(a.months_billed)));
-            last_active.push((a.last_active != i32::MIN).then_some(a.last_active));
-            let slope = |mask: u16, sy: f64, sxy: f64| {
-                let (nn, sx, sxx) = table[usize::from(mask & LAST_6)];
-                [nn, sx, sy, sxy, sxx]
-            };
-            let [c0, c1, c2, c3, c4] = slope(a.months, a.charge_sy, a.charge_sxy);
-            let [v0, v1, v2, v3, v4] = slope(a.voice_known, a.voice_sy, a.voice_sxy);
-            let [d0, d1, d2, d3, d4] = slope(a.data_known, a.data_sy, a.data_sxy);
-            let [l0, l1, l2, l3, l4] = slope(a.late_known, a.late_sy, a.late_sxy);
-            let values = [
-                pop(a.months & LAST_3),
-                a.charge3,
-                a.margin3,
-                pop(a.data_known & LAST_3),
-                a.data3,
-                pop(a.months),
-                a.charge12,
-                a.charge_sq12,
-                a.discount12,
-                a.late12,
-                if a.late_known != 0 { a.max_late } else { 0.0 },
-                pop(a.late_known),
-                a.unpaid12,
-                c0,
-                c1,
-                c2,
-                c3,
-                c4,
-                v0,
-                v1,
-                v2,
-                v3,
-                v4,
-                d0,
-                d1,
-                d2,
-                d3,
-                d4,
-                l0,
-                l1,
-                l2,
-                l3,
-                l4,
-            ];
-            for (column, v) in out.iter_mut().zip(values) {
-                column.push(v);
+        let mut out: Vec<Vec<f64>> = (0..width).map(|_| Vec::with_capacity(len)).collect();
+        let (mut last_bill, mut months_billed, mut last_active) =
+            (Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len));
+        for p in parts {
+            for (o, v) in out.iter_mut().zip(p.values) {
+                o.extend_from_slice(&v);
             }
+            last_bill.extend_from_slice(&p.last_bill);
+            months_billed.extend_from_slice(&p.months_billed);
+            last_active.extend_from_slice(&p.last_active);
         }
         let date = |v: Vec<Option<i32>>, name: &str| -> PolarsResult<Column> {
             Ok(Int32Chunked::from_iter_options(name.into(), v.into_iter()).into_series().cast(&DataType::Date)?.into())
@@ -487,6 +446,75 @@ impl BillingKernel {
         );
         DataFrame::new_infer_height(columns)
     }
+}
+
+/// The output columns of a block of customers.
+struct Part {
+    values: Vec<Vec<f64>>,
+    last_bill: Vec<Option<i32>>,
+    months_billed: Vec<Option<i64>>,
+    last_active: Vec<Option<i32>>,
+}
+
+fn part(block: &[Acc], table: &[(f64, f64, f64)], width: usize) -> Part {
+    let pop = |m: u16| f64::from(m.count_ones());
+    let len = block.len();
+    let mut out: Vec<Vec<f64>> = (0..width).map(|_| Vec::with_capacity(len)).collect();
+    let mut last_bill = Vec::with_capacity(len);
+    let mut months_billed = Vec::with_capacity(len);
+    let mut last_active = Vec::with_capacity(len);
+    for a in block {
+        last_bill.push((a.months_billed > 0).then_some(a.last_bill));
+        months_billed.push((a.months_billed > 0).then_some(i64::from(a.months_billed)));
+        last_active.push((a.last_active != i32::MIN).then_some(a.last_active));
+        let slope = |mask: u16, sy: f64, sxy: f64| {
+            let (nn, sx, sxx) = table[usize::from(mask & LAST_6)];
+            [nn, sx, sy, sxy, sxx]
+        };
+        let [c0, c1, c2, c3, c4] = slope(a.months, a.charge_sy, a.charge_sxy);
+        let [v0, v1, v2, v3, v4] = slope(a.voice_known, a.voice_sy, a.voice_sxy);
+        let [d0, d1, d2, d3, d4] = slope(a.data_known, a.data_sy, a.data_sxy);
+        let [l0, l1, l2, l3, l4] = slope(a.late_known, a.late_sy, a.late_sxy);
+        let values = [
+            pop(a.months & LAST_3),
+            a.charge3,
+            a.margin3,
+            pop(a.data_known & LAST_3),
+            a.data3,
+            pop(a.months),
+            a.charge12,
+            a.charge_sq12,
+            a.discount12,
+            a.late12,
+            if a.late_known != 0 { a.max_late } else { 0.0 },
+            pop(a.late_known),
+            a.unpaid12,
+            c0,
+            c1,
+            c2,
+            c3,
+            c4,
+            v0,
+            v1,
+            v2,
+            v3,
+            v4,
+            d0,
+            d1,
+            d2,
+            d3,
+            d4,
+            l0,
+            l1,
+            l2,
+            l3,
+            l4,
+        ];
+        for (column, v) in out.iter_mut().zip(values) {
+            column.push(v);
+        }
+    }
+    Part { values: out, last_bill, months_billed, last_active }
 }
 
 /// The billing plan of `known` (rows with bill_month <= last known month) as a sink
