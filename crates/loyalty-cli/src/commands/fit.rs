@@ -350,7 +350,6 @@ fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
                 .map(|(x, v)| if *x > 0.0 { m.expected_value(*x, *v) } else { m.expected_value(0.0, 0.0) })
                 .collect();
             extra.insert("population_mean_value", json!(m.expected_value(0.0, 0.0)));
-            let _: &GammaGamma = &m;
             (
                 report("gamma-gamma", &GammaGamma::NAMES, &o, spend.len() as f64, spend.len()),
                 &GammaGamma::NAMES,
