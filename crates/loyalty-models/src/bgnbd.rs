@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::optimize::{Optimum, maximize};
 use crate::rfm::{Rfm, chunked_sum};
-use crate::special::{hyp2f1, ln_beta, ln_gamma, log_add_exp};
+use crate::special::{hyp2f1, ln_beta, ln_gamma, ln_hyp2f1, log_add_exp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct BgNbd {
@@ -90,6 +90,17 @@ impl BgNbd {
     /// 1 / (1 + δ(x>0) a/(b+x-1) ((α+T)/(α+t_x))^(r+x)) = P(alive).
     fn p_alive_odds_factor(&self, x: f64, t_x: f64, t: f64) -> f64 {
         self.p_alive(x, t_x, t)
+    }
+
+    /// P(alive at T + h | x, t_x, T): alive at T, then no dropout at any purchase in
+    /// (T, T + h]. Given alive, λ ~ Gamma(r+x, α+T) and p ~ Beta(a, b+x), so
+    /// E[(1-p)^N] with N ~ Poisson(λh) is E_p[(1 + c p)^-(r+x)], c = h/(α+T), which is
+    /// 2F1(r+x, a; a+b+x; -c) = (1+c)^-(r+x) 2F1(r+x, b+x; a+b+x; c/(1+c)) (Pfaff).
+    pub fn p_alive_after(&self, h: f64, x: f64, t_x: f64, t: f64) -> f64 {
+        let BgNbd { r, alpha, a, b } = *self;
+        let c = h / (alpha + t);
+        let stays = -(r + x) * c.ln_1p() + ln_hyp2f1(r + x, b + x, a + b + x, c / (1.0 + c));
+        self.p_alive(x, t_x, t) * stays.exp()
     }
 
     /// E[X(t)]: expected transactions of a new customer in (0, t].

@@ -163,3 +163,35 @@ fn sbg_recovers_known_parameters_from_several_cohorts() {
     within("alpha", m.alpha, o.std_errors[0], alpha);
     within("beta", m.beta, o.std_errors[1], beta);
 }
+
+#[test]
+fn bgnbd_p_alive_after_h_matches_simulation() {
+    // Customers with the same history (x = 3, t_x = 20, T = 30 weeks): draw (λ, p)
+    // from the posterior given alive, simulate h = 26 more weeks, count survivors.
+    let m = loyalty_models::BgNbd { r: 0.6, alpha: 5.0, a: 1.5, b: 3.0 };
+    let (x, t_x, t, h) = (3.0, 20.0, 30.0, 26.0);
+    let mut rng = Rng(21);
+    let n = 400_000;
+    let mut alive = 0usize;
+    for _ in 0..n {
+        let lambda = rng.gamma(m.r + x, m.alpha + t);
+        let p = rng.beta(m.a, m.b + x);
+        let mut now = 0.0;
+        let mut dropped = false;
+        loop {
+            now += rng.exp(lambda);
+            if now > h {
+                break;
+            }
+            if rng.u() < p {
+                dropped = true;
+                break;
+            }
+        }
+        alive += usize::from(!dropped);
+    }
+    let simulated = m.p_alive(x, t_x, t) * alive as f64 / n as f64;
+    let formula = m.p_alive_after(h, x, t_x, t);
+    assert!((simulated - formula).abs() < 0.003, "{simulated} vs {formula}");
+    assert!((m.p_alive_after(0.0, x, t_x, t) - m.p_alive(x, t_x, t)).abs() < 1e-12);
+}

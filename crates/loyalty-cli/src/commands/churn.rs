@@ -6,15 +6,17 @@
 //! postpaid customers active at T. `evaluate` is for datasets with one snapshot only
 //! (no history): stratified k-fold cross-validation.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{Months, NaiveDate};
 use loyalty_contract::{Table, Validated, col as c};
+use loyalty_features::transactions::{cols as rc, rfm_summary};
 use loyalty_features::{FeatureParams, customer_features, names as n};
 use loyalty_models::churn::{Design, Gbm, Logistic, Metrics, Platt, evaluate, stratified_folds};
+use loyalty_models::{BgNbd, Rfm, bgnbd, rfm};
 use polars::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -30,6 +32,8 @@ const NOT_FEATURES: [&str; 4] = [c::CUSTOMER_ID, "ccv", "cpv", "clv"];
 
 /// One labelled snapshot: the postpaid customers active at `as_of`.
 struct Snapshot {
+    /// Prepaid customers active at the snapshot (not in the design: BG/NBD scores them).
+    prepaid_ids: Vec<i64>,
     ids: Vec<i64>,
     design: Design,
     y: Vec<f64>,
@@ -45,6 +49,9 @@ fn snapshot(v: &Validated, as_of: NaiveDate, horizon: u32, names: Option<&[Strin
     let params = FeatureParams { as_of, churn_horizon_months: horizon, ..FeatureParams::default() };
     let (df, _) = customer_features(&v.tables, &params).with_context(|| format!("features as of {as_of}"))?;
     let end = as_of.checked_add_months(Months::new(horizon)).context("date overflow")?;
+    let prepaid =
+        df.clone().lazy().filter(col(c::PLAN_TYPE).eq(lit("prepaid"))).select([col(c::CUSTOMER_ID)]).collect()?;
+    let prepaid_ids: Vec<i64> = prepaid.column(c::CUSTOMER_ID)?.i64()?.iter().flatten().collect();
     let churn = v.tables[&Table::Customers].clone().select([col(c::CUSTOMER_ID), col(c::CHURN_DATE).alias("__churn")]);
     let df = df
         .lazy()
@@ -94,7 +101,63 @@ fn snapshot(v: &Validated, as_of: NaiveDate, horizon: u32, names: Option<&[Strin
     }
     let y: Vec<f64> = df.column("__label")?.bool()?.iter().map(|v| f64::from(u8::from(v == Some(true)))).collect();
     let design = Design::new(chosen, columns).map_err(|e| anyhow::anyhow!(e))?;
-    Ok(Snapshot { ids, design, y })
+    Ok(Snapshot { prepaid_ids, ids, design, y })
+}
+
+/// Prepaid customers: loyalty = P(still active h months after T) under BG/NBD fitted
+/// to the top-ups up to T (weeks): P(alive at T) x P(no dropout at a purchase in the
+/// next h months).
+struct Prepaid {
+    ids: Vec<i64>,
+    loyalty: Vec<f64>,
+    reasons: Vec<String>,
+    model: BgNbd,
+    log_likelihood: f64,
+}
+
+fn prepaid_loyalty(v: &Validated, t: NaiveDate, h: u32, ids: &[i64]) -> anyhow::Result<Option<Prepaid>> {
+    let Some(topups) = v.tables.get(&Table::Topups) else { return Ok(None) };
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let summary = rfm_summary(v.tables[&Table::Customers].clone(), topups.clone(), t, 7.0)?;
+    let get = |name: &str| -> anyhow::Result<Vec<f64>> {
+        Ok(summary
+            .column(name)?
+            .as_materialized_series()
+            .cast(&DataType::Float64)?
+            .f64()?
+            .iter()
+            .map(|v| v.unwrap_or(0.0))
+            .collect())
+    };
+    let (x, t_x, big_t) = (get(rc::X)?, get(rc::T_X)?, get(rc::T)?);
+    let rows: Vec<Rfm> = (0..x.len()).map(|i| Rfm { x: x[i], t_x: t_x[i], t: big_t[i], weight: 1.0 }).collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let (model, o) = bgnbd::fit(&rfm::compress(&rows));
+    let index: HashMap<i64, usize> =
+        summary.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate().filter_map(|(i, id)| id.map(|id| (id, i))).collect();
+    let weeks = f64::from(h) * 365.25 / 12.0 / 7.0;
+    let (mut kept, mut loyalty, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
+    for id in ids {
+        let Some(&i) = index.get(id) else { continue };
+        kept.push(*id);
+        loyalty.push(model.p_alive_after(weeks, x[i], t_x[i], big_t[i]));
+        reasons.push(format!("BG/NBD: {} repeat top-up days, the last {:.0} weeks ago", x[i], big_t[i] - t_x[i]));
+    }
+    Ok(Some(Prepaid { ids: kept, loyalty, reasons, model, log_likelihood: o.log_likelihood }))
+}
+
+/// Customers whose churn_date is in (from, to].
+fn churned_between(v: &Validated, from: NaiveDate, to: NaiveDate) -> anyhow::Result<HashSet<i64>> {
+    let df = v.tables[&Table::Customers]
+        .clone()
+        .filter(col(c::CHURN_DATE).gt(lit(from)).and(col(c::CHURN_DATE).lt_eq(lit(to))))
+        .select([col(c::CUSTOMER_ID)])
+        .collect()?;
+    Ok(df.column(c::CUSTOMER_ID)?.i64()?.iter().flatten().collect())
 }
 
 /// The customers holding each catalog service at the end of `as_of` (at most 50
@@ -242,13 +305,38 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         .collect();
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     importance.truncate(10);
+    let prepaid = prepaid_loyalty(&v, t, h, &now.prepaid_ids)?;
+    // BG/NBD for prepaid customers, validated out of time too: fitted to the top-ups up
+    // to the test snapshot, scored against churn in the following h months.
+    let prepaid_test = match prepaid_loyalty(&v, test_t0, h, &test.prepaid_ids)? {
+        Some(pp) => {
+            let end = test_t0.checked_add_months(Months::new(h)).context("date overflow")?;
+            let churned = churned_between(&v, test_t0, end)?;
+            let y: Vec<f64> = pp.ids.iter().map(|id| f64::from(u8::from(churned.contains(id)))).collect();
+            let p: Vec<f64> = pp.loyalty.iter().map(|l| 1.0 - l).collect();
+            (y.iter().any(|v| *v > 0.0)).then(|| evaluate(&p, &y))
+        }
+        None => None,
+    };
     if let Some(path) = &a.out {
+        let mut ids = now.ids.clone();
+        let mut loyalty: Vec<f64> = p.iter().map(|x| 1.0 - x).collect();
+        let mut why: Vec<String> = reasons.iter().map(|r| r.join(", ")).collect();
+        let mut model = vec!["classifier"; ids.len()];
+        if let Some(pp) = &prepaid {
+            ids.extend_from_slice(&pp.ids);
+            loyalty.extend_from_slice(&pp.loyalty);
+            why.extend(pp.reasons.iter().cloned());
+            model.extend(std::iter::repeat_n("bgnbd", pp.ids.len()));
+        }
         let mut df = DataFrame::new_infer_height(vec![
-            Column::new(c::CUSTOMER_ID.into(), now.ids.clone()),
-            Column::new(format!("p_churn_{h}m").into(), p.clone()),
-            Column::new("loyalty".into(), p.iter().map(|x| 1.0 - x).collect::<Vec<f64>>()),
-            Column::new("churn_reasons".into(), reasons.iter().map(|r| r.join(", ")).collect::<Vec<String>>()),
-        ])?;
+            Column::new(c::CUSTOMER_ID.into(), ids),
+            Column::new(format!("p_churn_{h}m").into(), loyalty.iter().map(|l| 1.0 - l).collect::<Vec<f64>>()),
+            Column::new("loyalty".into(), loyalty),
+            Column::new("churn_model".into(), model),
+            Column::new("churn_reasons".into(), why),
+        ])?
+        .sort([c::CUSTOMER_ID], SortMultipleOptions::default())?;
         loyalty_io::write_parquet_atomic(&mut df, path)?;
     }
     let report = json!({
@@ -261,6 +349,14 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         "out_of_time": results,
         "platt": platt,
         "scored_customers": now.ids.len(),
+        "prepaid_out_of_time": prepaid_test,
+        "prepaid": prepaid.as_ref().map(|pp| json!({
+            "customers": pp.ids.len(),
+            "model": "bgnbd",
+            "params": pp.model,
+            "log_likelihood": pp.log_likelihood,
+            "mean_p_churn": pp.loyalty.iter().map(|l| 1.0 - l).sum::<f64>() / pp.loyalty.len().max(1) as f64,
+        })),
         "mean_p_churn": p.iter().sum::<f64>() / p.len().max(1) as f64,
         "top_features_total_gain": importance.iter().map(|(n, g)| json!({"feature": n, "share": g})).collect::<Vec<_>>(),
         "wall_seconds": started.elapsed().as_secs_f64(),
@@ -279,11 +375,24 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
                 ),
                 &results,
             )?;
+            if let Some(m) = &prepaid_test {
+                writeln!(
+                    out,
+                    "prepaid, BG/NBD P(alive {h} months on), out of time at {test_t0}: ROC AUC {:.4}, lift@10% {:.2}, Brier {:.4} ({} customers, {:.1}% churned)",
+                    m.roc_auc,
+                    m.top_decile_lift,
+                    m.brier,
+                    m.customers,
+                    100.0 * m.base_rate
+                )?;
+            }
             writeln!(
                 out,
-                "scored {} postpaid customers active at {t}; mean p_churn_{h}m {:.4}",
+                "scored {} postpaid customers (classifier) and {} prepaid (BG/NBD) active at {t}; mean p_churn_{h}m {:.4} / {:.4}",
                 now.ids.len(),
-                report["mean_p_churn"]
+                prepaid.as_ref().map_or(0, |pp| pp.ids.len()),
+                report["mean_p_churn"],
+                report["prepaid"]["mean_p_churn"].as_f64().unwrap_or(f64::NAN)
             )?;
             writeln!(
                 out,
