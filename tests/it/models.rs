@@ -186,3 +186,28 @@ fn churn_train_validates_out_of_time_and_scores_the_base() {
     let reasons = df.column("churn_reasons").unwrap().str().unwrap();
     assert!(reasons.iter().flatten().filter(|r| !r.is_empty()).count() > df.height() / 2);
 }
+
+#[test]
+fn sbg_from_a_datasets_contract_cohorts_fits_their_pooled_churn() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gen");
+    let o = loyalty(&["gen", "--out", p(&data), "--customers", "8000", "--months", "36", "--seed", "9"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = loyalty(&["fit", "sbg", "--data", p(&data), "--contract-months", "12", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(j["cohorts"].as_u64().unwrap() >= 12, "{j}");
+    assert!(j["log_likelihood"].as_f64().unwrap().is_finite());
+    // The generator's churn per 12-month term rises with tenure (satisfaction drifts,
+    // the term-end spike), which sBG (heterogeneity: falling churn) cannot follow; the
+    // fit then sits at the homogeneous boundary, where the MLE is churned / at risk.
+    let (alpha, beta) = (j["params"]["alpha"].as_f64().unwrap(), j["params"]["beta"].as_f64().unwrap());
+    let mean = j["mean_churn_per_period"].as_f64().unwrap();
+    let pooled = j["pooled_churn_per_period"].as_f64().unwrap();
+    assert!(pooled > 0.01 && pooled < 0.5, "{j}");
+    if alpha + beta > 1e4 {
+        assert!((mean - pooled).abs() < 1e-4, "homogeneous fit {mean} vs pooled {pooled}");
+    } else {
+        assert!((mean - pooled).abs() < 0.1, "{mean} vs {pooled}");
+    }
+}

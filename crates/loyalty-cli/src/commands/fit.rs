@@ -182,6 +182,13 @@ fn fit_sbg(a: SbgArgs) -> anyhow::Result<()> {
         }));
     }
     extra.insert("cohorts", json!(cohorts.len()));
+    // Large alpha and beta mean no heterogeneity: every customer churns with the same
+    // probability per period, alpha / (alpha + beta).
+    extra.insert("mean_churn_per_period", json!(m.alpha / (m.alpha + m.beta)));
+    // Churned / customer-periods at risk, over every cohort: the homogeneous estimate.
+    let (lost, at_risk) =
+        cohorts.iter().flat_map(|n| n.windows(2)).fold((0.0, 0.0), |(l, r), w| (l + w[0] - w[1], r + w[0]));
+    extra.insert("pooled_churn_per_period", json!(lost / at_risk.max(1.0)));
     extra.insert(
         "derl",
         json!({"discount": a.discount, "renewals": a.renewals, "value": m.derl(a.discount, a.renewals)}),
