@@ -209,6 +209,8 @@ pub enum ImportSource {
     Cdnow(ImportFileArgs),
     /// IBM's Telco Customer Churn sample (wa_churn.csv): one snapshot of postpaid subscribers.
     WaChurn(ImportFileArgs),
+    /// The MLC++ telecom churn table (mlc_churn.csv): one snapshot of usage and care calls.
+    MlcChurn(ImportFileArgs),
 }
 
 #[derive(Debug, Args)]

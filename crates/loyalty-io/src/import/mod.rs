@@ -2,6 +2,7 @@
 //! malformed line is an error naming the file, the line, the field and the value.
 
 pub mod cdnow;
+pub mod mlc_churn;
 pub mod wa_churn;
 
 use std::path::{Path, PathBuf};
@@ -53,7 +54,12 @@ mod fuzz {
             let text = std::fs::read_to_string(root.join(name)).unwrap_or_default();
             text.lines().take(n).collect::<Vec<_>>().join("\n").into_bytes()
         };
-        vec![head("CDNOW_master.txt", 30), head("CDNOW_sample.txt", 30), head("wa_churn.csv", 30)]
+        vec![
+            head("CDNOW_master.txt", 30),
+            head("CDNOW_sample.txt", 30),
+            head("wa_churn.csv", 30),
+            head("mlc_churn.csv", 30),
+        ]
     }
 
     struct Rng(u64);
@@ -124,6 +130,9 @@ mod fuzz {
             assert!(e.line >= 1 && e.line <= lines.max(1), "{e}");
         }
         if let Err(e) = super::wa_churn::parse(bytes, path) {
+            assert!(e.line >= 1 && e.line <= lines.max(1), "{e}");
+        }
+        if let Err(e) = super::mlc_churn::parse(bytes, path) {
             assert!(e.line >= 1 && e.line <= lines.max(1), "{e}");
         }
     }
