@@ -72,6 +72,12 @@ fn cdnow_sample_rebuilds_the_published_summary_and_fits() {
     // FHL 2005: customer 1 (x = 2, t_x = 30.43, T = 38.86) is expected to buy 1.226 times in 39 weeks.
     let e: f64 = ours[0][at("expected_transactions_39")].parse().unwrap();
     assert!(sig(e, 1.226, 3), "{e}");
+    // CLV (24 months, Gamma-Gamma values, 35% margin) for every customer, finite and >= 0.
+    for row in &ours {
+        let clv: f64 = row[at("clv_24m")].parse().unwrap();
+        assert!(clv.is_finite() && clv >= 0.0, "{row:?}");
+    }
+    assert!(j["clv"]["mean"].as_f64().unwrap() > 0.0, "{j}");
 
     let j = fit_json("pareto-nbd", &data, &[]);
     // Published: r = 0.553, alpha = 10.58, s = 0.606, beta = 11.67, LL = -9595.0

@@ -190,6 +190,16 @@ pub struct TxFitArgs {
     /// Horizon, in periods, of the per-customer expected transactions.
     #[arg(long, default_value_t = 52.0)]
     pub horizon: f64,
+    /// bgnbd: also fit Gamma-Gamma on the repeat transactions' values and write each
+    /// customer's CLV over this many months (0: no CLV).
+    #[arg(long, default_value_t = 24)]
+    pub clv_months: u32,
+    /// Yearly discount rate for CLV.
+    #[arg(long, default_value_t = 0.10)]
+    pub discount_rate: f64,
+    /// Margin as a share of a transaction's value, for CLV.
+    #[arg(long, default_value_t = 0.35)]
+    pub margin_rate: f64,
     /// Write one row per customer (summary and predictions) to this .parquet or .csv file.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -103,6 +103,20 @@ impl BgNbd {
         self.p_alive(x, t_x, t) * stays.exp()
     }
 
+    /// Σ_{k=1..steps} E[transactions in step k] / (1+d)^k, steps of `step` periods
+    /// after T: the discounted expected transactions that CLV multiplies by the
+    /// expected value and margin of a transaction.
+    pub fn discounted_transactions(&self, step: f64, steps: u32, d: f64, x: f64, t_x: f64, t: f64) -> f64 {
+        let mut previous = 0.0;
+        let mut total = 0.0;
+        for k in 1..=steps {
+            let cumulative = self.expected_transactions(step * f64::from(k), x, t_x, t);
+            total += (cumulative - previous) / (1.0 + d).powi(k as i32);
+            previous = cumulative;
+        }
+        total
+    }
+
     /// E[X(t)]: expected transactions of a new customer in (0, t].
     pub fn expected_transactions_new(&self, t: f64) -> f64 {
         self.expected_transactions(t, 0.0, 0.0, 0.0)

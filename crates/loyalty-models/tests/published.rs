@@ -139,3 +139,14 @@ fn heavy_buyers_give_finite_numbers() {
         }
     }
 }
+
+#[test]
+fn discounted_transactions_telescope_without_discounting() {
+    let m = loyalty_models::BgNbd { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
+    let (x, t_x, t) = (2.0, 30.43, 38.86);
+    let undiscounted = m.discounted_transactions(4.348, 24, 0.0, x, t_x, t);
+    let total = m.expected_transactions(4.348 * 24.0, x, t_x, t);
+    assert!((undiscounted - total).abs() < 1e-9, "{undiscounted} vs {total}");
+    let discounted = m.discounted_transactions(4.348, 24, 0.008, x, t_x, t);
+    assert!(discounted < undiscounted && discounted > 0.8 * undiscounted);
+}

@@ -328,6 +328,46 @@ fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
                 "expected_transactions_new_customer",
                 json!({"periods": a.horizon, "value": m.expected_transactions_new(a.horizon)}),
             );
+            let mut p = p;
+            // CLV = margin x E[value] x discounted expected transactions, month by month.
+            let spend: Vec<Spend> = x
+                .iter()
+                .zip(&mean)
+                .filter(|(x, v)| **x > 0.0 && v.is_finite() && **v > 0.0)
+                .map(|(x, v)| Spend { x: *x, mean_value: *v, weight: 1.0 })
+                .collect();
+            if a.clv_months > 0 && spend.len() >= 10 {
+                let (gg, go) = gamma_gamma::fit(&spend);
+                let month = 365.25 / 12.0 / a.period.days();
+                let d = loyalty_features::monthly_discount_rate(a.discount_rate);
+                let values: Vec<(f64, f64)> = all
+                    .par_iter()
+                    .zip(mean.par_iter())
+                    .map(|(q, v)| {
+                        let value = if q.x > 0.0 && v.is_finite() && *v > 0.0 {
+                            gg.expected_value(q.x, *v)
+                        } else {
+                            gg.expected_value(0.0, 0.0)
+                        };
+                        let n = m.discounted_transactions(month, a.clv_months, d, q.x, q.t_x, q.t);
+                        (value, a.margin_rate * value * n)
+                    })
+                    .collect();
+                p.push(Column::new("expected_value".into(), values.iter().map(|v| v.0).collect::<Vec<f64>>()));
+                p.push(Column::new(
+                    format!("clv_{}m", a.clv_months).into(),
+                    values.iter().map(|v| v.1).collect::<Vec<f64>>(),
+                ));
+                extra.insert(
+                    "gamma_gamma",
+                    json!({"params": gg, "log_likelihood": go.log_likelihood, "customers": spend.len()}),
+                );
+                extra.insert(
+                    "clv",
+                    json!({"months": a.clv_months, "annual_discount_rate": a.discount_rate, "margin_rate": a.margin_rate,
+                           "mean": values.iter().map(|v| v.1).sum::<f64>() / values.len().max(1) as f64}),
+                );
+            }
             (report("bgnbd", &BgNbd::NAMES, &o, all.len() as f64, rows.len()), &BgNbd::NAMES, p)
         }
         Kind::ParetoNbd => {
