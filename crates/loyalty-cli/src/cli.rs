@@ -120,6 +120,25 @@ pub enum FitModel {
     ParetoNbd(TxFitArgs),
     /// Gamma-Gamma spend model on the repeat transactions' values.
     GammaGamma(TxFitArgs),
+    /// Kaplan-Meier retention curves by plan, contract, competition level or market.
+    Km(KmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KmArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The grouping column: plan_type, contract_months, competition_level or market_id.
+    #[arg(long, default_value = "plan_type")]
+    pub by: String,
+    /// Customers known at the end of this day (default: the end of the last billed month).
+    #[arg(long, env = "LOYALTY_AS_OF")]
+    pub as_of: Option<NaiveDate>,
+    /// Write the table (group, tenure, at risk, events, hazard, survival) to this .parquet or .csv file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -187,8 +187,10 @@ fn months_between(a: Expr, b: Expr) -> Expr {
     month_num(b.clone()) - month_num(a.clone()) - when(day(b).lt(day(a))).then(lit(1)).otherwise(lit(0))
 }
 
-/// Fit the Kaplan-Meier hazards on the customers known at T.
-pub fn fit_kaplan_meier(tables: &Tables, params: &FeatureParams) -> Result<SurvivalCurves, FeatureError> {
+/// The customers known at T with their left-truncated risk interval in tenure months
+/// (`entry`: tenure when the data begins, `exit`: at churn or T) and `event`, plus the
+/// grouping columns (plan, contract, competition level, market).
+fn risk_set(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
     let t = params.as_of;
     let first_bill =
         collect_streaming(tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min().alias("first")]))?;
@@ -221,8 +223,15 @@ pub fn fit_kaplan_meier(tables: &Tables, params: &FeatureParams) -> Result<Survi
             months_between(col(c::SIGNUP_DATE), data_start).clip_min(lit(0)).alias("entry"),
             months_between(col(c::SIGNUP_DATE), end).clip_min(lit(0)).alias("exit"),
             event.alias("event"),
+            col(c::MARKET_ID),
         ]),
     )?;
+    Ok(df)
+}
+
+/// Fit the Kaplan-Meier hazards on the customers known at T.
+pub fn fit_kaplan_meier(tables: &Tables, params: &FeatureParams) -> Result<SurvivalCurves, FeatureError> {
+    let df = risk_set(tables, params)?;
     let plan = df.column(c::PLAN_TYPE)?.str()?;
     let contract = df.column(c::CONTRACT_MONTHS)?.cast(&DataType::Int64)?;
     let contract = contract.i64()?;
@@ -250,9 +259,95 @@ pub fn fit_kaplan_meier(tables: &Tables, params: &FeatureParams) -> Result<Survi
     Ok(curves)
 }
 
+/// Kaplan-Meier retention by one grouping column (`plan_type`, `contract_months`,
+/// `competition_level` or `market_id`), left-truncated like the CLV curves: one row
+/// per group and tenure month with customers at risk, churn events, hazard and
+/// survival from tenure 0.
+pub fn kaplan_meier_by(tables: &Tables, params: &FeatureParams, by: &str) -> Result<DataFrame, FeatureError> {
+    const GROUPS: [&str; 4] = [c::PLAN_TYPE, c::CONTRACT_MONTHS, n::COMPETITION_LEVEL, c::MARKET_ID];
+    if !GROUPS.contains(&by) {
+        return Err(FeatureError::Config(format!("Kaplan-Meier groups by one of {}, not `{by}`", GROUPS.join(", "))));
+    }
+    let df = risk_set(tables, params)?;
+    let key = df.column(by)?.cast(&DataType::String)?;
+    let key = key.str()?;
+    let entry = df.column("entry")?.cast(&DataType::Int64)?;
+    let exit = df.column("exit")?.cast(&DataType::Int64)?;
+    let (entry, exit, ev) = (entry.i64()?, exit.i64()?, df.column("event")?.bool()?);
+    let mut groups: BTreeMap<String, Hazard> = BTreeMap::new();
+    for i in 0..df.height() {
+        let (Some(en), Some(ex)) = (entry.get(i), exit.get(i)) else { continue };
+        if ex < en {
+            continue;
+        }
+        let g = key.get(i).unwrap_or("(null)").to_string();
+        groups.entry(g).or_default().add(en.min(360) as usize, ex.min(360) as usize, ev.get(i).unwrap_or(false));
+    }
+    let (mut group, mut k, mut risk, mut events, mut hazard, mut survival) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (g, h) in &groups {
+        let mut s_k = 1.0;
+        for i in 0..h.at_risk.len() {
+            if h.at_risk[i] <= 0.0 {
+                continue;
+            }
+            let r = h.events[i] / h.at_risk[i];
+            s_k *= 1.0 - r;
+            group.push(g.clone());
+            k.push(i as i64);
+            risk.push(h.at_risk[i]);
+            events.push(h.events[i]);
+            hazard.push(r);
+            survival.push(s_k);
+        }
+    }
+    Ok(df!(
+        by => group,
+        n::TENURE_MONTHS => k,
+        "at_risk" => risk,
+        "events" => events,
+        "hazard" => hazard,
+        "survival" => survival,
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouped_curves_add_up_to_the_plan_curves() {
+        let g = loyalty_synth::generate_in_memory(loyalty_synth::GenParams {
+            customers: 4_000,
+            months: 18,
+            seed: 2,
+            chunk_size: 2_000,
+            ..Default::default()
+        })
+        .expect("generate");
+        let mut tables = Tables::new();
+        for table in Table::ALL {
+            if let Some(df) = g.frames.get(table.name()) {
+                tables.insert(table, df.clone().lazy());
+            }
+        }
+        let params =
+            FeatureParams { as_of: chrono::NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
+        let curves = fit_kaplan_meier(&tables, &params).unwrap();
+        let by_plan = kaplan_meier_by(&tables, &params, c::PLAN_TYPE).unwrap();
+        // The plan table is exactly the plan hazards of the CLV curves.
+        for (plan, h) in &curves.plans {
+            let rows = by_plan.clone().lazy().filter(col(c::PLAN_TYPE).eq(lit(plan.as_str()))).collect().unwrap();
+            let risk: f64 = rows.column("at_risk").unwrap().f64().unwrap().sum().unwrap();
+            assert!((risk - h.at_risk.iter().sum::<f64>()).abs() < 1e-9, "{plan}");
+        }
+        // Markets partition the customers: at-risk counts add up to the overall ones.
+        let by_market = kaplan_meier_by(&tables, &params, c::MARKET_ID).unwrap();
+        let total: f64 = by_market.column("at_risk").unwrap().f64().unwrap().sum().unwrap();
+        assert!((total - curves.overall.at_risk.iter().sum::<f64>()).abs() < 1e-9);
+        assert!(by_market.column(c::MARKET_ID).unwrap().n_unique().unwrap() >= 10);
+        assert!(kaplan_meier_by(&tables, &params, "shoe_size").is_err());
+    }
 
     #[test]
     fn kaplan_meier_hazards_and_curve() {

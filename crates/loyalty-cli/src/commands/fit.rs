@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::InputRejected;
-use crate::cli::{FitArgs, FitModel, Format, SbgArgs, TxFitArgs};
+use crate::cli::{FitArgs, FitModel, Format, KmArgs, SbgArgs, TxFitArgs};
 use crate::commands::features::default_as_of;
 use crate::commands::load_validated;
 
@@ -77,7 +77,76 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
         FitModel::Bgnbd(a) => fit_transactions(a, Kind::BgNbd),
         FitModel::ParetoNbd(a) => fit_transactions(a, Kind::ParetoNbd),
         FitModel::GammaGamma(a) => fit_transactions(a, Kind::GammaGamma),
+        FitModel::Km(a) => kaplan_meier(a),
     }
+}
+
+// ---- Kaplan-Meier ------------------------------------------------------------------
+
+fn kaplan_meier(a: KmArgs) -> anyhow::Result<()> {
+    let v = load_validated(&a.data)?;
+    let as_of = match a.as_of {
+        Some(d) => d,
+        None => default_as_of(&v)?,
+    };
+    let params = loyalty_features::FeatureParams { as_of, ..Default::default() };
+    let mut table = match loyalty_features::survival::kaplan_meier_by(&v.tables, &params, &a.by) {
+        Ok(t) => t,
+        Err(loyalty_features::FeatureError::Config(m)) => return Err(anyhow::anyhow!(m)),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(path) = &a.out {
+        if path.extension().is_some_and(|e| e == "csv") {
+            let tmp = path.with_extension("csv.tmp");
+            loyalty_io::write_csv(&mut table, &tmp)?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        } else {
+            loyalty_io::write_parquet_atomic(&mut table, path)?;
+        }
+    }
+    // Per group: survival at 6, 12, 24 and 36 months of tenure.
+    let key = table.column(&a.by)?.str()?.clone();
+    let tenure = table.column(loyalty_features::names::TENURE_MONTHS)?.i64()?.clone();
+    let survival = table.column("survival")?.f64()?.clone();
+    let mut groups: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
+    for i in 0..table.height() {
+        if let (Some(g), Some(k), Some(s)) = (key.get(i), tenure.get(i), survival.get(i)) {
+            groups.entry(g.to_string()).or_default().insert(k, s);
+        }
+    }
+    let at = |curve: &BTreeMap<i64, f64>, months: i64| curve.range(..=months).next_back().map(|(_, s)| *s);
+    let summary: Vec<Value> = groups
+        .iter()
+        .map(|(g, curve)| {
+            json!({"group": g, "survival_6m": at(curve, 6), "survival_12m": at(curve, 12),
+                   "survival_24m": at(curve, 24), "survival_36m": at(curve, 36)})
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({"by": a.by, "as_of": as_of.to_string(), "groups": summary}))?
+        )?,
+        Format::Human => {
+            writeln!(out, "Kaplan-Meier retention by {} (customers known at {as_of}), survival at tenure", a.by)?;
+            writeln!(out, "  {:<20} {:>8} {:>8} {:>8} {:>8}", "group", "6m", "12m", "24m", "36m")?;
+            let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.4}"));
+            for s in &summary {
+                writeln!(
+                    out,
+                    "  {:<20} {:>8} {:>8} {:>8} {:>8}",
+                    s["group"].as_str().unwrap_or(""),
+                    f(&s["survival_6m"]),
+                    f(&s["survival_12m"]),
+                    f(&s["survival_24m"]),
+                    f(&s["survival_36m"])
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---- sBG -------------------------------------------------------------------------
