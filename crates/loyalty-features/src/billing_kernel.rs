@@ -4,8 +4,9 @@
 //! features need about thirty sums per customer. As a Polars group-by that is thirty
 //! accumulator arrays, each updated at a random place for every row: with millions of
 //! customers every row costs dozens of cache misses (the stage takes 31 s with it at
-//! 5M customers and 85M bills, 19 s with this kernel, and half the memory). Here the streaming engine still scans, filters and decodes the files
-//! (in parallel, with predicate and projection pushdown) and hands batches to
+//! 5M customers and 85M bills, 19 s with this kernel, and half the memory). Here the
+//! streaming engine still scans, filters and decodes the files (in parallel, with
+//! predicate and projection pushdown) and hands batches to
 //! `sink_batches`; this kernel folds each batch into one compact record per customer,
 //! so a row touches one or two cache lines. Counts and the x-sums of the slopes are
 //! not accumulated at all: they follow from bit masks of the months present.

@@ -4,7 +4,6 @@ use chrono::{Months, NaiveDate};
 use loyalty_contract::Table;
 use loyalty_contract::col as c;
 use polars::prelude::*;
-
 use std::sync::{Arc, Mutex};
 
 use crate::billing_kernel::{self, BillingKernel, Slots};
@@ -67,8 +66,7 @@ fn window_rows(known: LazyFrame, last_known: NaiveDate, params: &FeatureParams) 
     .round(0, RoundMode::HalfToEven);
     let known_f = |name: &str| col(name).is_not_null().cast(DataType::Float64);
     // Per-row terms are computed once; the group-by then only sums products. Every
-    // row here is in the 12-month window; x = -k is whole months before the last
-    // known month (bill months are firsts of months, so days / 30.4375 rounds exactly).
+    // row here is in the 12-month window.
     known
         .filter(col(c::BILL_MONTH).gt_eq(lit(first_window_month)))
         .select([
