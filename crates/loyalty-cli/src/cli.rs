@@ -79,7 +79,7 @@ pub struct ChurnTrainArgs {
     /// Gradient boosting budget (perpetual): higher fits more trees.
     #[arg(long, default_value_t = 1.0)]
     pub budget: f32,
-    /// Write p_churn_<h>m, loyalty and the top reasons per customer to this Parquet file.
+    /// Write `p_churn_<h>m`, loyalty and the top reasons per customer to this Parquet file.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]

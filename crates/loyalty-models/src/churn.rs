@@ -161,13 +161,14 @@ impl Logistic {
                 );
             let mut h = hess;
             let mut g = grad;
-            for i in 1..=p {
-                g[i] += l2 * model.coef[i - 1];
-                h[i][i] += l2;
+            for (i, b) in model.coef.iter().enumerate() {
+                g[i + 1] += l2 * b;
+                h[i + 1][i + 1] += l2;
             }
             for i in 0..=p {
-                for j in 0..i {
-                    h[j][i] = h[i][j];
+                let (upper, lower) = h.split_at_mut(i);
+                for (j, row) in upper.iter_mut().enumerate() {
+                    row[i] = lower[0][j];
                 }
             }
             let Some(step) = solve_spd(&h, &g) else { break };

@@ -403,6 +403,9 @@ pub fn simulate(world: &World, chunk: usize, first: usize, count: usize) -> Pola
             }
 
             // Survey waves: the 15th of the wave months, among customers active that day.
+            // (Nested on purpose: the sampling draw happens only for eligible customers,
+            // which fixes the random stream that seeds reproduce.)
+            #[allow(clippy::collapsible_if, clippy::needless_range_loop)]
             if world.survey_months.contains(&month_start.month()) && active_from <= 15 && active_to > 15 {
                 if rng.random_bool(world.survey_sampling) {
                     let date = month_start + chrono::Days::new(14);

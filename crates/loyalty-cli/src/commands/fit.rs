@@ -159,7 +159,9 @@ fn contract_cohorts(df: &DataFrame, months: i64, as_of: NaiveDate) -> anyhow::Re
     let churn = df.column(c::CHURN_DATE)?.date()?.physical().clone();
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")?;
     let day = |d: i32| epoch + chrono::Days::new(d as u64);
-    let mut cohorts: BTreeMap<(i32, u32), Vec<(NaiveDate, Option<NaiveDate>)>> = BTreeMap::new();
+    // (signup year, month) -> members' (signup, churn date)
+    type Members = Vec<(NaiveDate, Option<NaiveDate>)>;
+    let mut cohorts: BTreeMap<(i32, u32), Members> = BTreeMap::new();
     for (s, ch) in ids.iter().zip(churn.iter()) {
         let Some(s) = s else { continue };
         let s = day(s);
