@@ -191,6 +191,31 @@ fn churn_train_validates_out_of_time_and_scores_the_base() {
     }
     let reasons = df.column("churn_reasons").unwrap().str().unwrap();
     assert!(reasons.iter().flatten().filter(|r| !r.is_empty()).count() > df.height() / 2);
+
+    // The scores feed CLV through the survival interface.
+    let (km, with_scores) = (dir.path().join("km.parquet"), dir.path().join("scored.parquet"));
+    let o = loyalty(&["features", "--data", p(&data), "--out", p(&km)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = loyalty(&["features", "--data", p(&data), "--out", p(&with_scores), "--churn-scores", p(&scores)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let read = |f: &std::path::Path| {
+        LazyFrame::scan_parquet(PlRefPath::new(p(f)), Default::default()).unwrap().collect().unwrap()
+    };
+    let (a, b) = (read(&km), read(&with_scores));
+    assert_eq!(a.height(), b.height());
+    let differ = a
+        .column("clv")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .zip(b.column("clv").unwrap().f64().unwrap().iter())
+        .filter(|(x, y)| x != y)
+        .count();
+    assert!(differ > a.height() / 2, "{differ} of {} CLVs changed", a.height());
+    let o = loyalty(&["features", "--data", p(&data), "--out", p(&with_scores), "--churn-scores", p(&km)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("p_churn_6m"), "{}", stderr(&o));
 }
 
 #[test]

@@ -348,6 +348,10 @@ pub struct FeaturesArgs {
     /// `aggregates`: only the streaming per-customer aggregates (no scores, CPV, CLV).
     #[arg(long, value_enum, default_value_t = Stage::All)]
     pub stage: Stage,
+    /// CLV from a churn model's scores (`loyalty churn train --out`) instead of the
+    /// Kaplan-Meier curves, for the customers it scored.
+    #[arg(long)]
+    pub churn_scores: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -23,7 +23,7 @@ use loyalty_contract::Table;
 use polars::prelude::*;
 
 pub use params::{BillingEngine, FeatureParams, annuity_factor, last_known_bill_month, monthly_discount_rate};
-pub use survival::{SurvivalCurves, SurvivalModel};
+pub use survival::{ChurnScores, SurvivalCurves, SurvivalModel};
 pub use value::adoption_rates;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,5 +61,21 @@ pub fn customer_features(tables: &Tables, params: &FeatureParams) -> Result<(Dat
     let started = std::time::Instant::now();
     let df = value::add_scores_and_value(base, tables, params, &curves)?;
     tracing::debug!("scores and value in {:.2}s", started.elapsed().as_secs_f64());
+    Ok((df, curves))
+}
+
+/// As [`customer_features`], with CLV from a churn model's scores (customer_id ->
+/// P(churn within `params.churn_horizon_months`)) through [`ChurnScores`]; customers
+/// without a score keep the Kaplan-Meier curves.
+pub fn customer_features_with_churn_scores(
+    tables: &Tables,
+    params: &FeatureParams,
+    p_churn: &std::collections::HashMap<i64, f64>,
+) -> Result<(DataFrame, SurvivalCurves), FeatureError> {
+    params.check()?;
+    let base = per_customer::assemble(tables, params)?;
+    let curves = survival::fit_kaplan_meier(tables, params)?;
+    let model = ChurnScores { horizon_months: params.churn_horizon_months, p_churn, fallback: &curves };
+    let df = value::add_scores_and_value(base, tables, params, &model)?;
     Ok((df, curves))
 }

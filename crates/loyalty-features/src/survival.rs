@@ -26,6 +26,45 @@ pub trait SurvivalModel {
     fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>>;
 }
 
+/// Survival from a churn model's scores: a customer with P(churn within h months) = p
+/// keeps a constant monthly hazard, S(t) = (1 - p)^(t/h). Customers without a score
+/// (new since the model ran, or not scored) fall back to the Kaplan-Meier curves.
+pub struct ChurnScores<'a> {
+    pub horizon_months: u32,
+    pub p_churn: &'a std::collections::HashMap<i64, f64>,
+    pub fallback: &'a SurvivalCurves,
+}
+
+impl ChurnScores<'_> {
+    fn per_row(&self, features: &DataFrame, fallback: Vec<f64>, f: impl Fn(f64) -> f64) -> PolarsResult<Vec<f64>> {
+        let ids = features.column(c::CUSTOMER_ID)?.i64()?;
+        Ok(ids
+            .iter()
+            .zip(fallback)
+            .map(|(id, kaplan_meier)| match id.and_then(|id| self.p_churn.get(&id)) {
+                Some(p) => f(p.clamp(0.0, 1.0)),
+                None => kaplan_meier,
+            })
+            .collect())
+    }
+}
+
+impl SurvivalModel for ChurnScores<'_> {
+    fn survival_at(&self, features: &DataFrame, months: u32) -> PolarsResult<Vec<f64>> {
+        let h = f64::from(self.horizon_months.max(1));
+        let fallback = self.fallback.survival_at(features, months)?;
+        self.per_row(features, fallback, |p| (1.0 - p).powf(f64::from(months) / h))
+    }
+
+    fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>> {
+        let h = f64::from(self.horizon_months.max(1));
+        let fallback = self.fallback.discounted_survival(features, d, n)?;
+        self.per_row(features, fallback, |p| {
+            (1..=n).map(|t| (1.0 - p).powf(f64::from(t) / h) / (1.0 + d).powi(t as i32)).sum()
+        })
+    }
+}
+
 /// Cells with fewer customers at risk than this borrow a coarser hazard.
 pub const MIN_AT_RISK: f64 = 30.0;
 

@@ -60,13 +60,39 @@ pub fn feature_params(
     Ok(p)
 }
 
+/// customer_id -> p_churn_<h>m from a `loyalty churn train --out` file.
+fn read_churn_scores(path: &std::path::Path, h: u32) -> anyhow::Result<std::collections::HashMap<i64, f64>> {
+    let column = format!("p_churn_{h}m");
+    let bad = |why: String| crate::InputRejected(format!("churn scores {}: {why}", path.display()));
+    if !path.is_file() {
+        return Err(bad("no such file".into()).into());
+    }
+    let df = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), ScanArgsParquet::default())
+        .and_then(|lf| {
+            lf.select([col(c::CUSTOMER_ID).cast(DataType::Int64), col(column.as_str()).cast(DataType::Float64)])
+                .collect()
+        })
+        .map_err(|e| bad(format!("needs columns customer_id and {column} (the churn horizon is {h} months): {e}")))?;
+    let ids = df.column(c::CUSTOMER_ID)?.i64()?;
+    let p = df.column(&column)?.f64()?;
+    Ok(ids.iter().zip(p.iter()).filter_map(|(i, p)| Some((i?, p?))).collect())
+}
+
 pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let validated = load_validated(&args.data)?;
     let params = feature_params(&args.model, &validated, None)?;
-    let mut df = match args.stage {
-        Stage::All => loyalty_features::customer_features(&validated.tables, &params).context("computing features")?.0,
-        Stage::Aggregates => {
+    let mut df = match (args.stage, &args.churn_scores) {
+        (Stage::All, Some(path)) => {
+            let scores = read_churn_scores(path, params.churn_horizon_months)?;
+            loyalty_features::customer_features_with_churn_scores(&validated.tables, &params, &scores)
+                .context("computing features")?
+                .0
+        }
+        (Stage::All, None) => {
+            loyalty_features::customer_features(&validated.tables, &params).context("computing features")?.0
+        }
+        (Stage::Aggregates, _) => {
             loyalty_features::customer_aggregates(&validated.tables, &params).context("computing features")?
         }
     };

@@ -218,3 +218,30 @@ fn billing_kernel_refuses_duplicate_bills_it_was_trusted_not_to_get() {
         "{err}"
     );
 }
+
+#[test]
+fn clv_from_churn_scores_uses_them_and_falls_back_to_kaplan_meier() {
+    let t = tables(generated());
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let params = FeatureParams { as_of, ..Default::default() };
+    let (km, _) = customer_features(&t, &params).unwrap();
+    let ids: Vec<i64> = km.column(c::CUSTOMER_ID).unwrap().i64().unwrap().into_no_null_iter().collect();
+    // Scores for the first three customers only: never churns, always churns, 50% in h.
+    let scores: std::collections::HashMap<i64, f64> = [(ids[0], 0.0), (ids[1], 1.0), (ids[2], 0.5)].into();
+    let (df, _) = loyalty_features::customer_features_with_churn_scores(&t, &params, &scores).unwrap();
+    let get = |df: &DataFrame, name: &str, i: usize| df.column(name).unwrap().f64().unwrap().get(i).unwrap_or(0.0);
+    let d = loyalty_features::monthly_discount_rate(params.annual_discount_rate);
+    let n = params.valuation_months;
+    // p = 0: CLV = margin x annuity = CCV. p = 1: nothing survives.
+    assert!((get(&df, "clv", 0) - get(&df, "ccv", 0)).abs() < 1e-9 * get(&df, "ccv", 0).abs().max(1.0));
+    assert_eq!(get(&df, "clv", 1), 0.0);
+    // p = 0.5 within h months: S(t) = 0.5^(t/h).
+    let h = f64::from(params.churn_horizon_months);
+    let factor: f64 = (1..=n).map(|k| 0.5f64.powf(f64::from(k) / h) / (1.0 + d).powi(k as i32)).sum();
+    let m = df.column("margin_monthly").unwrap().f64().unwrap().get(2).unwrap_or(0.0);
+    assert!((get(&df, "clv", 2) - m * factor).abs() < 1e-9 * (m * factor).abs().max(1.0));
+    // Everyone else keeps the Kaplan-Meier CLV.
+    for i in 3..ids.len().min(500) {
+        assert_eq!(get(&df, "clv", i), get(&km, "clv", i), "row {i}");
+    }
+}
