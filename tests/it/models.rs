@@ -89,6 +89,8 @@ fn cdnow_sample_rebuilds_the_published_summary_and_fits() {
     // Fader & Hardie (2013): p = 6.25, q = 3.74, gamma = 15.44 on the 946 repeat buyers
     assert_eq!(j["customers"], 946.0);
     assert!(sig(par(&j, "p"), 6.25, 3) && sig(par(&j, "q"), 3.74, 3) && sig(par(&j, "gamma"), 15.4, 3), "{j}");
+    // python lifetimes computes LL -4055.9232 on the same rows (the note gives none).
+    assert!(sig(j["log_likelihood"].as_f64().unwrap(), -4055.92, 6), "{j}");
 }
 
 #[test]
