@@ -73,6 +73,18 @@ fn pyarrow_dataset_runs_and_writes_summary() {
     let margin = customers.column("margin_monthly").unwrap().f64().unwrap().get(0).unwrap();
     assert!((margin - 6.0).abs() < 1e-9, "{margin}");
     assert!(out.join("survival.parquet").exists());
+    // Segments: every customer in one of the eight, the tables beside them.
+    for column in ["loyalty", "value_segment", "tier", "stage", "nps_group"] {
+        assert!(customers.column(column).is_ok(), "{column} missing");
+    }
+    assert_eq!(customers.column("value_segment").unwrap().null_count(), 0);
+    let segments = std::fs::read_to_string(out.join("segments.csv")).unwrap();
+    assert_eq!(segments.lines().count(), 9, "{segments}");
+    let seg_path = out.join("segments.parquet");
+    let seg = LazyFrame::scan_parquet(PlRefPath::new(p(&seg_path)), Default::default()).unwrap().collect().unwrap();
+    assert_eq!(seg.column("customers").unwrap().f64().unwrap().sum(), Some(5.0));
+    assert_eq!(std::fs::read_to_string(out.join("tiers.csv")).unwrap().lines().count(), 5);
+    assert!(s["margin_gini"].as_f64().is_some_and(|g| (-1.0..=1.0).contains(&g)), "{s}");
 }
 
 #[test]

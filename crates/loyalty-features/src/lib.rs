@@ -12,6 +12,7 @@ mod billing_kernel;
 pub mod names;
 mod params;
 mod per_customer;
+pub mod segments;
 pub mod survival;
 pub mod transactions;
 mod value;

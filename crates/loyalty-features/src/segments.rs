@@ -1,0 +1,273 @@
+//! Value segments, the customer pyramid and the loyalty ladder (DOMAIN.md section 4)
+//! on the one-row-per-customer table.
+
+use polars::prelude::*;
+
+use crate::names as n;
+
+/// The eight value segments by (high CCV, high CPV, high loyalty), with their strategy.
+pub const SEGMENTS: [(bool, bool, bool, &str, &str); 8] = [
+    (true, true, true, "platinum", "top priority: VIP service, relationship marketing, personal care"),
+    (true, false, true, "gold", "keep: enough resources to hold a stable relationship"),
+    (false, false, true, "loyal", "basic quality service; not a retention focus"),
+    (false, true, true, "potential", "invest: personalised offers that raise current spend"),
+    (true, true, false, "vulnerable", "find the churn reasons; targeted retention offers"),
+    (true, false, false, "short_term", "maintain; do not overspend to keep them"),
+    (false, false, false, "least_valuable", "minimal spend; let go if they leave"),
+    (false, true, false, "developable", "improve satisfaction to convert into high value"),
+];
+
+/// Where "high" starts for CCV, CPV and loyalty.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Split {
+    /// At this quantile of the active base (0.5: the median, the default).
+    Quantile(f64),
+    /// At these values (ccv, cpv, loyalty).
+    Absolute(f64, f64, f64),
+}
+
+/// Column names added by [`assign`].
+pub const VALUE_SEGMENT: &str = "value_segment";
+pub const TIER: &str = "tier";
+pub const STAGE: &str = "stage";
+pub const NPS_GROUP: &str = "nps_group";
+
+fn quantile_of(df: &DataFrame, name: &str, q: f64) -> PolarsResult<f64> {
+    let s = df.column(name)?.as_materialized_series().cast(&DataType::Float64)?;
+    Ok(s.f64()?.quantile(q, QuantileMethod::Linear)?.unwrap_or(0.0))
+}
+
+/// Add value_segment, tier, stage and nps_group to `df` (customers active at T, with
+/// ccv, cpv, `loyalty_col`, margin_monthly, tenure_months, referrals_made and
+/// survey_recommend). High means at or above the split. Tiers rank margin_monthly:
+/// the top `tier_shares[0]` are platinum, the next up to `tier_shares[1]` gold, the
+/// rest iron while their margin is positive, lead at or below zero.
+pub fn assign(df: DataFrame, loyalty_col: &str, split: Split, tier_shares: [f64; 2]) -> PolarsResult<DataFrame> {
+    let (ccv_cut, cpv_cut, loyalty_cut) = match split {
+        Split::Quantile(q) => {
+            (quantile_of(&df, n::CCV, q)?, quantile_of(&df, n::CPV, q)?, quantile_of(&df, loyalty_col, q)?)
+        }
+        Split::Absolute(a, b, c) => (a, b, c),
+    };
+    let high = |name: &str, cut: f64| col(name).fill_null(lit(f64::NEG_INFINITY)).gt_eq(lit(cut));
+    let mut segment = lit(NULL).cast(DataType::String);
+    for (c, p, l, name, _) in SEGMENTS.iter().rev() {
+        let cond = high(n::CCV, ccv_cut)
+            .eq(lit(*c))
+            .and(high(n::CPV, cpv_cut).eq(lit(*p)))
+            .and(high(loyalty_col, loyalty_cut).eq(lit(*l)));
+        segment = when(cond).then(lit(*name)).otherwise(segment);
+    }
+    // Rank by margin, highest first: the share of customers at or above a customer.
+    let count = df.height().max(1) as f64;
+    let rank = col(n::MARGIN_MONTHLY)
+        .fill_null(lit(0.0))
+        .rank(RankOptions { method: RankMethod::Ordinal, descending: true }, None)
+        .cast(DataType::Float64)
+        / lit(count);
+    let margin = col(n::MARGIN_MONTHLY).fill_null(lit(0.0));
+    let tier = when(margin.clone().lt_eq(lit(0.0)))
+        .then(lit("lead"))
+        .when(rank.clone().lt_eq(lit(tier_shares[0])))
+        .then(lit("platinum"))
+        .when(rank.lt_eq(lit(tier_shares[1])))
+        .then(lit("gold"))
+        .otherwise(lit("iron"));
+    let stage = when(col(n::TENURE_MONTHS).lt(lit(3)))
+        .then(lit("new"))
+        .when(col(n::REFERRALS_MADE).fill_null(lit(0.0)).gt(lit(0.0)).or(col(n::SURVEY_RECOMMEND).gt_eq(lit(9.0))))
+        .then(lit("advocate"))
+        .otherwise(lit("repeat"));
+    let nps = when(col(n::SURVEY_RECOMMEND).is_null())
+        .then(lit(NULL).cast(DataType::String))
+        .when(col(n::SURVEY_RECOMMEND).gt_eq(lit(9.0)))
+        .then(lit("promoter"))
+        .when(col(n::SURVEY_RECOMMEND).gt_eq(lit(7.0)))
+        .then(lit("passive"))
+        .otherwise(lit("detractor"));
+    df.lazy()
+        .with_columns([segment.alias(VALUE_SEGMENT), tier.alias(TIER), stage.alias(STAGE), nps.alias(NPS_GROUP)])
+        .collect()
+}
+
+/// Per value segment (all eight, in the DOMAIN.md order): customers, share, revenue
+/// (arpu_3m) and margin shares, mean and median ccv, cpv, loyalty and clv, strategy.
+pub fn segment_table(df: &DataFrame, loyalty_col: &str) -> PolarsResult<DataFrame> {
+    let total = df.height().max(1) as f64;
+    let revenue: f64 =
+        df.column(n::ARPU_3M)?.as_materialized_series().cast(&DataType::Float64)?.f64()?.sum().unwrap_or(0.0);
+    let margin: f64 =
+        df.column(n::MARGIN_MONTHLY)?.as_materialized_series().cast(&DataType::Float64)?.f64()?.sum().unwrap_or(0.0);
+    let mut aggs = vec![
+        len().cast(DataType::Float64).alias("customers"),
+        (col(n::ARPU_3M).sum() / lit(if revenue != 0.0 { revenue } else { 1.0 })).alias("revenue_share"),
+        (col(n::MARGIN_MONTHLY).sum() / lit(if margin != 0.0 { margin } else { 1.0 })).alias("margin_share"),
+    ];
+    for v in [n::CCV, n::CPV, loyalty_col, n::CLV] {
+        aggs.push(col(v).mean().alias(format!("mean_{v}")));
+        aggs.push(col(v).median().alias(format!("median_{v}")));
+    }
+    let stats = df.clone().lazy().group_by([col(VALUE_SEGMENT)]).agg(aggs).collect()?;
+    let order = DataFrame::new_infer_height(vec![
+        Column::new(VALUE_SEGMENT.into(), SEGMENTS.map(|s| s.3).to_vec()),
+        Column::new("high_ccv".into(), SEGMENTS.map(|s| s.0).to_vec()),
+        Column::new("high_cpv".into(), SEGMENTS.map(|s| s.1).to_vec()),
+        Column::new("high_loyalty".into(), SEGMENTS.map(|s| s.2).to_vec()),
+        Column::new("strategy".into(), SEGMENTS.map(|s| s.4).to_vec()),
+    ])?;
+    order
+        .lazy()
+        .join(
+            stats.lazy(),
+            [col(VALUE_SEGMENT)],
+            [col(VALUE_SEGMENT)],
+            JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) },
+        )
+        .with_columns([
+            col("customers").fill_null(lit(0.0)),
+            (col("customers").fill_null(lit(0.0)) / lit(total)).alias("share"),
+        ])
+        .collect()
+}
+
+/// The pyramid: per tier, customers and shares of customers, revenue and margin.
+pub fn tier_table(df: &DataFrame) -> PolarsResult<DataFrame> {
+    let sum = |name: &str| -> PolarsResult<f64> {
+        Ok(df.column(name)?.as_materialized_series().cast(&DataType::Float64)?.f64()?.sum().unwrap_or(0.0))
+    };
+    let (revenue, margin, total) = (sum(n::ARPU_3M)?, sum(n::MARGIN_MONTHLY)?, df.height().max(1) as f64);
+    let order = df!(TIER => ["platinum", "gold", "iron", "lead"])?;
+    let stats = df
+        .clone()
+        .lazy()
+        .group_by([col(TIER)])
+        .agg([
+            len().cast(DataType::Float64).alias("customers"),
+            (col(n::ARPU_3M).sum() / lit(if revenue != 0.0 { revenue } else { 1.0 })).alias("revenue_share"),
+            (col(n::MARGIN_MONTHLY).sum() / lit(if margin != 0.0 { margin } else { 1.0 })).alias("margin_share"),
+        ])
+        .collect()?;
+    order
+        .lazy()
+        .join(
+            stats.lazy(),
+            [col(TIER)],
+            [col(TIER)],
+            JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) },
+        )
+        .with_columns([
+            col("customers").fill_null(lit(0.0)),
+            (col("customers").fill_null(lit(0.0)) / lit(total)).alias("share"),
+        ])
+        .collect()
+}
+
+/// The Lorenz curve of margin (customers sorted by margin, highest first: cumulative
+/// share of customers vs of margin, 101 points) and its Gini coefficient.
+pub fn lorenz(df: &DataFrame) -> PolarsResult<(DataFrame, f64)> {
+    let mut m: Vec<f64> = df
+        .column(n::MARGIN_MONTHLY)?
+        .as_materialized_series()
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(0.0))
+        .collect();
+    m.sort_by(|a, b| b.total_cmp(a));
+    let total: f64 = m.iter().sum();
+    let count = m.len();
+    let mut cum = Vec::with_capacity(count + 1);
+    cum.push(0.0);
+    for v in &m {
+        cum.push(cum.last().copied().unwrap_or(0.0) + v);
+    }
+    let share = |k: usize| if total != 0.0 { cum[k] / total } else { 0.0 };
+    let (mut x, mut y) = (Vec::with_capacity(101), Vec::with_capacity(101));
+    for p in 0..=100 {
+        let k = (p * count).div_ceil(100).min(count);
+        x.push(f64::from(p as u32) / 100.0);
+        y.push(share(k));
+    }
+    // Gini from the concentration curve of the descending sort: G = 2 * area above the
+    // diagonal = 2 * mean(share) - 1 over customers (trapezoids).
+    let area: f64 =
+        if count > 0 { (1..=count).map(|k| (share(k - 1) + share(k)) / 2.0).sum::<f64>() / count as f64 } else { 0.5 };
+    let gini = 2.0 * area - 1.0;
+    Ok((df!("customer_share" => x, "margin_share" => y)?, gini))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Eight customers, one per segment, plus one lead. Medians: ccv 10, cpv 10,
+    /// loyalty 0.5 (values 20/0, 20/0, 0.9/0.1 on either side, and the lead customer at
+    /// the cut points is "high", >= being high).
+    fn fixture() -> DataFrame {
+        df!(
+            n::CCV => [20.0, 20.0, 0.0, 0.0, 20.0, 20.0, 0.0, 0.0, 10.0],
+            n::CPV => [20.0, 0.0, 0.0, 20.0, 20.0, 0.0, 0.0, 20.0, 10.0],
+            "loyalty" => [0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.5],
+            n::CLV => [1.0; 9],
+            n::MARGIN_MONTHLY => [90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0, 20.0, -5.0],
+            n::ARPU_3M => [100.0; 9],
+            n::TENURE_MONTHS => [1i64, 5, 5, 5, 5, 5, 5, 5, 5],
+            n::REFERRALS_MADE => [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            n::SURVEY_RECOMMEND => [None, Some(9.0), Some(10.0), Some(7.0), Some(6.0), None, None, None, None],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn segments_tiers_stages_by_hand() {
+        let df = assign(fixture(), "loyalty", Split::Quantile(0.5), [0.12, 0.34]).unwrap();
+        let s: Vec<&str> = df.column(VALUE_SEGMENT).unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
+        assert_eq!(
+            s,
+            [
+                "platinum",
+                "gold",
+                "loyal",
+                "potential",
+                "vulnerable",
+                "short_term",
+                "least_valuable",
+                "developable",
+                "platinum"
+            ]
+        );
+        // Tiers over 9 customers by margin: rank/9 <= 0.12 -> top 1 platinum; <= 0.34 ->
+        // ranks 2-3 gold; positive margin otherwise iron; -5 is lead.
+        let t: Vec<&str> = df.column(TIER).unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
+        assert_eq!(t, ["platinum", "gold", "gold", "iron", "iron", "iron", "iron", "iron", "lead"]);
+        let st: Vec<&str> = df.column(STAGE).unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
+        assert_eq!(st, ["new", "advocate", "advocate", "repeat", "repeat", "repeat", "repeat", "repeat", "repeat"]);
+        let nps: Vec<Option<&str>> = df.column(NPS_GROUP).unwrap().str().unwrap().iter().collect();
+        assert_eq!(&nps[..5], [None, Some("promoter"), Some("promoter"), Some("passive"), Some("detractor")]);
+
+        let table = segment_table(&df, "loyalty").unwrap();
+        let customers: Vec<f64> = table.column("customers").unwrap().f64().unwrap().into_no_null_iter().collect();
+        assert_eq!(customers, [2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        // platinum margin share: (90 - 5) / (90 + 80 + 70 + 60 + 50 + 40 + 30 + 20 - 5 = 435)
+        let share = table.column("margin_share").unwrap().f64().unwrap().get(0).unwrap();
+        assert!((share - 85.0 / 435.0).abs() < 1e-12, "{share}");
+
+        let tiers = tier_table(&df).unwrap();
+        let c: Vec<f64> = tiers.column("customers").unwrap().f64().unwrap().into_no_null_iter().collect();
+        assert_eq!(c, [1.0, 2.0, 5.0, 1.0]);
+    }
+
+    #[test]
+    fn lorenz_and_gini_of_known_cases() {
+        // Equal margins: the diagonal, Gini 0.
+        let eq = df!(n::MARGIN_MONTHLY => [5.0; 10]).unwrap();
+        let (curve, g) = lorenz(&eq).unwrap();
+        assert!(g.abs() < 1e-12, "{g}");
+        assert!((curve.column("margin_share").unwrap().f64().unwrap().get(50).unwrap() - 0.5).abs() < 1e-12);
+        // One customer has everything (of n = 4): shares 1,1,1,1 after the first;
+        // area = (0.5 + 1 + 1 + 1)/4 = 0.875, Gini = 0.75 = (n-1)/n.
+        let one = df!(n::MARGIN_MONTHLY => [0.0, 0.0, 12.0, 0.0]).unwrap();
+        let (_, g) = lorenz(&one).unwrap();
+        assert!((g - 0.75).abs() < 1e-12, "{g}");
+    }
+}
