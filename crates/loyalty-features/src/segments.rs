@@ -31,6 +31,8 @@ pub const VALUE_SEGMENT: &str = "value_segment";
 pub const TIER: &str = "tier";
 pub const STAGE: &str = "stage";
 pub const NPS_GROUP: &str = "nps_group";
+pub const SAT_QUADRANT: &str = "sat_quadrant";
+pub const TERRORIST: &str = "terrorist";
 
 fn quantile_of(df: &DataFrame, name: &str, q: f64) -> PolarsResult<f64> {
     let s = df.column(name)?.as_materialized_series().cast(&DataType::Float64)?;
@@ -85,8 +87,35 @@ pub fn assign(df: DataFrame, loyalty_col: &str, split: Split, tier_shares: [f64;
         .when(col(n::SURVEY_RECOMMEND).gt_eq(lit(7.0)))
         .then(lit("passive"))
         .otherwise(lit("detractor"));
+    // Jones & Sasser quadrants: satisfied = latest overall score >= 4 of 5; loyal =
+    // loyalty at or above the split. No survey: no quadrant. Terrorists: defectors
+    // with the lowest score and a complaint in the last 12 months.
+    let satisfied = col(n::SURVEY_OVERALL).gt_eq(lit(4.0));
+    let loyal = high(loyalty_col, loyalty_cut);
+    let quadrant = when(col(n::SURVEY_OVERALL).is_null())
+        .then(lit(NULL).cast(DataType::String))
+        .when(satisfied.clone().and(loyal.clone()))
+        .then(lit("apostle"))
+        .when(satisfied)
+        .then(lit("mercenary"))
+        .when(loyal)
+        .then(lit("hostage"))
+        .otherwise(lit("defector"));
+    let terrorist = quadrant
+        .clone()
+        .eq(lit("defector"))
+        .and(col(n::SURVEY_OVERALL).lt_eq(lit(1.0)))
+        .and(col(n::COMPLAINTS_12M).fill_null(lit(0.0)).gt(lit(0.0)))
+        .fill_null(lit(false));
     df.lazy()
-        .with_columns([segment.alias(VALUE_SEGMENT), tier.alias(TIER), stage.alias(STAGE), nps.alias(NPS_GROUP)])
+        .with_columns([
+            segment.alias(VALUE_SEGMENT),
+            tier.alias(TIER),
+            stage.alias(STAGE),
+            nps.alias(NPS_GROUP),
+            quadrant.alias(SAT_QUADRANT),
+        ])
+        .with_column(terrorist.alias(TERRORIST))
         .collect()
 }
 
@@ -214,6 +243,8 @@ mod tests {
             n::TENURE_MONTHS => [1i64, 5, 5, 5, 5, 5, 5, 5, 5],
             n::REFERRALS_MADE => [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
             n::SURVEY_RECOMMEND => [None, Some(9.0), Some(10.0), Some(7.0), Some(6.0), None, None, None, None],
+            n::SURVEY_OVERALL => [Some(5.0), Some(2.0), None, None, Some(4.0), Some(1.0), Some(1.0), None, None],
+            n::COMPLAINTS_12M => [0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0],
         )
         .unwrap()
     }
@@ -244,6 +275,16 @@ mod tests {
         assert_eq!(st, ["new", "advocate", "advocate", "repeat", "repeat", "repeat", "repeat", "repeat", "repeat"]);
         let nps: Vec<Option<&str>> = df.column(NPS_GROUP).unwrap().str().unwrap().iter().collect();
         assert_eq!(&nps[..5], [None, Some("promoter"), Some("promoter"), Some("passive"), Some("detractor")]);
+        // Quadrants: 0 satisfied+loyal, 1 dissatisfied+loyal, 4 satisfied not loyal,
+        // 5 and 6 dissatisfied not loyal (5 also complained: a terrorist).
+        let q: Vec<Option<&str>> = df.column(SAT_QUADRANT).unwrap().str().unwrap().iter().collect();
+        assert_eq!(
+            &q[..7],
+            [Some("apostle"), Some("hostage"), None, None, Some("mercenary"), Some("defector"), Some("defector")]
+        );
+        let terror: Vec<bool> = df.column(TERRORIST).unwrap().bool().unwrap().iter().map(|v| v.unwrap()).collect();
+        assert_eq!(terror.iter().filter(|t| **t).count(), 1);
+        assert!(terror[5]);
 
         let table = segment_table(&df, "loyalty").unwrap();
         let customers: Vec<f64> = table.column("customers").unwrap().f64().unwrap().into_no_null_iter().collect();
