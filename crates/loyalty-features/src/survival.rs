@@ -95,6 +95,17 @@ impl Hazard {
         }
     }
 
+    /// Kaplan-Meier rows from tenure 0: (tenure, at risk, events, hazard, survival);
+    /// a tenure nobody was at risk at has hazard 0.
+    fn km_rows(&self) -> impl Iterator<Item = (usize, f64, f64, f64, f64)> + '_ {
+        let mut s = 1.0;
+        (0..self.at_risk.len()).map(move |k| {
+            let r = if self.at_risk[k] > 0.0 { self.events[k] / self.at_risk[k] } else { 0.0 };
+            s *= 1.0 - r;
+            (k, self.at_risk[k], self.events[k], r, s)
+        })
+    }
+
     /// Mean hazard over the last 12 tenure months with enough customers at risk.
     fn tail_rate(&self) -> Option<f64> {
         let rates: Vec<f64> = (0..self.at_risk.len()).rev().filter_map(|k| self.rate(k)).take(12).collect();
@@ -143,16 +154,13 @@ impl SurvivalCurves {
         let (mut plan, mut contract, mut level, mut k, mut risk, mut ev, mut haz, mut surv) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
         for ((p, cm, l), h) in &self.cohorts {
-            let mut s = 1.0;
-            for i in 0..h.at_risk.len() {
-                let r = if h.at_risk[i] > 0.0 { h.events[i] / h.at_risk[i] } else { 0.0 };
-                s *= 1.0 - r;
+            for (i, at_risk, events, r, s) in h.km_rows() {
                 plan.push(p.clone());
                 contract.push(*cm);
                 level.push(l.clone());
                 k.push(i as i64);
-                risk.push(h.at_risk[i]);
-                ev.push(h.events[i]);
+                risk.push(at_risk);
+                ev.push(events);
                 haz.push(r);
                 surv.push(s);
             }
@@ -325,17 +333,11 @@ pub fn kaplan_meier_by(tables: &Tables, params: &FeatureParams, by: &str) -> Res
     let (mut group, mut k, mut risk, mut events, mut hazard, mut survival) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     for (g, h) in &groups {
-        let mut s_k = 1.0;
-        for i in 0..h.at_risk.len() {
-            if h.at_risk[i] <= 0.0 {
-                continue;
-            }
-            let r = h.events[i] / h.at_risk[i];
-            s_k *= 1.0 - r;
+        for (i, at_risk, ev, r, s_k) in h.km_rows().filter(|row| row.1 > 0.0) {
             group.push(g.clone());
             k.push(i as i64);
-            risk.push(h.at_risk[i]);
-            events.push(h.events[i]);
+            risk.push(at_risk);
+            events.push(ev);
             hazard.push(r);
             survival.push(s_k);
         }

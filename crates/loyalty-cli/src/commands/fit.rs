@@ -401,12 +401,7 @@ fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
             );
             let mut p = p;
             // CLV = margin x E[value] x discounted expected transactions, month by month.
-            let spend: Vec<Spend> = x
-                .iter()
-                .zip(&mean)
-                .filter(|(x, v)| **x > 0.0 && v.is_finite() && **v > 0.0)
-                .map(|(x, v)| Spend { x: *x, mean_value: *v, weight: 1.0 })
-                .collect();
+            let spend = repeat_buyers(&x, &mean);
             if a.clv_months > 0 && spend.len() >= 10 {
                 let (gg, go) = gamma_gamma::fit(&spend);
                 let month = 365.25 / 12.0 / a.period.days();
@@ -449,12 +444,7 @@ fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
             (report("pareto-nbd", &ParetoNbd::NAMES, &o, all.len() as f64, rows.len()), &ParetoNbd::NAMES, p)
         }
         Kind::GammaGamma => {
-            let spend: Vec<Spend> = x
-                .iter()
-                .zip(&mean)
-                .filter(|(x, m)| **x > 0.0 && m.is_finite() && **m > 0.0)
-                .map(|(x, m)| Spend { x: *x, mean_value: *m, weight: 1.0 })
-                .collect();
+            let spend = repeat_buyers(&x, &mean);
             if spend.is_empty() {
                 return Err(InputRejected(
                     "no customer with a repeat transaction: nothing for Gamma-Gamma to fit".into(),
@@ -488,6 +478,15 @@ fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
     }
     r.wall_seconds = started.elapsed().as_secs_f64();
     print(&r, names, a.format)
+}
+
+/// The Gamma-Gamma rows: customers with repeat transactions of a positive mean value.
+fn repeat_buyers(x: &[f64], mean: &[f64]) -> Vec<Spend> {
+    x.iter()
+        .zip(mean)
+        .filter(|(x, v)| **x > 0.0 && v.is_finite() && **v > 0.0)
+        .map(|(x, v)| Spend { x: *x, mean_value: *v, weight: 1.0 })
+        .collect()
 }
 
 /// P(alive) and expected transactions in the next `horizon` periods, per customer.

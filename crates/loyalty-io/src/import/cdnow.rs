@@ -16,7 +16,11 @@ use std::path::Path;
 use chrono::{Datelike, NaiveDate};
 use polars::prelude::*;
 
-use super::{ImportError, lines};
+use super::{ImportError, billing_frame, days, lines};
+
+fn date_column(name: &str, v: Vec<i32>) -> PolarsResult<Column> {
+    super::date_column(name, v.into_iter().map(Some).collect())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -113,14 +117,6 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<CdnowLog, ImportError> {
     Ok(CdnowLog { layout, purchases })
 }
 
-fn days(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
-
-fn date_column(name: &str, v: Vec<i32>) -> PolarsResult<Column> {
-    Ok(Int32Chunked::from_vec(name.into(), v).into_series().cast(&DataType::Date)?.into())
-}
-
 /// The contract tables (customers, billing, topups) of a parsed log, and the number
 /// of $0.00 lines kept out of top-ups.
 pub fn tables(log: &CdnowLog) -> PolarsResult<(Vec<(&'static str, DataFrame)>, usize)> {
@@ -142,19 +138,12 @@ pub fn tables(log: &CdnowLog) -> PolarsResult<(Vec<(&'static str, DataFrame)>, u
         Column::full_null(c::CHURN_DATE.into(), n, &DataType::Date),
         Column::full_null(c::CHURN_REASON.into(), n, &DataType::String),
     ])?;
-    let m = months.len();
-    let billing = DataFrame::new_infer_height(vec![
-        Column::new(c::CUSTOMER_ID.into(), months.keys().map(|k| k.0).collect::<Vec<i64>>()),
-        date_column(c::BILL_MONTH, months.keys().map(|k| days(k.1)).collect())?,
-        Column::new(c::TOTAL_CHARGE.into(), months.values().copied().collect::<Vec<f64>>()),
-        Column::full_null(c::COST.into(), m, &DataType::Float64),
-        Column::full_null(c::VOICE_MINUTES.into(), m, &DataType::Float64),
-        Column::full_null(c::DATA_MB.into(), m, &DataType::Float64),
-        Column::full_null(c::SMS_COUNT.into(), m, &DataType::Int64),
-        Column::full_null(c::DISCOUNT.into(), m, &DataType::Float64),
-        Column::full_null(c::AMOUNT_PAID.into(), m, &DataType::Float64),
-        Column::full_null(c::DAYS_LATE.into(), m, &DataType::Int64),
-    ])?;
+    let billing = billing_frame(
+        months.keys().map(|k| k.0).collect(),
+        months.keys().map(|k| days(k.1)).collect(),
+        months.values().copied().collect(),
+        None,
+    )?;
     let paid: Vec<&Purchase> = log.purchases.iter().filter(|p| p.dollars > 0.0).collect();
     let topups = DataFrame::new_infer_height(vec![
         Column::new(c::CUSTOMER_ID.into(), paid.iter().map(|p| p.customer_id).collect::<Vec<i64>>()),

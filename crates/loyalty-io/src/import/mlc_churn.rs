@@ -16,7 +16,7 @@ use std::path::Path;
 use chrono::{Days, NaiveDate};
 use polars::prelude::*;
 
-use super::{ImportError, lines};
+use super::{ImportError, billing_frame, date_column, days, parse_csv};
 
 pub const SNAPSHOT: (i32, u32, u32) = (2024, 12, 31);
 
@@ -58,96 +58,30 @@ pub struct Subscriber {
 }
 
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Subscriber>, ImportError> {
-    let mut out = Vec::new();
-    let mut header_seen = false;
-    for item in lines(bytes, path) {
-        let (line, text) = item?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = text.split(',').map(str::trim).collect();
-        let err = |field: &str, value: &str, reason: &str| ImportError {
-            path: path.to_path_buf(),
-            line,
-            field: field.into(),
-            value: value.chars().take(40).collect(),
-            reason: reason.into(),
-        };
-        if !header_seen {
-            if f != HEADER {
-                return Err(err("header", text.trim(), &format!("expected the columns {}", HEADER.join(","))));
-            }
-            header_seen = true;
-            continue;
-        }
-        if f.len() != HEADER.len() {
-            return Err(err("line", text.trim(), &format!("expected {} fields, found {}", HEADER.len(), f.len())));
-        }
-        let get = |name: &str| f[HEADER.iter().position(|h| *h == name).expect("known column")];
-        let yes_no = |name: &str| match get(name) {
-            "yes" | "Yes" => Ok(true),
-            "no" | "No" => Ok(false),
-            v => Err(err(name, v, "expected yes or no")),
-        };
-        let whole = |name: &str, max: u32| {
-            get(name)
-                .parse::<u32>()
-                .ok()
-                .filter(|v| *v <= max)
-                .ok_or_else(|| err(name, get(name), &format!("not a whole number in 0..={max}")))
-        };
-        let amount = |name: &str| {
-            get(name)
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| err(name, get(name), "not a finite number >= 0"))
-        };
-        let id = get("rownames")
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 0)
-            .ok_or_else(|| err("rownames", get("rownames"), "not a whole number >= 0"))?;
-        let state = get("state");
+    parse_csv(bytes, path, &HEADER, |r| {
+        let yes_no = |name: &str| r.flag(name, &["yes", "Yes"], &["no", "No"]);
+        let id = r.whole("rownames", i64::MAX, "not a whole number >= 0")?;
+        let state = r.get("state");
         if state.is_empty() || state.len() > 8 {
-            return Err(err("state", state, "expected a short region code"));
+            return Err(r.err("state", state, "expected a short region code"));
         }
-        let mut minutes = 0.0;
-        let mut charge = 0.0;
+        let (mut minutes, mut charge) = (0.0, 0.0);
         for part in ["day", "eve", "night", "intl"] {
-            minutes += amount(&format!("total_{part}_minutes"))?;
-            charge += amount(&format!("total_{part}_charge"))?;
+            minutes += r.amount(&format!("total_{part}_minutes"))?;
+            charge += r.amount(&format!("total_{part}_charge"))?;
         }
-        out.push(Subscriber {
+        Ok(Subscriber {
             id,
             state: state.to_string(),
-            account_days: whole("account_length", 36_500)?,
+            account_days: r.whole("account_length", 36_500u32, "not a whole number in 0..=36500")?,
             international: yes_no("international_plan")?,
             voice_mail: yes_no("voice_mail_plan")?,
             minutes,
             charge,
-            care_calls: whole("number_customer_service_calls", 1_000)?,
+            care_calls: r.whole("number_customer_service_calls", 1_000u32, "not a whole number in 0..=1000")?,
             churn: yes_no("churn")?,
-        });
-    }
-    if out.is_empty() {
-        return Err(ImportError {
-            path: path.to_path_buf(),
-            line: 1,
-            field: "file".into(),
-            value: String::new(),
-            reason: "no subscriber lines".into(),
-        });
-    }
-    Ok(out)
-}
-
-fn days(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
-
-fn date_column(name: &str, v: Vec<Option<i32>>) -> PolarsResult<Column> {
-    Ok(Int32Chunked::from_iter_options(name.into(), v.into_iter()).into_series().cast(&DataType::Date)?.into())
+        })
+    })
 }
 
 pub fn tables(subs: &[Subscriber]) -> PolarsResult<Vec<(&'static str, DataFrame)>> {
@@ -171,19 +105,12 @@ pub fn tables(subs: &[Subscriber]) -> PolarsResult<Vec<(&'static str, DataFrame)
     ])?;
     // The bill of the snapshot's month, for customers who had signed up by then.
     let billed: Vec<&Subscriber> = subs.iter().filter(|s| signup(s) <= snapshot).collect();
-    let m = billed.len();
-    let billing = DataFrame::new_infer_height(vec![
-        Column::new(c::CUSTOMER_ID.into(), billed.iter().map(|s| s.id).collect::<Vec<i64>>()),
-        date_column(c::BILL_MONTH, vec![Some(days(month)); m])?,
-        Column::new(c::TOTAL_CHARGE.into(), billed.iter().map(|s| s.charge).collect::<Vec<f64>>()),
-        Column::full_null(c::COST.into(), m, &DataType::Float64),
-        Column::new(c::VOICE_MINUTES.into(), billed.iter().map(|s| s.minutes).collect::<Vec<f64>>()),
-        Column::full_null(c::DATA_MB.into(), m, &DataType::Float64),
-        Column::full_null(c::SMS_COUNT.into(), m, &DataType::Int64),
-        Column::full_null(c::DISCOUNT.into(), m, &DataType::Float64),
-        Column::full_null(c::AMOUNT_PAID.into(), m, &DataType::Float64),
-        Column::full_null(c::DAYS_LATE.into(), m, &DataType::Int64),
-    ])?;
+    let billing = billing_frame(
+        billed.iter().map(|s| s.id).collect(),
+        vec![days(month); billed.len()],
+        billed.iter().map(|s| s.charge).collect(),
+        Some(billed.iter().map(|s| s.minutes).collect()),
+    )?;
     let (mut i_id, mut i_ts) = (vec![], vec![]);
     for s in subs {
         for k in 0..s.care_calls {

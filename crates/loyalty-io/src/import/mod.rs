@@ -7,6 +7,9 @@ pub mod wa_churn;
 
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
+use polars::prelude::*;
+
 /// A line of an input file that cannot be imported.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{path}:{line}: field `{field}`: {reason} (got `{value}`)", path = .path.display())]
@@ -34,6 +37,148 @@ pub(crate) fn lines<'a>(
             reason: format!("not UTF-8 text (byte {})", e.valid_up_to() + 1),
         })
     })
+}
+
+/// One data line of a CSV file with a fixed header: fields by column name, parsers
+/// whose errors name the file, line, column and value.
+pub(crate) struct Row<'a> {
+    path: &'a Path,
+    line: usize,
+    header: &'a [&'a str],
+    fields: Vec<&'a str>,
+}
+
+impl Row<'_> {
+    /// The field of column `name` ("" for a name not in the header).
+    pub(crate) fn get(&self, name: &str) -> &str {
+        self.header.iter().position(|h| *h == name).map_or("", |i| self.fields[i])
+    }
+
+    pub(crate) fn err(&self, field: &str, value: &str, reason: &str) -> ImportError {
+        ImportError {
+            path: self.path.to_path_buf(),
+            line: self.line,
+            field: field.into(),
+            value: value.chars().take(40).collect(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A whole number in 0..=max.
+    pub(crate) fn whole<T: std::str::FromStr + PartialOrd + Default>(
+        &self,
+        name: &str,
+        max: T,
+        what: &str,
+    ) -> Result<T, ImportError> {
+        let v = self.get(name);
+        v.parse::<T>().ok().filter(|x| *x >= T::default() && *x <= max).ok_or_else(|| self.err(name, v, what))
+    }
+
+    /// A finite number >= 0.
+    pub(crate) fn amount(&self, name: &str) -> Result<f64, ImportError> {
+        self.get(name)
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| self.err(name, self.get(name), "not a finite number >= 0"))
+    }
+
+    /// One of `yes` (true) or `no` (false).
+    pub(crate) fn flag(&self, name: &str, yes: &[&str], no: &[&str]) -> Result<bool, ImportError> {
+        let v = self.get(name);
+        if yes.contains(&v) {
+            Ok(true)
+        } else if no.contains(&v) {
+            Ok(false)
+        } else {
+            Err(self.err(
+                name,
+                v,
+                &format!("expected one of {}", yes.iter().chain(no).copied().collect::<Vec<_>>().join(", ")),
+            ))
+        }
+    }
+}
+
+/// The rows of a comma-separated file whose first line is exactly `header`, each
+/// turned into a `T` by `row`; blank lines are skipped, an empty file is an error.
+pub(crate) fn parse_csv<T>(
+    bytes: &[u8],
+    path: &Path,
+    header: &[&str],
+    mut row: impl FnMut(&Row) -> Result<T, ImportError>,
+) -> Result<Vec<T>, ImportError> {
+    let mut out = Vec::new();
+    let mut header_seen = false;
+    for item in lines(bytes, path) {
+        let (line, text) = item?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let r = Row { path, line, header, fields: text.split(',').map(str::trim).collect() };
+        if !header_seen {
+            if r.fields != header {
+                return Err(r.err("header", text.trim(), &format!("expected the columns {}", header.join(","))));
+            }
+            header_seen = true;
+            continue;
+        }
+        if r.fields.len() != header.len() {
+            return Err(r.err(
+                "line",
+                text.trim(),
+                &format!("expected {} fields, found {}", header.len(), r.fields.len()),
+            ));
+        }
+        out.push(row(&r)?);
+    }
+    if out.is_empty() {
+        return Err(ImportError {
+            path: path.to_path_buf(),
+            line: 1,
+            field: "file".into(),
+            value: String::new(),
+            reason: "no data lines".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// Days since 1970-01-01, as Polars stores a Date.
+pub(crate) fn days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date")).num_days() as i32
+}
+
+pub(crate) fn date_column(name: &str, v: Vec<Option<i32>>) -> PolarsResult<Column> {
+    Ok(Int32Chunked::from_iter_options(name.into(), v.into_iter()).into_series().cast(&DataType::Date)?.into())
+}
+
+/// A contract billing table from what an importer knows: customer, bill month (days),
+/// total charge and, if known, voice minutes; every other billing column null.
+pub(crate) fn billing_frame(
+    ids: Vec<i64>,
+    months: Vec<i32>,
+    charge: Vec<f64>,
+    voice: Option<Vec<f64>>,
+) -> PolarsResult<DataFrame> {
+    use loyalty_contract::col as c;
+    let m = ids.len();
+    DataFrame::new_infer_height(vec![
+        Column::new(c::CUSTOMER_ID.into(), ids),
+        date_column(c::BILL_MONTH, months.into_iter().map(Some).collect())?,
+        Column::new(c::TOTAL_CHARGE.into(), charge),
+        Column::full_null(c::COST.into(), m, &DataType::Float64),
+        match voice {
+            Some(v) => Column::new(c::VOICE_MINUTES.into(), v),
+            None => Column::full_null(c::VOICE_MINUTES.into(), m, &DataType::Float64),
+        },
+        Column::full_null(c::DATA_MB.into(), m, &DataType::Float64),
+        Column::full_null(c::SMS_COUNT.into(), m, &DataType::Int64),
+        Column::full_null(c::DISCOUNT.into(), m, &DataType::Float64),
+        Column::full_null(c::AMOUNT_PAID.into(), m, &DataType::Float64),
+        Column::full_null(c::DAYS_LATE.into(), m, &DataType::Int64),
+    ])
 }
 
 /// Property tests over arbitrary bytes: the importers return Ok or an error that names

@@ -19,7 +19,7 @@ use std::path::Path;
 use chrono::{Months, NaiveDate};
 use polars::prelude::*;
 
-use super::{ImportError, lines};
+use super::{ImportError, billing_frame, date_column, days, parse_csv};
 
 /// The date the snapshot is placed at.
 pub const SNAPSHOT: (i32, u32, u32) = (2024, 12, 31);
@@ -63,61 +63,20 @@ pub struct Subscriber {
 }
 
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Subscriber>, ImportError> {
-    let mut out = Vec::new();
-    let mut header_seen = false;
-    for item in lines(bytes, path) {
-        let (line, text) = item?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = text.split(',').map(str::trim).collect();
-        let err = |field: &str, value: &str, reason: &str| ImportError {
-            path: path.to_path_buf(),
-            line,
-            field: field.into(),
-            value: value.chars().take(40).collect(),
-            reason: reason.into(),
-        };
-        if !header_seen {
-            if f != HEADER {
-                return Err(err("header", text.trim(), &format!("expected the columns {}", HEADER.join(","))));
-            }
-            header_seen = true;
-            continue;
-        }
-        if f.len() != HEADER.len() {
-            return Err(err("line", text.trim(), &format!("expected {} fields, found {}", HEADER.len(), f.len())));
-        }
-        let get = |name: &str| f[HEADER.iter().position(|h| *h == name).expect("known column")];
-        let yes_no = |name: &str| match get(name) {
-            "Yes" | "1" => Ok(true),
-            "No" | "0" | "No phone service" | "No internet service" => Ok(false),
-            v => Err(err(name, v, "expected Yes/No (or 1/0)")),
-        };
-        let id = get("rownames")
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 0)
-            .ok_or_else(|| err("rownames", get("rownames"), "not a whole number >= 0"))?;
-        let tenure = get("tenure")
-            .parse::<u32>()
-            .ok()
-            .filter(|v| *v <= 1200)
-            .ok_or_else(|| err("tenure", get("tenure"), "not a whole number of months (0..1200)"))?;
-        let money = |name: &str| get(name).parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
-        let monthly_charges = money("monthly_charges")
-            .ok_or_else(|| err("monthly_charges", get("monthly_charges"), "not a finite amount >= 0"))?;
-        let total_charges = match get("total_charges") {
+    parse_csv(bytes, path, &HEADER, |r| {
+        let yes_no = |name: &str| r.flag(name, &["Yes", "1"], &["No", "0", "No phone service", "No internet service"]);
+        let id = r.whole("rownames", i64::MAX, "not a whole number >= 0")?;
+        let tenure = r.whole("tenure", 1200u32, "not a whole number of months (0..1200)")?;
+        let monthly_charges = r.amount("monthly_charges")?;
+        let total_charges = match r.get("total_charges") {
             "" | "NA" => None,
-            v => Some(
-                money("total_charges").ok_or_else(|| err("total_charges", v, "not a finite amount >= 0 (or empty)"))?,
-            ),
+            _ => Some(r.amount("total_charges")?),
         };
-        let contract_months = match get("contract") {
+        let contract_months = match r.get("contract") {
             "Month-to-month" => 0,
             "One year" => 12,
             "Two year" => 24,
-            v => return Err(err("contract", v, "expected Month-to-month, One year or Two year")),
+            v => return Err(r.err("contract", v, "expected Month-to-month, One year or Two year")),
         };
         let mut services = Vec::new();
         if yes_no("phone_service")? {
@@ -126,18 +85,18 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Subscriber>, ImportError> 
         if yes_no("multiple_lines")? {
             services.push("second_line");
         }
-        match get("internet_service") {
+        match r.get("internet_service") {
             "DSL" => services.push("internet_dsl"),
             "Fiber optic" => services.push("internet_fiber"),
             "No" => {}
-            v => return Err(err("internet_service", v, "expected DSL, Fiber optic or No")),
+            v => return Err(r.err("internet_service", v, "expected DSL, Fiber optic or No")),
         }
         for add_on in ADD_ONS {
             if yes_no(add_on)? {
                 services.push(add_on);
             }
         }
-        out.push(Subscriber {
+        Ok(Subscriber {
             id,
             churn: yes_no("churn")?,
             tenure,
@@ -145,26 +104,8 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<Subscriber>, ImportError> 
             monthly_charges,
             total_charges,
             services,
-        });
-    }
-    if out.is_empty() {
-        return Err(ImportError {
-            path: path.to_path_buf(),
-            line: 1,
-            field: "file".into(),
-            value: String::new(),
-            reason: "no subscriber lines".into(),
-        });
-    }
-    Ok(out)
-}
-
-fn days(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
-
-fn date_column(name: &str, v: Vec<Option<i32>>) -> PolarsResult<Column> {
-    Ok(Int32Chunked::from_iter_options(name.into(), v.into_iter()).into_series().cast(&DataType::Date)?.into())
+        })
+    })
 }
 
 /// The contract tables of the parsed subscribers.
@@ -194,23 +135,11 @@ pub fn tables(subs: &[Subscriber]) -> PolarsResult<Vec<(&'static str, DataFrame)
         for k in 0..s.tenure {
             let Some(month) = last_month.checked_sub_months(Months::new(k)) else { break };
             b_id.push(s.id);
-            b_month.push(Some(days(month)));
+            b_month.push(days(month));
             b_charge.push(if k == 0 { s.monthly_charges } else { earlier });
         }
     }
-    let m = b_id.len();
-    let billing = DataFrame::new_infer_height(vec![
-        Column::new(c::CUSTOMER_ID.into(), b_id),
-        date_column(c::BILL_MONTH, b_month)?,
-        Column::new(c::TOTAL_CHARGE.into(), b_charge),
-        Column::full_null(c::COST.into(), m, &DataType::Float64),
-        Column::full_null(c::VOICE_MINUTES.into(), m, &DataType::Float64),
-        Column::full_null(c::DATA_MB.into(), m, &DataType::Float64),
-        Column::full_null(c::SMS_COUNT.into(), m, &DataType::Int64),
-        Column::full_null(c::DISCOUNT.into(), m, &DataType::Float64),
-        Column::full_null(c::AMOUNT_PAID.into(), m, &DataType::Float64),
-        Column::full_null(c::DAYS_LATE.into(), m, &DataType::Int64),
-    ])?;
+    let billing = billing_frame(b_id, b_month, b_charge, None)?;
     let (mut s_id, mut s_name, mut s_start) = (vec![], vec![], vec![]);
     for s in subs {
         for name in &s.services {
