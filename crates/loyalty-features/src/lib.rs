@@ -9,6 +9,7 @@
 //! work on the one-row-per-customer table.
 
 mod billing_kernel;
+pub mod curves;
 pub mod names;
 mod params;
 mod per_customer;

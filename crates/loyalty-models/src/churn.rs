@@ -199,6 +199,27 @@ impl Logistic {
         z
     }
 
+    /// Standard errors of the coefficients (on the standardised features) from the
+    /// inverse Fisher information at the fit; meaningful for an unpenalised fit.
+    pub fn std_errors(&self, d: &Design) -> Vec<f64> {
+        let p = self.coef.len();
+        let z = self.standardise(d);
+        let mut info = vec![vec![0.0; p + 1]; p + 1];
+        for row in z.chunks(p + 1) {
+            let mu = sigmoid(self.intercept + row[1..].iter().zip(&self.coef).map(|(x, b)| x * b).sum::<f64>());
+            let w = mu * (1.0 - mu);
+            for i in 0..=p {
+                for j in 0..=p {
+                    info[i][j] += w * row[i] * row[j];
+                }
+            }
+        }
+        match crate::optimize::invert(info) {
+            Some(inv) => (1..=p).map(|i| if inv[i][i] > 0.0 { inv[i][i].sqrt() } else { f64::NAN }).collect(),
+            None => vec![f64::NAN; p],
+        }
+    }
+
     pub fn predict(&self, d: &Design) -> Vec<f64> {
         let p = self.coef.len();
         let z = self.standardise(d);
@@ -206,6 +227,41 @@ impl Logistic {
             .map(|row| sigmoid(self.intercept + row[1..].iter().zip(&self.coef).map(|(x, b)| x * b).sum::<f64>()))
             .collect()
     }
+}
+
+/// Ordinary least squares of `y` on standardised columns (complete rows only): the
+/// change in `y` per standard deviation of each column, with classical standard errors.
+pub fn ols_standardised(columns: &[Vec<f64>], y: &[f64]) -> Option<(Vec<f64>, Vec<f64>, usize)> {
+    let p = columns.len();
+    let rows: Vec<usize> =
+        (0..y.len()).filter(|&i| y[i].is_finite() && columns.iter().all(|c| c[i].is_finite())).collect();
+    let n = rows.len();
+    if n <= p + 1 {
+        return None;
+    }
+    let mut stats = Vec::with_capacity(p);
+    for c in columns {
+        let m = rows.iter().map(|&i| c[i]).sum::<f64>() / n as f64;
+        let v = rows.iter().map(|&i| (c[i] - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+        stats.push((m, if v > 1e-24 { v.sqrt() } else { 1.0 }));
+    }
+    let x = |i: usize, j: usize| if j == 0 { 1.0 } else { (columns[j - 1][i] - stats[j - 1].0) / stats[j - 1].1 };
+    let mut xtx = vec![vec![0.0; p + 1]; p + 1];
+    let mut xty = vec![0.0; p + 1];
+    for &i in &rows {
+        for a in 0..=p {
+            xty[a] += x(i, a) * y[i];
+            for b in 0..=p {
+                xtx[a][b] += x(i, a) * x(i, b);
+            }
+        }
+    }
+    let inv = crate::optimize::invert(xtx)?;
+    let beta: Vec<f64> = (0..=p).map(|a| (0..=p).map(|b| inv[a][b] * xty[b]).sum()).collect();
+    let rss: f64 = rows.iter().map(|&i| (y[i] - (0..=p).map(|a| beta[a] * x(i, a)).sum::<f64>()).powi(2)).sum();
+    let sigma2 = rss / (n - p - 1) as f64;
+    let se = (1..=p).map(|a| (sigma2 * inv[a][a]).max(0.0).sqrt()).collect();
+    Some((beta[1..].to_vec(), se, n))
 }
 
 /// Gradient boosting with log loss.
@@ -439,6 +495,40 @@ mod tests {
         let brier = p.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 10.0;
         assert!((m.brier - brier).abs() < 1e-12);
         assert_eq!(m.calibration.len(), 10);
+    }
+
+    #[test]
+    fn ols_by_hand() {
+        // y = 1 + 2x on x = 0, 1, 2, 3 plus residuals (+0.1, -0.1, -0.1, +0.1): slope 2,
+        // sd(x) = sqrt(5/3), so 2 * 1.290994 per sd; rss 0.04 over 2 df, se of the raw
+        // slope sqrt(0.02 / 5) = 0.063246, per sd 0.081650.
+        let x = vec![0.0, 1.0, 2.0, 3.0];
+        let y = vec![1.1, 2.9, 4.9, 7.1];
+        let (b, se, n) = ols_standardised(&[x], &y).unwrap();
+        assert_eq!(n, 4);
+        assert!((b[0] - 2.0 * (5.0f64 / 3.0).sqrt()).abs() < 1e-9, "{b:?}");
+        assert!((se[0] - (0.02f64 / 5.0).sqrt() * (5.0f64 / 3.0).sqrt()).abs() < 1e-9, "{se:?}");
+    }
+
+    #[test]
+    fn logistic_standard_errors_of_a_two_by_two_table() {
+        // One binary x: the log odds ratio's se is sqrt(1/a + 1/b + 1/c + 1/d); on the
+        // standardised scale it is multiplied by sd(x).
+        let (a, b, c, d) = (30, 70, 10, 90); // x=1: 30 churn of 100; x=0: 10 of 100
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for (xv, yv, k) in [(1.0, 1.0, a), (1.0, 0.0, b), (0.0, 1.0, c), (0.0, 0.0, d)] {
+            x.extend(std::iter::repeat_n(xv, k));
+            y.extend(std::iter::repeat_n(yv, k));
+        }
+        let design = Design::new(vec!["x".into()], vec![x]).unwrap();
+        let m = Logistic::fit(&design, &y, 0.0);
+        let se = m.std_errors(&design);
+        let sd = (0.25f64 * 200.0 / 199.0).sqrt();
+        let lor = (30.0f64 * 90.0 / (70.0 * 10.0)).ln();
+        assert!((m.coef[0] - lor * sd).abs() < 1e-6, "{} vs {}", m.coef[0], lor * sd);
+        let want = (1.0 / 30.0 + 1.0 / 70.0 + 1.0 / 10.0 + 1.0 / 90.0f64).sqrt() * sd;
+        assert!((se[0] - want).abs() < 1e-6, "{} vs {want}", se[0]);
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub fn std_errors(log_lik: &dyn Fn(&[f64]) -> f64, p: &[f64]) -> Vec<f64> {
 }
 
 /// Gauss-Jordan inverse with partial pivoting; None when singular.
-fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
+pub(crate) fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
     let n = a.len();
     let mut inv: Vec<Vec<f64>> = (0..n).map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect()).collect();
     for col in 0..n {

@@ -245,3 +245,92 @@ fn clv_from_churn_scores_uses_them_and_falls_back_to_kaplan_meier() {
         assert_eq!(get(&df, "clv", i), get(&km, "clv", i), "row {i}");
     }
 }
+
+/// The satisfaction-retention curves recovered from the data match the generator's
+/// truth (the mean true P(still a customer h months after the survey) over the same
+/// surveys) within their intervals; the fit is monotone; the contested market shows the
+/// satisfied-vs-completely-satisfied gap the generator built in; price, the aspect with
+/// the largest true weight, is the top driver.
+#[test]
+fn satisfaction_curves_recover_the_generators_truth() {
+    use loyalty_features::curves::{CurveParams, satisfaction_curves};
+    let g = generated();
+    let t = tables(g);
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    assert_eq!(g.truth.world.data_end, as_of.succ_opt().unwrap(), "T must be the generator's last day");
+    let params = FeatureParams { as_of, churn_horizon_months: g.truth.world.horizon_months, ..Default::default() };
+    let (active, _) = customer_features(&t, &params).unwrap();
+    let loyalty = loyalty_features::names::survival_at(params.churn_horizon_months);
+    let out = satisfaction_curves(&t, &params, &CurveParams::default(), &active, &loyalty).unwrap();
+    let cv = &out.curves;
+    let level = cv.column("competition_level").unwrap().str().unwrap().clone();
+    let sat = cv.column("satisfaction").unwrap().i64().unwrap().clone();
+    let f = |name: &str| cv.column(name).unwrap().f64().unwrap().clone();
+    let (obs, lo, hi, iso) = (f("observed_loyalty"), f("ci_low"), f("ci_high"), f("isotonic_loyalty"));
+    let surveys = cv.column("surveys").unwrap().u64().unwrap().clone();
+    let (mut cells, mut inside95, mut worst) = (0, 0, 0.0f64);
+    for point in &g.truth.satisfaction_retention_curve {
+        let i = (0..cv.height())
+            .find(|&i| level.get(i) == Some(point.competition_level) && sat.get(i) == Some(i64::from(point.overall)))
+            .unwrap_or_else(|| panic!("no cell {} {}", point.competition_level, point.overall));
+        // the same surveys, but for the odd prepaid customer whose silence began before the survey
+        let n_obs = surveys.get(i).unwrap() as f64;
+        assert!(
+            (n_obs - point.surveys as f64).abs() <= 0.02 * point.surveys as f64 + 2.0,
+            "surveys in {} {}",
+            point.competition_level,
+            point.overall
+        );
+        if point.surveys < 30 {
+            continue;
+        }
+        cells += 1;
+        let (o, l, h) = (obs.get(i).unwrap(), lo.get(i).unwrap(), hi.get(i).unwrap());
+        if (l..=h).contains(&point.p_retained) {
+            inside95 += 1;
+        }
+        // z for 99.9% = 3.29 vs 1.96: every cell within the wider interval
+        let wide = (h - l) / 2.0 * 3.29 / 1.96;
+        worst = worst.max((o - point.p_retained).abs() / wide);
+        assert!(
+            (o - point.p_retained).abs() <= wide,
+            "{} {}: observed {o:.4} [{l:.4}, {h:.4}] vs true {:.4}",
+            point.competition_level,
+            point.overall,
+            point.p_retained
+        );
+    }
+    assert!(cells >= 12, "only {cells} cells with data");
+    assert!(inside95 as f64 >= 0.8 * cells as f64, "truth inside the 95% interval in {inside95} of {cells} cells");
+    // monotone fit per level
+    for l in ["low", "medium", "high"] {
+        let fit: Vec<f64> =
+            (0..cv.height()).filter(|&i| level.get(i) == Some(l)).map(|i| iso.get(i).unwrap()).collect();
+        assert!(fit.windows(2).all(|w| w[0] <= w[1] + 1e-12), "{l}: {fit:?}");
+    }
+    // contested market: satisfied customers churn several times as often as completely satisfied ones
+    let gaps = &out.gaps;
+    let gl = gaps.column("competition_level").unwrap().str().unwrap().clone();
+    let ratio = gaps.column("churn_ratio").unwrap().f64().unwrap().clone();
+    let at = |l: &str| (0..gaps.height()).find(|&i| gl.get(i) == Some(l)).and_then(|i| ratio.get(i)).unwrap();
+    assert!(at("high") > 2.0 && at("high") > at("low"), "ratios: high {} low {}", at("high"), at("low"));
+    // zones: in the contested market the top level is in the zone of affection
+    let zl: Vec<(String, String)> = (0..cv.height())
+        .map(|i| (level.get(i).unwrap().to_string(), cv.column("zone").unwrap().str().unwrap().get(i).unwrap().into()))
+        .collect();
+    assert!(zl.iter().any(|(l, z)| l == "high" && z == "affection"), "{zl:?}");
+    // drivers of satisfaction: the generator's weights are price 0.30 > service 0.25 >
+    // product 0.20 > relationship, convenience 0.10 > brand 0.05 (the three weakest are
+    // within each other's noise at this size: the top three must come out in order)
+    let d = out
+        .drivers
+        .sort(["satisfaction_effect_per_sd"], SortMultipleOptions::default().with_order_descending(true))
+        .unwrap();
+    let order: Vec<&str> = d.column("aspect").unwrap().str().unwrap().iter().flatten().collect();
+    assert_eq!(&order[..3], ["price", "service", "product"], "{d}");
+    // every effect on satisfaction is positive and clear of zero
+    assert!(d.column("satisfaction_ci_low").unwrap().f64().unwrap().into_no_null_iter().all(|v| v > 0.0), "{d}");
+    eprintln!(
+        "curves: {cells} cells, truth inside 95% in {inside95}, worst |error| / 99.9% half-width {worst:.2}\n{cv}"
+    );
+}
