@@ -13,6 +13,7 @@ pub mod curves;
 pub mod names;
 mod params;
 mod per_customer;
+pub mod retention;
 pub mod segments;
 pub mod survival;
 pub mod transactions;

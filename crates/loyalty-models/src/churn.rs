@@ -385,6 +385,58 @@ pub struct Metrics {
     pub calibration: Vec<CalibrationBin>,
 }
 
+/// The ROC curve at up to `points` thresholds (quantiles of the scores), from (0, 0)
+/// to (1, 1): [false positive rate, true positive rate].
+pub fn roc_curve(p: &[f64], y: &[f64], points: usize) -> Vec<[f64; 2]> {
+    let pos = y.iter().filter(|v| **v > 0.5).count() as f64;
+    let neg = y.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return Vec::new();
+    }
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let mut out = vec![[0.0, 0.0]];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let step = (idx.len() / points.max(1)).max(1);
+    for (k, &i) in idx.iter().enumerate() {
+        if y[i] > 0.5 {
+            tp += 1.0;
+        } else {
+            fp += 1.0;
+        }
+        let last_of_tie = k + 1 == idx.len() || p[idx[k + 1]] != p[i];
+        if last_of_tie && ((k + 1) % step == 0 || k + 1 == idx.len()) {
+            out.push([fp / neg, tp / pos]);
+        }
+    }
+    if out.last() != Some(&[1.0, 1.0]) {
+        out.push([1.0, 1.0]);
+    }
+    out
+}
+
+/// Cumulative gains: after targeting the top `k/points` of customers by score, the share
+/// of all churners reached: [share targeted, share of churners]. Lift is their ratio.
+pub fn gains_curve(p: &[f64], y: &[f64], points: usize) -> Vec<[f64; 2]> {
+    let total: f64 = y.iter().sum();
+    if total <= 0.0 || p.is_empty() {
+        return Vec::new();
+    }
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let mut out = vec![[0.0, 0.0]];
+    let mut caught = 0.0;
+    let mut next = 1;
+    for (k, &i) in idx.iter().enumerate() {
+        caught += y[i];
+        while next <= points && (k + 1) as f64 >= next as f64 / points as f64 * idx.len() as f64 {
+            out.push([(k + 1) as f64 / idx.len() as f64, caught / total]);
+            next += 1;
+        }
+    }
+    out
+}
+
 /// ROC AUC by ranks (ties share their average rank); NaN without both classes.
 pub fn roc_auc(p: &[f64], y: &[f64]) -> f64 {
     let mut idx: Vec<usize> = (0..p.len()).collect();
@@ -495,6 +547,17 @@ mod tests {
         let brier = p.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 10.0;
         assert!((m.brier - brier).abs() < 1e-12);
         assert_eq!(m.calibration.len(), 10);
+    }
+
+    #[test]
+    fn roc_and_gains_of_a_hand_made_case() {
+        // scores 0.9 (churn), 0.8 (stay), 0.7 (churn), 0.1 (stay)
+        let p = [0.9, 0.8, 0.7, 0.1];
+        let y = [1.0, 0.0, 1.0, 0.0];
+        let roc = roc_curve(&p, &y, 10);
+        assert_eq!(roc, vec![[0.0, 0.0], [0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [1.0, 1.0]]);
+        let gains = gains_curve(&p, &y, 4);
+        assert_eq!(gains, vec![[0.0, 0.0], [0.25, 0.5], [0.5, 0.5], [0.75, 1.0], [1.0, 1.0]]);
     }
 
     #[test]

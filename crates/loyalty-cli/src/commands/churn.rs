@@ -34,6 +34,8 @@ const NOT_FEATURES: [&str; 4] = [c::CUSTOMER_ID, "ccv", "cpv", "clv"];
 struct Snapshot {
     /// Prepaid customers active at the snapshot (not in the design: BG/NBD scores them).
     prepaid_ids: Vec<i64>,
+    /// The postpaid rows' behavioural signals and `churned` (the label).
+    frame: DataFrame,
     ids: Vec<i64>,
     design: Design,
     y: Vec<f64>,
@@ -101,7 +103,19 @@ fn snapshot(v: &Validated, as_of: NaiveDate, horizon: u32, names: Option<&[Strin
     }
     let y: Vec<f64> = df.column("__label")?.bool()?.iter().map(|v| f64::from(u8::from(v == Some(true)))).collect();
     let design = Design::new(chosen, columns).map_err(|e| anyhow::anyhow!(e))?;
-    Ok(Snapshot { prepaid_ids, ids, design, y })
+    let frame = df
+        .lazy()
+        .select([
+            col(c::CUSTOMER_ID),
+            col(n::COMPLAINTS_12M),
+            col(n::UNRESOLVED_12M),
+            col(n::LATE_PAYMENT_RATE_12M),
+            col(n::DAYS_LATE_TREND),
+            col(n::CHANNELS_USED_12M),
+            col("__label").alias("churned"),
+        ])
+        .collect()?;
+    Ok(Snapshot { prepaid_ids, frame, ids, design, y })
 }
 
 /// Prepaid customers: loyalty = P(still active h months after T) under BG/NBD fitted
@@ -236,14 +250,34 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
     }
 }
 
-fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
+/// A churn model fitted out of time and applied at T.
+pub struct ChurnFit {
+    pub horizon_months: u32,
+    pub test_t0: NaiveDate,
+    /// The out-of-time test: labels and the calibrated boosting model's probabilities.
+    pub test_y: Vec<f64>,
+    pub test_p: Vec<f64>,
+    /// The postpaid customers at the test snapshot (features as of `test_t0`) with
+    /// `churned` (within h months): behavioural signals are read off this.
+    pub test_frame: DataFrame,
+    /// customer_id, p_churn_<h>m, loyalty, churn_model, churn_reasons for every customer
+    /// scored at T (postpaid by the classifier, prepaid by BG/NBD).
+    pub scores: DataFrame,
+    /// Everything `loyalty churn train --format json` prints (model_quality.json).
+    pub report: serde_json::Value,
+    results: Vec<ModelMetrics>,
+    prepaid_test: Option<Metrics>,
+    train_t0: Vec<NaiveDate>,
+    train_rows: usize,
+    prepaid_customers: usize,
+    scored: usize,
+    importance: Vec<(String, f32)>,
+}
+
+/// Train on snapshots before T, validate out of time, refit on every snapshot and score
+/// the customers active at T.
+pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, train_snapshots: u32, budget: f32) -> anyhow::Result<ChurnFit> {
     let started = Instant::now();
-    let v = load_validated(&a.data)?;
-    let t = match a.as_of {
-        Some(d) => d,
-        None => default_as_of(&v)?,
-    };
-    let h = a.horizon_months;
     let first_bill = {
         let df = v.tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min()]).collect()?;
         let d = df.column(c::BILL_MONTH)?.date()?.physical().get(0).context("billing is empty")?;
@@ -253,7 +287,7 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
     // end by the test T0 (every 3 months back, with at least 3 months of history).
     let test_t0 = month_end_minus(t, h)?;
     let earliest = first_bill.checked_add_months(Months::new(3)).context("date overflow")?;
-    let train_t0: Vec<NaiveDate> = (0..a.train_snapshots)
+    let train_t0: Vec<NaiveDate> = (0..train_snapshots)
         .filter_map(|k| month_end_minus(test_t0, h + 3 * k).ok())
         .filter(|d| *d >= earliest)
         .collect();
@@ -263,12 +297,12 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let test = snapshot(&v, test_t0, h, None)?;
+    let test = snapshot(v, test_t0, h, None)?;
     let names = test.design.names.clone();
     let mut train_design: Option<Design> = None;
     let mut train_y = Vec::new();
     for d in &train_t0 {
-        let s = snapshot(&v, *d, h, Some(&names))?;
+        let s = snapshot(v, *d, h, Some(&names))?;
         train_y.extend_from_slice(&s.y);
         match &mut train_design {
             None => train_design = Some(s.design),
@@ -279,12 +313,13 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
     if train_y.iter().all(|y| *y == 0.0) || test.y.iter().all(|y| *y == 0.0) {
         return Err(InputRejected("no churner in a training or test snapshot: nothing to learn or test".into()).into());
     }
-    let (gbm, platt) = fit_calibrated(&train_design, &train_y, a.budget)?;
+    let (gbm, platt) = fit_calibrated(&train_design, &train_y, budget)?;
     let logistic = Logistic::fit(&train_design, &train_y, 1.0);
     let raw = gbm.predict(&test.design);
+    let test_p = platt.apply(&raw);
     let results = vec![
         ModelMetrics { model: "gradient boosting", metrics: evaluate(&raw, &test.y) },
-        ModelMetrics { model: "gradient boosting calibrated", metrics: evaluate(&platt.apply(&raw), &test.y) },
+        ModelMetrics { model: "gradient boosting calibrated", metrics: evaluate(&test_p, &test.y) },
         ModelMetrics { model: "logistic regression (L2)", metrics: evaluate(&logistic.predict(&test.design), &test.y) },
     ];
 
@@ -293,8 +328,8 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
     all.append(&test.design);
     let mut all_y = train_y.clone();
     all_y.extend_from_slice(&test.y);
-    let (gbm, platt) = fit_calibrated(&all, &all_y, a.budget)?;
-    let now = snapshot(&v, t, h, Some(&names))?;
+    let (gbm, platt) = fit_calibrated(&all, &all_y, budget)?;
+    let now = snapshot(v, t, h, Some(&names))?;
     let p = platt.apply(&gbm.predict(&now.design));
     let reasons = gbm.reasons(&now.design, 3);
     let mut importance: Vec<(String, f32)> = gbm
@@ -305,40 +340,39 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         .collect();
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     importance.truncate(10);
-    let prepaid = prepaid_loyalty(&v, t, h, &now.prepaid_ids)?;
+    let prepaid = prepaid_loyalty(v, t, h, &now.prepaid_ids)?;
     // BG/NBD for prepaid customers, validated out of time too: fitted to the top-ups up
     // to the test snapshot, scored against churn in the following h months.
-    let prepaid_test = match prepaid_loyalty(&v, test_t0, h, &test.prepaid_ids)? {
+    let prepaid_test = match prepaid_loyalty(v, test_t0, h, &test.prepaid_ids)? {
         Some(pp) => {
             let end = test_t0.checked_add_months(Months::new(h)).context("date overflow")?;
-            let churned = churned_between(&v, test_t0, end)?;
+            let churned = churned_between(v, test_t0, end)?;
             let y: Vec<f64> = pp.ids.iter().map(|id| f64::from(u8::from(churned.contains(id)))).collect();
             let p: Vec<f64> = pp.loyalty.iter().map(|l| 1.0 - l).collect();
             (y.iter().any(|v| *v > 0.0)).then(|| evaluate(&p, &y))
         }
         None => None,
     };
-    if let Some(path) = &a.out {
-        let mut ids = now.ids.clone();
-        let mut loyalty: Vec<f64> = p.iter().map(|x| 1.0 - x).collect();
-        let mut why: Vec<String> = reasons.iter().map(|r| r.join(", ")).collect();
-        let mut model = vec!["classifier"; ids.len()];
-        if let Some(pp) = &prepaid {
-            ids.extend_from_slice(&pp.ids);
-            loyalty.extend_from_slice(&pp.loyalty);
-            why.extend(pp.reasons.iter().cloned());
-            model.extend(std::iter::repeat_n("bgnbd", pp.ids.len()));
-        }
-        let mut df = DataFrame::new_infer_height(vec![
-            Column::new(c::CUSTOMER_ID.into(), ids),
-            Column::new(format!("p_churn_{h}m").into(), loyalty.iter().map(|l| 1.0 - l).collect::<Vec<f64>>()),
-            Column::new("loyalty".into(), loyalty),
-            Column::new("churn_model".into(), model),
-            Column::new("churn_reasons".into(), why),
-        ])?
-        .sort([c::CUSTOMER_ID], SortMultipleOptions::default())?;
-        loyalty_io::write_parquet_atomic(&mut df, path)?;
+    let mut ids = now.ids.clone();
+    let mut loyalty: Vec<f64> = p.iter().map(|x| 1.0 - x).collect();
+    let mut why: Vec<String> = reasons.iter().map(|r| r.join(", ")).collect();
+    let mut model = vec!["classifier"; ids.len()];
+    if let Some(pp) = &prepaid {
+        ids.extend_from_slice(&pp.ids);
+        loyalty.extend_from_slice(&pp.loyalty);
+        why.extend(pp.reasons.iter().cloned());
+        model.extend(std::iter::repeat_n("bgnbd", pp.ids.len()));
     }
+    let scores = DataFrame::new_infer_height(vec![
+        Column::new(c::CUSTOMER_ID.into(), ids),
+        Column::new(format!("p_churn_{h}m").into(), loyalty.iter().map(|l| 1.0 - l).collect::<Vec<f64>>()),
+        Column::new("loyalty".into(), loyalty),
+        Column::new("churn_model".into(), model),
+        Column::new("churn_reasons".into(), why),
+    ])?
+    .sort([c::CUSTOMER_ID], SortMultipleOptions::default())?;
+    let roc: Vec<[f64; 2]> = loyalty_models::churn::roc_curve(&test_p, &test.y, 50);
+    let gains: Vec<[f64; 2]> = loyalty_models::churn::gains_curve(&test_p, &test.y, 20);
     let report = json!({
         "horizon_months": h,
         "as_of": t.to_string(),
@@ -347,6 +381,8 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         "train_customers": train_y.len(),
         "features": names.len(),
         "out_of_time": results,
+        "roc_curve_calibrated": roc,
+        "gains_curve_calibrated": gains,
         "platt": platt,
         "scored_customers": now.ids.len(),
         "prepaid_out_of_time": prepaid_test,
@@ -361,21 +397,51 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         "top_features_total_gain": importance.iter().map(|(n, g)| json!({"feature": n, "share": g})).collect::<Vec<_>>(),
         "wall_seconds": started.elapsed().as_secs_f64(),
     });
+    Ok(ChurnFit {
+        horizon_months: h,
+        test_t0,
+        test_y: test.y,
+        test_p,
+        test_frame: test.frame,
+        scores,
+        report,
+        results,
+        prepaid_test,
+        train_rows: train_y.len(),
+        train_t0,
+        prepaid_customers: prepaid.as_ref().map_or(0, |pp| pp.ids.len()),
+        scored: now.ids.len(),
+        importance,
+    })
+}
+
+fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
+    let v = load_validated(&a.data)?;
+    let t = match a.as_of {
+        Some(d) => d,
+        None => default_as_of(&v)?,
+    };
+    let h = a.horizon_months;
+    let mut fit = fit_churn(&v, t, h, a.train_snapshots, a.budget)?;
+    if let Some(path) = &a.out {
+        loyalty_io::write_parquet_atomic(&mut fit.scores, path)?;
+    }
     let mut out = std::io::stdout().lock();
     match a.format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&fit.report)?)?,
         Format::Human => {
+            let test_t0 = fit.test_t0;
             print_metrics(
                 &mut out,
                 &format!(
                     "out of time: trained on snapshots {} ({} customers), tested at {test_t0} ({} customers), churn within {h} months",
-                    train_t0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
-                    train_y.len(),
-                    test.y.len()
+                    fit.train_t0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                    fit.train_rows,
+                    fit.test_y.len()
                 ),
-                &results,
+                &fit.results,
             )?;
-            if let Some(m) = &prepaid_test {
+            if let Some(m) = &fit.prepaid_test {
                 writeln!(
                     out,
                     "prepaid, BG/NBD P(alive {h} months on), out of time at {test_t0}: ROC AUC {:.4}, lift@10% {:.2}, Brier {:.4} ({} customers, {:.1}% churned)",
@@ -389,15 +455,15 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "scored {} postpaid customers (classifier) and {} prepaid (BG/NBD) active at {t}; mean p_churn_{h}m {:.4} / {:.4}",
-                now.ids.len(),
-                prepaid.as_ref().map_or(0, |pp| pp.ids.len()),
-                report["mean_p_churn"],
-                report["prepaid"]["mean_p_churn"].as_f64().unwrap_or(f64::NAN)
+                fit.scored,
+                fit.prepaid_customers,
+                fit.report["mean_p_churn"],
+                fit.report["prepaid"]["mean_p_churn"].as_f64().unwrap_or(f64::NAN)
             )?;
             writeln!(
                 out,
                 "top features: {}",
-                importance.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                fit.importance.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
             )?;
         }
     }
