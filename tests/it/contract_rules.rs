@@ -138,7 +138,7 @@ fn case(mutate: impl FnOnce(&mut Tables)) -> Case {
     write(t, &dataset);
     let out = tmp.path().join("out");
     fs::create_dir_all(&out).unwrap();
-    fs::write(out.join("summary.json"), "previous run").unwrap();
+    fs::write(out.join("run.json"), "previous run").unwrap();
     fs::write(out.join(loyalty_io::OUTPUT_MARKER), "").unwrap();
     Case { dataset, out, _tmp: tmp }
 }
@@ -151,7 +151,7 @@ fn refused(c: &Case, needles: &[&str]) -> String {
     for n in needles {
         assert!(err.contains(n), "message lacks {n:?}:\n{err}");
     }
-    assert_eq!(fs::read_to_string(c.out.join("summary.json")).unwrap(), "previous run");
+    assert_eq!(fs::read_to_string(c.out.join("run.json")).unwrap(), "previous run");
     assert_eq!(fs::read_dir(&c.out).unwrap().count(), 2, "nothing else written");
     let parent = c.out.parent().unwrap();
     assert_eq!(fs::read_dir(parent).unwrap().count(), 2, "no staging folder left behind");
@@ -168,7 +168,7 @@ fn set_aside(c: &Case, table: &str, rule: &str, rows: usize) {
     let why = rejects.column("reject_rule").unwrap().str().unwrap().get(0).unwrap().to_string();
     assert!(why.contains(rule), "{why}");
     assert!(rejects.column("source_file").unwrap().str().unwrap().get(0).unwrap().ends_with(".parquet"));
-    let summary = fs::read_to_string(c.out.join("summary.json")).unwrap();
+    let summary = fs::read_to_string(c.out.join("run.json")).unwrap();
     let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert!(s["dataset"]["rows_rejected"].as_u64().unwrap() >= rows as u64);
 }
@@ -321,7 +321,7 @@ fn schema_problem(mutate: impl FnOnce(&mut Tables), needles: &[&str]) {
     // Column- and table-level problems cannot be set aside row by row.
     let o = loyalty(&["run", "--data", p(&c.dataset), "--out", p(&c.out), "--lenient"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert_eq!(fs::read_to_string(c.out.join("summary.json")).unwrap(), "previous run");
+    assert_eq!(fs::read_to_string(c.out.join("run.json")).unwrap(), "previous run");
 }
 
 #[test]
@@ -367,7 +367,7 @@ fn clean_dataset_replaces_previous_output() {
     let c = case(|_| {});
     let o = loyalty(&["run", "--data", p(&c.dataset), "--out", p(&c.out)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s: serde_json::Value = serde_json::from_str(&fs::read_to_string(c.out.join("summary.json")).unwrap()).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&fs::read_to_string(c.out.join("run.json")).unwrap()).unwrap();
     assert_eq!(s["dataset"]["customers"], 4);
     assert_eq!(s["dataset"]["rows_rejected"], 0);
 }

@@ -54,7 +54,7 @@ fn pyarrow_dataset_runs_and_writes_summary() {
     let out = tmp.path().join("out");
     let o = loyalty(&["run", "--data", p(&data), "--out", p(&out)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let s: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(s["dataset"]["billing"]["rows"], 16);
     // T defaults to the end of the last billed month; customer 4 churned 2024-02-20.
     assert_eq!(s["as_of"], "2024-03-31");

@@ -326,8 +326,8 @@ pub struct ModelArgs {
     #[arg(long, env = "LOYALTY_HORIZON_MONTHS")]
     pub horizon_months: Option<u32>,
     /// Billing aggregation: `kernel` (fast) or `polars` (the reference group-by plan; same numbers).
-    #[arg(long, value_enum, default_value_t = BillingEngineArg::Kernel, env = "LOYALTY_BILLING_ENGINE")]
-    pub billing_engine: BillingEngineArg,
+    #[arg(long, value_enum, env = "LOYALTY_BILLING_ENGINE")]
+    pub billing_engine: Option<BillingEngineArg>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -379,4 +379,11 @@ pub struct RunArgs {
     /// Output folder; replaced only when the whole run succeeds.
     #[arg(long, env = "LOYALTY_OUT")]
     pub out: PathBuf,
+    /// TOML configuration (see loyalty.example.toml); flags and environment variables override it.
+    #[arg(long, env = "LOYALTY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Replace customer ids in every output with a keyed hash; the key comes from the
+    /// environment variable LOYALTY_PSEUDONYM_KEY and is never written anywhere.
+    #[arg(long, env = "LOYALTY_PSEUDONYMIZE_IDS")]
+    pub pseudonymize_ids: bool,
 }

@@ -42,3 +42,18 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
+
+/// A spinner for one pipeline stage on a terminal (hidden otherwise, or with --quiet:
+/// the stage's log line says when it ends).
+pub fn stage_spinner(what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || QUIET.get().copied().unwrap_or(false) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}

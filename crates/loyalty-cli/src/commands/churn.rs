@@ -252,11 +252,9 @@ pub fn run(args: ChurnArgs) -> anyhow::Result<()> {
 
 /// A churn model fitted out of time and applied at T.
 pub struct ChurnFit {
-    pub horizon_months: u32,
     pub test_t0: NaiveDate,
-    /// The out-of-time test: labels and the calibrated boosting model's probabilities.
+    /// The out-of-time test's labels.
     pub test_y: Vec<f64>,
-    pub test_p: Vec<f64>,
     /// The postpaid customers at the test snapshot (features as of `test_t0`) with
     /// `churned` (within h months): behavioural signals are read off this.
     pub test_frame: DataFrame,
@@ -398,10 +396,8 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, train_snapshots: u32, budg
         "wall_seconds": started.elapsed().as_secs_f64(),
     });
     Ok(ChurnFit {
-        horizon_months: h,
         test_t0,
         test_y: test.y,
-        test_p,
         test_frame: test.frame,
         scores,
         report,

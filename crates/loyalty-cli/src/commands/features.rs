@@ -20,9 +20,16 @@ pub fn default_as_of(v: &Validated) -> anyhow::Result<chrono::NaiveDate> {
     end_of_month(last)
 }
 
-fn end_of_month(first: chrono::NaiveDate) -> anyhow::Result<chrono::NaiveDate> {
+pub fn end_of_month(first: chrono::NaiveDate) -> anyhow::Result<chrono::NaiveDate> {
     let next = first.checked_add_months(chrono::Months::new(1)).context("date overflow")?;
     next.pred_opt().context("date underflow")
+}
+
+pub fn billing_engine(arg: Option<BillingEngineArg>) -> Option<BillingEngine> {
+    arg.map(|a| match a {
+        BillingEngineArg::Kernel => BillingEngine::Kernel,
+        BillingEngineArg::Polars => BillingEngine::Polars,
+    })
 }
 
 /// Resolve the model options (flag or environment, else default) into parameters.
@@ -38,10 +45,7 @@ pub fn feature_params(
             (None, Some(last)) => end_of_month(last)?,
             (None, None) => default_as_of(v)?,
         },
-        billing_engine: match args.billing_engine {
-            BillingEngineArg::Kernel => BillingEngine::Kernel,
-            BillingEngineArg::Polars => BillingEngine::Polars,
-        },
+        billing_engine: billing_engine(args.billing_engine).unwrap_or_default(),
         ..FeatureParams::default()
     };
     if let Some(x) = args.margin_rate {

@@ -192,6 +192,51 @@ fn contract_cohorts(df: &DataFrame, months: i64, as_of: NaiveDate) -> anyhow::Re
     Ok(out)
 }
 
+/// The contract cohorts of a dataset for sBG: postpaid customers on the most common
+/// contract length (or `months`), one cohort per signup month.
+pub(crate) fn dataset_cohorts(
+    v: &loyalty_contract::Validated,
+    as_of: NaiveDate,
+    months: Option<i64>,
+) -> anyhow::Result<(i64, Vec<Vec<f64>>)> {
+    let customers = v.tables[&Table::Customers]
+        .clone()
+        .filter(col(c::PLAN_TYPE).eq(lit("postpaid")).and(col(c::CONTRACT_MONTHS).gt(lit(0))))
+        .select([col(c::SIGNUP_DATE), col(c::CHURN_DATE), col(c::CONTRACT_MONTHS)])
+        .collect()?;
+    let months =
+        match months {
+            Some(m) => m,
+            None => {
+                let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+                for m in customers.column(c::CONTRACT_MONTHS)?.i64()?.iter().flatten() {
+                    *counts.entry(m).or_default() += 1;
+                }
+                counts.into_iter().max_by_key(|(m, n)| (*n, -*m)).map(|(m, _)| m).ok_or_else(|| {
+                    InputRejected("no postpaid customer with a contract: nothing for sBG to fit".into())
+                })?
+            }
+        };
+    let chosen = customers.lazy().filter(col(c::CONTRACT_MONTHS).eq(lit(months))).collect()?;
+    Ok((months, contract_cohorts(&chosen, months, as_of)?))
+}
+
+/// Pooled observed survival (the product of pooled period retention; None past the
+/// longest cohort) against the model's, for periods 0..=horizon.
+pub(crate) fn sbg_curve(m: &Sbg, cohorts: &[Vec<f64>], horizon: u32) -> Vec<(u32, Option<f64>, f64)> {
+    let longest = cohorts.iter().map(Vec::len).max().unwrap_or(1) as u32 - 1;
+    let mut observed = 1.0;
+    let mut out = Vec::new();
+    for t in 0..=horizon {
+        if t > 0 && t <= longest {
+            let at = |k: u32| cohorts.iter().filter(|n| n.len() > t as usize).map(|n| n[k as usize]).sum::<f64>();
+            observed *= at(t) / at(t - 1);
+        }
+        out.push((t, (t <= longest).then_some(observed), m.survival(t)));
+    }
+    out
+}
+
 fn fit_sbg(a: SbgArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut extra: BTreeMap<&'static str, Value> = BTreeMap::new();
@@ -207,27 +252,10 @@ fn fit_sbg(a: SbgArgs) -> anyhow::Result<()> {
                 Some(d) => d,
                 None => default_as_of(&v)?,
             };
-            let customers = v.tables[&Table::Customers]
-                .clone()
-                .filter(col(c::PLAN_TYPE).eq(lit("postpaid")).and(col(c::CONTRACT_MONTHS).gt(lit(0))))
-                .select([col(c::SIGNUP_DATE), col(c::CHURN_DATE), col(c::CONTRACT_MONTHS)])
-                .collect()?;
-            let months = match a.contract_months {
-                Some(m) => m,
-                None => {
-                    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-                    for m in customers.column(c::CONTRACT_MONTHS)?.i64()?.iter().flatten() {
-                        *counts.entry(m).or_default() += 1;
-                    }
-                    counts.into_iter().max_by_key(|(m, n)| (*n, -*m)).map(|(m, _)| m).ok_or_else(|| {
-                        InputRejected("no postpaid customer with a contract: nothing for sBG to fit".into())
-                    })?
-                }
-            };
-            let chosen = customers.lazy().filter(col(c::CONTRACT_MONTHS).eq(lit(months))).collect()?;
+            let (months, cohorts) = dataset_cohorts(&v, as_of, a.contract_months)?;
             extra.insert("contract_months", json!(months));
             extra.insert("as_of", json!(as_of.to_string()));
-            contract_cohorts(&chosen, months, as_of)?
+            cohorts
         }
     };
     sbg::check(&cohorts).map_err(InputRejected)?;
@@ -235,23 +263,19 @@ fn fit_sbg(a: SbgArgs) -> anyhow::Result<()> {
         return Err(InputRejected("no cohort has completed a contract term by the as-of date".into()).into());
     }
     let (m, o) = sbg::fit(&cohorts);
-    // Pooled observed survival (product of pooled period retention) against the model.
     let longest = cohorts.iter().map(Vec::len).max().unwrap_or(1) as u32 - 1;
     let horizon = a.project.unwrap_or(longest + 5);
-    let mut observed = 1.0;
-    let mut curve = Vec::new();
-    for t in 0..=horizon {
-        if t > 0 && t <= longest {
-            let at = |k: u32| cohorts.iter().filter(|n| n.len() > t as usize).map(|n| n[k as usize]).sum::<f64>();
-            observed *= at(t) / at(t - 1);
-        }
-        curve.push(json!({
-            "period": t,
-            "observed_survival": if t <= longest { json!(observed) } else { Value::Null },
-            "model_survival": m.survival(t),
-            "model_retention": if t > 0 { json!(m.retention(t)) } else { Value::Null },
-        }));
-    }
+    let curve: Vec<Value> = sbg_curve(&m, &cohorts, horizon)
+        .into_iter()
+        .map(|(t, observed, model)| {
+            json!({
+                "period": t,
+                "observed_survival": observed,
+                "model_survival": model,
+                "model_retention": if t > 0 { json!(m.retention(t)) } else { Value::Null },
+            })
+        })
+        .collect();
     extra.insert("cohorts", json!(cohorts.len()));
     // Large alpha and beta mean no heterogeneity: every customer churns with the same
     // probability per period, alpha / (alpha + beta).

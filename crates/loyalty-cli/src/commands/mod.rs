@@ -1,11 +1,12 @@
 //! One file per subcommand.
 
-mod churn;
+pub(crate) mod churn;
 pub(crate) mod features;
-mod fit;
+pub(crate) mod fit;
 mod gen_data;
 mod import;
 mod run;
+mod run_report;
 mod scan;
 mod validate;
 
