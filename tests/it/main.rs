@@ -1,6 +1,7 @@
 //! End-to-end tests: the `loyalty` binary on real files, as a scheduler runs it.
 
 mod contract_rules;
+mod full_run;
 mod generator;
 mod independent_producer;
 mod models;

@@ -156,6 +156,6 @@ mod tests {
         assert!(html.contains("a &lt;b&gt;") && html.contains("S &amp; T") && html.contains("&lt;x&gt;"));
         assert!(html.contains("<figure class=\"chart\" id=\"f\"><svg></svg>"));
         // nothing fetched from elsewhere
-        assert!(!html.contains("http://") && !html.contains("https://") && !html.contains(" src="));
+        assert!(!html.contains("href=\"http") && !html.contains(" src=") && !html.contains("<link"));
     }
 }
