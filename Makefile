@@ -15,7 +15,15 @@ DEMO := data/demo
 DEMO_CUSTOMERS ?= 20000
 OUT ?= out/demo
 
-.PHONY: help build run demo test lint fmt bench fixtures fuzz clean
+# The scheduled job: `make pipeline DATA=... OUT=... [AS_OF=YYYY-MM-DD] [CONFIG=file]`.
+DATA ?= $(DEMO)
+AS_OF ?=
+CONFIG ?=
+# Headless Chromium for the report's browser test (Debian's package).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help build run demo test lint fmt bench fixtures fuzz clean pipeline report notebooks
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,10 +38,34 @@ demo: $(DEMO)/customers.parquet ## Generate the embedded default dataset into da
 
 run: build demo ## Build, generate the demo dataset if absent, and run the pipeline on it
 	$(BIN) run --data $(DEMO) --out $(OUT)
-	@echo "outputs in $(OUT)/"
+	@echo "outputs in $(OUT)/; open $(OUT)/report.html in a browser"
 
-test: build ## Run every test (unit, known-answer, end-to-end)
-	LOYALTY_BIN=$(BIN) $(CARGO) test --release --workspace
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+test: build $(CHROMIUM) ## Run every test (unit, known-answer, end-to-end, the report in headless Chromium)
+	CHROMIUM=$(CHROMIUM) LOYALTY_BIN=$(BIN) $(CARGO) test --release --workspace
+
+pipeline: build ## The scheduled job: DATA=dir OUT=dir [AS_OF=date] [CONFIG=file]; exit 0 ok, 1 bad input, 2 usage/internal
+	$(BIN) run --data $(DATA) --out $(OUT) $(if $(AS_OF),--as-of $(AS_OF)) $(if $(CONFIG),--config $(CONFIG))
+
+report: $(CHROMIUM) ## Render the last run's report (OUT=dir) to report.pdf beside report.html, for mail or archive
+	@test -f $(OUT)/report.html || { echo "no $(OUT)/report.html: run 'make run' or 'make pipeline' first" >&2; exit 1; }
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+		--disable-component-update --disable-sync --user-data-dir=$$(mktemp -d) --no-pdf-header-footer \
+		--print-to-pdf=$(OUT)/report.pdf file://$(abspath $(OUT))/report.html 2>/dev/null
+	@echo "report: $(OUT)/report.html and $(OUT)/report.pdf"
+
+$(VENV)/.notebooks: $(VENV)/bin/python
+	$(VENV)/bin/pip install -q "polars==2.1.*" "pyarrow>=21,<22" "matplotlib==3.10.*" "nbconvert==7.*" "nbclient==0.10.*" "ipykernel==7.*"
+	touch $@
+
+notebooks: $(VENV)/.notebooks ## Execute notebooks/explore.ipynb headless on the outputs in OUT (default: the demo run)
+	@test -f $(OUT)/run.json || $(MAKE) run
+	LOYALTY_OUT=$(abspath $(OUT)) $(VENV)/bin/jupyter nbconvert --to notebook --execute notebooks/explore.ipynb \
+		--ExecutePreprocessor.timeout=600 --output-dir out/notebooks
+	@echo "executed notebook: out/notebooks/explore.ipynb"
 
 lint: ## rustfmt check, clippy -D warnings, rustdoc -D warnings
 	$(CARGO) fmt --all --check

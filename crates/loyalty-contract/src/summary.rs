@@ -1,5 +1,5 @@
 //! A short description of a validated dataset: what `loyalty validate` prints and
-//! `loyalty run` writes as `summary.json`.
+//! `loyalty run` writes into `run.json` (`dataset`).
 
 use std::collections::BTreeMap;
 
