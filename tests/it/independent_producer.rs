@@ -85,6 +85,25 @@ fn pyarrow_dataset_runs_and_writes_summary() {
     assert_eq!(seg.column("customers").unwrap().f64().unwrap().sum(), Some(5.0));
     assert_eq!(std::fs::read_to_string(out.join("tiers.csv")).unwrap().lines().count(), 5);
     assert!(s["margin_gini"].as_f64().is_some_and(|g| (-1.0..=1.0).contains(&g)), "{s}");
+    // Six customers and three months: too short for an out-of-time churn model, so the
+    // run says so and goes on with Kaplan-Meier; every other output is still there.
+    assert_eq!(s["churn_classifier"], false, "{s}");
+    let quality: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model_quality.json")).unwrap()).unwrap();
+    assert_eq!(quality["fitted"], false);
+    for file in [
+        "curves.csv",
+        "zones.csv",
+        "satisfaction_gap.csv",
+        "drivers.csv",
+        "winback.csv",
+        "retention_economics.csv",
+        "report.html",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("No churn classifier"), "the report says why there is no model");
 }
 
 #[test]

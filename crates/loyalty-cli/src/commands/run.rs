@@ -396,6 +396,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "active_customers_at_as_of": out.customers.height(),
         "churn_classifier": out.churn.is_some(),
         "margin_gini": out.gini,
+        "top_20_percent": top_20_percent(&out.tiers)?,
         "pseudonymized_ids": pseudonyms.is_some(),
         "stages": stages.done,
         "wall_seconds": started.elapsed().as_secs_f64(),
@@ -406,6 +407,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     info!("wrote {} in {:.2}s", target.display(), started.elapsed().as_secs_f64());
     eprintln!("report: {}", target.join("report.html").display());
     Ok(())
+}
+
+/// The 80/20 check: shares of revenue and margin from the top 20% of customers by
+/// margin (platinum + gold at the default tier shares).
+fn top_20_percent(tiers: &DataFrame) -> anyhow::Result<serde_json::Value> {
+    let top = tiers.clone().lazy().filter(col("tier").eq(lit("platinum")).or(col("tier").eq(lit("gold"))));
+    let sums = top.select([col("share").sum(), col("revenue_share").sum(), col("margin_share").sum()]).collect()?;
+    let get = |c: &str| -> anyhow::Result<f64> { Ok(sums.column(c)?.f64()?.get(0).unwrap_or(f64::NAN)) };
+    Ok(
+        json!({"customer_share": get("share")?, "revenue_share": get("revenue_share")?, "margin_share": get("margin_share")?}),
+    )
 }
 
 /// Whether the config file pins `model.as_of` (otherwise T is the end of the last billed month).
