@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use loyalty_features::FeatureParams;
 use loyalty_features::curves::CurveParams;
 use serde::{Deserialize, Serialize};
@@ -101,7 +100,7 @@ impl SegmentConfig {
 impl RunConfig {
     /// Read a TOML file; unknown keys are an error (a typo must not be ignored).
     pub fn load(path: &Path) -> anyhow::Result<RunConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let text = loyalty_io::read_text(path)?;
         toml::from_str(&text).map_err(|e| InputRejected(format!("config {}: {e}", path.display())).into())
     }
 

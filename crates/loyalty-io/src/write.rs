@@ -77,6 +77,18 @@ pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), IoError> {
     Ok(())
 }
 
+/// Read a small text file (a configuration).
+pub fn read_text(path: &Path) -> Result<String, IoError> {
+    std::fs::read_to_string(path).map_err(io_err(path))
+}
+
+/// Write a text file (the HTML report).
+pub fn write_text(text: &str, path: &Path) -> Result<(), IoError> {
+    let mut w = BufWriter::new(create(path)?);
+    w.write_all(text.as_bytes()).map_err(io_err(path))?;
+    w.flush().map_err(io_err(path))
+}
+
 /// Write a value as pretty JSON.
 pub fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<(), IoError> {
     let mut w = BufWriter::new(create(path)?);

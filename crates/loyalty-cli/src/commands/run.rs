@@ -3,7 +3,7 @@
 //! swapped into `--out` only when everything succeeded.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -75,49 +75,6 @@ impl Stages {
             self.done.push(record);
         }
     }
-}
-
-/// One input file and its fingerprint.
-#[derive(Debug, Clone, Serialize)]
-struct InputFile {
-    path: String,
-    bytes: u64,
-    blake3: String,
-}
-
-fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            parquet_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// Every Parquet file under the dataset folder, with its size and BLAKE3 hash (files
-/// hashed in parallel, each streamed).
-fn fingerprints(dir: &Path) -> anyhow::Result<Vec<InputFile>> {
-    use rayon::prelude::*;
-    let mut files = Vec::new();
-    parquet_files(dir, &mut files).with_context(|| format!("listing {}", dir.display()))?;
-    files.sort();
-    files
-        .par_iter()
-        .map(|path| {
-            let mut hasher = blake3::Hasher::new();
-            let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-            hasher.update_reader(file).with_context(|| format!("reading {}", path.display()))?;
-            let bytes = std::fs::metadata(path)?.len();
-            Ok(InputFile {
-                path: path.strip_prefix(dir).unwrap_or(path).display().to_string(),
-                bytes,
-                blake3: hasher.finalize().to_hex().to_string(),
-            })
-        })
-        .collect()
 }
 
 /// The environment variable holding the pseudonymisation key.
@@ -221,7 +178,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let summary = loyalty_contract::summary::summarize(&validated)
         .map_err(anyhow::Error::from)
         .context("summarising the dataset")?;
-    let inputs = fingerprints(&args.data.data)?;
+    let inputs = loyalty_io::fingerprints(&args.data.data)?;
     // T: flag or environment, else the config, else the end of the last billed month.
     let as_of = match (args.model.as_of, args.config.is_some() && config_sets_as_of(&args)?) {
         (Some(d), _) => d,
@@ -375,7 +332,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         loyalty_io::write_csv(df, &dir.join(format!("{name}.csv")))?;
     }
     loyalty_io::write_json(&out.model_quality, &dir.join("model_quality.json"))?;
-    std::fs::write(dir.join("report.html"), &html).context("writing report.html")?;
+    loyalty_io::write_text(&html, &dir.join("report.html"))?;
     stages.end();
 
     let rejects: u64 = summary.rows_rejected;
@@ -423,7 +380,7 @@ fn top_20_percent(tiers: &DataFrame) -> anyhow::Result<serde_json::Value> {
 /// Whether the config file pins `model.as_of` (otherwise T is the end of the last billed month).
 fn config_sets_as_of(args: &RunArgs) -> anyhow::Result<bool> {
     let Some(path) = &args.config else { return Ok(false) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    let text = loyalty_io::read_text(path)?;
     let value: toml::Table =
         toml::from_str(&text).map_err(|e| InputRejected(format!("config {}: {e}", path.display())))?;
     Ok(value.get("model").and_then(|m| m.get("as_of")).is_some())
