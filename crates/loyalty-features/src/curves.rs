@@ -191,15 +191,13 @@ fn observed_surveys(tables: &Tables, params: &FeatureParams) -> Result<Option<La
     let day = |e: Expr| e.cast(DataType::Int32);
     let wait = params.prepaid_inactivity_days as i32;
     let t_day = crate::epoch_days(t);
-    let last_topup = match tables.get(&Table::Topups) {
-        Some(tp) => Some(
-            tp.clone()
-                .filter(col(c::TS).cast(DataType::Date).lt_eq(lit(t)))
-                .group_by([col(c::CUSTOMER_ID)])
-                .agg([day(col(c::TS).cast(DataType::Date)).max().alias("__last_topup")]),
-        ),
-        None => None,
-    };
+    let last_topup = tables.get(&Table::Topups).map(|tp| {
+        tp.clone().filter(col(c::TS).cast(DataType::Date).lt_eq(lit(t))).group_by([col(c::CUSTOMER_ID)]).agg([day(
+            col(c::TS).cast(DataType::Date),
+        )
+        .max()
+        .alias("__last_topup")])
+    });
     customers = match last_topup {
         Some(lt) => customers.join(lt, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left)),
         None => customers.with_column(lit(NULL).cast(DataType::Int32).alias("__last_topup")),

@@ -208,9 +208,9 @@ impl Logistic {
         for row in z.chunks(p + 1) {
             let mu = sigmoid(self.intercept + row[1..].iter().zip(&self.coef).map(|(x, b)| x * b).sum::<f64>());
             let w = mu * (1.0 - mu);
-            for i in 0..=p {
-                for j in 0..=p {
-                    info[i][j] += w * row[i] * row[j];
+            for (line, xi) in info.iter_mut().zip(row) {
+                for (cell, xj) in line.iter_mut().zip(row) {
+                    *cell += w * xi * xj;
                 }
             }
         }
@@ -249,10 +249,11 @@ pub fn ols_standardised(columns: &[Vec<f64>], y: &[f64]) -> Option<(Vec<f64>, Ve
     let mut xtx = vec![vec![0.0; p + 1]; p + 1];
     let mut xty = vec![0.0; p + 1];
     for &i in &rows {
-        for a in 0..=p {
-            xty[a] += x(i, a) * y[i];
-            for b in 0..=p {
-                xtx[a][b] += x(i, a) * x(i, b);
+        let row: Vec<f64> = (0..=p).map(|a| x(i, a)).collect();
+        for (a, xa) in row.iter().enumerate() {
+            xty[a] += xa * y[i];
+            for (cell, xb) in xtx[a].iter_mut().zip(&row) {
+                *cell += xa * xb;
             }
         }
     }

@@ -96,7 +96,7 @@ impl Document {
         }
         h.push_str("</nav>\n<main>\n");
         for s in &self.sections {
-            let _ = write!(h, "<section id=\"{}\"><h2>{}</h2>\n", escape(&s.id), escape(&s.title));
+            let _ = writeln!(h, "<section id=\"{}\"><h2>{}</h2>", escape(&s.id), escape(&s.title));
             for p in &s.paragraphs {
                 let _ = writeln!(h, "<p>{}</p>", escape(p));
             }

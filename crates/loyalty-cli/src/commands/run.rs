@@ -116,6 +116,9 @@ impl Pseudonymizer {
     }
 }
 
+/// Contract months, the sBG fit and, per period t, (t, pooled observed, sBG) survival.
+pub type SbgRetention = (i64, loyalty_models::Sbg, Vec<(u32, Option<f64>, f64)>);
+
 /// Everything the run computed, for the files and the report.
 pub struct Outputs {
     pub customers: DataFrame,
@@ -131,8 +134,8 @@ pub struct Outputs {
     pub winback: DataFrame,
     pub economics: DataFrame,
     pub survival: DataFrame,
-    /// (contract months, periods: (t, observed, sBG)) when contract cohorts exist.
-    pub sbg: Option<(i64, loyalty_models::Sbg, Vec<(u32, Option<f64>, f64)>)>,
+    /// sBG on contract cohorts, when they exist.
+    pub sbg: Option<SbgRetention>,
     pub model_quality: serde_json::Value,
     pub churn: Option<crate::commands::churn::ChurnFit>,
 }
