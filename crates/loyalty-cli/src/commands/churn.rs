@@ -258,7 +258,7 @@ pub struct ChurnFit {
     /// The postpaid customers at the test snapshot (features as of `test_t0`) with
     /// `churned` (within h months): behavioural signals are read off this.
     pub test_frame: DataFrame,
-    /// customer_id, p_churn_<h>m, loyalty, churn_model, churn_reasons for every customer
+    /// `customer_id`, `p_churn_<h>m`, `loyalty`, churn_model, churn_reasons for every customer
     /// scored at T (postpaid by the classifier, prepaid by BG/NBD).
     pub scores: DataFrame,
     /// Everything `loyalty churn train --format json` prints (model_quality.json).

@@ -64,7 +64,7 @@ pub fn feature_params(
     Ok(p)
 }
 
-/// customer_id -> p_churn_<h>m from a `loyalty churn train --out` file.
+/// customer_id -> `p_churn_<h>m` from a `loyalty churn train --out` file.
 fn read_churn_scores(path: &std::path::Path, h: u32) -> anyhow::Result<std::collections::HashMap<i64, f64>> {
     let column = format!("p_churn_{h}m");
     let bad = |why: String| crate::InputRejected(format!("churn scores {}: {why}", path.display()));
