@@ -23,7 +23,7 @@ use loyalty_models::churn::{Design, Logistic};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::per_customer::competition_level;
+use crate::per_customer::with_competition;
 use crate::{FeatureError, FeatureParams, Tables, names as n};
 
 /// The knobs of the curves.
@@ -164,26 +164,17 @@ fn observed_surveys(tables: &Tables, params: &FeatureParams) -> Result<Option<La
     let t = params.as_of;
     let h = params.churn_horizon_months;
     let last_survey = t.checked_sub_months(Months::new(h)).unwrap_or(NaiveDate::MIN);
-    let mut customers = tables[&Table::Customers].clone().select([
-        col(c::CUSTOMER_ID),
-        col(c::SIGNUP_DATE),
-        col(c::CHURN_DATE),
-        col(c::MARKET_ID),
-        col(c::PLAN_TYPE),
-    ]);
-    customers = match tables.get(&Table::Markets) {
-        Some(m) => customers
-            .join(
-                m.clone().select([col(c::MARKET_ID), col(c::COMPETITORS), col(c::COMPETITION_INDEX)]),
-                [col(c::MARKET_ID)],
-                [col(c::MARKET_ID)],
-                JoinArgs::new(JoinType::Left),
-            )
-            .with_column(
-                competition_level(params.competition_index_cuts, params.competitors_cuts).alias(n::COMPETITION_LEVEL),
-            ),
-        None => customers.with_column(lit("unknown").alias(n::COMPETITION_LEVEL)),
-    };
+    let mut customers = with_competition(
+        tables[&Table::Customers].clone().select([
+            col(c::CUSTOMER_ID),
+            col(c::SIGNUP_DATE),
+            col(c::CHURN_DATE),
+            col(c::MARKET_ID),
+            col(c::PLAN_TYPE),
+        ]),
+        tables,
+        params,
+    );
     // When each customer left. A prepaid churn_date is a declaration after
     // `prepaid_inactivity_days` of silence: the customer left when the silence began.
     // A prepaid customer not (yet) declared left at their last top-up when that is more

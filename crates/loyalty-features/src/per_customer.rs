@@ -175,7 +175,29 @@ fn billing_features(sums: LazyFrame) -> LazyFrame {
     ])
 }
 
-pub(crate) fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
+/// `lf` (with market_id) plus its market's competition_index and competition_level
+/// (`unknown` without a markets table); row order kept.
+pub(crate) fn with_competition(lf: LazyFrame, tables: &Tables, params: &FeatureParams) -> LazyFrame {
+    match tables.get(&Table::Markets) {
+        Some(m) => lf
+            .join(
+                m.clone().select([col(c::MARKET_ID), col(c::COMPETITORS), col(c::COMPETITION_INDEX)]),
+                [col(c::MARKET_ID)],
+                [col(c::MARKET_ID)],
+                keep_left_order(),
+            )
+            .with_column(
+                competition_level(params.competition_index_cuts, params.competitors_cuts).alias(n::COMPETITION_LEVEL),
+            )
+            .drop(cols([c::COMPETITORS])),
+        None => lf.with_columns([
+            lit(NULL).cast(DataType::Float64).alias(c::COMPETITION_INDEX),
+            lit("unknown").alias(n::COMPETITION_LEVEL),
+        ]),
+    }
+}
+
+fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
     let ci = col(c::COMPETITION_INDEX);
     let k = col(c::COMPETITORS);
     when(ci.clone().is_not_null())
@@ -251,23 +273,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         - when(day_of(col(c::SIGNUP_DATE)).gt(lit(chrono::Datelike::day(&t) as i32))).then(lit(1)).otherwise(lit(0)))
     .cast(DataType::Int64)
     .alias(n::TENURE_MONTHS)]);
-    base = match tables.get(&Table::Markets) {
-        Some(m) => base
-            .join(
-                m.clone().select([col(c::MARKET_ID), col(c::COMPETITORS), col(c::COMPETITION_INDEX)]),
-                [col(c::MARKET_ID)],
-                [col(c::MARKET_ID)],
-                keep_left_order(),
-            )
-            .with_column(
-                competition_level(params.competition_index_cuts, params.competitors_cuts).alias(n::COMPETITION_LEVEL),
-            )
-            .drop(cols([c::COMPETITORS])),
-        None => base.with_columns([
-            lit(NULL).cast(DataType::Float64).alias(c::COMPETITION_INDEX),
-            lit("unknown").alias(n::COMPETITION_LEVEL),
-        ]),
-    };
+    base = with_competition(base, tables, params);
     let mut aggregates = Vec::new();
     let mut sinks = Vec::new();
     let kernel = match params.billing_engine {

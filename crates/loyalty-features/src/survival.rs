@@ -247,32 +247,18 @@ fn risk_set(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, Featur
         None => lit(t.checked_sub_months(Months::new(1)).unwrap_or(t)),
     };
     let customers = tables[&Table::Customers].clone().filter(col(c::SIGNUP_DATE).lt_eq(lit(t)));
-    let customers = match tables.get(&Table::Markets) {
-        Some(m) => customers.join(
-            m.clone().select([col(c::MARKET_ID), col(c::COMPETITORS), col(c::COMPETITION_INDEX)]),
-            [col(c::MARKET_ID)],
-            [col(c::MARKET_ID)],
-            JoinArgs::new(JoinType::Left),
-        ),
-        None => customers.with_columns([
-            lit(NULL).cast(DataType::Int64).alias(c::COMPETITORS),
-            lit(NULL).cast(DataType::Float64).alias(c::COMPETITION_INDEX),
-        ]),
-    };
+    let customers = crate::per_customer::with_competition(customers, tables, params);
     let event = col(c::CHURN_DATE).is_not_null().and(col(c::CHURN_DATE).lt_eq(lit(t)));
     let end = when(event.clone()).then(col(c::CHURN_DATE)).otherwise(lit(t));
-    let df = collect_streaming(
-        customers.select([
-            col(c::PLAN_TYPE),
-            col(c::CONTRACT_MONTHS).fill_null(lit(0)).alias(c::CONTRACT_MONTHS),
-            crate::per_customer::competition_level(params.competition_index_cuts, params.competitors_cuts)
-                .alias(n::COMPETITION_LEVEL),
-            months_between(col(c::SIGNUP_DATE), data_start).clip_min(lit(0)).alias("entry"),
-            months_between(col(c::SIGNUP_DATE), end).clip_min(lit(0)).alias("exit"),
-            event.alias("event"),
-            col(c::MARKET_ID),
-        ]),
-    )?;
+    let df = collect_streaming(customers.select([
+        col(c::PLAN_TYPE),
+        col(c::CONTRACT_MONTHS).fill_null(lit(0)).alias(c::CONTRACT_MONTHS),
+        col(n::COMPETITION_LEVEL),
+        months_between(col(c::SIGNUP_DATE), data_start).clip_min(lit(0)).alias("entry"),
+        months_between(col(c::SIGNUP_DATE), end).clip_min(lit(0)).alias("exit"),
+        event.alias("event"),
+        col(c::MARKET_ID),
+    ]))?;
     Ok(df)
 }
 
