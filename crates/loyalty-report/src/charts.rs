@@ -1,6 +1,7 @@
 //! Charts drawn with plotters into SVG strings (no fonts needed: the browser lays out
 //! the text).
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// A colour-blind-safe palette (Okabe-Ito).
@@ -23,9 +24,10 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("drawing a chart: {e:?}")
 }
 
-type Plane<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
-
-fn legend(chart: &mut Plane<'_, '_>, position: SeriesLabelPosition) -> Res<()> {
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    position: SeriesLabelPosition,
+) -> Res<()> {
     chart
         .configure_series_labels()
         .position(position)
