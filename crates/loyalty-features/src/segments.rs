@@ -44,7 +44,16 @@ fn quantile_of(df: &DataFrame, name: &str, q: f64) -> PolarsResult<f64> {
 /// survey_recommend). High means at or above the split. Tiers rank margin_monthly:
 /// the top `tier_shares[0]` are platinum, the next up to `tier_shares[1]` gold, the
 /// rest iron while their margin is positive, lead at or below zero.
-pub fn assign(df: DataFrame, loyalty_col: &str, split: Split, tier_shares: [f64; 2]) -> PolarsResult<DataFrame> {
+/// `satisfaction_scale` is the lowest and highest `overall` score: satisfied means in the
+/// top quarter of the scale (4 or 5 of 1..5), the lowest score marks terrorists.
+pub fn assign(
+    df: DataFrame,
+    loyalty_col: &str,
+    split: Split,
+    tier_shares: [f64; 2],
+    satisfaction_scale: [i64; 2],
+) -> PolarsResult<DataFrame> {
+    let [lowest, highest] = satisfaction_scale.map(|v| v as f64);
     let (ccv_cut, cpv_cut, loyalty_cut) = match split {
         Split::Quantile(q) => {
             (quantile_of(&df, n::CCV, q)?, quantile_of(&df, n::CPV, q)?, quantile_of(&df, loyalty_col, q)?)
@@ -87,10 +96,11 @@ pub fn assign(df: DataFrame, loyalty_col: &str, split: Split, tier_shares: [f64;
         .when(col(n::SURVEY_RECOMMEND).gt_eq(lit(7.0)))
         .then(lit("passive"))
         .otherwise(lit("detractor"));
-    // Jones & Sasser quadrants: satisfied = latest overall score >= 4 of 5; loyal =
-    // loyalty at or above the split. No survey: no quadrant. Terrorists: defectors
-    // with the lowest score and a complaint in the last 12 months.
-    let satisfied = col(n::SURVEY_OVERALL).gt_eq(lit(4.0));
+    // Jones & Sasser quadrants: satisfied = latest overall score in the top quarter of
+    // the scale (>= 4 of 1..5); loyal = loyalty at or above the split. No survey: no
+    // quadrant. Terrorists: defectors with the lowest score and a complaint in the last
+    // 12 months.
+    let satisfied = col(n::SURVEY_OVERALL).gt_eq(lit(lowest + 0.75 * (highest - lowest)));
     let loyal = high(loyalty_col, loyalty_cut);
     let quadrant = when(col(n::SURVEY_OVERALL).is_null())
         .then(lit(NULL).cast(DataType::String))
@@ -104,7 +114,7 @@ pub fn assign(df: DataFrame, loyalty_col: &str, split: Split, tier_shares: [f64;
     let terrorist = quadrant
         .clone()
         .eq(lit("defector"))
-        .and(col(n::SURVEY_OVERALL).lt_eq(lit(1.0)))
+        .and(col(n::SURVEY_OVERALL).lt_eq(lit(lowest)))
         .and(col(n::COMPLAINTS_12M).fill_null(lit(0.0)).gt(lit(0.0)))
         .fill_null(lit(false));
     df.lazy()
@@ -222,7 +232,18 @@ pub fn lorenz(df: &DataFrame) -> PolarsResult<(DataFrame, f64)> {
     let area: f64 =
         if count > 0 { (1..=count).map(|k| (share(k - 1) + share(k)) / 2.0).sum::<f64>() / count as f64 } else { 0.5 };
     let gini = 2.0 * area - 1.0;
-    Ok((df!("customer_share" => x, "margin_share" => y)?, gini))
+    // The 80/20 check beside the curve: the margin share of the top 20%, and the Gini.
+    let top20 = share((20 * count).div_ceil(100).min(count));
+    let rows = x.len();
+    Ok((
+        df!(
+            "customer_share" => x,
+            "margin_share" => y,
+            "top_20_percent_margin_share" => vec![top20; rows],
+            "gini" => vec![gini; rows],
+        )?,
+        gini,
+    ))
 }
 
 #[cfg(test)]
@@ -251,7 +272,7 @@ mod tests {
 
     #[test]
     fn segments_tiers_stages_by_hand() {
-        let df = assign(fixture(), "loyalty", Split::Quantile(0.5), [0.12, 0.34]).unwrap();
+        let df = assign(fixture(), "loyalty", Split::Quantile(0.5), [0.12, 0.34], [1, 5]).unwrap();
         let s: Vec<&str> = df.column(VALUE_SEGMENT).unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
         assert_eq!(
             s,
@@ -308,7 +329,15 @@ mod tests {
         // One customer has everything (of n = 4): shares 1,1,1,1 after the first;
         // area = (0.5 + 1 + 1 + 1)/4 = 0.875, Gini = 0.75 = (n-1)/n.
         let one = df!(n::MARGIN_MONTHLY => [0.0, 0.0, 12.0, 0.0]).unwrap();
-        let (_, g) = lorenz(&one).unwrap();
+        let (curve, g) = lorenz(&one).unwrap();
         assert!((g - 0.75).abs() < 1e-12, "{g}");
+        // the top 20% of 4 customers is the first one: all of the margin
+        let top = curve.column("top_20_percent_margin_share").unwrap().f64().unwrap().get(0).unwrap();
+        assert_eq!(top, 1.0);
+        // 10 customers with margins 10, 9, ..., 1 (sum 55): the top 2 bring 19/55
+        let ten = df!(n::MARGIN_MONTHLY => (1..=10).map(f64::from).collect::<Vec<_>>()).unwrap();
+        let (curve, _) = lorenz(&ten).unwrap();
+        let top = curve.column("top_20_percent_margin_share").unwrap().f64().unwrap().get(0).unwrap();
+        assert!((top - 19.0 / 55.0).abs() < 1e-12, "{top}");
     }
 }

@@ -242,9 +242,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     stages.begin("segments");
-    let customers = segments::assign(customers, "loyalty", cfg.segments.split()?, cfg.segments.tier_shares)
-        .map_err(anyhow::Error::from)
-        .context("assigning segments")?;
+    let customers = segments::assign(
+        customers,
+        "loyalty",
+        cfg.segments.split()?,
+        cfg.segments.tier_shares,
+        cfg.curves.satisfaction_scale,
+    )
+    .map_err(anyhow::Error::from)
+    .context("assigning segments")?;
     let segment_table = segments::segment_table(&customers, "loyalty")?;
     let tier_table = segments::tier_table(&customers)?;
     let (lorenz, gini) = segments::lorenz(&customers)?;
