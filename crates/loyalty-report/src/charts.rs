@@ -108,7 +108,7 @@ impl LineChart {
                 chart
                     .draw_series(std::iter::once(Text::new(
                         s.label.clone(),
-                        (s.from + (s.to - s.from) * 0.05, y0 + (y1 - y0) * 0.06),
+                        (s.from + (s.to - s.from) * 0.05, y1 - (y1 - y0) * 0.03),
                         ("sans-serif", 13).into_font().color(&c),
                     )))
                     .map_err(err)?;

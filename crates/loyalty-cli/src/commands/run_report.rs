@@ -180,7 +180,7 @@ pub fn document(
     let (obs, lo, hi) = (floats(cv, "observed_loyalty"), floats(cv, "ci_low"), floats(cv, "ci_high"));
     let (iso, modelled) = (floats(cv, "isotonic_loyalty"), floats(cv, "modelled_loyalty"));
     let zone = strings(cv, "zone");
-    let few = strings(cv, "too_few");
+    let few: Vec<bool> = strings(cv, "too_few").iter().map(|v| v == "true").collect();
     let mut levels: Vec<String> = Vec::new();
     for l in &lv {
         if !levels.contains(l) {
@@ -191,8 +191,8 @@ pub fn document(
     let mut curve_figs = Vec::new();
     for level in &levels {
         let idx: Vec<usize> = (0..lv.len()).filter(|&i| &lv[i] == level).collect();
-        let solid: Vec<usize> = idx.iter().copied().filter(|&i| few[i].is_empty()).collect();
-        let thin: Vec<usize> = idx.iter().copied().filter(|&i| !few[i].is_empty()).collect();
+        let solid: Vec<usize> = idx.iter().copied().filter(|&i| !few[i]).collect();
+        let thin: Vec<usize> = idx.iter().copied().filter(|&i| few[i]).collect();
         let mut strips = Vec::new();
         for (k, z) in ["defection", "indifference", "affection"].iter().enumerate() {
             let xs: Vec<f64> = idx.iter().filter(|&&i| zone[i] == *z).map(|&i| sat[i]).collect();
