@@ -79,6 +79,9 @@ pub struct ChurnTrainArgs {
     /// Gradient boosting budget (perpetual): higher fits more trees.
     #[arg(long, default_value_t = 1.0)]
     pub budget: f32,
+    /// Boost on a uniform sample of at most this many training rows (0: all).
+    #[arg(long, default_value_t = 400_000)]
+    pub max_train_rows: usize,
     /// Write `p_churn_<h>m`, loyalty and the top reasons per customer to this Parquet file.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -49,11 +49,13 @@ pub struct ChurnConfig {
     pub budget: f32,
     /// Training snapshots, 3 months apart, before the out-of-time test snapshot.
     pub train_snapshots: u32,
+    /// Boost on a uniform sample of at most this many training rows (0: all).
+    pub max_train_rows: usize,
 }
 
 impl Default for ChurnConfig {
     fn default() -> Self {
-        Self { budget: 1.0, train_snapshots: 3 }
+        Self { budget: 1.0, train_snapshots: 3, max_train_rows: 400_000 }
     }
 }
 
@@ -135,6 +137,7 @@ mod tests {
         let d = RunConfig::default();
         assert_eq!(serde_json::to_value(&c.segments).unwrap(), serde_json::to_value(&d.segments).unwrap());
         assert_eq!(serde_json::to_value(&c.curves).unwrap(), serde_json::to_value(&d.curves).unwrap());
+        assert_eq!(serde_json::to_value(&c.churn).unwrap(), serde_json::to_value(&d.churn).unwrap());
         assert_eq!(c.model.churn_horizon_months, d.model.churn_horizon_months);
         assert_eq!(c.model.valuation_months, d.model.valuation_months);
     }

@@ -202,6 +202,35 @@ fn services_held(v: &Validated, as_of: NaiveDate) -> anyhow::Result<BTreeMap<Str
     Ok(held)
 }
 
+/// A uniform, seeded sample of about `cap` of `n` rows (in order), or None when `n <= cap`:
+/// boosting time grows with the rows, and a few hundred thousand rows are plenty for a
+/// churn classifier. Uniform, so the calibration stays honest.
+fn sample_rows(n: usize, cap: usize, seed: u64) -> Option<Vec<usize>> {
+    if n <= cap || cap == 0 {
+        return None;
+    }
+    let threshold = (cap as f64 / n as f64 * u64::MAX as f64) as u64;
+    let splitmix = |i: u64| {
+        let mut z = i.wrapping_add(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    Some((0..n).filter(|&i| splitmix(i as u64) < threshold).collect())
+}
+
+/// Boosting (on at most `max_rows` rows, sampled uniformly) as in [`fit_calibrated`].
+fn fit_calibrated_sampled(d: &Design, y: &[f64], budget: f32, max_rows: usize) -> anyhow::Result<(Gbm, Platt)> {
+    match sample_rows(d.rows, max_rows, 17) {
+        None => fit_calibrated(d, y, budget),
+        Some(rows) => {
+            tracing::info!("boosting on a uniform sample of {} of {} training rows", rows.len(), d.rows);
+            let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
+            fit_calibrated(&d.take(&rows), &ys, budget)
+        }
+    }
+}
+
 /// Boosting on 80% of the rows, Platt calibration on the other 20% (a fixed split).
 fn fit_calibrated(d: &Design, y: &[f64], budget: f32) -> anyhow::Result<(Gbm, Platt)> {
     let fit_rows: Vec<usize> = (0..d.rows).filter(|i| i % 5 != 4).collect();
@@ -210,6 +239,21 @@ fn fit_calibrated(d: &Design, y: &[f64], budget: f32) -> anyhow::Result<(Gbm, Pl
     let gbm = Gbm::fit(&d.take(&fit_rows), &pick(&fit_rows), budget).map_err(|e| anyhow::anyhow!(e))?;
     let platt = Platt::fit(&gbm.predict(&d.take(&cal_rows)), &pick(&cal_rows));
     Ok((gbm, platt))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn row_samples_are_uniform_and_seeded() {
+        assert!(super::sample_rows(1_000, 1_000, 1).is_none());
+        let s = super::sample_rows(1_000_000, 100_000, 1).unwrap();
+        assert!((s.len() as f64 - 100_000.0).abs() < 1_500.0, "{}", s.len());
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        // as many in each half: uniform over the rows
+        let first_half = s.iter().filter(|&&i| i < 500_000).count() as f64;
+        assert!((first_half / s.len() as f64 - 0.5).abs() < 0.01);
+        assert_eq!(super::sample_rows(1_000_000, 100_000, 1), Some(s));
+    }
 }
 
 #[derive(Serialize)]
@@ -274,7 +318,14 @@ pub struct ChurnFit {
 
 /// Train on snapshots before T, validate out of time, refit on every snapshot and score
 /// the customers active at T.
-pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, train_snapshots: u32, budget: f32) -> anyhow::Result<ChurnFit> {
+pub fn fit_churn(
+    v: &Validated,
+    t: NaiveDate,
+    h: u32,
+    train_snapshots: u32,
+    budget: f32,
+    max_train_rows: usize,
+) -> anyhow::Result<ChurnFit> {
     let started = Instant::now();
     let first_bill = {
         let df = v.tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min()]).collect()?;
@@ -311,7 +362,7 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, train_snapshots: u32, budg
     if train_y.iter().all(|y| *y == 0.0) || test.y.iter().all(|y| *y == 0.0) {
         return Err(InputRejected("no churner in a training or test snapshot: nothing to learn or test".into()).into());
     }
-    let (gbm, platt) = fit_calibrated(&train_design, &train_y, budget)?;
+    let (gbm, platt) = fit_calibrated_sampled(&train_design, &train_y, budget, max_train_rows)?;
     let logistic = Logistic::fit(&train_design, &train_y, 1.0);
     let raw = gbm.predict(&test.design);
     let test_p = platt.apply(&raw);
@@ -326,7 +377,7 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, train_snapshots: u32, budg
     all.append(&test.design);
     let mut all_y = train_y.clone();
     all_y.extend_from_slice(&test.y);
-    let (gbm, platt) = fit_calibrated(&all, &all_y, budget)?;
+    let (gbm, platt) = fit_calibrated_sampled(&all, &all_y, budget, max_train_rows)?;
     let now = snapshot(v, t, h, Some(&names))?;
     let p = platt.apply(&gbm.predict(&now.design));
     let reasons = gbm.reasons(&now.design, 3);
@@ -418,7 +469,7 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         None => default_as_of(&v)?,
     };
     let h = a.horizon_months;
-    let mut fit = fit_churn(&v, t, h, a.train_snapshots, a.budget)?;
+    let mut fit = fit_churn(&v, t, h, a.train_snapshots, a.budget, a.max_train_rows)?;
     if let Some(path) = &a.out {
         loyalty_io::write_parquet_atomic(&mut fit.scores, path)?;
     }
