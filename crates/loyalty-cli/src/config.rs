@@ -20,6 +20,9 @@ pub struct RunConfig {
     pub curves: CurveParams,
     pub churn: ChurnConfig,
     pub output: OutputConfig,
+    /// Whether the file set `model.as_of` (else T is the end of the last billed month).
+    #[serde(skip)]
+    pub as_of_pinned: bool,
 }
 
 /// How high and low are split for the eight value segments, and the pyramid cut-offs.
@@ -102,8 +105,17 @@ impl SegmentConfig {
 impl RunConfig {
     /// Read a TOML file; unknown keys are an error (a typo must not be ignored).
     pub fn load(path: &Path) -> anyhow::Result<RunConfig> {
-        let text = loyalty_io::read_text(path)?;
-        toml::from_str(&text).map_err(|e| InputRejected(format!("config {}: {e}", path.display())).into())
+        Self::parse(&loyalty_io::read_text(path)?, &path.display().to_string())
+    }
+
+    /// Parse TOML text (`source` names it in errors).
+    pub fn parse(text: &str, source: &str) -> anyhow::Result<RunConfig> {
+        let bad = |e: toml::de::Error| InputRejected(format!("config {source}: {e}"));
+        let table: toml::Table = toml::from_str(text).map_err(bad)?;
+        let as_of_pinned = table.get("model").and_then(|m| m.get("as_of")).is_some();
+        let mut config: RunConfig = table.try_into().map_err(bad)?;
+        config.as_of_pinned = as_of_pinned;
+        Ok(config)
     }
 
     pub fn check(&self) -> anyhow::Result<()> {
@@ -140,6 +152,11 @@ mod tests {
         assert_eq!(serde_json::to_value(&c.churn).unwrap(), serde_json::to_value(&d.churn).unwrap());
         assert_eq!(c.model.churn_horizon_months, d.model.churn_horizon_months);
         assert_eq!(c.model.valuation_months, d.model.valuation_months);
+        // the example leaves T to the data
+        assert!(!c.as_of_pinned);
+        let pinned = RunConfig::parse("[model]\nas_of = \"2024-06-30\"\n", "inline").unwrap();
+        assert!(pinned.as_of_pinned);
+        assert_eq!(pinned.model.as_of.to_string(), "2024-06-30");
     }
 
     #[test]

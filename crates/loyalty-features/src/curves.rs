@@ -243,7 +243,7 @@ pub fn satisfaction_curves(
     // observed: (level, satisfaction) -> (surveys, retained)
     let mut obs: std::collections::HashMap<(String, i64), (f64, f64)> = Default::default();
     let mut competition_levels: std::collections::BTreeSet<String> = Default::default();
-    let mut drivers = empty_drivers()?;
+    let mut drivers = DriverRows::default().frame()?;
     if let Some(lf) = &observed {
         let df = lf
             .clone()
@@ -353,10 +353,6 @@ pub fn churn_ratio(a: f64, n1: f64, b: f64, n2: f64) -> (f64, f64, f64) {
     let ratio = (a / n1) / (b / n2);
     let se = (1.0 / a - 1.0 / n1 + 1.0 / b - 1.0 / n2).max(0.0).sqrt();
     (ratio, ratio * (-Z95 * se).exp(), ratio * (Z95 * se).exp())
-}
-
-fn empty_drivers() -> PolarsResult<DataFrame> {
-    DriverRows::default().frame()
 }
 
 /// What moves loyalty, per aspect, on standardised scores (per standard deviation,

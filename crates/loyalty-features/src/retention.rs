@@ -44,23 +44,24 @@ pub fn signal_table(frame: &DataFrame, churned_col: &str) -> PolarsResult<DataFr
     for (name, feature, f) in SIGNALS {
         let Ok(column) = frame.column(feature) else { continue };
         let values = column.as_materialized_series().cast(&DataType::Float64)?;
-        let mut counts: Vec<(&'static str, f64, f64)> = Vec::new();
+        // bucket -> (customers, retained, smallest value seen: the buckets' order)
+        let mut counts: Vec<(&'static str, f64, f64, f64)> = Vec::new();
         for (v, gone) in values.f64()?.iter().zip(&churned) {
-            let b = v.filter(|v| v.is_finite()).map_or("unknown", f);
-            match counts.iter_mut().find(|(k, _, _)| *k == b) {
+            let v = v.filter(|v| v.is_finite());
+            let b = v.map_or("unknown", f);
+            let key = v.unwrap_or(f64::INFINITY);
+            match counts.iter_mut().find(|(k, ..)| *k == b) {
                 Some(e) => {
                     e.1 += 1.0;
                     e.2 += f64::from(u8::from(!gone));
+                    e.3 = e.3.min(key);
                 }
-                None => counts.push((b, 1.0, f64::from(u8::from(!gone)))),
+                None => counts.push((b, 1.0, f64::from(u8::from(!gone)), key)),
             }
         }
-        // buckets in their natural order: the order the bucketer produces them for rising values
-        let order: Vec<&str> =
-            [-1.0, 0.0, 0.1, 0.3, 1.0, 2.0, 3.0, 1e9].iter().map(|v| f(*v)).chain(["unknown"]).collect();
-        counts.sort_by_key(|(b, _, _)| order.iter().position(|o| o == b).unwrap_or(usize::MAX));
-        let reference = counts.first().map(|(_, n, k)| (n - k) / n).unwrap_or(f64::NAN);
-        for (b, n_, k) in counts {
+        counts.sort_by(|a, b| a.3.total_cmp(&b.3));
+        let reference = counts.first().map(|(_, n, k, _)| (n - k) / n).unwrap_or(f64::NAN);
+        for (b, n_, k, _) in counts {
             let (l, h) = wilson(k, n_, Z95);
             sig.push(name);
             bucket.push(b);

@@ -66,11 +66,23 @@ pub fn load_validated(args: &DataArgs) -> anyhow::Result<Validated> {
     Ok(validated)
 }
 
-/// Write each table's rejected rows to `<dir>/<table>.parquet`.
-pub fn write_rejects(validated: &Validated, dir: &Path) -> anyhow::Result<()> {
+/// Alters a frame before it is written (e.g. pseudonymised ids).
+pub type Rewrite<'a> = &'a dyn Fn(&mut polars::prelude::DataFrame) -> polars::prelude::PolarsResult<()>;
+
+/// Write each table's rejected rows to `<dir>/<table>.parquet`: streamed, or collected
+/// and passed through `rewrite` first when there is one (rejects are few).
+pub fn write_rejects(validated: &Validated, dir: &Path, rewrite: Option<Rewrite>) -> anyhow::Result<()> {
     for (table, lf) in &validated.rejects {
         let path = dir.join(format!("{table}.parquet"));
-        loyalty_io::sink_parquet(lf.clone(), &path).with_context(|| format!("writing rejects of `{table}`"))?;
+        let context = || format!("writing rejects of `{table}`");
+        match rewrite {
+            None => loyalty_io::sink_parquet(lf.clone(), &path).with_context(context)?,
+            Some(f) => {
+                let mut df = lf.clone().collect().with_context(context)?;
+                f(&mut df).with_context(context)?;
+                loyalty_io::write_parquet(&mut df, &path).with_context(context)?;
+            }
+        }
     }
     Ok(())
 }

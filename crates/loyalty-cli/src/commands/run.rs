@@ -3,7 +3,6 @@
 //! swapped into `--out` only when everything succeeded.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,8 +17,8 @@ use tracing::{info, warn};
 use crate::InputRejected;
 use crate::cli::RunArgs;
 use crate::commands::features::{billing_engine, end_of_month};
-use crate::commands::load_validated;
 use crate::commands::run_report;
+use crate::commands::{load_validated, write_rejects};
 use crate::config::RunConfig;
 
 /// Wall time and peak memory of one stage.
@@ -183,7 +182,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("summarising the dataset")?;
     let inputs = loyalty_io::fingerprints(&args.data.data)?;
     // T: flag or environment, else the config, else the end of the last billed month.
-    let as_of = match (args.model.as_of, args.config.is_some() && config_sets_as_of(&args)?) {
+    let as_of = match (args.model.as_of, cfg.as_of_pinned) {
         (Some(d), _) => d,
         (None, true) => cfg.model.as_of,
         (None, false) => match summary.billing.last_month {
@@ -323,7 +322,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         loyalty_io::OutputDir::begin(&args.out).with_context(|| format!("preparing {}", args.out.display()))?;
     let dir = staged.path().to_path_buf();
     if !validated.rejects.is_empty() {
-        write_rejects(&validated, &dir.join("rejects"), pseudonyms.as_ref())?;
+        let rewrite = |df: &mut DataFrame| pseudonyms.as_ref().map_or(Ok(()), |p| p.apply(df));
+        write_rejects(&validated, &dir.join("rejects"), pseudonyms.is_some().then_some(&rewrite as _))?;
     }
     loyalty_io::write_parquet(&mut out.customers, &dir.join("customers.parquet"))?;
     loyalty_io::write_parquet(&mut out.survival, &dir.join("survival.parquet"))?;
@@ -390,35 +390,4 @@ fn top_20_percent(tiers: &DataFrame) -> anyhow::Result<serde_json::Value> {
     Ok(
         json!({"customer_share": get("share")?, "revenue_share": get("revenue_share")?, "margin_share": get("margin_share")?}),
     )
-}
-
-/// Whether the config file pins `model.as_of` (otherwise T is the end of the last billed month).
-fn config_sets_as_of(args: &RunArgs) -> anyhow::Result<bool> {
-    let Some(path) = &args.config else { return Ok(false) };
-    let text = loyalty_io::read_text(path)?;
-    let value: toml::Table =
-        toml::from_str(&text).map_err(|e| InputRejected(format!("config {}: {e}", path.display())))?;
-    Ok(value.get("model").and_then(|m| m.get("as_of")).is_some())
-}
-
-/// Each table's rejected rows to `<dir>/<table>.parquet`, ids pseudonymised when asked.
-fn write_rejects(
-    validated: &loyalty_contract::Validated,
-    dir: &Path,
-    pseudonyms: Option<&Pseudonymizer>,
-) -> anyhow::Result<()> {
-    for (table, lf) in &validated.rejects {
-        let path = dir.join(format!("{table}.parquet"));
-        match pseudonyms {
-            None => {
-                loyalty_io::sink_parquet(lf.clone(), &path).with_context(|| format!("writing rejects of `{table}`"))?
-            }
-            Some(p) => {
-                let mut df = lf.clone().collect()?;
-                p.apply(&mut df)?;
-                loyalty_io::write_parquet(&mut df, &path)?;
-            }
-        }
-    }
-    Ok(())
 }

@@ -180,7 +180,11 @@ pub fn document(
     let (obs, lo, hi) = (floats(cv, "observed_loyalty"), floats(cv, "ci_low"), floats(cv, "ci_high"));
     let (iso, modelled) = (floats(cv, "isotonic_loyalty"), floats(cv, "modelled_loyalty"));
     let zone = strings(cv, "zone");
-    let few: Vec<bool> = strings(cv, "too_few").iter().map(|v| v == "true").collect();
+    let few: Vec<bool> = cv
+        .column("too_few")
+        .ok()
+        .and_then(|c| c.bool().ok().map(|b| b.iter().map(|v| v == Some(true)).collect()))
+        .unwrap_or_default();
     let mut levels: Vec<String> = Vec::new();
     for l in &lv {
         if !levels.contains(l) {

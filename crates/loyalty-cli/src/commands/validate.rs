@@ -12,7 +12,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     let validated = load_validated(&args.data)?;
     let summary = loyalty_contract::summary::summarize(&validated).context("summarising the dataset")?;
     if let Some(dir) = &args.rejects {
-        write_rejects(&validated, dir)?;
+        write_rejects(&validated, dir, None)?;
     }
     let mut out = std::io::stdout().lock();
     match args.format {
