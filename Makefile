@@ -9,6 +9,14 @@ CARGO ?= cargo
 # CARGO_TARGET_DIR=... as usual.
 export CARGO_TARGET_DIR ?= /var/tmp/loyalty-target
 BIN := $(CARGO_TARGET_DIR)/release/loyalty
+# The distributed engine (Ballista) is a cargo feature, off in a plain `cargo build`;
+# every target here builds with it, so run, test and bench share one build.
+# FEATURES= builds the lean binary without it.
+FEATURES ?= loyalty-cli/ballista,loyalty-e2e/ballista
+CARGO_FEATURES := $(if $(FEATURES),--features $(FEATURES))
+# `make cluster-up`: a local Ballista cluster for `--engine ballista`.
+CLUSTER_PORT ?= 50050
+CLUSTER_EXECUTORS ?= 2
 PYTHON ?= python3
 VENV := .venv
 DEMO := data/demo
@@ -23,13 +31,13 @@ CONFIG ?=
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help build run demo test lint fmt bench fixtures fuzz clean pipeline report notebooks
+.PHONY: help build run demo test lint fmt bench fixtures fuzz clean pipeline report notebooks cluster-up cluster-down bench-scale bench-engines
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 build: ## Build the `loyalty` binary and the tests (release; one profile and one feature set for run, test and bench)
-	$(CARGO) build --release --workspace --all-targets
+	$(CARGO) build --release --workspace --all-targets $(CARGO_FEATURES)
 
 $(DEMO)/customers.parquet: | build
 	$(BIN) gen --out $(DEMO) --customers $(DEMO_CUSTOMERS) --months 24 --seed 42
@@ -45,7 +53,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
 test: build $(CHROMIUM) ## Run every test (unit, known-answer, end-to-end, the report in headless Chromium)
-	CHROMIUM=$(CHROMIUM) LOYALTY_BIN=$(BIN) $(CARGO) test --release --workspace
+	CHROMIUM=$(CHROMIUM) LOYALTY_BIN=$(BIN) $(CARGO) test --release --workspace $(CARGO_FEATURES)
 
 pipeline: build ## The scheduled job: DATA=dir OUT=dir [AS_OF=date] [CONFIG=file]; exit 0 ok, 1 bad input, 2 usage/internal
 	$(BIN) run --data $(DATA) --out $(OUT) $(if $(AS_OF),--as-of $(AS_OF)) $(if $(CONFIG),--config $(CONFIG))
@@ -69,11 +77,25 @@ notebooks: $(VENV)/.notebooks ## Execute notebooks/explore.ipynb headless on the
 
 lint: ## rustfmt check, clippy -D warnings, rustdoc -D warnings
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --workspace --no-deps
+	$(CARGO) clippy --release --workspace --all-targets $(CARGO_FEATURES) -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --workspace --no-deps $(CARGO_FEATURES)
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+cluster-up: build ## Start a local Ballista cluster in the background: scheduler df://127.0.0.1:$(CLUSTER_PORT), 2 executors
+	@mkdir -p out
+	@if [ -f out/cluster.pid ] && kill -0 $$(cat out/cluster.pid) 2>/dev/null; then \
+		echo "cluster already up: df://127.0.0.1:$(CLUSTER_PORT) (pid $$(cat out/cluster.pid))"; exit 0; fi; \
+	nohup $(BIN) cluster --port $(CLUSTER_PORT) --executors $(CLUSTER_EXECUTORS) > out/cluster.log 2>&1 & \
+	echo $$! > out/cluster.pid; sleep 2; \
+	if ! kill -0 $$(cat out/cluster.pid) 2>/dev/null; then cat out/cluster.log; rm -f out/cluster.pid; exit 1; fi; \
+	echo "cluster up (log: out/cluster.log). Use it with:"; \
+	echo "  $(BIN) run --data $(DATA) --out $(OUT) --engine ballista --scheduler df://127.0.0.1:$(CLUSTER_PORT)"
+
+cluster-down: ## Stop the cluster `make cluster-up` started
+	@if [ -f out/cluster.pid ]; then kill $$(cat out/cluster.pid) 2>/dev/null || true; rm -f out/cluster.pid; \
+		echo "cluster stopped"; else echo "no cluster running (no out/cluster.pid)"; fi
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,9 +114,16 @@ fixtures: $(VENV)/.fixtures ## Rewrite tests/fixtures/pyarrow_dataset with pyarr
 
 bench: build $(VENV)/.peers-v2 ## Run the benchmarks (peers installed into .venv) and write BENCHMARKS.md
 	BIN=$(BIN) PYTHON=$(PYTHON) PEER_PYTHON=$(VENV)/bin/python scripts/bench.sh
+	KEEP_BENCH_DATA=1 BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) scripts/bench_scale.py engines
+
+bench-engines: build $(VENV)/.peers-v2 ## The aggregation at 1M x 24: local Polars vs Ballista (2 executors) vs DuckDB, into BENCHMARKS.md
+	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) scripts/bench_scale.py engines
+
+bench-scale: build ## `loyalty run` at 1M, 3M and 10M customers x 36 months: time, memory, per stage, into BENCHMARKS.md (~1-2 h)
+	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) scripts/bench_scale.py scale
 
 fuzz: build ## Property-test the importers on 5 million mutated inputs (bounded: 20 minutes; not in CI)
-	LOYALTY_FUZZ_CASES=5000000 timeout 1200 $(CARGO) test --release --workspace -- importers_never_panic
+	LOYALTY_FUZZ_CASES=5000000 timeout 1200 $(CARGO) test --release --workspace $(CARGO_FEATURES) -- importers_never_panic
 
 clean: ## Remove build outputs, generated data and outputs
 	$(CARGO) clean

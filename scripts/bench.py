@@ -98,7 +98,12 @@ def main():
     lines += features_section()
     lines += models_section()
     lines += churn_section()
-    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+    # Keep the sections other targets write (make bench-scale, make bench-engines).
+    bench = ROOT / "BENCHMARKS.md"
+    old = bench.read_text() if bench.exists() else ""
+    kept = [f"<!-- begin:{k}" + old.split(f"<!-- begin:{k}", 1)[1].split(f"<!-- end:{k} -->", 1)[0] + f"<!-- end:{k} -->"
+            for k in ("scale", "engines") if f"<!-- begin:{k}" in old and f"<!-- end:{k} -->" in old]
+    bench.write_text("\n".join(lines + kept) + "\n")
     if os.environ.get("KEEP_BENCH_DATA") != "1":
         shutil.rmtree(WORK, ignore_errors=True)
     print("wrote BENCHMARKS.md")

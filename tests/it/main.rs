@@ -1,5 +1,7 @@
 //! End-to-end tests: the `loyalty` binary on real files, as a scheduler runs it.
 
+#[cfg(feature = "ballista")]
+mod ballista;
 mod contract_rules;
 mod full_run;
 mod generator;

@@ -47,6 +47,55 @@ pub enum Command {
     Import(ImportArgs),
     /// Churn classifier for postpaid customers: out-of-time training and scoring, or cross-validation.
     Churn(ChurnArgs),
+    /// Run a Ballista cluster in this process (one scheduler, N executors on 127.0.0.1)
+    /// until stopped; `loyalty run --engine ballista` can use it.
+    Cluster(ClusterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// The scheduler's port on 127.0.0.1.
+    #[arg(long, default_value_t = 50050)]
+    pub port: u16,
+    /// Number of executors.
+    #[arg(long, default_value_t = 2)]
+    pub executors: usize,
+    /// Task slots per executor.
+    #[arg(long, default_value_t = 1)]
+    pub vcores: usize,
+    /// Seconds without a heartbeat before an executor counts as lost (running jobs
+    /// fail when none is left after as long again).
+    #[arg(long, default_value_t = 15)]
+    pub executor_timeout: u64,
+}
+
+/// Where the heavy per-customer aggregation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// In this process, on the Polars streaming engine.
+    Local,
+    /// As DataFusion plans on a Ballista cluster (--scheduler).
+    Ballista,
+}
+
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Where the per-customer aggregation of billing, top-ups, interactions and surveys runs.
+    #[arg(long, value_enum, default_value_t = EngineArg::Local, env = "LOYALTY_ENGINE")]
+    pub engine: EngineArg,
+    /// The Ballista scheduler, df://HOST:PORT (with --engine ballista).
+    #[arg(long, env = "LOYALTY_SCHEDULER")]
+    pub scheduler: Option<String>,
+    /// Partitions of the shuffle by customer hash on the cluster.
+    #[arg(long, default_value_t = 4, env = "LOYALTY_TARGET_PARTITIONS")]
+    pub target_partitions: usize,
+    /// A folder the executors and this process share, where the cluster writes the
+    /// aggregates as Parquet (default: a temporary folder beside --out).
+    #[arg(long, env = "LOYALTY_EXCHANGE_DIR")]
+    pub exchange_dir: Option<PathBuf>,
+    /// Fail the run when one aggregation job has not finished after this many seconds.
+    #[arg(long, default_value_t = 3600, env = "LOYALTY_JOB_TIMEOUT")]
+    pub job_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -355,6 +404,8 @@ pub struct FeaturesArgs {
     /// Kaplan-Meier curves, for the customers it scored.
     #[arg(long)]
     pub churn_scores: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -389,4 +440,6 @@ pub struct RunArgs {
     /// environment variable LOYALTY_PSEUDONYM_KEY and is never written anywhere.
     #[arg(long, env = "LOYALTY_PSEUDONYMIZE_IDS")]
     pub pseudonymize_ids: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }

@@ -54,11 +54,23 @@ pub struct ChurnConfig {
     pub train_snapshots: u32,
     /// Boost on a uniform sample of at most this many training rows (0: all).
     pub max_train_rows: usize,
+    /// The model that scores postpaid customers: gradient boosting (the default; the
+    /// booster is not bit-for-bit reproducible from run to run) or the L2 logistic
+    /// regression (reproducible, coefficients per standard deviation).
+    pub classifier: Classifier,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Classifier {
+    #[default]
+    Boosting,
+    Logistic,
 }
 
 impl Default for ChurnConfig {
     fn default() -> Self {
-        Self { budget: 1.0, train_snapshots: 3, max_train_rows: 400_000 }
+        Self { budget: 1.0, train_snapshots: 3, max_train_rows: 400_000, classifier: Classifier::Boosting }
     }
 }
 

@@ -15,7 +15,12 @@ pub fn init(args: &GlobalArgs) {
     } else {
         "info"
     };
-    let filter = EnvFilter::try_from_env("LOYALTY_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // Ballista and DataFusion log every job and task at info: only their warnings.
+    let quiet_engines = ["ballista", "ballista_core", "ballista_scheduler", "ballista_executor", "datafusion"]
+        .map(|target| format!(",{target}={}", if args.verbose { "info" } else { "warn" }))
+        .concat();
+    let filter =
+        EnvFilter::try_from_env("LOYALTY_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level}{quiet_engines}")));
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -13,6 +13,7 @@ pub mod curves;
 pub mod names;
 mod params;
 mod per_customer;
+pub mod remote;
 pub mod retention;
 pub mod segments;
 pub mod survival;
@@ -27,6 +28,7 @@ use polars::prelude::*;
 
 pub use params::{BillingEngine, FeatureParams, annuity_factor, last_known_bill_month, monthly_discount_rate};
 pub use survival::{ChurnScores, SurvivalCurves, SurvivalModel};
+pub use remote::{AggregateFrames, AggregateRequest, Aggregator, Engine};
 pub use value::adoption_rates;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,8 @@ pub enum FeatureError {
     Polars(#[from] PolarsError),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("the distributed engine: {0}")]
+    Remote(String),
 }
 
 /// The clean tables of a dataset (as validated), by table.

@@ -30,6 +30,10 @@ pub struct FeatureParams {
     pub adoption_prior_weight: f64,
     /// How the billing sums are computed (the same numbers either way).
     pub billing_engine: BillingEngine,
+    /// Where the per-customer aggregates of the event tables run (chosen on the
+    /// command line, not in the file).
+    #[serde(skip)]
+    pub engine: crate::remote::Engine,
 }
 
 /// The billing aggregation: a columnar kernel fed by the streaming engine (fast, one
@@ -55,6 +59,7 @@ impl Default for FeatureParams {
             prepaid_inactivity_days: 90,
             adoption_prior_weight: 10.0,
             billing_engine: BillingEngine::Kernel,
+            engine: crate::remote::Engine::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::billing_kernel::{self, BillingKernel, Slots};
 use crate::names as n;
+use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::{BillingEngine, FeatureError, FeatureParams, Tables, epoch_days};
 
 /// year * 12 + month of a date expression.
@@ -250,6 +251,56 @@ fn collect_aggregates(aggregates: Vec<LazyFrame>, sinks: Vec<LazyFrame>) -> Pola
     Ok(frames)
 }
 
+/// Queue `plan` for the local streaming execution, or (with a remote engine) keep it
+/// for its schema.
+fn push_plan(
+    remote: &Option<Arc<dyn Aggregator>>,
+    local: &mut Vec<LazyFrame>,
+    remote_plans: &mut Vec<(Table, LazyFrame)>,
+    table: Table,
+    plan: LazyFrame,
+) {
+    match remote {
+        Some(_) => remote_plans.push((table, plan)),
+        None => local.push(plan),
+    }
+}
+
+/// The aggregates of `plans` computed by `remote`, cast to the plans' schemas; the
+/// billing sums turned into billing features as the local engines' are.
+fn remote_aggregates(
+    remote: &dyn Aggregator,
+    mut plans: Vec<(Table, LazyFrame)>,
+    params: &FeatureParams,
+    window_start: chrono::NaiveDate,
+) -> Result<Vec<DataFrame>, FeatureError> {
+    let t = params.as_of;
+    let request = AggregateRequest {
+        as_of: t,
+        last_known_bill_month: params.last_known_bill_month(),
+        window_start,
+        year_before: t.checked_sub_months(Months::new(12)).unwrap_or(t),
+        margin_rate: params.margin_rate,
+        tables: plans.iter().map(|(t, _)| *t).filter(|t| *t != Table::Billing).collect(),
+    };
+    let started = std::time::Instant::now();
+    let mut got = remote.aggregate(&request)?;
+    tracing::debug!("{} aggregates from {} in {:.2}s", plans.len(), remote.describe(), started.elapsed().as_secs_f64());
+    let mut out = Vec::with_capacity(plans.len());
+    for (table, plan) in plans.iter_mut() {
+        let schema = plan.collect_schema()?;
+        let df = got.take(*table).ok_or_else(|| {
+            FeatureError::Config(format!("{} returned no {table} aggregate", remote.describe()))
+        })?;
+        let df = conform(df, &schema, table.name())?;
+        out.push(match table {
+            Table::Billing => billing_features(df.lazy()).collect()?,
+            _ => df,
+        });
+    }
+    Ok(out)
+}
+
 /// The active base at T with every per-customer aggregate joined on.
 pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
     let t = params.as_of;
@@ -276,12 +327,20 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     base = with_competition(base, tables, params);
     let mut aggregates = Vec::new();
     let mut sinks = Vec::new();
-    let kernel = match params.billing_engine {
-        BillingEngine::Polars => {
+    // With a remote engine the local plans below are built for their schemas only:
+    // the engine computes the same columns and they are cast to those types.
+    let remote = params.engine.0.clone();
+    let mut remote_plans: Vec<(Table, LazyFrame)> = Vec::new();
+    let kernel = match (params.billing_engine, &remote) {
+        (_, Some(_)) => {
+            remote_plans.push((Table::Billing, billing_sums_polars(known, lkbm, params)));
+            None
+        }
+        (BillingEngine::Polars, None) => {
             aggregates.push(billing_features(billing_sums_polars(known, lkbm, params)));
             None
         }
-        BillingEngine::Kernel => {
+        (BillingEngine::Kernel, None) => {
             // Set up once the base's customers are known (below).
             let kernel = Arc::new(Mutex::new(None));
             sinks.push(billing_kernel::sink_into(known, kernel.clone())?);
@@ -301,7 +360,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 col(c::AMOUNT).sum().alias(n::TOPUP_AMOUNT_12M),
                 day.max().alias("__last_topup_day"),
             ]);
-        aggregates.push(agg);
+        push_plan(&remote, &mut aggregates, &mut remote_plans, Table::Topups, agg);
     } else {
         base = base.with_columns([
             lit(0.0).alias(n::TOPUPS_12M),
@@ -323,7 +382,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 count_if(col(c::RESOLVED).eq(lit(false))).alias(n::UNRESOLVED_12M),
                 col(c::CHANNEL).n_unique().cast(DataType::Float64).alias(n::CHANNELS_USED_12M),
             ]);
-        aggregates.push(agg);
+        push_plan(&remote, &mut aggregates, &mut remote_plans, Table::Interactions, agg);
     } else {
         base = base.with_columns(
             [n::COMPLAINTS_12M, n::CONTACTS_12M, n::UNRESOLVED_12M, n::CHANNELS_USED_12M].map(|x| lit(0.0).alias(x)),
@@ -358,7 +417,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             .with_column((lit(t_days) - day_num(col("__latest"))).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS))
             .drop(cols(["__latest"]))
             .join(latest, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left));
-        aggregates.push(agg);
+        push_plan(&remote, &mut aggregates, &mut remote_plans, Table::Surveys, agg);
     } else {
         base = base.with_columns([
             lit(0.0).alias(n::SURVEYS_ANSWERED),
@@ -407,7 +466,14 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         let mut k = kernel.lock().map_err(|_| polars_err!(ComputeError: "billing kernel poisoned"))?;
         *k = Some(BillingKernel::new(ids, lkbm, window_start, params));
     }
-    let frames = collect_aggregates(aggregates, sinks)?;
+    let mut frames = collect_aggregates(aggregates, sinks)?;
+    if let Some(remote) = &remote {
+        // The remote tables (billing, top-ups, interactions, surveys) come first in the
+        // local order too: the same columns in the same order.
+        let mut remote_frames = remote_aggregates(remote.as_ref(), remote_plans, params, window_start)?;
+        remote_frames.append(&mut frames);
+        frames = remote_frames;
+    }
     let started = std::time::Instant::now();
     if let Some(kernel) = kernel {
         let kernel = kernel.lock().ok().and_then(|mut k| k.take());

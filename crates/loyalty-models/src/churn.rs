@@ -183,6 +183,21 @@ impl Logistic {
         model
     }
 
+    /// Per row, the names of up to `k` features that raise the churn score most:
+    /// the largest positive terms coef_j * z_j (a missing value sits at the mean: 0).
+    pub fn reasons(&self, d: &Design, k: usize) -> Vec<Vec<String>> {
+        let p = d.columns.len();
+        self.standardise(d)
+            .chunks(p + 1)
+            .map(|row| {
+                let terms: Vec<f64> = row[1..].iter().zip(&self.coef).map(|(z, b)| z * b).collect();
+                let mut idx: Vec<usize> = (0..p).filter(|&j| terms[j] > 0.0).collect();
+                idx.sort_by(|&a, &b| terms[b].total_cmp(&terms[a]));
+                idx.into_iter().take(k).map(|j| self.names[j].clone()).collect()
+            })
+            .collect()
+    }
+
     /// Row-major [1, z_1, ..., z_p] per row.
     fn standardise(&self, d: &Design) -> Vec<f64> {
         let p = d.columns.len();

@@ -14,7 +14,8 @@ use anyhow::Context;
 use chrono::{Months, NaiveDate};
 use loyalty_contract::{Table, Validated, col as c};
 use loyalty_features::transactions::{cols as rc, rfm_summary};
-use loyalty_features::{FeatureParams, customer_features, names as n};
+use crate::config::Classifier;
+use loyalty_features::{Engine, FeatureParams, customer_features, names as n};
 use loyalty_models::churn::{Design, Gbm, Logistic, Metrics, Platt, evaluate, stratified_folds};
 use loyalty_models::{BgNbd, Rfm, bgnbd, rfm};
 use polars::prelude::*;
@@ -47,8 +48,15 @@ fn month_end_minus(t: NaiveDate, months: u32) -> anyhow::Result<NaiveDate> {
     back.pred_opt().context("date underflow")
 }
 
-fn snapshot(v: &Validated, as_of: NaiveDate, horizon: u32, names: Option<&[String]>) -> anyhow::Result<Snapshot> {
-    let params = FeatureParams { as_of, churn_horizon_months: horizon, ..FeatureParams::default() };
+fn snapshot(
+    v: &Validated,
+    as_of: NaiveDate,
+    horizon: u32,
+    names: Option<&[String]>,
+    engine: &Engine,
+) -> anyhow::Result<Snapshot> {
+    let params =
+        FeatureParams { as_of, churn_horizon_months: horizon, engine: engine.clone(), ..FeatureParams::default() };
     let (df, _) = customer_features(&v.tables, &params).with_context(|| format!("features as of {as_of}"))?;
     let end = as_of.checked_add_months(Months::new(horizon)).context("date overflow")?;
     let prepaid =
@@ -219,6 +227,28 @@ fn sample_rows(n: usize, cap: usize, seed: u64) -> Option<Vec<usize>> {
     Some((0..n).filter(|&i| splitmix(i as u64) < threshold).collect())
 }
 
+/// The final model of [`fit_churn`].
+enum Fitted {
+    Boosting(Box<Gbm>, Platt),
+    Logistic(Logistic),
+}
+
+/// `d` and `y` cut to a uniform seeded sample of at most `cap` rows (0: all).
+fn capped(d: Design, y: &[f64], cap: usize, seed: u64) -> (Design, Vec<f64>) {
+    match sample_rows(d.rows, cap, seed) {
+        None => (d, y.to_vec()),
+        Some(rows) => (d.take(&rows), rows.iter().map(|&i| y[i]).collect()),
+    }
+}
+
+/// The labels [`capped`] keeps for the same `cap` and `seed`.
+fn capped_y(y: &[f64], cap: usize, seed: u64) -> Vec<f64> {
+    match sample_rows(y.len(), cap, seed) {
+        None => y.to_vec(),
+        Some(rows) => rows.iter().map(|&i| y[i]).collect(),
+    }
+}
+
 /// Boosting (on at most `max_rows` rows, sampled uniformly) as in [`fit_calibrated`].
 fn fit_calibrated_sampled(d: &Design, y: &[f64], budget: f32, max_rows: usize) -> anyhow::Result<(Gbm, Platt)> {
     match sample_rows(d.rows, max_rows, 17) {
@@ -325,6 +355,8 @@ pub fn fit_churn(
     train_snapshots: u32,
     budget: f32,
     max_train_rows: usize,
+    classifier: Classifier,
+    engine: &Engine,
 ) -> anyhow::Result<ChurnFit> {
     let started = Instant::now();
     let first_bill = {
@@ -346,47 +378,73 @@ pub fn fit_churn(
         ))
         .into());
     }
-    let test = snapshot(v, test_t0, h, None)?;
+    let test = snapshot(v, test_t0, h, None, engine)?;
     let names = test.design.names.clone();
+    // Memory stays bounded at tens of millions of customers: each snapshot's design is
+    // cut to a uniform sample as soon as it is built (training snapshots to an equal
+    // share of `max_train_rows`; the test snapshot to at most `max_train_rows` rows for
+    // the out-of-time metrics), so only one full snapshot is ever in memory.
+    let per_snapshot = if max_train_rows == 0 { 0 } else { max_train_rows.div_ceil(train_t0.len() + 1) };
+    let (test_design, eval_y) = capped(test.design, &test.y, max_train_rows, 29);
     let mut train_design: Option<Design> = None;
     let mut train_y = Vec::new();
-    for d in &train_t0 {
-        let s = snapshot(v, *d, h, Some(&names))?;
-        train_y.extend_from_slice(&s.y);
+    let mut train_rows_seen = 0;
+    for (k, d) in train_t0.iter().enumerate() {
+        let s = snapshot(v, *d, h, Some(&names), engine)?;
+        train_rows_seen += s.y.len();
+        let (design, y) = capped(s.design, &s.y, per_snapshot, 31 + k as u64);
+        train_y.extend_from_slice(&y);
         match &mut train_design {
-            None => train_design = Some(s.design),
-            Some(td) => td.append(&s.design),
+            None => train_design = Some(design),
+            Some(td) => td.append(&design),
         }
     }
     let train_design = train_design.context("no training rows")?;
-    if train_y.iter().all(|y| *y == 0.0) || test.y.iter().all(|y| *y == 0.0) {
+    if train_y.iter().all(|y| *y == 0.0) || eval_y.iter().all(|y| *y == 0.0) {
         return Err(InputRejected("no churner in a training or test snapshot: nothing to learn or test".into()).into());
     }
     let (gbm, platt) = fit_calibrated_sampled(&train_design, &train_y, budget, max_train_rows)?;
     let logistic = Logistic::fit(&train_design, &train_y, 1.0);
-    let raw = gbm.predict(&test.design);
+    let raw = gbm.predict(&test_design);
+    let logistic_test_p = logistic.predict(&test_design);
     let test_p = platt.apply(&raw);
     let results = vec![
-        ModelMetrics { model: "gradient boosting", metrics: evaluate(&raw, &test.y) },
-        ModelMetrics { model: "gradient boosting calibrated", metrics: evaluate(&test_p, &test.y) },
-        ModelMetrics { model: "logistic regression (L2)", metrics: evaluate(&logistic.predict(&test.design), &test.y) },
+        ModelMetrics { model: "gradient boosting", metrics: evaluate(&raw, &eval_y) },
+        ModelMetrics { model: "gradient boosting calibrated", metrics: evaluate(&test_p, &eval_y) },
+        ModelMetrics { model: "logistic regression (L2)", metrics: evaluate(&logistic_test_p, &eval_y) },
     ];
 
     // Final model: every snapshot, scored at T.
     let mut all = train_design;
-    all.append(&test.design);
+    all.append(&capped(test_design, &eval_y, per_snapshot, 37).0);
     let mut all_y = train_y.clone();
-    all_y.extend_from_slice(&test.y);
-    let (gbm, platt) = fit_calibrated_sampled(&all, &all_y, budget, max_train_rows)?;
-    let now = snapshot(v, t, h, Some(&names))?;
-    let p = platt.apply(&gbm.predict(&now.design));
-    let reasons = gbm.reasons(&now.design, 3);
-    let mut importance: Vec<(String, f32)> = gbm
-        .booster
-        .calculate_feature_importance(perpetual::booster::config::ImportanceMethod::TotalGain, true)
-        .into_iter()
-        .map(|(j, g)| (names[j].clone(), g))
-        .collect();
+    all_y.extend_from_slice(&capped_y(&eval_y, per_snapshot, 37));
+    let fitted = match classifier {
+        Classifier::Boosting => {
+            let (gbm, platt) = fit_calibrated_sampled(&all, &all_y, budget, max_train_rows)?;
+            Fitted::Boosting(Box::new(gbm), platt)
+        }
+        Classifier::Logistic => Fitted::Logistic(Logistic::fit(&all, &all_y, 1.0)),
+    };
+    drop(all);
+    let now = snapshot(v, t, h, Some(&names), engine)?;
+    let (p, reasons, mut importance, platt) = match &fitted {
+        Fitted::Boosting(gbm, platt) => {
+            let importance: Vec<(String, f32)> = gbm
+                .booster
+                .calculate_feature_importance(perpetual::booster::config::ImportanceMethod::TotalGain, true)
+                .into_iter()
+                .map(|(j, g)| (names[j].clone(), g))
+                .collect();
+            (platt.apply(&gbm.predict(&now.design)), gbm.reasons(&now.design, 3), importance, Some(*platt))
+        }
+        Fitted::Logistic(lr) => {
+            // Importance: each standardised coefficient's share of their absolute sum.
+            let total: f64 = lr.coef.iter().map(|b| b.abs()).sum::<f64>().max(1e-300);
+            let importance = names.iter().zip(&lr.coef).map(|(n, b)| (n.clone(), (b.abs() / total) as f32)).collect();
+            (lr.predict(&now.design), lr.reasons(&now.design, 3), importance, None)
+        }
+    };
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     importance.truncate(10);
     let prepaid = prepaid_loyalty(v, t, h, &now.prepaid_ids)?;
@@ -420,18 +478,29 @@ pub fn fit_churn(
         Column::new("churn_reasons".into(), why),
     ])?
     .sort([c::CUSTOMER_ID], SortMultipleOptions::default())?;
-    let roc: Vec<[f64; 2]> = loyalty_models::churn::roc_curve(&test_p, &test.y, 50);
-    let gains: Vec<[f64; 2]> = loyalty_models::churn::gains_curve(&test_p, &test.y, 20);
+    let chosen_test_p = match classifier {
+        Classifier::Boosting => test_p,
+        Classifier::Logistic => logistic_test_p,
+    };
+    let roc: Vec<[f64; 2]> = loyalty_models::churn::roc_curve(&chosen_test_p, &eval_y, 50);
+    let gains: Vec<[f64; 2]> = loyalty_models::churn::gains_curve(&chosen_test_p, &eval_y, 20);
     let report = json!({
         "horizon_months": h,
         "as_of": t.to_string(),
-        "test_snapshot": {"as_of": test_t0.to_string(), "customers": test.y.len(), "churners": test.y.iter().sum::<f64>()},
+        "test_snapshot": {
+            "as_of": test_t0.to_string(),
+            "customers": test.y.len(),
+            "churners": test.y.iter().sum::<f64>(),
+            "evaluated_on": eval_y.len(),
+        },
         "train_snapshots": train_t0.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        "train_customers": train_y.len(),
+        "train_customers": train_rows_seen,
+        "train_rows_kept": train_y.len(),
         "features": names.len(),
         "out_of_time": results,
         "roc_curve_calibrated": roc,
         "gains_curve_calibrated": gains,
+        "classifier": classifier,
         "platt": platt,
         "scored_customers": now.ids.len(),
         "prepaid_out_of_time": prepaid_test,
@@ -454,7 +523,7 @@ pub fn fit_churn(
         report,
         results,
         prepaid_test,
-        train_rows: train_y.len(),
+        train_rows: train_rows_seen,
         train_t0,
         prepaid_customers: prepaid.as_ref().map_or(0, |pp| pp.ids.len()),
         scored: now.ids.len(),
@@ -469,7 +538,7 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         None => default_as_of(&v)?,
     };
     let h = a.horizon_months;
-    let mut fit = fit_churn(&v, t, h, a.train_snapshots, a.budget, a.max_train_rows)?;
+    let mut fit = fit_churn(&v, t, h, a.train_snapshots, a.budget, a.max_train_rows, Classifier::Boosting, &Engine::default())?;
     if let Some(path) = &a.out {
         loyalty_io::write_parquet_atomic(&mut fit.scores, path)?;
     }
@@ -524,7 +593,7 @@ fn cross_validate(a: ChurnEvalArgs) -> anyhow::Result<()> {
         Some(d) => d,
         None => default_as_of(&v)?,
     };
-    let s = snapshot(&v, t, a.horizon_months, None)?;
+    let s = snapshot(&v, t, a.horizon_months, None, &Engine::default())?;
     let churners = s.y.iter().sum::<f64>();
     if churners < a.folds as f64 || (s.y.len() as f64 - churners) < a.folds as f64 {
         return Err(InputRejected(format!(

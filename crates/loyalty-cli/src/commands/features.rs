@@ -85,7 +85,8 @@ fn read_churn_scores(path: &std::path::Path, h: u32) -> anyhow::Result<std::coll
 pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let validated = load_validated(&args.data)?;
-    let params = feature_params(&args.model, &validated, None)?;
+    let mut params = feature_params(&args.model, &validated, None)?;
+    params.engine = crate::commands::cluster::engine(&args.engine, &args.data.data, &args.out, &validated)?;
     let mut df = match (args.stage, &args.churn_scores) {
         (Stage::All, Some(path)) => {
             let scores = read_churn_scores(path, params.churn_horizon_months)?;

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub(crate) mod churn;
+pub(crate) mod cluster;
 pub(crate) mod features;
 pub(crate) mod fit;
 mod gen_data;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fit(args) => fit::run(args),
         Command::Import(args) => import::run(args),
         Command::Churn(args) => churn::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
 

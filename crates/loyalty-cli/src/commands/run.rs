@@ -191,6 +191,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     };
     cfg.model.as_of = as_of;
+    cfg.model.engine = crate::commands::cluster::engine(&args.engine, &args.data.data, &args.out, &validated)?;
     let params = cfg.model.clone();
     let h = params.churn_horizon_months;
 
@@ -202,6 +203,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         cfg.churn.train_snapshots,
         cfg.churn.budget,
         cfg.churn.max_train_rows,
+        cfg.churn.classifier,
+        &params.engine,
     ) {
         Ok(fit) => Some(fit),
         Err(e) if e.downcast_ref::<InputRejected>().is_some() => {
@@ -357,6 +360,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "config": cfg,
         "data": args.data.data.display().to_string(),
         "lenient": args.data.lenient,
+        "engine": format!("{:?}", cfg.model.engine),
         "as_of": as_of.to_string(),
         "inputs": {
             "tables": summary.tables,

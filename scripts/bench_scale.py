@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""`make bench-scale` and `make bench-engines`: their sections of BENCHMARKS.md.
+
+scale:   `loyalty gen --hive` at 1M, 3M and 10M customers x 36 months, a bare scan of
+         every table, and the whole `loyalty run` on each: wall time and peak RSS per
+         stage (from run.json, which resets the kernel's peak counter per stage),
+         billing rows per second, and the feature stage over the bare scan.
+engines: the per-customer aggregation at 1M x 24 on the local engine (Polars),
+         on Ballista (one scheduler and two executors on this machine, started with
+         `loyalty cluster`) and on DuckDB, in one run; bench/compare.py checks that
+         the three agree.
+
+Each section sits between markers in BENCHMARKS.md, so `make bench`, which rewrites
+the rest of the file, keeps it. Figures come from this run on this machine: wall
+time from a monotonic clock, peak RSS from the kernel's rusage of the child.
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BIN = os.environ.get("BIN", str(ROOT / "target" / "release" / "loyalty"))
+WORK = ROOT / "bench-data"
+PEER_PY = os.environ.get("PEER_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
+BENCH = ROOT / "BENCHMARKS.md"
+MIB = 1024.0
+
+
+def measure(cmd):
+    """Run cmd; return (wall seconds, peak RSS in MiB)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"benchmark command failed: {' '.join(map(str, cmd))}")
+    return wall, usage.ru_maxrss / MIB
+
+
+def rows_of(data):
+    return dict(json.loads((data / "truth" / "ground_truth.json").read_text())["rows"])
+
+
+def write_section(name, lines):
+    """Replace the block between this section's markers (or append it)."""
+    begin, end = f"<!-- begin:{name} -->", f"<!-- end:{name} -->"
+    block = "\n".join([begin, *lines, end])
+    text = BENCH.read_text() if BENCH.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    BENCH.write_text(text)
+
+
+def dataset(customers, months, hive, prefix="scale"):
+    data = WORK / f"{prefix}-{customers // 1000}k-{months}{'-hive' if hive else ''}"
+    gen = None
+    if not (data / "truth" / "ground_truth.json").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        cmd = [BIN, "--quiet", "gen", "--out", str(data), "--customers", str(customers), "--months", str(months), "--seed", "7"]
+        gen = measure(cmd + (["--hive"] if hive else []))
+    return data, gen
+
+
+def scale():
+    sizes = [int(x) for x in os.environ.get("SCALE_CUSTOMERS", "1000000,3000000,10000000").split(",")]
+    months = 36
+    runs = []
+    for customers in sizes:
+        data, gen = dataset(customers, months, True)
+        rows = rows_of(data)
+        scan = measure([BIN, "--quiet", "scan", "--data", str(data), "--all-tables"])
+        out = WORK / f"scale-out-{customers // 1000}k"
+        wall, rss = measure([BIN, "--quiet", "run", "--data", str(data), "--out", str(out)])
+        stages = json.loads((out / "run.json").read_text())["stages"]
+        runs.append(dict(customers=customers, rows=rows, gen=gen, scan=scan, wall=wall, rss=rss, stages=stages))
+        print(f"{customers:,}: run {wall:.0f} s, peak {rss:,.0f} MiB, scan {scan[0]:.1f} s", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+
+    lines = [
+        "## Scale on one machine (`make bench-scale`)",
+        "",
+        f"Written by `make bench-scale` on {datetime.date.today().isoformat()}, same machine as above. "
+        f"Datasets: `loyalty gen --out DIR --customers N --months {months} --seed 7 --hive` (billing in one folder "
+        "per month). The run: `loyalty run --data DIR --out OUT` with the default configuration (strict validation, "
+        "churn model on five snapshots, every output). Per-stage peak RSS is the kernel's high-water mark, reset at "
+        "the start of each stage (run.json); the run's peak is the process's. The bare scan is "
+        "`loyalty scan --all-tables` (read and sum every column of every table).",
+        "",
+        "| customers x months | billing rows | all rows | run wall time | run peak RSS | billing rows/s (run) | bare scan | features stage / bare scan |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        rows = r["rows"]
+        all_rows = sum(n for t, n in rows.items() if not t.startswith("truth/"))
+        features = next(s for s in r["stages"] if s["stage"] == "features")
+        lines.append(
+            f"| {r['customers']:,} x {months} | {rows['billing']:,} | {all_rows:,} | {r['wall']:.0f} s | "
+            f"{r['rss'] / MIB:.2f} GiB | {rows['billing'] / r['wall']:,.0f} | {r['scan'][0]:.1f} s | "
+            f"{features['wall_seconds'] / r['scan'][0]:.2f}x |"
+        )
+    lines += ["", "Per stage (wall time / peak RSS):", ""]
+    names = [s["stage"] for s in runs[0]["stages"]]
+    lines.append("| stage | " + " | ".join(f"{r['customers'] // 1_000_000}M x {months}" for r in runs) + " |")
+    lines.append("|---|" + "---:|" * len(runs))
+    for name in names:
+        cells = []
+        for r in runs:
+            s = next((s for s in r["stages"] if s["stage"] == name), None)
+            cells.append(f"{s['wall_seconds']:.1f} s / {s['peak_rss_mib'] / MIB:.2f} GiB" if s else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    base = runs[0]
+    lines += ["", "Growth from the smallest size (time per billing row and memory; linear time keeps the first ratio "
+              "near 1, flat memory keeps the second near 1 and far below the growth in rows):", "",
+              "| customers | rows vs smallest | wall time vs smallest | time per row vs smallest | peak RSS vs smallest |",
+              "|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        k = r["rows"]["billing"] / base["rows"]["billing"]
+        t = r["wall"] / base["wall"]
+        lines.append(f"| {r['customers']:,} | {k:.2f}x | {t:.2f}x | {t / k:.2f}x | {r['rss'] / base['rss']:.2f}x |")
+    gens = [r for r in runs if r["gen"]]
+    if gens:
+        lines += ["", "Generating the datasets: " + "; ".join(
+            f"{r['customers']:,} x {months}: {r['gen'][0]:.0f} s, peak {r['gen'][1]:,.0f} MiB" for r in gens) + "."]
+    lines += ["", "Reproduce: `make bench-scale` (datasets are kept in bench-data/; `SCALE_CUSTOMERS=1000000,3000000` "
+              "for a shorter run)."]
+    write_section("scale", lines)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def vm_hwm_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / MIB
+    return float("nan")
+
+
+def engines():
+    data, _ = dataset(1_000_000, 24, False, prefix="gen")  # the dataset `make bench` uses
+    rows = rows_of(data)["billing"]
+    out = WORK / "engines-out"
+    out.mkdir(exist_ok=True)
+    as_of = "2024-12-31"
+    agg = [BIN, "--quiet", "features", "--data", str(data), "--as-of", as_of, "--skip-validation", "--stage", "aggregates"]
+    port = free_port()
+    cluster = subprocess.Popen([BIN, "--quiet", "cluster", "--port", str(port), "--executors", "2", "--vcores", "1"],
+                               stdout=subprocess.PIPE)
+    url = cluster.stdout.readline().decode().strip()
+    try:
+        results = [
+            ("local (Polars streaming, in process)", measure(agg + ["--out", str(out / "local.parquet")])),
+            ("Ballista (1 scheduler + 2 executors, 4 partitions)", measure(
+                agg + ["--engine", "ballista", "--scheduler", url, "--target-partitions", "4",
+                       "--out", str(out / "ballista.parquet")])),
+        ]
+        cluster_peak = vm_hwm_mib(cluster.pid)
+    finally:
+        cluster.terminate()
+        cluster.wait()
+    duck = measure([PEER_PY, str(ROOT / "bench" / "peers.py"), "duckdb", str(data), as_of, str(out / "duckdb.parquet")])
+    results.append(("DuckDB (bench/features.sql, 2 threads)", duck))
+    check = subprocess.run([PEER_PY, str(ROOT / "bench" / "compare.py"), str(out / "local.parquet"),
+                            str(out / "ballista.parquet"), str(out / "duckdb.parquet")], capture_output=True, text=True)
+    if check.returncode != 0:
+        sys.exit("the engines disagree: " + check.stdout)
+    base = results[0][1][0]
+    lines = [
+        "## The aggregation on three engines (`make bench-engines`)",
+        "",
+        f"Written by `make bench-engines` on {datetime.date.today().isoformat()}, same machine. The per-customer "
+        f"aggregation stage (`loyalty features --skip-validation --stage aggregates`, as of {as_of}) on 1,000,000 "
+        f"customers x 24 months ({rows:,} billing rows, one file per chunk). Ballista runs the billing, top-up, "
+        "interaction and survey aggregations as DataFusion SQL jobs on a cluster started by `loyalty cluster` on "
+        "this machine (one scheduler, two executors with one task slot each, so the two cores are shared as in the "
+        "local run); the client places the results onto the base as the local engine does. The wall time of the "
+        "Ballista row is the client's, with the cluster already up; its peak RSS is the client's, and the cluster "
+        f"process (scheduler and both executors) peaked at {cluster_peak:,.0f} MiB.",
+        "",
+        "| engine | wall time | billing rows/s | peak RSS | vs local |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, (wall, rss) in results:
+        lines.append(f"| {name} | {wall:.1f} s | {rows / wall:,.0f} | {rss:,.0f} MiB | {wall / base:.2f}x |")
+    lines += ["", "Same numbers (`bench/compare.py`, 1e-6 relative): " +
+              check.stdout.strip().replace("\n", "; ").replace(str(out) + "/", "")]
+    write_section("engines", lines)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    WORK.mkdir(exist_ok=True)
+    for section in sys.argv[1:] or ["scale"]:
+        {"scale": scale, "engines": engines}[section]()
+    print("wrote BENCHMARKS.md")
