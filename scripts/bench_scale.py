@@ -33,13 +33,16 @@ BENCH = ROOT / "BENCHMARKS.md"
 MIB = 1024.0
 
 
-def measure(cmd):
-    """Run cmd; return (wall seconds, peak RSS in MiB)."""
+def measure(cmd, allow_failure=False):
+    """Run cmd; return (wall seconds, peak RSS in MiB), and the exit code if allowed to fail."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    code = os.waitstatus_to_exitcode(status)
+    if allow_failure:
+        return wall, usage.ru_maxrss / MIB, code
+    if code != 0:
         sys.exit(f"benchmark command failed: {' '.join(map(str, cmd))}")
     return wall, usage.ru_maxrss / MIB
 
@@ -81,12 +84,15 @@ def scale():
         rows = rows_of(data)
         scan = measure([BIN, "--quiet", "scan", "--data", str(data), "--all-tables"])
         out = WORK / f"scale-out-{customers // 1000}k"
-        wall, rss = measure([BIN, "--quiet", "run", "--data", str(data), "--out", str(out)])
-        stages = json.loads((out / "run.json").read_text())["stages"]
-        runs.append(dict(customers=customers, rows=rows, gen=gen, scan=scan, wall=wall, rss=rss, stages=stages))
-        print(f"{customers:,}: run {wall:.0f} s, peak {rss:,.0f} MiB, scan {scan[0]:.1f} s", flush=True)
+        wall, rss, code = measure([BIN, "--quiet", "run", "--data", str(data), "--out", str(out)], allow_failure=True)
+        stages = json.loads((out / "run.json").read_text())["stages"] if code == 0 else []
+        runs.append(dict(customers=customers, rows=rows, gen=gen, scan=scan, wall=wall, rss=rss, stages=stages, code=code))
+        print(f"{customers:,}: run exit {code}, {wall:.0f} s, peak {rss:,.0f} MiB, scan {scan[0]:.1f} s", flush=True)
         shutil.rmtree(out, ignore_errors=True)
+        write_section("scale", scale_lines(runs, months))
 
+
+def scale_lines(runs, months):
     lines = [
         "## Scale on one machine (`make bench-scale`)",
         "",
@@ -103,6 +109,10 @@ def scale():
     for r in runs:
         rows = r["rows"]
         all_rows = sum(n for t, n in rows.items() if not t.startswith("truth/"))
+        if r["code"] != 0:
+            lines.append(f"| {r['customers']:,} x {months} | {rows['billing']:,} | {all_rows:,} | failed (exit {r['code']}) "
+                         f"after {r['wall']:.0f} s | {r['rss'] / MIB:.2f} GiB | | {r['scan'][0]:.1f} s | |")
+            continue
         features = next(s for s in r["stages"] if s["stage"] == "features")
         lines.append(
             f"| {r['customers']:,} x {months} | {rows['billing']:,} | {all_rows:,} | {r['wall']:.0f} s | "
@@ -110,7 +120,7 @@ def scale():
             f"{features['wall_seconds'] / r['scan'][0]:.2f}x |"
         )
     lines += ["", "Per stage (wall time / peak RSS):", ""]
-    names = [s["stage"] for s in runs[0]["stages"]]
+    names = [s["stage"] for s in next((r["stages"] for r in runs if r["stages"]), [])]
     lines.append("| stage | " + " | ".join(f"{r['customers'] // 1_000_000}M x {months}" for r in runs) + " |")
     lines.append("|---|" + "---:|" * len(runs))
     for name in names:
@@ -134,7 +144,7 @@ def scale():
             f"{r['customers']:,} x {months}: {r['gen'][0]:.0f} s, peak {r['gen'][1]:,.0f} MiB" for r in gens) + "."]
     lines += ["", "Reproduce: `make bench-scale` (datasets are kept in bench-data/; `SCALE_CUSTOMERS=1000000,3000000` "
               "for a shorter run)."]
-    write_section("scale", lines)
+    return lines
 
 
 def free_port():

@@ -80,9 +80,8 @@ async fn start_scheduler(options: &ClusterOptions) -> anyhow::Result<SocketAddr>
     let mut server: SchedulerServer<LogicalPlanNode, PhysicalPlanNode> =
         SchedulerServer::new(name, cluster, BallistaCodec::default(), Arc::new(config), metrics);
     server.init().await.context("starting the scheduler")?;
-    let service = SchedulerGrpcServer::new(server)
-        .max_decoding_message_size(max_message)
-        .max_encoding_message_size(max_message);
+    let service =
+        SchedulerGrpcServer::new(server).max_decoding_message_size(max_message).max_encoding_message_size(max_message);
     tokio::spawn(
         create_grpc_server(&GrpcServerConfig::default())
             .add_service(service)

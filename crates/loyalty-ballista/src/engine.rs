@@ -124,7 +124,13 @@ impl BallistaAggregator {
         Ok(branches)
     }
 
-    async fn run_job(&self, ctx: &SessionContext, table: Table, query: String, dir: PathBuf) -> anyhow::Result<DataFrame> {
+    async fn run_job(
+        &self,
+        ctx: &SessionContext,
+        table: Table,
+        query: String,
+        dir: PathBuf,
+    ) -> anyhow::Result<DataFrame> {
         let started = Instant::now();
         tracing::info!("ballista: submitting the {table} aggregation to {}", self.options.scheduler);
         let df = ctx.sql(&query).await.with_context(|| format!("planning the {table} aggregation"))?;
@@ -157,12 +163,9 @@ impl BallistaAggregator {
             }
             let branches = self.register(&ctx, files).await?;
             let query = match files.table {
-                Table::Billing => sql::billing(
-                    &branches,
-                    request.last_known_bill_month,
-                    request.window_start,
-                    request.margin_rate,
-                ),
+                Table::Billing => {
+                    sql::billing(&branches, request.last_known_bill_month, request.window_start, request.margin_rate)
+                }
                 Table::Topups => sql::topups(&branches, request.as_of, request.year_before),
                 Table::Interactions => sql::interactions(&branches, request.as_of, request.year_before),
                 Table::Surveys => sql::surveys(&branches, request.as_of),

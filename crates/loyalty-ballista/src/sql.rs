@@ -131,7 +131,9 @@ pub fn billing(branches: &[Branch], lkbm: NaiveDate, window_start: NaiveDate, ma
         "CAST(COUNT(dl) AS DOUBLE) AS \"__late_known12\"".to_string(),
         sum("unpaid", n::UNPAID_AMOUNT_12M),
     ];
-    for (prefix, y, ok) in [("charge", "y", "w6"), ("voice", "voice", "ok_voice"), ("data", "data", "ok_data"), ("late", "dl", "ok_late")] {
+    for (prefix, y, ok) in
+        [("charge", "y", "w6"), ("voice", "voice", "ok_voice"), ("data", "data", "ok_data"), ("late", "dl", "ok_late")]
+    {
         let y = format!("COALESCE({y}, 0.0)");
         aggs.push(sum(ok, &format!("__{prefix}_n")));
         aggs.push(sum(&format!("x * {ok}"), &format!("__{prefix}_sx")));

@@ -369,9 +369,11 @@ fn duplicate_keys(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame
 /// bytes of state per customer; a per-customer `n_unique` of the months holds every
 /// row (8 GB at 3 million customers x 36 months).
 fn months_seen_twice(lf: LazyFrame, first: &str, second: &str) -> PolarsResult<DataFrame> {
-    let month = |e: Expr| e.clone().dt().year().cast(DataType::Int64) * lit(12i64) + e.dt().month().cast(DataType::Int64);
-    let range =
-        collect_streaming(lf.clone().select([month(col(second)).min().alias("lo"), month(col(second)).max().alias("hi")]))?;
+    let month =
+        |e: Expr| e.clone().dt().year().cast(DataType::Int64) * lit(12i64) + e.dt().month().cast(DataType::Int64);
+    let range = collect_streaming(
+        lf.clone().select([month(col(second)).min().alias("lo"), month(col(second)).max().alias("hi")]),
+    )?;
     let (Some(lo), Some(hi)) = (range.column("lo")?.i64()?.get(0), range.column("hi")?.i64()?.get(0)) else {
         return Ok(DataFrame::empty_with_schema(&Schema::from_iter([Field::new(first.into(), DataType::Int64)])));
     };

@@ -27,8 +27,8 @@ use loyalty_contract::Table;
 use polars::prelude::*;
 
 pub use params::{BillingEngine, FeatureParams, annuity_factor, last_known_bill_month, monthly_discount_rate};
-pub use survival::{ChurnScores, SurvivalCurves, SurvivalModel};
 pub use remote::{AggregateFrames, AggregateRequest, Aggregator, Engine};
+pub use survival::{ChurnScores, SurvivalCurves, SurvivalModel};
 pub use value::adoption_rates;
 
 #[derive(Debug, thiserror::Error)]

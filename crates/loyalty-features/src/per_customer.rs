@@ -289,9 +289,9 @@ fn remote_aggregates(
     let mut out = Vec::with_capacity(plans.len());
     for (table, plan) in plans.iter_mut() {
         let schema = plan.collect_schema()?;
-        let df = got.take(*table).ok_or_else(|| {
-            FeatureError::Config(format!("{} returned no {table} aggregate", remote.describe()))
-        })?;
+        let df = got
+            .take(*table)
+            .ok_or_else(|| FeatureError::Config(format!("{} returned no {table} aggregate", remote.describe())))?;
         let df = conform(df, &schema, table.name())?;
         out.push(match table {
             Table::Billing => billing_features(df.lazy()).collect()?,

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::time::Instant;
 
+use crate::config::Classifier;
 use anyhow::Context;
 use chrono::{Months, NaiveDate};
 use loyalty_contract::{Table, Validated, col as c};
 use loyalty_features::transactions::{cols as rc, rfm_summary};
-use crate::config::Classifier;
 use loyalty_features::{Engine, FeatureParams, customer_features, names as n};
 use loyalty_models::churn::{Design, Gbm, Logistic, Metrics, Platt, evaluate, stratified_folds};
 use loyalty_models::{BgNbd, Rfm, bgnbd, rfm};
@@ -538,7 +538,8 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         None => default_as_of(&v)?,
     };
     let h = a.horizon_months;
-    let mut fit = fit_churn(&v, t, h, a.train_snapshots, a.budget, a.max_train_rows, Classifier::Boosting, &Engine::default())?;
+    let mut fit =
+        fit_churn(&v, t, h, a.train_snapshots, a.budget, a.max_train_rows, Classifier::Boosting, &Engine::default())?;
     if let Some(path) = &a.out {
         loyalty_io::write_parquet_atomic(&mut fit.scores, path)?;
     }
