@@ -17,7 +17,18 @@ pub fn init(args: &GlobalArgs) {
     };
     // Ballista and DataFusion log every job and task at info: only their warnings.
     let quiet_engines = ["ballista", "ballista_core", "ballista_scheduler", "ballista_executor", "datafusion"]
-        .map(|target| format!(",{target}={}", if args.verbose { "info" } else { "warn" }))
+        .map(|target| {
+            format!(
+                ",{target}={}",
+                if args.verbose {
+                    "info"
+                } else if args.quiet {
+                    "error"
+                } else {
+                    "warn"
+                }
+            )
+        })
         .concat();
     let filter =
         EnvFilter::try_from_env("LOYALTY_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level}{quiet_engines}")));

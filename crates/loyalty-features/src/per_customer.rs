@@ -291,7 +291,7 @@ fn remote_aggregates(
         let schema = plan.collect_schema()?;
         let df = got
             .take(*table)
-            .ok_or_else(|| FeatureError::Config(format!("{} returned no {table} aggregate", remote.describe())))?;
+            .ok_or_else(|| FeatureError::Remote(format!("{} returned no {table} aggregate", remote.describe())))?;
         let df = conform(df, &schema, table.name())?;
         out.push(match table {
             Table::Billing => billing_features(df.lazy()).collect()?,

@@ -227,6 +227,24 @@ fn sample_rows(n: usize, cap: usize, seed: u64) -> Option<Vec<usize>> {
     Some((0..n).filter(|&i| splitmix(i as u64) < threshold).collect())
 }
 
+/// `score` over `d` in chunks of 100,000 rows, so the copies and per-feature
+/// contributions a model makes while scoring stay small at millions of customers.
+fn in_chunks(d: &Design, score: impl Fn(&Design) -> (Vec<f64>, Vec<Vec<String>>)) -> (Vec<f64>, Vec<Vec<String>>) {
+    const CHUNK: usize = 100_000;
+    if d.rows <= CHUNK {
+        return score(d);
+    }
+    let mut p = Vec::with_capacity(d.rows);
+    let mut reasons = Vec::with_capacity(d.rows);
+    for start in (0..d.rows).step_by(CHUNK) {
+        let rows: Vec<usize> = (start..(start + CHUNK).min(d.rows)).collect();
+        let (cp, cr) = score(&d.take(&rows));
+        p.extend(cp);
+        reasons.extend(cr);
+    }
+    (p, reasons)
+}
+
 /// The final model of [`fit_churn`].
 enum Fitted {
     Boosting(Box<Gbm>, Platt),
@@ -436,13 +454,15 @@ pub fn fit_churn(
                 .into_iter()
                 .map(|(j, g)| (names[j].clone(), g))
                 .collect();
-            (platt.apply(&gbm.predict(&now.design)), gbm.reasons(&now.design, 3), importance, Some(*platt))
+            let (p, reasons) = in_chunks(&now.design, |d| (platt.apply(&gbm.predict(d)), gbm.reasons(d, 3)));
+            (p, reasons, importance, Some(*platt))
         }
         Fitted::Logistic(lr) => {
             // Importance: each standardised coefficient's share of their absolute sum.
             let total: f64 = lr.coef.iter().map(|b| b.abs()).sum::<f64>().max(1e-300);
             let importance = names.iter().zip(&lr.coef).map(|(n, b)| (n.clone(), (b.abs() / total) as f32)).collect();
-            (lr.predict(&now.design), lr.reasons(&now.design, 3), importance, None)
+            let (p, reasons) = in_chunks(&now.design, |d| (lr.predict(d), lr.reasons(d, 3)));
+            (p, reasons, importance, None)
         }
     };
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
