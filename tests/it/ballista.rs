@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use loyalty_ballista::{ClusterOptions, LocalCluster};
 use polars::prelude::*;
 
-use crate::{bin, loyalty, p, stderr};
+use crate::{all_files, bin, loyalty, p, stderr};
 
 fn cluster(executor_timeout_secs: u64) -> LocalCluster {
     LocalCluster::start(&ClusterOptions { port: 0, executors: 2, vcores: 2, executor_timeout_secs })
@@ -115,19 +115,6 @@ fn the_ballista_engine_gives_the_local_engines_outputs() {
     // No exchange folder is left behind (data, config, local, remote).
     let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 4, "{leftovers:?}");
-}
-
-fn all_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(all_files(&path));
-        } else {
-            out.insert(path.clone(), fs::read(&path).unwrap());
-        }
-    }
-    out
 }
 
 #[test]

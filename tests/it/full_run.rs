@@ -1,7 +1,6 @@
 //! The whole `loyalty run` on a generated dataset: every output, the report in a real
 //! browser, pseudonymised ids, and earlier outputs surviving a failed run.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,7 +9,7 @@ use std::sync::OnceLock;
 use polars::prelude::*;
 use serde_json::Value;
 
-use crate::{loyalty, p, repo_root, stderr};
+use crate::{all_files, loyalty, p, repo_root, stderr};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -210,19 +209,6 @@ fn the_report_renders_in_a_real_browser() {
     let png = fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 50_000, "screenshot {} bytes", png.len());
     eprintln!("screenshot: {}", shot.display());
-}
-
-fn all_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(all_files(&path));
-        } else {
-            out.insert(path.clone(), fs::read(&path).unwrap());
-        }
-    }
-    out
 }
 
 #[test]

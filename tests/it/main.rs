@@ -44,6 +44,20 @@ pub fn repo_root() -> PathBuf {
     manifest.parent().expect("repo root").to_path_buf()
 }
 
+/// Every file under `dir` (recursively) with its bytes.
+pub fn all_files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(all_files(&path));
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
 pub fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
