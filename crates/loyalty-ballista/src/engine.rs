@@ -42,11 +42,14 @@ pub struct BallistaOptions {
     pub job_timeout: Duration,
 }
 
+/// Hive partition values (`key=value` folders) and the files under them.
+type FileGroup = (Vec<(String, String)>, Vec<PathBuf>);
+
 /// The files of one table, grouped by partition values (one scan per group).
 #[derive(Debug, Clone)]
 struct TableFiles {
     table: Table,
-    groups: Vec<(Vec<(String, String)>, Vec<PathBuf>)>,
+    groups: Vec<FileGroup>,
 }
 
 pub struct BallistaAggregator {
@@ -191,7 +194,7 @@ fn read_parquet_dir(dir: &Path) -> anyhow::Result<DataFrame> {
         return Ok(DataFrame::empty());
     }
     let lf = loyalty_io::scan_files(&files, false)?;
-    Ok(lf.collect().with_context(|| format!("reading the aggregates in {}", dir.display()))?)
+    lf.collect().with_context(|| format!("reading the aggregates in {}", dir.display()))
 }
 
 impl Aggregator for BallistaAggregator {

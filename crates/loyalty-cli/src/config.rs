@@ -45,7 +45,7 @@ impl Default for SegmentConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChurnConfig {
     /// Gradient boosting budget (perpetual).
@@ -161,7 +161,7 @@ mod tests {
         let d = RunConfig::default();
         assert_eq!(serde_json::to_value(&c.segments).unwrap(), serde_json::to_value(&d.segments).unwrap());
         assert_eq!(serde_json::to_value(&c.curves).unwrap(), serde_json::to_value(&d.curves).unwrap());
-        assert_eq!(serde_json::to_value(&c.churn).unwrap(), serde_json::to_value(&d.churn).unwrap());
+        assert_eq!(serde_json::to_value(c.churn).unwrap(), serde_json::to_value(d.churn).unwrap());
         assert_eq!(c.model.churn_horizon_months, d.model.churn_horizon_months);
         assert_eq!(c.model.valuation_months, d.model.valuation_months);
         // the example leaves T to the data

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::time::Instant;
 
-use crate::config::Classifier;
+use crate::config::{ChurnConfig, Classifier};
 use anyhow::Context;
 use chrono::{Months, NaiveDate};
 use loyalty_contract::{Table, Validated, col as c};
@@ -366,16 +366,8 @@ pub struct ChurnFit {
 
 /// Train on snapshots before T, validate out of time, refit on every snapshot and score
 /// the customers active at T.
-pub fn fit_churn(
-    v: &Validated,
-    t: NaiveDate,
-    h: u32,
-    train_snapshots: u32,
-    budget: f32,
-    max_train_rows: usize,
-    classifier: Classifier,
-    engine: &Engine,
-) -> anyhow::Result<ChurnFit> {
+pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, cfg: &ChurnConfig, engine: &Engine) -> anyhow::Result<ChurnFit> {
+    let ChurnConfig { train_snapshots, budget, max_train_rows, classifier } = *cfg;
     let started = Instant::now();
     let first_bill = {
         let df = v.tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min()]).collect()?;
@@ -558,8 +550,13 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         None => default_as_of(&v)?,
     };
     let h = a.horizon_months;
-    let mut fit =
-        fit_churn(&v, t, h, a.train_snapshots, a.budget, a.max_train_rows, Classifier::Boosting, &Engine::default())?;
+    let cfg = ChurnConfig {
+        budget: a.budget,
+        train_snapshots: a.train_snapshots,
+        max_train_rows: a.max_train_rows,
+        classifier: Classifier::Boosting,
+    };
+    let mut fit = fit_churn(&v, t, h, &cfg, &Engine::default())?;
     if let Some(path) = &a.out {
         loyalty_io::write_parquet_atomic(&mut fit.scores, path)?;
     }

@@ -196,16 +196,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let h = params.churn_horizon_months;
 
     stages.begin("churn model");
-    let churn = match crate::commands::churn::fit_churn(
-        &validated,
-        as_of,
-        h,
-        cfg.churn.train_snapshots,
-        cfg.churn.budget,
-        cfg.churn.max_train_rows,
-        cfg.churn.classifier,
-        &params.engine,
-    ) {
+    let churn = match crate::commands::churn::fit_churn(&validated, as_of, h, &cfg.churn, &params.engine) {
         Ok(fit) => Some(fit),
         Err(e) if e.downcast_ref::<InputRejected>().is_some() => {
             warn!("no churn classifier ({e}); loyalty comes from the Kaplan-Meier curves alone");
