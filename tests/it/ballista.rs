@@ -167,3 +167,19 @@ fn executors_stopping_mid_job_fail_the_run_and_keep_earlier_outputs() {
     let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 2, "staging or exchange folders left behind: {leftovers:?}");
 }
+
+#[test]
+fn an_unreachable_scheduler_fails_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let o = loyalty(&["gen", "--out", p(&data), "--customers", "300", "--months", "12", "--seed", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("df://127.0.0.1:{port}");
+    let out = tmp.path().join("out");
+    let o = loyalty(&["run", "--data", p(&data), "--out", p(&out), "--engine", "ballista", "--scheduler", &url]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("cannot reach the Ballista scheduler at {url}")), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing is written");
+}

@@ -88,9 +88,20 @@ impl BallistaAggregator {
             .build()
             .context("starting the Ballista client runtime")?;
         let me = Self { options, tables, runtime, requests: AtomicUsize::new(0) };
-        me.runtime
-            .block_on(me.context())
-            .with_context(|| format!("cannot reach the Ballista scheduler at {}", me.options.scheduler))?;
+        // A remote context connects lazily: open a gRPC channel to fail before any work.
+        let endpoint = me.options.scheduler.replacen("df://", "http://", 1);
+        let reach = async {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient::connect(endpoint),
+            )
+            .await
+        };
+        match me.runtime.block_on(reach) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => anyhow::bail!("cannot reach the Ballista scheduler at {}: {e:?}", me.options.scheduler),
+            Err(_) => anyhow::bail!("the Ballista scheduler at {} did not answer within 10 s", me.options.scheduler),
+        }
         std::fs::create_dir_all(&me.options.exchange_dir)
             .with_context(|| format!("creating the exchange folder {}", me.options.exchange_dir.display()))?;
         Ok(me)

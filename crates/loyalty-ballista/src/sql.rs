@@ -83,9 +83,10 @@ fn branch_select(table: Table, columns: &[&str], branch: &Branch) -> String {
     format!("SELECT {} FROM {}", items.join(", "), ident(&branch.name))
 }
 
-/// The rows of a table (all its branches) with `columns` in contract types.
-fn relation(table: Table, columns: &[&str], branches: &[Branch]) -> String {
-    branches.iter().map(|b| branch_select(table, columns, b)).collect::<Vec<_>>().join("\nUNION ALL\n")
+/// The rows of a table (all its branches) with every contract column in its type.
+fn relation(table: Table, branches: &[Branch]) -> String {
+    let columns: Vec<&str> = table.spec().columns.iter().map(|c| c.name).collect();
+    branches.iter().map(|b| branch_select(table, &columns, b)).collect::<Vec<_>>().join("\nUNION ALL\n")
 }
 
 fn date(d: NaiveDate) -> String {
@@ -103,18 +104,6 @@ fn sum(e: &str, alias: &str) -> String {
 /// The billing sums of the reference plan (`billing_sums_polars`): per customer the
 /// last known bill month, the number of known bills, and the window sums.
 pub fn billing(branches: &[Branch], lkbm: NaiveDate, window_start: NaiveDate, margin_rate: f64) -> String {
-    let cols = [
-        c::CUSTOMER_ID,
-        c::BILL_MONTH,
-        c::TOTAL_CHARGE,
-        c::COST,
-        c::VOICE_MINUTES,
-        c::DATA_MB,
-        c::SMS_COUNT,
-        c::DISCOUNT,
-        c::AMOUNT_PAID,
-        c::DAYS_LATE,
-    ];
     let mut aggs = vec![
         "MAX(active) AS \"__last_active_bill\"".to_string(),
         sum("w3", "__n3"),
@@ -165,7 +154,7 @@ r AS (SELECT *, w6 * {voice_ok} AS ok_voice, w6 * {data_ok} AS ok_data, w6 * {la
     w3 * {data_ok} AS ok_data3 FROM r1),
 w AS (SELECT {id} AS wid, {aggs} FROM r GROUP BY {id})
 SELECT h.*, w.* FROM h LEFT JOIN w ON h.{id} = w.wid",
-        rel = relation(Table::Billing, &cols, branches),
+        rel = relation(Table::Billing, branches),
         lkbm = date(lkbm),
         window = date(window_start),
         last = ident(n::LAST_BILL_MONTH),
@@ -190,7 +179,7 @@ pub fn topups(branches: &[Branch], t: NaiveDate, year_before: NaiveDate) -> Stri
         "WITH e AS ({rel})
 SELECT {id}, CAST(COUNT(*) AS DOUBLE) AS {count}, {amount}, MAX(CAST(ts AS INT)) AS \"__last_topup_day\"
 FROM e WHERE ts <= {t} AND ts > {before} GROUP BY {id}",
-        rel = relation(Table::Topups, &[c::CUSTOMER_ID, c::TS, c::AMOUNT], branches),
+        rel = relation(Table::Topups, branches),
         count = ident(n::TOPUPS_12M),
         amount = sum("amount", n::TOPUP_AMOUNT_12M),
         t = date(t),
@@ -206,7 +195,7 @@ pub fn interactions(branches: &[Branch], t: NaiveDate, year_before: NaiveDate) -
 SELECT {id}, {complaints}, CAST(COUNT(*) AS DOUBLE) AS {contacts}, {unresolved},
     CAST(COUNT(DISTINCT channel) + MAX(CASE WHEN channel IS NULL THEN 1 ELSE 0 END) AS DOUBLE) AS {channels}
 FROM e WHERE ts <= {t} AND ts > {before} GROUP BY {id}",
-        rel = relation(Table::Interactions, &[c::CUSTOMER_ID, c::TS, c::CHANNEL, c::KIND, c::RESOLVED], branches),
+        rel = relation(Table::Interactions, branches),
         complaints = sum("CASE WHEN kind = 'complaint' THEN 1.0 ELSE 0.0 END", n::COMPLAINTS_12M),
         contacts = ident(n::CONTACTS_12M),
         unresolved = sum("CASE WHEN resolved = false THEN 1.0 ELSE 0.0 END", n::UNRESOLVED_12M),
@@ -220,8 +209,6 @@ FROM e WHERE ts <= {t} AND ts > {before} GROUP BY {id}",
 /// highest of each).
 pub fn surveys(branches: &[Branch], t: NaiveDate) -> String {
     let id = ident(c::CUSTOMER_ID);
-    let mut cols = vec![c::CUSTOMER_ID, c::SURVEY_DATE, c::OVERALL, c::RECOMMEND];
-    cols.extend(c::ASPECTS);
     let mut scores = vec![
         format!("CAST(MAX(k.overall) AS DOUBLE) AS {}", ident(n::SURVEY_OVERALL)),
         format!("CAST(MAX(k.recommend) AS DOUBLE) AS {}", ident(n::SURVEY_RECOMMEND)),
@@ -236,7 +223,7 @@ c AS (SELECT {id} AS cid, COUNT(*) AS answered, MAX(survey_date) AS latest FROM 
 SELECT c.cid AS {id}, CAST(MAX(c.answered) AS DOUBLE) AS {answered},
     CAST({t_days} - MAX(CAST(c.latest AS INT)) AS DOUBLE) AS {age}, {scores}
 FROM c JOIN k ON k.{id} = c.cid AND k.survey_date = c.latest GROUP BY c.cid",
-        rel = relation(Table::Surveys, &cols, branches),
+        rel = relation(Table::Surveys, branches),
         t = date(t),
         t_days = days(t),
         answered = ident(n::SURVEYS_ANSWERED),
