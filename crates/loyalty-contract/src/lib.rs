@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod normalize;
+pub mod partition;
 pub mod rules;
 pub mod spec;
 pub mod summary;

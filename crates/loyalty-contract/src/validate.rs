@@ -13,11 +13,15 @@ use serde::Serialize;
 use crate::collect_streaming;
 use crate::error::{ContractError, SchemaProblem};
 use crate::normalize::{Normalized, normalize};
+use crate::partition::{Slice, partition_count};
 use crate::rules::{ForeignKey, foreign_keys, row_rules};
 use crate::spec::{Table, TableSpec, col as c};
 
 /// How many offending rows a message quotes.
 pub const EXAMPLES: usize = 5;
+
+/// Customers per partition of the per-customer checks.
+pub const CUSTOMERS_PER_PARTITION: u64 = 1_000_000;
 
 /// One table as found on disk: a lazy scan, and the same scan with a `source_file` column.
 pub struct RawTable {
@@ -168,11 +172,24 @@ pub fn validate(raw: RawDataset) -> Result<Validated, ContractError> {
         return Err(ContractError::Schema(problems));
     }
 
+    // The per-customer checks (duplicate keys, unknown customers) run in customer
+    // hash partitions of about `CUSTOMERS_PER_PARTITION` customers each.
+    let parts = match normalized.get(&Table::Customers) {
+        Some((plain, _)) => {
+            let n = collect_streaming(plain.lf.clone().select([len().cast(DataType::UInt64).alias(ROWS)]))
+                .map_err(pl(Table::Customers))?;
+            partition_count(
+                n.column(ROWS).and_then(|c| Ok(c.u64()?.get(0))).ok().flatten().unwrap_or(0),
+                CUSTOMERS_PER_PARTITION,
+            )
+        }
+        None => 1,
+    };
     let mut out = Validated { tables: BTreeMap::new(), rejects: BTreeMap::new(), report: ValidationReport::default() };
     for table in Table::ALL {
         let Some((plain, with_files)) = normalized.remove(&table) else { continue };
         let t = &raw.tables[&table];
-        validate_table(table.spec(), t, plain, with_files, &mut out).map_err(pl(table))?;
+        validate_table(table.spec(), t, plain, with_files, parts, &mut out).map_err(pl(table))?;
     }
     Ok(out)
 }
@@ -182,6 +199,7 @@ fn validate_table(
     raw: &RawTable,
     plain: Normalized,
     with_files: Normalized,
+    parts: u32,
     out: &mut Validated,
 ) -> PolarsResult<()> {
     let table = spec.table;
@@ -208,7 +226,7 @@ fn validate_table(
     // Pass 2 and 3: duplicate keys and unknown references.
     let mut key_violations = Vec::new();
     if spec.unique_key {
-        let dups = duplicate_keys(plain.lf.clone(), spec.key)?;
+        let dups = duplicate_keys(plain.lf.clone(), spec.key, parts)?;
         if dups.height() > 0 {
             key_violations.push(KeyViolation {
                 column: spec.key[spec.key.len() - 1],
@@ -221,7 +239,7 @@ fn validate_table(
     }
     for fk in foreign_keys(table) {
         let Some(parent) = out.tables.get(&fk.parent) else { continue };
-        let orphans = unknown_references(plain.lf.clone(), parent.clone(), &fk)?;
+        let orphans = unknown_references(plain.lf.clone(), parent.clone(), &fk, parts)?;
         if orphans.height() > 0 {
             key_violations.push(KeyViolation {
                 column: fk.column,
@@ -335,14 +353,50 @@ fn validate_table(
     Ok(())
 }
 
+/// `check` run on each customer partition of `lf` (by `column`, a customer id) and
+/// the results stacked; at once when `parts` is 1 or `column` is not a customer id.
+fn by_partition(
+    lf: LazyFrame,
+    column: &str,
+    parts: u32,
+    check: impl Fn(LazyFrame, Option<Slice>) -> PolarsResult<DataFrame>,
+) -> PolarsResult<DataFrame> {
+    if parts <= 1 || !CUSTOMER_COLUMNS.contains(&column) {
+        return check(lf, None);
+    }
+    let mut out: Option<DataFrame> = None;
+    for slice in Slice::partitions(parts) {
+        let part = check(lf.clone().filter(slice.predicate(column)), Some(slice))?;
+        match &mut out {
+            Some(acc) => {
+                acc.vstack_mut(&part)?;
+            }
+            None => out = Some(part),
+        }
+    }
+    let mut out = out.expect("at least one partition");
+    out.rechunk_mut();
+    Ok(out)
+}
+
+/// Columns holding a customer id: checks keyed on them can run partition by partition.
+const CUSTOMER_COLUMNS: [&str; 2] = [c::CUSTOMER_ID, c::REFERRED_ID];
+
 /// Keys that occur more than once, with `__rows`. A two-column key is first grouped by
 /// its leading column alone (one group per customer, not per customer-month).
-fn duplicate_keys(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame> {
+fn duplicate_keys(lf: LazyFrame, key: &[&'static str], parts: u32) -> PolarsResult<DataFrame> {
     let lf = lf.filter(all_not_null(key));
+    by_partition(lf, key[0], parts, |lf, _| duplicate_keys_at_once(lf, key))
+}
+
+fn duplicate_keys_at_once(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame> {
     if let [first, second] = key {
         let flagged = months_seen_twice(lf.clone(), first, second)?;
         if flagged.height() == 0 {
-            return Ok(flagged);
+            // The same columns as a non-empty answer, so partitions stack.
+            let mut counted = lf.group_by(exprs(key)).agg([len().cast(DataType::UInt64).alias(ROWS)]);
+            let schema = counted.collect_schema()?;
+            return Ok(DataFrame::empty_with_schema(&schema));
         }
         let on = [col(*first)];
         let suspects = lf.join(flagged.lazy(), on.clone(), on, JoinArgs::new(JoinType::Semi));
@@ -398,17 +452,18 @@ fn months_seen_twice(lf: LazyFrame, first: &str, second: &str) -> PolarsResult<D
 }
 
 /// Values of `fk.column` that are not keys of the (clean) parent, with `__rows`.
-fn unknown_references(lf: LazyFrame, parent: LazyFrame, fk: &ForeignKey) -> PolarsResult<DataFrame> {
-    let values = lf
-        .filter(col(fk.column).is_not_null())
-        .group_by([col(fk.column)])
-        .agg([len().cast(DataType::UInt64).alias(ROWS)]);
-    let keys = parent.select([col(fk.parent_column).alias(fk.column)]).unique(None, UniqueKeepStrategy::Any);
-    collect_streaming(
-        values
-            .join(keys, [col(fk.column)], [col(fk.column)], JoinArgs::new(JoinType::Anti))
-            .sort([fk.column], SortMultipleOptions::default()),
-    )
+fn unknown_references(lf: LazyFrame, parent: LazyFrame, fk: &ForeignKey, parts: u32) -> PolarsResult<DataFrame> {
+    let lf = lf.filter(col(fk.column).is_not_null());
+    let found = by_partition(lf, fk.column, parts, |lf, slice| {
+        let values = lf.group_by([col(fk.column)]).agg([len().cast(DataType::UInt64).alias(ROWS)]);
+        let parent = match slice {
+            Some(s) => parent.clone().filter(s.predicate(fk.parent_column)),
+            None => parent.clone(),
+        };
+        let keys = parent.select([col(fk.parent_column).alias(fk.column)]).unique(None, UniqueKeepStrategy::Any);
+        collect_streaming(values.join(keys, [col(fk.column)], [col(fk.column)], JoinArgs::new(JoinType::Anti)))
+    })?;
+    found.sort([fk.column], SortMultipleOptions::default())
 }
 
 /// Up to `EXAMPLES` offending rows as text, and the files they came from.
@@ -550,5 +605,38 @@ mod tests {
         let mut ids: Vec<i64> = flagged.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
         ids.sort();
         assert_eq!(ids, [2, 4, 5]);
+    }
+
+    #[test]
+    fn checks_in_partitions_find_what_checks_at_once_find() {
+        // 200 customers; billing with a duplicate month for 7 of them and 11 unknown ids.
+        let ids: Vec<i64> = (1..=200).collect();
+        let customers = df!("customer_id" => &ids).unwrap();
+        let mut bill_ids: Vec<i64> = ids.clone();
+        let mut months: Vec<&str> = vec!["2024-01-01"; ids.len()];
+        for id in [3i64, 17, 50, 51, 120, 199, 200] {
+            bill_ids.push(id);
+            months.push("2024-01-01");
+        }
+        for id in 1000..1011 {
+            bill_ids.push(id);
+            months.push("2024-02-01");
+        }
+        let bill_month: Vec<chrono::NaiveDate> =
+            months.iter().map(|m| chrono::NaiveDate::parse_from_str(m, "%Y-%m-%d").unwrap()).collect();
+        let billing = df!("customer_id" => &bill_ids, "bill_month" => &bill_month).unwrap();
+        let fk = foreign_keys(Table::Billing).remove(0);
+        for parts in [1, 3, 16] {
+            let dups = duplicate_keys(billing.clone().lazy(), &["customer_id", "bill_month"], parts).unwrap();
+            let mut dup_ids: Vec<i64> = dups.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
+            dup_ids.sort();
+            assert_eq!(dup_ids, [3, 17, 50, 51, 120, 199, 200], "{parts} partitions");
+            assert_eq!(rows_sum(&dups).unwrap(), 14);
+            let orphans = unknown_references(billing.clone().lazy(), customers.clone().lazy(), &fk, parts).unwrap();
+            let orphan_ids: Vec<i64> = orphans.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
+            assert_eq!(orphan_ids, (1000..1011).collect::<Vec<_>>(), "{parts} partitions");
+            let unique = duplicate_keys(customers.clone().lazy(), &["customer_id"], parts).unwrap();
+            assert_eq!(unique.height(), 0);
+        }
     }
 }
