@@ -30,6 +30,9 @@ pub struct FeatureParams {
     pub adoption_prior_weight: f64,
     /// How the billing sums are computed (the same numbers either way).
     pub billing_engine: BillingEngine,
+    /// The per-customer aggregates run in customer hash partitions of about this many
+    /// active customers (bounded memory; the same numbers); 0: all at once.
+    pub customers_per_partition: u64,
     /// Where the per-customer aggregates of the event tables run (chosen on the
     /// command line, not in the file).
     #[serde(skip)]
@@ -59,6 +62,7 @@ impl Default for FeatureParams {
             prepaid_inactivity_days: 90,
             adoption_prior_weight: 10.0,
             billing_engine: BillingEngine::Kernel,
+            customers_per_partition: 1_000_000,
             engine: crate::remote::Engine::default(),
         }
     }

@@ -10,6 +10,7 @@ use crate::billing_kernel::{self, BillingKernel, Slots};
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::{BillingEngine, FeatureError, FeatureParams, Tables, epoch_days};
+use loyalty_contract::partition::{Slice, customer_hash, partition_count, restrict};
 
 /// year * 12 + month of a date expression.
 pub(crate) fn month_num(e: Expr) -> Expr {
@@ -251,21 +252,6 @@ fn collect_aggregates(aggregates: Vec<LazyFrame>, sinks: Vec<LazyFrame>) -> Pola
     Ok(frames)
 }
 
-/// Queue `plan` for the local streaming execution, or (with a remote engine) keep it
-/// for its schema.
-fn push_plan(
-    remote: &Option<Arc<dyn Aggregator>>,
-    local: &mut Vec<LazyFrame>,
-    remote_plans: &mut Vec<(Table, LazyFrame)>,
-    table: Table,
-    plan: LazyFrame,
-) {
-    match remote {
-        Some(_) => remote_plans.push((table, plan)),
-        None => local.push(plan),
-    }
-}
-
 /// The aggregates of `plans` computed by `remote`, cast to the plans' schemas; the
 /// billing sums turned into billing features as the local engines' are.
 fn remote_aggregates(
@@ -301,52 +287,32 @@ fn remote_aggregates(
     Ok(out)
 }
 
-/// The active base at T with every per-customer aggregate joined on.
-pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+/// The per-customer aggregate plans of the tables present, in output order: the
+/// billing plan (run by the kernel, or a Polars plan among `local`), top-ups,
+/// interactions, surveys (on `remote` engines these four go to `remote`, for their
+/// schemas), referrals and services.
+struct Plans {
+    local: Vec<LazyFrame>,
+    remote: Vec<(Table, LazyFrame)>,
+    /// The known billing rows, for the billing kernel.
+    billing_kernel: Option<LazyFrame>,
+}
+
+fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Plans {
     let t = params.as_of;
     let t_days = epoch_days(t);
     let t_12 = epoch_days(t.checked_sub_months(Months::new(12)).unwrap_or(t));
     let lkbm = params.last_known_bill_month();
-    let t_month = month_num_of(t);
-    let day_of = |e: Expr| e.dt().day().cast(DataType::Int32);
-
-    // The base: customers signed up by T and not churned by T (a churn_date after T is
-    // not known at T), sorted by customer; every join below keeps this order.
-    let customers = tables[&Table::Customers]
-        .clone()
-        .filter(col(c::SIGNUP_DATE).lt_eq(lit(t)))
-        .filter(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt(lit(t))))
-        .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
-    let known = tables[&Table::Billing].clone().filter(col(c::BILL_MONTH).lt_eq(lit(lkbm)));
-    let window_start = lkbm.checked_sub_months(Months::new(11)).unwrap_or(lkbm);
-    let mut base = customers.clone().with_columns([(lit(t_month)
-        - month_num(col(c::SIGNUP_DATE))
-        - when(day_of(col(c::SIGNUP_DATE)).gt(lit(chrono::Datelike::day(&t) as i32))).then(lit(1)).otherwise(lit(0)))
-    .cast(DataType::Int64)
-    .alias(n::TENURE_MONTHS)]);
-    base = with_competition(base, tables, params);
-    let mut aggregates = Vec::new();
-    let mut sinks = Vec::new();
-    // With a remote engine the local plans below are built for their schemas only:
-    // the engine computes the same columns and they are cast to those types.
-    let remote = params.engine.0.clone();
-    let mut remote_plans: Vec<(Table, LazyFrame)> = Vec::new();
-    let kernel = match (params.billing_engine, &remote) {
-        (_, Some(_)) => {
-            remote_plans.push((Table::Billing, billing_sums_polars(known, lkbm, params)));
-            None
-        }
-        (BillingEngine::Polars, None) => {
-            aggregates.push(billing_features(billing_sums_polars(known, lkbm, params)));
-            None
-        }
-        (BillingEngine::Kernel, None) => {
-            // Set up once the base's customers are known (below).
-            let kernel = Arc::new(Mutex::new(None));
-            sinks.push(billing_kernel::sink_into(known, kernel.clone())?);
-            Some(kernel)
-        }
+    let mut plans = Plans { local: Vec::new(), remote: Vec::new(), billing_kernel: None };
+    let push = |plans: &mut Plans, table: Table, plan: LazyFrame| {
+        if remote { plans.remote.push((table, plan)) } else { plans.local.push(plan) }
     };
+    let known = tables[&Table::Billing].clone().filter(col(c::BILL_MONTH).lt_eq(lit(lkbm)));
+    match (params.billing_engine, remote) {
+        (_, true) => push(&mut plans, Table::Billing, billing_sums_polars(known, lkbm, params)),
+        (BillingEngine::Polars, false) => plans.local.push(billing_features(billing_sums_polars(known, lkbm, params))),
+        (BillingEngine::Kernel, false) => plans.billing_kernel = Some(known),
+    }
 
     // Top-ups: frequency and last activity.
     if let Some(topups) = tables.get(&Table::Topups) {
@@ -360,13 +326,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 col(c::AMOUNT).sum().alias(n::TOPUP_AMOUNT_12M),
                 day.max().alias("__last_topup_day"),
             ]);
-        push_plan(&remote, &mut aggregates, &mut remote_plans, Table::Topups, agg);
-    } else {
-        base = base.with_columns([
-            lit(0.0).alias(n::TOPUPS_12M),
-            lit(0.0).alias(n::TOPUP_AMOUNT_12M),
-            lit(NULL).cast(DataType::Int32).alias("__last_topup_day"),
-        ]);
+        push(&mut plans, Table::Topups, agg);
     }
 
     // Care contacts in the last 12 months.
@@ -382,16 +342,10 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 count_if(col(c::RESOLVED).eq(lit(false))).alias(n::UNRESOLVED_12M),
                 col(c::CHANNEL).n_unique().cast(DataType::Float64).alias(n::CHANNELS_USED_12M),
             ]);
-        push_plan(&remote, &mut aggregates, &mut remote_plans, Table::Interactions, agg);
-    } else {
-        base = base.with_columns(
-            [n::COMPLAINTS_12M, n::CONTACTS_12M, n::UNRESOLVED_12M, n::CHANNELS_USED_12M].map(|x| lit(0.0).alias(x)),
-        );
+        push(&mut plans, Table::Interactions, agg);
     }
 
     // The latest survey at or before T.
-    let mut survey_cols = vec![n::SURVEY_OVERALL.to_string(), n::SURVEY_RECOMMEND.to_string()];
-    survey_cols.extend(c::ASPECTS.iter().map(|a| n::survey_aspect(a)));
     if let Some(surveys) = tables.get(&Table::Surveys) {
         let known = surveys.clone().filter(col(c::SURVEY_DATE).lt_eq(lit(t)));
         let counts = known.clone().group_by([col(c::CUSTOMER_ID)]).agg([
@@ -417,15 +371,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             .with_column((lit(t_days) - day_num(col("__latest"))).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS))
             .drop(cols(["__latest"]))
             .join(latest, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left));
-        push_plan(&remote, &mut aggregates, &mut remote_plans, Table::Surveys, agg);
-    } else {
-        base = base.with_columns([
-            lit(0.0).alias(n::SURVEYS_ANSWERED),
-            lit(NULL).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS),
-        ]);
-        base = base.with_columns(
-            survey_cols.iter().map(|x| lit(NULL).cast(DataType::Float64).alias(x.as_str())).collect::<Vec<_>>(),
-        );
+        push(&mut plans, Table::Surveys, agg);
     }
 
     // Referrals made.
@@ -434,9 +380,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
             len().cast(DataType::Float64).alias(n::REFERRALS_MADE),
             count_if(day_num(col(c::REFERRAL_DATE)).gt(lit(t_12))).alias(n::REFERRALS_12M),
         ]);
-        aggregates.push(agg);
-    } else {
-        base = base.with_columns([lit(0.0).alias(n::REFERRALS_MADE), lit(0.0).alias(n::REFERRALS_12M)]);
+        plans.local.push(agg);
     }
 
     // Optional services held at T, and what they earn.
@@ -453,8 +397,62 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 col(c::SERVICE).n_unique().cast(DataType::Float64).alias(n::SERVICES_HELD),
                 col(c::MONTHLY_MARGIN).sum().alias(n::SERVICES_MARGIN_MONTHLY),
             ]);
-        aggregates.push(agg);
-    } else {
+        plans.local.push(agg);
+    }
+    plans
+}
+
+/// The active base at T with every per-customer aggregate joined on.
+pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+    let t = params.as_of;
+    let t_days = epoch_days(t);
+    let t_12 = epoch_days(t.checked_sub_months(Months::new(12)).unwrap_or(t));
+    let lkbm = params.last_known_bill_month();
+    let t_month = month_num_of(t);
+    let day_of = |e: Expr| e.dt().day().cast(DataType::Int32);
+
+    // The base: customers signed up by T and not churned by T (a churn_date after T is
+    // not known at T), sorted by customer; every join below keeps this order.
+    let customers = tables[&Table::Customers]
+        .clone()
+        .filter(col(c::SIGNUP_DATE).lt_eq(lit(t)))
+        .filter(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt(lit(t))))
+        .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
+    let window_start = lkbm.checked_sub_months(Months::new(11)).unwrap_or(lkbm);
+    let mut base = customers.clone().with_columns([(lit(t_month)
+        - month_num(col(c::SIGNUP_DATE))
+        - when(day_of(col(c::SIGNUP_DATE)).gt(lit(chrono::Datelike::day(&t) as i32))).then(lit(1)).otherwise(lit(0)))
+    .cast(DataType::Int64)
+    .alias(n::TENURE_MONTHS)]);
+    base = with_competition(base, tables, params);
+    // Constant columns for the tables the dataset does not have.
+    if !tables.contains_key(&Table::Topups) {
+        base = base.with_columns([
+            lit(0.0).alias(n::TOPUPS_12M),
+            lit(0.0).alias(n::TOPUP_AMOUNT_12M),
+            lit(NULL).cast(DataType::Int32).alias("__last_topup_day"),
+        ]);
+    }
+    if !tables.contains_key(&Table::Interactions) {
+        base = base.with_columns(
+            [n::COMPLAINTS_12M, n::CONTACTS_12M, n::UNRESOLVED_12M, n::CHANNELS_USED_12M].map(|x| lit(0.0).alias(x)),
+        );
+    }
+    if !tables.contains_key(&Table::Surveys) {
+        let mut survey_cols = vec![n::SURVEY_OVERALL.to_string(), n::SURVEY_RECOMMEND.to_string()];
+        survey_cols.extend(c::ASPECTS.iter().map(|a| n::survey_aspect(a)));
+        base = base.with_columns([
+            lit(0.0).alias(n::SURVEYS_ANSWERED),
+            lit(NULL).cast(DataType::Float64).alias(n::SURVEY_AGE_DAYS),
+        ]);
+        base = base.with_columns(
+            survey_cols.iter().map(|x| lit(NULL).cast(DataType::Float64).alias(x.as_str())).collect::<Vec<_>>(),
+        );
+    }
+    if !tables.contains_key(&Table::Referrals) {
+        base = base.with_columns([lit(0.0).alias(n::REFERRALS_MADE), lit(0.0).alias(n::REFERRALS_12M)]);
+    }
+    if !(tables.contains_key(&Table::Services) && tables.contains_key(&Table::ServiceCatalog)) {
         base = base.with_columns([lit(0.0).alias(n::SERVICES_HELD), lit(0.0).alias(n::SERVICES_MARGIN_MONTHLY)]);
     }
 
@@ -462,28 +460,63 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     let mut base = base.collect()?;
     let ids: Vec<i64> = base.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
     let slots = Slots::new(&ids);
-    if let Some(kernel) = &kernel {
-        let mut k = kernel.lock().map_err(|_| polars_err!(ComputeError: "billing kernel poisoned"))?;
-        *k = Some(BillingKernel::new(ids, lkbm, window_start, params));
+    // With a remote engine the billing, top-up, interaction and survey aggregates run
+    // there (once, over every customer); the local plans of those tables are built
+    // for their schemas only, and the engine's columns are cast to those types.
+    let remote = params.engine.0.clone();
+    let mut frames = match &remote {
+        Some(remote) => {
+            let plans = aggregate_plans(tables, params, true);
+            remote_aggregates(remote.as_ref(), plans.remote, params, window_start)?
+        }
+        None => Vec::new(),
+    };
+    // The local aggregates, one customer partition at a time: the group-by state and
+    // the billing kernel hold one partition's customers.
+    let parts = partition_count(ids.len() as u64, params.customers_per_partition);
+    let slices: Vec<Option<Slice>> = if parts <= 1 { vec![None] } else { Slice::partitions(parts).map(Some).collect() };
+    let mut local: Vec<DataFrame> = Vec::new();
+    for slice in slices {
+        let part: Tables = tables.iter().map(|(t, lf)| (*t, restrict(*t, lf.clone(), slice))).collect();
+        let plans = aggregate_plans(&part, params, remote.is_some());
+        let mut sinks = Vec::new();
+        let kernel = match plans.billing_kernel {
+            Some(known) => {
+                let part_ids: Vec<i64> = match slice {
+                    Some(Slice::Partition { index, count }) => {
+                        ids.iter().copied().filter(|id| customer_hash(*id) % count == index).collect()
+                    }
+                    _ => ids.clone(),
+                };
+                let kernel = Arc::new(Mutex::new(Some(BillingKernel::new(part_ids, lkbm, window_start, params))));
+                sinks.push(billing_kernel::sink_into(known, kernel.clone())?);
+                Some(kernel)
+            }
+            None => None,
+        };
+        let mut got = collect_aggregates(plans.local, sinks)?;
+        if let Some(kernel) = kernel {
+            let kernel = kernel.lock().ok().and_then(|mut k| k.take());
+            let sums = kernel.ok_or_else(|| polars_err!(ComputeError: "billing kernel lost"))?.finish()?;
+            got.insert(0, billing_features(sums.lazy()).collect()?);
+        }
+        if local.is_empty() {
+            local = got;
+        } else {
+            for (acc, df) in local.iter_mut().zip(&got) {
+                acc.vstack_mut(df)?;
+            }
+        }
     }
-    let mut frames = collect_aggregates(aggregates, sinks)?;
-    if let Some(remote) = &remote {
-        // The remote tables (billing, top-ups, interactions, surveys) come first in the
-        // local order too: the same columns in the same order.
-        let mut remote_frames = remote_aggregates(remote.as_ref(), remote_plans, params, window_start)?;
-        remote_frames.append(&mut frames);
-        frames = remote_frames;
+    if parts > 1 {
+        tracing::debug!("per-customer aggregates in {parts} customer partitions");
     }
+    // The remote tables (billing, top-ups, interactions, surveys) come first in the
+    // local order too: the same columns in the same order.
+    frames.append(&mut local);
     let started = std::time::Instant::now();
-    if let Some(kernel) = kernel {
-        let kernel = kernel.lock().ok().and_then(|mut k| k.take());
-        let sums = kernel.ok_or_else(|| polars_err!(ComputeError: "billing kernel lost"))?.finish()?;
-        // The kernel's rows are the base's rows, in order.
-        let billing = billing_features(sums.lazy()).collect()?.drop(c::CUSTOMER_ID)?;
-        base.hstack_mut(billing.columns())?;
-    }
-    for df in &frames {
-        base.hstack_mut(&align(&slots, base.height(), df)?)?;
+    for df in frames.drain(..) {
+        base.hstack_mut(&align(&slots, base.height(), &df)?)?;
     }
     tracing::debug!("aggregates aligned in {:.2}s", started.elapsed().as_secs_f64());
     let base = base.lazy();

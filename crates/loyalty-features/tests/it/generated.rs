@@ -199,6 +199,21 @@ fn billing_kernel_gives_the_numbers_of_the_reference_plan() {
 }
 
 #[test]
+fn features_in_customer_partitions_equal_features_at_once() {
+    let t = tables(generated());
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    for billing_engine in [BillingEngine::Kernel, BillingEngine::Polars] {
+        let run = |customers_per_partition| {
+            let params = FeatureParams { as_of, billing_engine, customers_per_partition, ..Default::default() };
+            customer_features(&t, &params).unwrap().0
+        };
+        let (whole, parts) = (run(0), run(1_500));
+        assert!(whole.height() > 5_000, "{} customers: several partitions", whole.height());
+        assert_same(&parts, &whole);
+    }
+}
+
+#[test]
 fn billing_kernel_refuses_duplicate_bills_it_was_trusted_not_to_get() {
     let mut t = tables(generated());
     // A May 2024 bill of a customer who never churns, billed twice.
