@@ -29,7 +29,7 @@ use polars::prelude::*;
 pub use params::{BillingEngine, FeatureParams, annuity_factor, last_known_bill_month, monthly_discount_rate};
 pub use remote::{AggregateFrames, AggregateRequest, Aggregator, Engine};
 pub use survival::{ChurnScores, SurvivalCurves, SurvivalModel};
-pub use value::adoption_rates;
+pub use value::{adoption_rates, with_survival};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {

@@ -207,13 +207,21 @@ pub(crate) fn add_scores_and_value(
         .collect()?;
 
     tracing::debug!("scores: {:.2}s", started.elapsed().as_secs_f64());
+    with_survival(&mut df, params, survival)?;
+    Ok(df)
+}
+
+/// Set (or replace) `clv` and `survival_<h>m` of the feature table `df` from the
+/// survival model.
+pub fn with_survival(df: &mut DataFrame, params: &FeatureParams, survival: &dyn SurvivalModel) -> PolarsResult<()> {
+    let d = monthly_discount_rate(params.annual_discount_rate);
     let started = std::time::Instant::now();
-    let discounted = survival.discounted_survival(&df, d, params.valuation_months)?;
-    let s_h = survival.survival_at(&df, params.churn_horizon_months)?;
+    let discounted = survival.discounted_survival(df, d, params.valuation_months)?;
+    let s_h = survival.survival_at(df, params.churn_horizon_months)?;
     let margin = df.column(n::MARGIN_MONTHLY)?.cast(&DataType::Float64)?;
     let clv: Vec<f64> = margin.f64()?.iter().zip(&discounted).map(|(m, s)| m.unwrap_or(0.0) * s).collect();
     df.with_column(Column::new(n::CLV.into(), clv))?;
     df.with_column(Column::new(n::survival_at(params.churn_horizon_months).into(), s_h))?;
     tracing::debug!("survival per customer: {:.2}s", started.elapsed().as_secs_f64());
-    Ok(df)
+    Ok(())
 }

@@ -13,9 +13,10 @@ use std::time::Instant;
 use crate::config::{ChurnConfig, Classifier};
 use anyhow::Context;
 use chrono::{Months, NaiveDate};
+use loyalty_contract::partition::{Slice, restrict};
 use loyalty_contract::{Table, Validated, col as c};
 use loyalty_features::transactions::{cols as rc, rfm_summary};
-use loyalty_features::{Engine, FeatureParams, customer_features, names as n};
+use loyalty_features::{Engine, FeatureParams, Tables, customer_features, names as n};
 use loyalty_models::churn::{Design, Gbm, Logistic, Metrics, Platt, evaluate, stratified_folds};
 use loyalty_models::{BgNbd, Rfm, bgnbd, rfm};
 use polars::prelude::*;
@@ -31,15 +32,17 @@ use crate::commands::load_validated;
 /// already fold in a survival curve.
 const NOT_FEATURES: [&str; 4] = [c::CUSTOMER_ID, "ccv", "cpv", "clv"];
 
-/// One labelled snapshot: the postpaid customers active at `as_of`.
+/// One labelled snapshot: the postpaid customers active at `as_of` (or a uniform
+/// sample of them).
 struct Snapshot {
     /// Prepaid customers active at the snapshot (not in the design: BG/NBD scores them).
     prepaid_ids: Vec<i64>,
     /// The postpaid rows' behavioural signals and `churned` (the label).
     frame: DataFrame,
-    ids: Vec<i64>,
     design: Design,
     y: Vec<f64>,
+    /// Postpaid customers active at the snapshot, sampled or not.
+    population: usize,
 }
 
 fn month_end_minus(t: NaiveDate, months: u32) -> anyhow::Result<NaiveDate> {
@@ -48,59 +51,59 @@ fn month_end_minus(t: NaiveDate, months: u32) -> anyhow::Result<NaiveDate> {
     back.pred_opt().context("date underflow")
 }
 
-fn snapshot(
-    v: &Validated,
-    as_of: NaiveDate,
-    horizon: u32,
-    names: Option<&[String]>,
-    engine: &Engine,
-) -> anyhow::Result<Snapshot> {
-    let params =
-        FeatureParams { as_of, churn_horizon_months: horizon, engine: engine.clone(), ..FeatureParams::default() };
-    let (df, _) = customer_features(&v.tables, &params).with_context(|| format!("features as of {as_of}"))?;
-    let end = as_of.checked_add_months(Months::new(horizon)).context("date overflow")?;
-    let prepaid =
-        df.clone().lazy().filter(col(c::PLAN_TYPE).eq(lit("prepaid"))).select([col(c::CUSTOMER_ID)]).collect()?;
-    let prepaid_ids: Vec<i64> = prepaid.column(c::CUSTOMER_ID)?.i64()?.iter().flatten().collect();
-    let churn = v.tables[&Table::Customers].clone().select([col(c::CUSTOMER_ID), col(c::CHURN_DATE).alias("__churn")]);
-    let df = df
-        .lazy()
-        .filter(col(c::PLAN_TYPE).eq(lit("postpaid")))
-        .join(churn, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
-        .with_columns([
-            col("__churn").gt(lit(as_of)).and(col("__churn").lt_eq(lit(end))).fill_null(lit(false)).alias("__label"),
-            when(col(n::COMPETITION_LEVEL).eq(lit("low")))
-                .then(lit(0.0))
-                .when(col(n::COMPETITION_LEVEL).eq(lit("medium")))
-                .then(lit(1.0))
-                .when(col(n::COMPETITION_LEVEL).eq(lit("high")))
-                .then(lit(2.0))
-                .otherwise(lit(NULL).cast(DataType::Float64))
-                .alias(n::COMPETITION_LEVEL),
-        ])
-        .collect()?;
-    let chosen: Vec<String> = match names {
-        Some(names) => names.to_vec(),
-        None => df
-            .columns()
-            .iter()
-            .filter(|col| {
-                let name = col.name().as_str();
-                (col.dtype().is_primitive_numeric() || col.dtype().is_bool())
-                    && !NOT_FEATURES.contains(&name)
-                    && !name.starts_with("__")
-            })
-            .map(|col| col.name().to_string())
-            .collect(),
-    };
+/// Postpaid customers signed up by `as_of` and not churned by then.
+fn postpaid_active(v: &Validated, as_of: NaiveDate) -> anyhow::Result<usize> {
+    let df = loyalty_contract::collect_streaming(
+        v.tables[&Table::Customers]
+            .clone()
+            .filter(col(c::SIGNUP_DATE).lt_eq(lit(as_of)))
+            .filter(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt(lit(as_of))))
+            .filter(col(c::PLAN_TYPE).eq(lit("postpaid")))
+            .select([len().cast(DataType::UInt64).alias("n")]),
+    )?;
+    Ok(df.column("n")?.u64()?.get(0).unwrap_or(0) as usize)
+}
+
+/// The feature rows the classifier reads: postpaid customers, competition level as
+/// a number.
+fn model_rows(features: LazyFrame) -> LazyFrame {
+    features.filter(col(c::PLAN_TYPE).eq(lit("postpaid"))).with_column(
+        when(col(n::COMPETITION_LEVEL).eq(lit("low")))
+            .then(lit(0.0))
+            .when(col(n::COMPETITION_LEVEL).eq(lit("medium")))
+            .then(lit(1.0))
+            .when(col(n::COMPETITION_LEVEL).eq(lit("high")))
+            .then(lit(2.0))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias(n::COMPETITION_LEVEL),
+    )
+}
+
+/// The model inputs of a feature table: every numeric column but keys and value
+/// outputs, then one indicator per catalog service.
+fn feature_names(df: &DataFrame, held: &BTreeMap<String, HashSet<i64>>) -> Vec<String> {
+    df.columns()
+        .iter()
+        .filter(|col| {
+            let name = col.name().as_str();
+            (col.dtype().is_primitive_numeric() || col.dtype().is_bool())
+                && !NOT_FEATURES.contains(&name)
+                && !name.starts_with("__")
+        })
+        .map(|col| col.name().to_string())
+        .chain(held.keys().map(|s| format!("has_{s}")))
+        .collect()
+}
+
+/// The customer ids and design matrix (`names`, NaN for missing) of `df`'s rows.
+fn design_of(
+    df: &DataFrame,
+    names: &[String],
+    held: &BTreeMap<String, HashSet<i64>>,
+) -> anyhow::Result<(Vec<i64>, Design)> {
     let ids: Vec<i64> = df.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(-1)).collect();
-    let held = services_held(v, as_of)?;
-    let chosen: Vec<String> = match names {
-        Some(_) => chosen,
-        None => chosen.into_iter().chain(held.keys().map(|s| format!("has_{s}"))).collect(),
-    };
-    let mut columns = Vec::with_capacity(chosen.len());
-    for name in &chosen {
+    let mut columns = Vec::with_capacity(names.len());
+    for name in names {
         if let Some(service) = name.strip_prefix("has_") {
             let holders = held.get(service);
             columns.push(ids.iter().map(|id| f64::from(u8::from(holders.is_some_and(|h| h.contains(id))))).collect());
@@ -109,8 +112,52 @@ fn snapshot(
         let s = df.column(name)?.as_materialized_series().cast(&DataType::Float64)?;
         columns.push(s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect());
     }
+    Ok((ids, Design::new(names.to_vec(), columns).map_err(|e| anyhow::anyhow!(e))?))
+}
+
+/// The labelled snapshot at `as_of`. When more than `cap` postpaid customers (0: no
+/// cap) are active, the features are computed for a uniform hash sample of about
+/// `cap` customers only (every table restricted to them), so a snapshot's memory and
+/// time do not grow with the base; the comparable-customer statistics (percentile
+/// scores, adoption cells, survival curves) then come from that sample.
+fn snapshot(
+    v: &Validated,
+    as_of: NaiveDate,
+    horizon: u32,
+    names: Option<&[String]>,
+    engine: &Engine,
+    cap: usize,
+) -> anyhow::Result<Snapshot> {
+    let params =
+        FeatureParams { as_of, churn_horizon_months: horizon, engine: engine.clone(), ..FeatureParams::default() };
+    let population = postpaid_active(v, as_of)?;
+    let tables = match cap {
+        0 => v.tables.clone(),
+        cap if population <= cap => v.tables.clone(),
+        cap => {
+            let slice = Some(Slice::Sample { fraction: cap as f64 / population as f64 });
+            v.tables.iter().map(|(t, lf)| (*t, restrict(*t, lf.clone(), slice))).collect()
+        }
+    };
+    let (df, _) = customer_features(&tables, &params).with_context(|| format!("features as of {as_of}"))?;
+    let end = as_of.checked_add_months(Months::new(horizon)).context("date overflow")?;
+    let prepaid =
+        df.clone().lazy().filter(col(c::PLAN_TYPE).eq(lit("prepaid"))).select([col(c::CUSTOMER_ID)]).collect()?;
+    let prepaid_ids: Vec<i64> = prepaid.column(c::CUSTOMER_ID)?.i64()?.iter().flatten().collect();
+    let churn = tables[&Table::Customers].clone().select([col(c::CUSTOMER_ID), col(c::CHURN_DATE).alias("__churn")]);
+    let df = model_rows(df.lazy())
+        .join(churn, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+        .with_column(
+            col("__churn").gt(lit(as_of)).and(col("__churn").lt_eq(lit(end))).fill_null(lit(false)).alias("__label"),
+        )
+        .collect()?;
+    let held = services_held(&tables, as_of)?;
+    let chosen: Vec<String> = match names {
+        Some(names) => names.to_vec(),
+        None => feature_names(&df, &held),
+    };
+    let (_, design) = design_of(&df, &chosen, &held)?;
     let y: Vec<f64> = df.column("__label")?.bool()?.iter().map(|v| f64::from(u8::from(v == Some(true)))).collect();
-    let design = Design::new(chosen, columns).map_err(|e| anyhow::anyhow!(e))?;
     let frame = df
         .lazy()
         .select([
@@ -123,7 +170,32 @@ fn snapshot(
             col("__label").alias("churned"),
         ])
         .collect()?;
-    Ok(Snapshot { prepaid_ids, frame, ids, design, y })
+    Ok(Snapshot { prepaid_ids, frame, design, y, population })
+}
+
+/// The postpaid customers of the feature table at T and their scores, 100,000 rows at
+/// a time: the design, the model's copies and its per-feature contributions exist
+/// for one chunk only.
+fn score_at(
+    features: &DataFrame,
+    names: &[String],
+    held: &BTreeMap<String, HashSet<i64>>,
+    score: impl Fn(&Design) -> (Vec<f64>, Vec<Vec<String>>),
+) -> anyhow::Result<(Vec<i64>, Vec<f64>, Vec<Vec<String>>)> {
+    const CHUNK: usize = 100_000;
+    let (mut ids, mut p, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
+    for start in (0..features.height()).step_by(CHUNK) {
+        let rows = model_rows(features.slice(start as i64, CHUNK).lazy()).collect()?;
+        if rows.height() == 0 {
+            continue;
+        }
+        let (chunk_ids, design) = design_of(&rows, names, held)?;
+        let (cp, cr) = score(&design);
+        ids.extend(chunk_ids);
+        p.extend(cp);
+        reasons.extend(cr);
+    }
+    Ok((ids, p, reasons))
 }
 
 /// Prepaid customers: loyalty = P(still active h months after T) under BG/NBD fitted
@@ -184,9 +256,9 @@ fn churned_between(v: &Validated, from: NaiveDate, to: NaiveDate) -> anyhow::Res
 
 /// The customers holding each catalog service at the end of `as_of` (at most 50
 /// services: an indicator feature each).
-fn services_held(v: &Validated, as_of: NaiveDate) -> anyhow::Result<BTreeMap<String, HashSet<i64>>> {
+fn services_held(tables: &Tables, as_of: NaiveDate) -> anyhow::Result<BTreeMap<String, HashSet<i64>>> {
     let mut held: BTreeMap<String, HashSet<i64>> = BTreeMap::new();
-    let (Some(services), Some(catalog)) = (v.tables.get(&Table::Services), v.tables.get(&Table::ServiceCatalog)) else {
+    let (Some(services), Some(catalog)) = (tables.get(&Table::Services), tables.get(&Table::ServiceCatalog)) else {
         return Ok(held);
     };
     let names = catalog.clone().select([col(c::SERVICE)]).limit(50).collect()?;
@@ -225,24 +297,6 @@ fn sample_rows(n: usize, cap: usize, seed: u64) -> Option<Vec<usize>> {
         z ^ (z >> 31)
     };
     Some((0..n).filter(|&i| splitmix(i as u64) < threshold).collect())
-}
-
-/// `score` over `d` in chunks of 100,000 rows, so the copies and per-feature
-/// contributions a model makes while scoring stay small at millions of customers.
-fn in_chunks(d: &Design, score: impl Fn(&Design) -> (Vec<f64>, Vec<Vec<String>>)) -> (Vec<f64>, Vec<Vec<String>>) {
-    const CHUNK: usize = 100_000;
-    if d.rows <= CHUNK {
-        return score(d);
-    }
-    let mut p = Vec::with_capacity(d.rows);
-    let mut reasons = Vec::with_capacity(d.rows);
-    for start in (0..d.rows).step_by(CHUNK) {
-        let rows: Vec<usize> = (start..(start + CHUNK).min(d.rows)).collect();
-        let (cp, cr) = score(&d.take(&rows));
-        p.extend(cp);
-        reasons.extend(cr);
-    }
-    (p, reasons)
 }
 
 /// The final model of [`fit_churn`].
@@ -366,7 +420,17 @@ pub struct ChurnFit {
 
 /// Train on snapshots before T, validate out of time, refit on every snapshot and score
 /// the customers active at T.
-pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, cfg: &ChurnConfig, engine: &Engine) -> anyhow::Result<ChurnFit> {
+///
+/// `at_t` is the feature table at T when the caller has it (`loyalty run` computes it
+/// once for both); without it the features at T are computed here.
+pub fn fit_churn(
+    v: &Validated,
+    t: NaiveDate,
+    h: u32,
+    cfg: &ChurnConfig,
+    engine: &Engine,
+    at_t: Option<&DataFrame>,
+) -> anyhow::Result<ChurnFit> {
     let ChurnConfig { train_snapshots, budget, max_train_rows, classifier } = *cfg;
     let started = Instant::now();
     let first_bill = {
@@ -388,20 +452,20 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, cfg: &ChurnConfig, engine:
         ))
         .into());
     }
-    let test = snapshot(v, test_t0, h, None, engine)?;
-    let names = test.design.names.clone();
-    // Memory stays bounded at tens of millions of customers: each snapshot's design is
-    // cut to a uniform sample as soon as it is built (training snapshots to an equal
-    // share of `max_train_rows`; the test snapshot to at most `max_train_rows` rows for
-    // the out-of-time metrics), so only one full snapshot is ever in memory.
+    // Memory and time stay bounded at tens of millions of customers: each snapshot is
+    // computed for a uniform sample of customers when it has more than its share of
+    // `max_train_rows` (training snapshots an equal share; the test snapshot at most
+    // `max_train_rows` for the out-of-time metrics), then cut to exactly that share.
     let per_snapshot = if max_train_rows == 0 { 0 } else { max_train_rows.div_ceil(train_t0.len() + 1) };
+    let test = snapshot(v, test_t0, h, None, engine, max_train_rows)?;
+    let names = test.design.names.clone();
     let (test_design, eval_y) = capped(test.design, &test.y, max_train_rows, 29);
     let mut train_design: Option<Design> = None;
     let mut train_y = Vec::new();
     let mut train_rows_seen = 0;
     for (k, d) in train_t0.iter().enumerate() {
-        let s = snapshot(v, *d, h, Some(&names), engine)?;
-        train_rows_seen += s.y.len();
+        let s = snapshot(v, *d, h, Some(&names), engine, per_snapshot)?;
+        train_rows_seen += s.population;
         let (design, y) = capped(s.design, &s.y, per_snapshot, 31 + k as u64);
         train_y.extend_from_slice(&y);
         match &mut train_design {
@@ -437,8 +501,18 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, cfg: &ChurnConfig, engine:
         Classifier::Logistic => Fitted::Logistic(Logistic::fit(&all, &all_y, 1.0)),
     };
     drop(all);
-    let now = snapshot(v, t, h, Some(&names), engine)?;
-    let (p, reasons, mut importance, platt) = match &fitted {
+    let computed;
+    let at_t = match at_t {
+        Some(df) => df,
+        None => {
+            let params =
+                FeatureParams { as_of: t, churn_horizon_months: h, engine: engine.clone(), ..Default::default() };
+            computed = customer_features(&v.tables, &params).with_context(|| format!("features as of {t}"))?.0;
+            &computed
+        }
+    };
+    let held = services_held(&v.tables, t)?;
+    let (scored_ids, p, reasons, mut importance, platt) = match &fitted {
         Fitted::Boosting(gbm, platt) => {
             let importance: Vec<(String, f32)> = gbm
                 .booster
@@ -446,20 +520,25 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, cfg: &ChurnConfig, engine:
                 .into_iter()
                 .map(|(j, g)| (names[j].clone(), g))
                 .collect();
-            let (p, reasons) = in_chunks(&now.design, |d| (platt.apply(&gbm.predict(d)), gbm.reasons(d, 3)));
-            (p, reasons, importance, Some(*platt))
+            let (ids, p, reasons) =
+                score_at(at_t, &names, &held, |d| (platt.apply(&gbm.predict(d)), gbm.reasons(d, 3)))?;
+            (ids, p, reasons, importance, Some(*platt))
         }
         Fitted::Logistic(lr) => {
             // Importance: each standardised coefficient's share of their absolute sum.
             let total: f64 = lr.coef.iter().map(|b| b.abs()).sum::<f64>().max(1e-300);
             let importance = names.iter().zip(&lr.coef).map(|(n, b)| (n.clone(), (b.abs() / total) as f32)).collect();
-            let (p, reasons) = in_chunks(&now.design, |d| (lr.predict(d), lr.reasons(d, 3)));
-            (p, reasons, importance, None)
+            let (ids, p, reasons) = score_at(at_t, &names, &held, |d| (lr.predict(d), lr.reasons(d, 3)))?;
+            (ids, p, reasons, importance, None)
         }
     };
+    drop(held);
+    let prepaid_now =
+        at_t.clone().lazy().filter(col(c::PLAN_TYPE).eq(lit("prepaid"))).select([col(c::CUSTOMER_ID)]).collect()?;
+    let prepaid_now: Vec<i64> = prepaid_now.column(c::CUSTOMER_ID)?.i64()?.iter().flatten().collect();
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     importance.truncate(10);
-    let prepaid = prepaid_loyalty(v, t, h, &now.prepaid_ids)?;
+    let prepaid = prepaid_loyalty(v, t, h, &prepaid_now)?;
     // BG/NBD for prepaid customers, validated out of time too: fitted to the top-ups up
     // to the test snapshot, scored against churn in the following h months.
     let prepaid_test = match prepaid_loyalty(v, test_t0, h, &test.prepaid_ids)? {
@@ -472,7 +551,8 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, cfg: &ChurnConfig, engine:
         }
         None => None,
     };
-    let mut ids = now.ids.clone();
+    let scored = scored_ids.len();
+    let mut ids = scored_ids;
     let mut loyalty: Vec<f64> = p.iter().map(|x| 1.0 - x).collect();
     let mut why: Vec<String> = reasons.iter().map(|r| r.join(", ")).collect();
     let mut model = vec!["classifier"; ids.len()];
@@ -501,7 +581,8 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, cfg: &ChurnConfig, engine:
         "as_of": t.to_string(),
         "test_snapshot": {
             "as_of": test_t0.to_string(),
-            "customers": test.y.len(),
+            "customers": test.population,
+            "sampled_customers": test.y.len(),
             "churners": test.y.iter().sum::<f64>(),
             "evaluated_on": eval_y.len(),
         },
@@ -514,7 +595,7 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, cfg: &ChurnConfig, engine:
         "gains_curve_calibrated": gains,
         "classifier": classifier,
         "platt": platt,
-        "scored_customers": now.ids.len(),
+        "scored_customers": scored,
         "prepaid_out_of_time": prepaid_test,
         "prepaid": prepaid.as_ref().map(|pp| json!({
             "customers": pp.ids.len(),
@@ -538,7 +619,7 @@ pub fn fit_churn(v: &Validated, t: NaiveDate, h: u32, cfg: &ChurnConfig, engine:
         train_rows: train_rows_seen,
         train_t0,
         prepaid_customers: prepaid.as_ref().map_or(0, |pp| pp.ids.len()),
-        scored: now.ids.len(),
+        scored,
         importance,
     })
 }
@@ -556,7 +637,7 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         max_train_rows: a.max_train_rows,
         classifier: Classifier::Boosting,
     };
-    let mut fit = fit_churn(&v, t, h, &cfg, &Engine::default())?;
+    let mut fit = fit_churn(&v, t, h, &cfg, &Engine::default(), None)?;
     if let Some(path) = &a.out {
         loyalty_io::write_parquet_atomic(&mut fit.scores, path)?;
     }
@@ -611,7 +692,7 @@ fn cross_validate(a: ChurnEvalArgs) -> anyhow::Result<()> {
         Some(d) => d,
         None => default_as_of(&v)?,
     };
-    let s = snapshot(&v, t, a.horizon_months, None, &Engine::default())?;
+    let s = snapshot(&v, t, a.horizon_months, None, &Engine::default(), 0)?;
     let churners = s.y.iter().sum::<f64>();
     if churners < a.folds as f64 || (s.y.len() as f64 - churners) < a.folds as f64 {
         return Err(InputRejected(format!(

@@ -173,7 +173,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut cfg = resolve_config(&args)?;
     // Fail before any work when the key is missing.
     let pseudonyms = if cfg.output.pseudonymize_ids { Some(Pseudonymizer::from_env()?) } else { None };
-    let mut stages = Stages::new(8);
+    let mut stages = Stages::new(9);
 
     stages.begin("validate");
     let validated = load_validated(&args.data)?;
@@ -195,28 +195,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let params = cfg.model.clone();
     let h = params.churn_horizon_months;
 
-    stages.begin("churn model");
-    let churn = match crate::commands::churn::fit_churn(&validated, as_of, h, &cfg.churn, &params.engine) {
-        Ok(fit) => Some(fit),
-        Err(e) if e.downcast_ref::<InputRejected>().is_some() => {
-            warn!("no churn classifier ({e}); loyalty comes from the Kaplan-Meier curves alone");
-            None
-        }
-        Err(e) => return Err(e.context("fitting the churn model")),
-    };
-
+    // Features at T once: the classifier scores them and CLV reads the scores back.
     stages.begin("features");
-    let (customers, curves_km) = match &churn {
-        Some(fit) => {
-            let p_col = format!("p_churn_{h}m");
-            let ids = fit.scores.column(c::CUSTOMER_ID)?.i64()?;
-            let p = fit.scores.column(&p_col)?.f64()?;
-            let map: HashMap<i64, f64> = ids.iter().zip(p.iter()).filter_map(|(id, p)| Some((id?, p?))).collect();
-            loyalty_features::customer_features_with_churn_scores(&validated.tables, &params, &map)
-        }
-        None => loyalty_features::customer_features(&validated.tables, &params),
+    let (mut customers, curves_km) =
+        loyalty_features::customer_features(&validated.tables, &params).context("computing features")?;
+
+    stages.begin("churn model");
+    let churn =
+        match crate::commands::churn::fit_churn(&validated, as_of, h, &cfg.churn, &params.engine, Some(&customers)) {
+            Ok(fit) => Some(fit),
+            Err(e) if e.downcast_ref::<InputRejected>().is_some() => {
+                warn!("no churn classifier ({e}); loyalty comes from the Kaplan-Meier curves alone");
+                None
+            }
+            Err(e) => return Err(e.context("fitting the churn model")),
+        };
+
+    stages.begin("clv");
+    if let Some(fit) = &churn {
+        let p_col = format!("p_churn_{h}m");
+        let ids = fit.scores.column(c::CUSTOMER_ID)?.i64()?;
+        let p = fit.scores.column(&p_col)?.f64()?;
+        let map: HashMap<i64, f64> = ids.iter().zip(p.iter()).filter_map(|(id, p)| Some((id?, p?))).collect();
+        let model = loyalty_features::ChurnScores { horizon_months: h, p_churn: &map, fallback: &curves_km };
+        loyalty_features::with_survival(&mut customers, &params, &model)
+            .map_err(anyhow::Error::from)
+            .context("CLV from the churn scores")?;
     }
-    .context("computing features")?;
     let survival = n::survival_at(h);
     let p_churn = format!("p_churn_{h}m");
     let mut customers = customers
@@ -226,19 +231,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             (lit(1.0) - col(survival.as_str())).alias(p_churn.as_str()),
         ])
         .collect()?;
-    customers = match &churn {
-        Some(fit) => customers
-            .lazy()
-            .join(
-                fit.scores.clone().lazy().select([col(c::CUSTOMER_ID), col("churn_model"), col("churn_reasons")]),
-                [col(c::CUSTOMER_ID)],
-                [col(c::CUSTOMER_ID)],
-                JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) },
-            )
-            .with_column(col("churn_model").fill_null(lit("kaplan_meier")))
-            .collect()?,
-        None => customers.lazy().with_columns([lit("kaplan_meier").alias("churn_model")]).collect()?,
-    };
+    // The churn model and reasons of each scored customer, placed by customer_id (no
+    // join: it would copy every column of the table).
+    match &churn {
+        Some(fit) => {
+            let index: HashMap<i64, IdxSize> = fit
+                .scores
+                .column(c::CUSTOMER_ID)?
+                .i64()?
+                .iter()
+                .enumerate()
+                .filter_map(|(i, id)| Some((id?, i as IdxSize)))
+                .collect();
+            let at: IdxCa = customers
+                .column(c::CUSTOMER_ID)?
+                .i64()?
+                .iter()
+                .map(|id| id.and_then(|id| index.get(&id).copied()))
+                .collect();
+            let placed = fit.scores.select(["churn_model", "churn_reasons"])?.take(&at)?;
+            customers.hstack_mut(placed.columns())?;
+            customers = customers.lazy().with_column(col("churn_model").fill_null(lit("kaplan_meier"))).collect()?;
+        }
+        None => customers = customers.lazy().with_columns([lit("kaplan_meier").alias("churn_model")]).collect()?,
+    }
 
     stages.begin("segments");
     let customers = segments::assign(
