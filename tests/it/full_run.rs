@@ -107,7 +107,10 @@ fn the_run_writes_every_output() {
     let files = run["inputs"]["files"].as_array().unwrap();
     assert!(files.iter().any(|f| f["path"] == "customers.parquet" && f["blake3"].as_str().unwrap().len() == 64));
     let stages: Vec<&str> = run["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
-    assert_eq!(stages, ["validate", "features", "churn model", "clv", "segments", "curves", "retention", "report", "write"]);
+    assert_eq!(
+        stages,
+        ["validate", "features", "churn model", "clv", "segments", "curves", "retention", "report", "write"]
+    );
     assert!(run["stages"].as_array().unwrap().iter().all(|s| s["peak_rss_mib"].as_f64().unwrap() > 1.0));
 
     // curves: every competition level x satisfaction level, intervals around the observed share

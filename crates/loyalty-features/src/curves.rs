@@ -18,7 +18,8 @@
 //! Cells with fewer surveys than `min_cell_surveys` are flagged `too_few`.
 
 use chrono::{Months, NaiveDate};
-use loyalty_contract::{Table, col as c};
+use loyalty_contract::partition::Slice;
+use loyalty_contract::{Table, col as c, collect_streaming};
 use loyalty_models::churn::{Design, Logistic};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -238,28 +239,41 @@ pub fn satisfaction_curves(
         return Err(FeatureError::Config("satisfaction_scale must be [lowest, highest] with lowest < highest".into()));
     }
     let levels: Vec<i64> = (lo_level..=hi_level).collect();
-    let observed = observed_surveys(tables, params)?;
-
-    // observed: (level, satisfaction) -> (surveys, retained)
+    // observed: (level, satisfaction) -> (surveys, retained), summed over customer
+    // partitions (each joins its customers' surveys to their churn dates); the aspect
+    // scores of at most DRIVER_ROWS surveys (a uniform customer sample) for the drivers.
     let mut obs: std::collections::HashMap<(String, i64), (f64, f64)> = Default::default();
     let mut competition_levels: std::collections::BTreeSet<String> = Default::default();
     let mut drivers = DriverRows::default().frame()?;
-    if let Some(lf) = &observed {
-        let df = lf
-            .clone()
-            .group_by([col(n::COMPETITION_LEVEL), col(c::OVERALL)])
-            .agg([len().cast(DataType::Float64).alias("n"), col("__retained").sum().cast(DataType::Float64).alias("k")])
-            .collect()?;
-        let lv = df.column(n::COMPETITION_LEVEL)?.str()?.clone();
-        let sat = df.column(c::OVERALL)?.cast(&DataType::Int64)?;
-        let (nn, kk) = (df.column("n")?.f64()?.clone(), df.column("k")?.f64()?.clone());
-        for i in 0..df.height() {
-            if let (Some(l), Some(s), Some(n_), Some(k)) = (lv.get(i), sat.i64()?.get(i), nn.get(i), kk.get(i)) {
-                competition_levels.insert(l.to_string());
-                obs.insert((l.to_string(), s), (n_, k));
+    if tables.contains_key(&Table::Surveys) {
+        let sample = driver_sample(tables, params)?;
+        let (mut retained_rows, mut answered_rows): (Vec<DataFrame>, Vec<DataFrame>) = (Vec::new(), Vec::new());
+        for slice in crate::customer_slices(tables, params)? {
+            let part = crate::restricted(tables, slice);
+            let Some(lf) = observed_surveys(&part, params)? else { continue };
+            let df = collect_streaming(lf.clone().group_by([col(n::COMPETITION_LEVEL), col(c::OVERALL)]).agg([
+                len().cast(DataType::Float64).alias("n"),
+                col("__retained").sum().cast(DataType::Float64).alias("k"),
+            ]))?;
+            let lv = df.column(n::COMPETITION_LEVEL)?.str()?.clone();
+            let sat = df.column(c::OVERALL)?.cast(&DataType::Int64)?;
+            let (nn, kk) = (df.column("n")?.f64()?.clone(), df.column("k")?.f64()?.clone());
+            for i in 0..df.height() {
+                if let (Some(l), Some(s), Some(n_), Some(k)) = (lv.get(i), sat.i64()?.get(i), nn.get(i), kk.get(i)) {
+                    competition_levels.insert(l.to_string());
+                    let cell = obs.entry((l.to_string(), s)).or_insert((0.0, 0.0));
+                    cell.0 += n_;
+                    cell.1 += k;
+                }
             }
+            let pick = |lf: LazyFrame| match sample {
+                Some(s) => lf.filter(s.predicate(c::CUSTOMER_ID)),
+                None => lf,
+            };
+            retained_rows.push(aspect_rows(pick(lf), col("__retained"))?);
+            answered_rows.push(aspect_rows(pick(all_surveys(&part, params.as_of)), col(c::OVERALL))?);
         }
-        drivers = driver_table(lf.clone(), all_surveys(tables, params.as_of))?;
+        drivers = driver_table(&retained_rows, &answered_rows)?;
     }
 
     // modelled: active customers by their latest survey's level
@@ -362,20 +376,37 @@ pub fn churn_ratio(a: f64, n1: f64, b: f64, n2: f64) -> (f64, f64, f64) {
 /// - on the overall satisfaction score: least squares over every survey up to T with
 ///   all six aspects answered (the first link of satisfaction -> loyalty, with far more
 ///   data behind it).
-fn driver_table(observed: LazyFrame, all_surveys: LazyFrame) -> PolarsResult<DataFrame> {
-    let numeric = |lf: LazyFrame, y: Expr| {
-        let mut sel: Vec<Expr> = c::ASPECTS.iter().map(|a| col(*a).cast(DataType::Float64)).collect();
-        sel.push(y.cast(DataType::Float64).alias("__y"));
-        lf.select(sel).collect()
-    };
-    let to_vecs = |df: &DataFrame| -> PolarsResult<(Vec<Vec<f64>>, Vec<f64>)> {
+/// The regressions behind the drivers table use at most this many surveys each.
+const DRIVER_ROWS: u64 = 1_000_000;
+
+/// A uniform customer sample keeping about DRIVER_ROWS of the surveys answered by T
+/// (None: all of them).
+fn driver_sample(tables: &Tables, params: &FeatureParams) -> PolarsResult<Option<Slice>> {
+    let n = collect_streaming(all_surveys(tables, params.as_of).select([len().cast(DataType::UInt64).alias("n")]))?;
+    let n = n.column("n")?.u64()?.get(0).unwrap_or(0);
+    Ok((n > DRIVER_ROWS).then(|| Slice::Sample { fraction: DRIVER_ROWS as f64 / n as f64 }))
+}
+
+/// The six aspect scores and `y` of each survey of `lf`, as Float64.
+fn aspect_rows(lf: LazyFrame, y: Expr) -> PolarsResult<DataFrame> {
+    let mut sel: Vec<Expr> = c::ASPECTS.iter().map(|a| col(*a).cast(DataType::Float64)).collect();
+    sel.push(y.cast(DataType::Float64).alias("__y"));
+    collect_streaming(lf.select(sel))
+}
+
+fn driver_table(retained: &[DataFrame], answered: &[DataFrame]) -> PolarsResult<DataFrame> {
+    let to_vecs = |parts: &[DataFrame]| -> PolarsResult<(Vec<Vec<f64>>, Vec<f64>)> {
         let v = |name: &str| -> PolarsResult<Vec<f64>> {
-            Ok(df.column(name)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+            let mut out = Vec::new();
+            for df in parts {
+                out.extend(df.column(name)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)));
+            }
+            Ok(out)
         };
         Ok((c::ASPECTS.iter().map(|a| v(a)).collect::<PolarsResult<_>>()?, v("__y")?))
     };
-    let (ret_x, ret_y) = to_vecs(&numeric(observed, col("__retained"))?)?;
-    let (sat_x, sat_y) = to_vecs(&numeric(all_surveys, col(c::OVERALL))?)?;
+    let (ret_x, ret_y) = to_vecs(retained)?;
+    let (sat_x, sat_y) = to_vecs(answered)?;
     let retention = (ret_y.len() >= 50)
         .then(|| Design::new(c::ASPECTS.iter().map(|a| a.to_string()).collect(), ret_x).ok())
         .flatten()

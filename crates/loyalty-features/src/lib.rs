@@ -49,6 +49,26 @@ pub fn epoch_days(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
 }
 
+/// The customer partitions for a pass over every customer of `tables` (None: all at
+/// once), about `params.customers_per_partition` customers each.
+pub fn customer_slices(
+    tables: &Tables,
+    params: &FeatureParams,
+) -> PolarsResult<Vec<Option<loyalty_contract::partition::Slice>>> {
+    use loyalty_contract::partition::{Slice, partition_count};
+    let customers = loyalty_contract::collect_streaming(
+        tables[&Table::Customers].clone().select([len().cast(DataType::UInt64).alias("n")]),
+    )?;
+    let n = customers.column("n")?.u64()?.get(0).unwrap_or(0);
+    let parts = partition_count(n, params.customers_per_partition);
+    Ok(if parts <= 1 { vec![None] } else { Slice::partitions(parts).map(Some).collect() })
+}
+
+/// `tables` restricted to the customers of `slice`.
+pub fn restricted(tables: &Tables, slice: Option<loyalty_contract::partition::Slice>) -> Tables {
+    tables.iter().map(|(t, lf)| (*t, loyalty_contract::partition::restrict(*t, lf.clone(), slice))).collect()
+}
+
 /// Only the streaming per-customer aggregates of the active base (no scores, CPV, CLV).
 pub fn customer_aggregates(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
     params.check()?;

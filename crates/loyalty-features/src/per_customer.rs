@@ -10,7 +10,7 @@ use crate::billing_kernel::{self, BillingKernel, Slots};
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::{BillingEngine, FeatureError, FeatureParams, Tables, epoch_days};
-use loyalty_contract::partition::{Slice, customer_hash, partition_count, restrict};
+use loyalty_contract::partition::{Slice, customer_hash, partition_count};
 
 /// year * 12 + month of a date expression.
 pub(crate) fn month_num(e: Expr) -> Expr {
@@ -223,7 +223,7 @@ fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
 
 /// The rows of a one-row-per-customer frame placed at their customers' positions in
 /// the base (`slots`), null where a customer has no row; without the customer_id.
-fn align(slots: &Slots, height: usize, df: &DataFrame) -> PolarsResult<Vec<Column>> {
+pub(crate) fn align(slots: &Slots, height: usize, df: &DataFrame) -> PolarsResult<Vec<Column>> {
     let mut idx: Vec<Option<IdxSize>> = vec![None; height];
     for (row, id) in df.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate() {
         if let Some(slot) = id.and_then(|id| slots.get(id)) {
@@ -477,7 +477,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     let slices: Vec<Option<Slice>> = if parts <= 1 { vec![None] } else { Slice::partitions(parts).map(Some).collect() };
     let mut local: Vec<DataFrame> = Vec::new();
     for slice in slices {
-        let part: Tables = tables.iter().map(|(t, lf)| (*t, restrict(*t, lf.clone(), slice))).collect();
+        let part = crate::restricted(tables, slice);
         let plans = aggregate_plans(&part, params, remote.is_some());
         let mut sinks = Vec::new();
         let kernel = match plans.billing_kernel {

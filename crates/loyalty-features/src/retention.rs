@@ -93,6 +93,19 @@ pub fn signal_table(frame: &DataFrame, churned_col: &str) -> PolarsResult<DataFr
 /// valuation horizon (`value_lost`, the CCV they had), with tenure, lifetime margin,
 /// plan and reason. Rank 1 is the most valuable to win back.
 pub fn winback(tables: &Tables, params: &FeatureParams, months_back: u32) -> PolarsResult<DataFrame> {
+    // One customer partition at a time: each holds the bills of its churned customers.
+    let mut parts: Vec<LazyFrame> = Vec::new();
+    for slice in crate::customer_slices(tables, params)? {
+        parts.push(winback_rows(&crate::restricted(tables, slice), params, months_back)?.lazy());
+    }
+    concat(parts, UnionArgs::default())?
+        .sort(["value_lost", c::CUSTOMER_ID], SortMultipleOptions::default().with_order_descending_multi([true, false]))
+        .with_row_index("rank", Some(1))
+        .collect()
+}
+
+/// The win-back rows of `tables`' customers, unranked.
+fn winback_rows(tables: &Tables, params: &FeatureParams, months_back: u32) -> PolarsResult<DataFrame> {
     let t = params.as_of;
     let from = t.checked_sub_months(Months::new(months_back)).unwrap_or(t);
     let churned = tables[&Table::Customers]
@@ -135,8 +148,6 @@ pub fn winback(tables: &Tables, params: &FeatureParams, months_back: u32) -> Pol
             tenure.alias("tenure_months_at_churn"),
             (col("margin_monthly_before_churn").fill_null(lit(0.0)) * lit(annuity)).alias("value_lost"),
         ])
-        .sort(["value_lost", c::CUSTOMER_ID], SortMultipleOptions::default().with_order_descending_multi([true, false]))
-        .with_row_index("rank", Some(1))
         .collect()
 }
 

@@ -8,6 +8,8 @@
 
 use loyalty_contract::col as c;
 use loyalty_contract::{Table, collect_streaming};
+
+use crate::billing_kernel::Slots;
 use polars::prelude::*;
 
 use crate::names as n;
@@ -170,7 +172,15 @@ pub(crate) fn add_scores_and_value(
 
     // CPV: expected margin of the services not held, at the comparable customers' rates.
     let started = std::time::Instant::now();
-    let cpv_monthly = cpv_monthly(&base, tables, params)?.collect()?.lazy();
+    let cpv_monthly = cpv_monthly(&base, tables, params)?.collect()?;
+    // Placed onto the base by customer_id (a join would copy every column of the base).
+    let mut base = base;
+    {
+        let ids: Vec<i64> = base.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
+        let placed = crate::per_customer::align(&Slots::new(&ids), base.height(), &cpv_monthly)?;
+        base.hstack_mut(&placed)?;
+    }
+    drop(cpv_monthly);
     tracing::debug!("cpv: {:.2}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
 
@@ -181,7 +191,6 @@ pub(crate) fn add_scores_and_value(
         + lit(0.5) * (col(n::SURVEY_RECOMMEND) / lit(10.0)).fill_null(lit(0.0));
     let mut df = base
         .lazy()
-        .join(cpv_monthly, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
         .with_columns([
             col(n::CPV_MONTHLY).fill_null(lit(0.0)),
             (col(n::ARPU_12M) / col(n::ARPU_12M).median().over([col(c::PLAN_TYPE), col(c::MARKET_ID)])? - lit(1.0))
@@ -203,7 +212,6 @@ pub(crate) fn add_scores_and_value(
             (col(n::MARGIN_MONTHLY).fill_null(lit(0.0)) * lit(annuity)).alias(n::CCV),
             (col(n::CPV_MONTHLY) * lit(annuity)).alias(n::CPV),
         ])
-        .sort([c::CUSTOMER_ID], SortMultipleOptions::default())
         .collect()?;
 
     tracing::debug!("scores: {:.2}s", started.elapsed().as_secs_f64());

@@ -173,16 +173,16 @@ fn snapshot(
     Ok(Snapshot { prepaid_ids, frame, design, y, population })
 }
 
-/// The postpaid customers of the feature table at T and their scores, 100,000 rows at
-/// a time: the design, the model's copies and its per-feature contributions exist
-/// for one chunk only.
+/// The postpaid customers of the feature table at T and their scores, 200,000 rows
+/// of the table at a time: the design, the model's copies and its per-feature
+/// contributions exist for one chunk only.
 fn score_at(
     features: &DataFrame,
     names: &[String],
     held: &BTreeMap<String, HashSet<i64>>,
     score: impl Fn(&Design) -> (Vec<f64>, Vec<Vec<String>>),
 ) -> anyhow::Result<(Vec<i64>, Vec<f64>, Vec<Vec<String>>)> {
-    const CHUNK: usize = 100_000;
+    const CHUNK: usize = 200_000;
     let (mut ids, mut p, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
     for start in (0..features.height()).step_by(CHUNK) {
         let rows = model_rows(features.slice(start as i64, CHUNK).lazy()).collect()?;
@@ -210,36 +210,48 @@ struct Prepaid {
 }
 
 fn prepaid_loyalty(v: &Validated, t: NaiveDate, h: u32, ids: &[i64]) -> anyhow::Result<Option<Prepaid>> {
-    let Some(topups) = v.tables.get(&Table::Topups) else { return Ok(None) };
-    if ids.is_empty() {
+    if !v.tables.contains_key(&Table::Topups) || ids.is_empty() {
         return Ok(None);
     }
-    let summary = rfm_summary(v.tables[&Table::Customers].clone(), topups.clone(), t, 7.0)?;
-    let get = |name: &str| -> anyhow::Result<Vec<f64>> {
-        Ok(summary
-            .column(name)?
-            .as_materialized_series()
-            .cast(&DataType::Float64)?
-            .f64()?
-            .iter()
-            .map(|v| v.unwrap_or(0.0))
-            .collect())
-    };
-    let (x, t_x, big_t) = (get(rc::X)?, get(rc::T_X)?, get(rc::T)?);
-    let rows: Vec<Rfm> = (0..x.len()).map(|i| Rfm { x: x[i], t_x: t_x[i], t: big_t[i], weight: 1.0 }).collect();
-    if rows.is_empty() {
+    // The summaries one customer partition at a time (a per-customer, per-day group-by
+    // of the top-ups): the fit keeps every customer's (x, t_x, T), compressed to its
+    // distinct rows; the scores keep the customers asked for.
+    let wanted: HashSet<i64> = ids.iter().copied().collect();
+    let mut fit_rows: Vec<Rfm> = Vec::new();
+    let mut asked: HashMap<i64, (f64, f64, f64)> = HashMap::with_capacity(ids.len());
+    for slice in loyalty_features::customer_slices(&v.tables, &FeatureParams::default())? {
+        let part = loyalty_features::restricted(&v.tables, slice);
+        let summary = rfm_summary(part[&Table::Customers].clone(), part[&Table::Topups].clone(), t, 7.0)?;
+        let get = |name: &str| -> anyhow::Result<Vec<f64>> {
+            Ok(summary
+                .column(name)?
+                .as_materialized_series()
+                .cast(&DataType::Float64)?
+                .f64()?
+                .iter()
+                .map(|v| v.unwrap_or(0.0))
+                .collect())
+        };
+        let (x, t_x, big_t) = (get(rc::X)?, get(rc::T_X)?, get(rc::T)?);
+        let rows: Vec<Rfm> = (0..x.len()).map(|i| Rfm { x: x[i], t_x: t_x[i], t: big_t[i], weight: 1.0 }).collect();
+        fit_rows.extend(rfm::compress(&rows));
+        for (i, id) in summary.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate() {
+            if let Some(id) = id.filter(|id| wanted.contains(id)) {
+                asked.insert(id, (x[i], t_x[i], big_t[i]));
+            }
+        }
+    }
+    if fit_rows.is_empty() {
         return Ok(None);
     }
-    let (model, o) = bgnbd::fit(&rfm::compress(&rows));
-    let index: HashMap<i64, usize> =
-        summary.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate().filter_map(|(i, id)| id.map(|id| (id, i))).collect();
+    let (model, o) = bgnbd::fit(&rfm::compress(&fit_rows));
     let weeks = f64::from(h) * 365.25 / 12.0 / 7.0;
     let (mut kept, mut loyalty, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
     for id in ids {
-        let Some(&i) = index.get(id) else { continue };
+        let Some(&(x, t_x, big_t)) = asked.get(id) else { continue };
         kept.push(*id);
-        loyalty.push(model.p_alive_after(weeks, x[i], t_x[i], big_t[i]));
-        reasons.push(format!("BG/NBD: {} repeat top-up days, the last {:.0} weeks ago", x[i], big_t[i] - t_x[i]));
+        loyalty.push(model.p_alive_after(weeks, x, t_x, big_t));
+        reasons.push(format!("BG/NBD: {} repeat top-up days, the last {:.0} weeks ago", x, big_t - t_x));
     }
     Ok(Some(Prepaid { ids: kept, loyalty, reasons, model, log_likelihood: o.log_likelihood }))
 }
