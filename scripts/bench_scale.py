@@ -123,6 +123,11 @@ def scale_lines(runs, months):
             f"{r['rss'] / MIB:.2f} GiB | {rows['billing'] / r['wall']:,.0f} | {r['scan'][0]:.1f} s | "
             f"{features['wall_seconds'] / r['scan'][0]:.2f}x |"
         )
+    budget = 8 * MIB
+    within = [r for r in runs if r["code"] == 0 and r["rss"] <= budget]
+    over = ", ".join(f"{r['customers']:,}" for r in runs if r not in within)
+    lines += ["", f"Memory budget: 8 GiB. {len(within)} of {len(runs)} runs completed within it"
+              + ("." if not over else f" (over it or failed: {over} customers).")]
     lines += ["", "Per stage (wall time / peak RSS):", ""]
     names = [s["stage"] for s in next((r["stages"] for r in runs if r["stages"]), [])]
     lines.append("| stage | " + " | ".join(f"{r['customers'] // 1_000_000}M x {months}" for r in runs) + " |")

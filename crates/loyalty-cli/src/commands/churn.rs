@@ -13,10 +13,10 @@ use std::time::Instant;
 use crate::config::{ChurnConfig, Classifier};
 use anyhow::Context;
 use chrono::{Months, NaiveDate};
-use loyalty_contract::partition::{Slice, restrict};
+use loyalty_contract::partition::Slice;
 use loyalty_contract::{Table, Validated, col as c};
 use loyalty_features::transactions::{cols as rc, rfm_summary};
-use loyalty_features::{Engine, FeatureParams, Tables, customer_features, names as n};
+use loyalty_features::{FeatureParams, Tables, customer_features, names as n};
 use loyalty_models::churn::{Design, Gbm, Logistic, Metrics, Platt, evaluate, stratified_folds};
 use loyalty_models::{BgNbd, Rfm, bgnbd, rfm};
 use polars::prelude::*;
@@ -125,18 +125,16 @@ fn snapshot(
     as_of: NaiveDate,
     horizon: u32,
     names: Option<&[String]>,
-    engine: &Engine,
+    base: &FeatureParams,
     cap: usize,
 ) -> anyhow::Result<Snapshot> {
-    let params =
-        FeatureParams { as_of, churn_horizon_months: horizon, engine: engine.clone(), ..FeatureParams::default() };
+    let params = FeatureParams { as_of, churn_horizon_months: horizon, ..base.clone() };
     let population = postpaid_active(v, as_of)?;
     let tables = match cap {
         0 => v.tables.clone(),
         cap if population <= cap => v.tables.clone(),
         cap => {
-            let slice = Some(Slice::Sample { fraction: cap as f64 / population as f64 });
-            v.tables.iter().map(|(t, lf)| (*t, restrict(*t, lf.clone(), slice))).collect()
+            loyalty_features::restricted(&v.tables, Some(Slice::Sample { fraction: cap as f64 / population as f64 }))
         }
     };
     let (df, _) = customer_features(&tables, &params).with_context(|| format!("features as of {as_of}"))?;
@@ -209,7 +207,13 @@ struct Prepaid {
     log_likelihood: f64,
 }
 
-fn prepaid_loyalty(v: &Validated, t: NaiveDate, h: u32, ids: &[i64]) -> anyhow::Result<Option<Prepaid>> {
+fn prepaid_loyalty(
+    v: &Validated,
+    t: NaiveDate,
+    h: u32,
+    ids: &[i64],
+    base: &FeatureParams,
+) -> anyhow::Result<Option<Prepaid>> {
     if !v.tables.contains_key(&Table::Topups) || ids.is_empty() {
         return Ok(None);
     }
@@ -219,7 +223,7 @@ fn prepaid_loyalty(v: &Validated, t: NaiveDate, h: u32, ids: &[i64]) -> anyhow::
     let wanted: HashSet<i64> = ids.iter().copied().collect();
     let mut fit_rows: Vec<Rfm> = Vec::new();
     let mut asked: HashMap<i64, (f64, f64, f64)> = HashMap::with_capacity(ids.len());
-    for slice in loyalty_features::customer_slices(&v.tables, &FeatureParams::default())? {
+    for slice in loyalty_features::customer_slices(&v.tables, base)? {
         let part = loyalty_features::restricted(&v.tables, slice);
         let summary = rfm_summary(part[&Table::Customers].clone(), part[&Table::Topups].clone(), t, 7.0)?;
         let get = |name: &str| -> anyhow::Result<Vec<f64>> {
@@ -433,14 +437,16 @@ pub struct ChurnFit {
 /// Train on snapshots before T, validate out of time, refit on every snapshot and score
 /// the customers active at T.
 ///
-/// `at_t` is the feature table at T when the caller has it (`loyalty run` computes it
-/// once for both); without it the features at T are computed here.
+/// Features at every date are computed with `base` (its date and horizon replaced), so
+/// the model is trained on the features it scores. `at_t` is the feature table at T
+/// when the caller has it (`loyalty run` computes it once for both); without it the
+/// features at T are computed here.
 pub fn fit_churn(
     v: &Validated,
     t: NaiveDate,
     h: u32,
     cfg: &ChurnConfig,
-    engine: &Engine,
+    base: &FeatureParams,
     at_t: Option<&DataFrame>,
 ) -> anyhow::Result<ChurnFit> {
     let ChurnConfig { train_snapshots, budget, max_train_rows, classifier } = *cfg;
@@ -469,14 +475,14 @@ pub fn fit_churn(
     // `max_train_rows` (training snapshots an equal share; the test snapshot at most
     // `max_train_rows` for the out-of-time metrics), then cut to exactly that share.
     let per_snapshot = if max_train_rows == 0 { 0 } else { max_train_rows.div_ceil(train_t0.len() + 1) };
-    let test = snapshot(v, test_t0, h, None, engine, max_train_rows)?;
+    let test = snapshot(v, test_t0, h, None, base, max_train_rows)?;
     let names = test.design.names.clone();
     let (test_design, eval_y) = capped(test.design, &test.y, max_train_rows, 29);
     let mut train_design: Option<Design> = None;
     let mut train_y = Vec::new();
     let mut train_rows_seen = 0;
     for (k, d) in train_t0.iter().enumerate() {
-        let s = snapshot(v, *d, h, Some(&names), engine, per_snapshot)?;
+        let s = snapshot(v, *d, h, Some(&names), base, per_snapshot)?;
         train_rows_seen += s.population;
         let (design, y) = capped(s.design, &s.y, per_snapshot, 31 + k as u64);
         train_y.extend_from_slice(&y);
@@ -517,8 +523,7 @@ pub fn fit_churn(
     let at_t = match at_t {
         Some(df) => df,
         None => {
-            let params =
-                FeatureParams { as_of: t, churn_horizon_months: h, engine: engine.clone(), ..Default::default() };
+            let params = FeatureParams { as_of: t, churn_horizon_months: h, ..base.clone() };
             computed = customer_features(&v.tables, &params).with_context(|| format!("features as of {t}"))?.0;
             &computed
         }
@@ -550,10 +555,10 @@ pub fn fit_churn(
     let prepaid_now: Vec<i64> = prepaid_now.column(c::CUSTOMER_ID)?.i64()?.iter().flatten().collect();
     importance.sort_by(|a, b| b.1.total_cmp(&a.1));
     importance.truncate(10);
-    let prepaid = prepaid_loyalty(v, t, h, &prepaid_now)?;
+    let prepaid = prepaid_loyalty(v, t, h, &prepaid_now, base)?;
     // BG/NBD for prepaid customers, validated out of time too: fitted to the top-ups up
     // to the test snapshot, scored against churn in the following h months.
-    let prepaid_test = match prepaid_loyalty(v, test_t0, h, &test.prepaid_ids)? {
+    let prepaid_test = match prepaid_loyalty(v, test_t0, h, &test.prepaid_ids, base)? {
         Some(pp) => {
             let end = test_t0.checked_add_months(Months::new(h)).context("date overflow")?;
             let churned = churned_between(v, test_t0, end)?;
@@ -649,7 +654,7 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
         max_train_rows: a.max_train_rows,
         classifier: Classifier::Boosting,
     };
-    let mut fit = fit_churn(&v, t, h, &cfg, &Engine::default(), None)?;
+    let mut fit = fit_churn(&v, t, h, &cfg, &FeatureParams::default(), None)?;
     if let Some(path) = &a.out {
         loyalty_io::write_parquet_atomic(&mut fit.scores, path)?;
     }
@@ -704,7 +709,7 @@ fn cross_validate(a: ChurnEvalArgs) -> anyhow::Result<()> {
         Some(d) => d,
         None => default_as_of(&v)?,
     };
-    let s = snapshot(&v, t, a.horizon_months, None, &Engine::default(), 0)?;
+    let s = snapshot(&v, t, a.horizon_months, None, &FeatureParams::default(), 0)?;
     let churners = s.y.iter().sum::<f64>();
     if churners < a.folds as f64 || (s.y.len() as f64 - churners) < a.folds as f64 {
         return Err(InputRejected(format!(

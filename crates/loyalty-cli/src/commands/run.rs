@@ -201,15 +201,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         loyalty_features::customer_features(&validated.tables, &params).context("computing features")?;
 
     stages.begin("churn model");
-    let churn =
-        match crate::commands::churn::fit_churn(&validated, as_of, h, &cfg.churn, &params.engine, Some(&customers)) {
-            Ok(fit) => Some(fit),
-            Err(e) if e.downcast_ref::<InputRejected>().is_some() => {
-                warn!("no churn classifier ({e}); loyalty comes from the Kaplan-Meier curves alone");
-                None
-            }
-            Err(e) => return Err(e.context("fitting the churn model")),
-        };
+    let churn = match crate::commands::churn::fit_churn(&validated, as_of, h, &cfg.churn, &params, Some(&customers)) {
+        Ok(fit) => Some(fit),
+        Err(e) if e.downcast_ref::<InputRejected>().is_some() => {
+            warn!("no churn classifier ({e}); loyalty comes from the Kaplan-Meier curves alone");
+            None
+        }
+        Err(e) => return Err(e.context("fitting the churn model")),
+    };
 
     stages.begin("clv");
     if let Some(fit) = &churn {

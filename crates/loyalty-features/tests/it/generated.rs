@@ -214,6 +214,26 @@ fn features_in_customer_partitions_equal_features_at_once() {
 }
 
 #[test]
+fn curves_and_winback_in_customer_partitions_equal_them_at_once() {
+    use loyalty_features::curves::{CurveParams, satisfaction_curves};
+    use loyalty_features::retention::winback;
+    let t = tables(generated());
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let params = |customers_per_partition| FeatureParams { as_of, customers_per_partition, ..Default::default() };
+    let (active, _) = customer_features(&t, &params(0)).unwrap();
+    let loyalty = loyalty_features::names::survival_at(6);
+    let curves = |p: &FeatureParams| satisfaction_curves(&t, p, &CurveParams::default(), &active, &loyalty).unwrap();
+    let (whole, parts) = (curves(&params(0)), curves(&params(1_500)));
+    assert_same(&parts.curves, &whole.curves);
+    assert_same(&parts.gaps, &whole.gaps);
+    // The regressions see the same surveys in another order: equal to rounding.
+    assert_same(&parts.drivers, &whole.drivers);
+    let (whole, parts) = (winback(&t, &params(0), 12).unwrap(), winback(&t, &params(1_500), 12).unwrap());
+    assert!(whole.height() > 500, "{} win-back rows", whole.height());
+    assert_same(&parts, &whole);
+}
+
+#[test]
 fn billing_kernel_refuses_duplicate_bills_it_was_trusted_not_to_get() {
     let mut t = tables(generated());
     // A May 2024 bill of a customer who never churns, billed twice.
