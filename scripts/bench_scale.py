@@ -78,6 +78,11 @@ def dataset(customers, months, hive, prefix="scale"):
 def scale():
     sizes = [int(x) for x in os.environ.get("SCALE_CUSTOMERS", "1000000,3000000,10000000").split(",")]
     months = 36
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    # Sizes not measured in this call keep their last figures (with the commit they
+    # were measured at), so one size can be re-measured alone.
+    saved = WORK / "scale-runs.json"
+    kept = [r for r in (json.loads(saved.read_text()) if saved.exists() else []) if r["customers"] not in sizes]
     runs = []
     for customers in sizes:
         data, gen = dataset(customers, months, True)
@@ -89,11 +94,17 @@ def scale():
         # The run resets the kernel's high-water mark at every stage (for its per-stage
         # peaks), which resets the rusage figure too: its peak is the largest stage's.
         rss = max([rss] + [s["peak_rss_mib"] for s in stages if s.get("peak_rss_mib")])
-        runs.append(dict(customers=customers, rows=rows, gen=gen, scan=scan, wall=wall, rss=rss, stages=stages, code=code))
+        runs.append(dict(customers=customers, rows=rows, gen=gen, scan=scan, wall=wall, rss=rss, stages=stages, code=code,
+                         commit=commit, date=datetime.date.today().isoformat()))
         print(f"{customers:,}: run exit {code}, {wall:.0f} s, peak {rss:,.0f} MiB, scan {scan[0]:.1f} s", flush=True)
         shutil.rmtree(out, ignore_errors=True)
-        (WORK / "scale-runs.json").write_text(json.dumps(runs, indent=1))
-        write_section("scale", scale_lines(runs, months))
+        every = sorted(kept + runs, key=lambda r: r["customers"])
+        saved.write_text(json.dumps(every, indent=1))
+        write_section("scale", scale_lines(every, months))
+
+
+def measured_at(r):
+    return f"{r.get('date', '')} `{r['commit']}`" if r.get("commit") else ""
 
 
 def scale_lines(runs, months):
@@ -107,21 +118,21 @@ def scale_lines(runs, months):
         "the start of each stage (run.json); the run's peak is the largest of them. The bare scan is "
         "`loyalty scan --all-tables` (read and sum every column of every table).",
         "",
-        "| customers x months | billing rows | all rows | run wall time | run peak RSS | billing rows/s (run) | bare scan | features stage / bare scan |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| customers x months | billing rows | all rows | run wall time | run peak RSS | billing rows/s (run) | bare scan | features stage / bare scan | measured at |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
         rows = r["rows"]
         all_rows = sum(n for t, n in rows.items() if not t.startswith("truth/"))
         if r["code"] != 0:
             lines.append(f"| {r['customers']:,} x {months} | {rows['billing']:,} | {all_rows:,} | failed (exit {r['code']}) "
-                         f"after {r['wall']:.0f} s | {r['rss'] / MIB:.2f} GiB | | {r['scan'][0]:.1f} s | |")
+                         f"after {r['wall']:.0f} s | {r['rss'] / MIB:.2f} GiB | | {r['scan'][0]:.1f} s | | {measured_at(r)} |")
             continue
         features = next(s for s in r["stages"] if s["stage"] == "features")
         lines.append(
             f"| {r['customers']:,} x {months} | {rows['billing']:,} | {all_rows:,} | {r['wall']:.0f} s | "
             f"{r['rss'] / MIB:.2f} GiB | {rows['billing'] / r['wall']:,.0f} | {r['scan'][0]:.1f} s | "
-            f"{features['wall_seconds'] / r['scan'][0]:.2f}x |"
+            f"{features['wall_seconds'] / r['scan'][0]:.2f}x | {measured_at(r)} |"
         )
     budget = 8 * MIB
     within = [r for r in runs if r["code"] == 0 and r["rss"] <= budget]

@@ -2,7 +2,7 @@
 //! list and the economics of lower churn.
 
 use chrono::Months;
-use loyalty_contract::{Table, col as c};
+use loyalty_contract::{Table, col as c, collect_streaming};
 use polars::prelude::*;
 
 use crate::curves::{Z95, wilson};
@@ -122,20 +122,22 @@ fn winback_rows(tables: &Tables, params: &FeatureParams, months_back: u32) -> Po
     let charge = col(c::TOTAL_CHARGE);
     let margin = (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate));
     let last3 = |e: Expr| e.sort_by([col(c::BILL_MONTH)], SortMultipleOptions::default()).tail(Some(3)).mean();
-    let bills = tables[&Table::Billing]
-        .clone()
-        .filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())))
-        .join(churned.clone().select([col(c::CUSTOMER_ID)]), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], {
-            JoinArgs::new(JoinType::Semi)
-        })
-        .with_column(margin.alias("__margin"))
-        .group_by([col(c::CUSTOMER_ID)])
-        .agg([
-            last3(col("__margin")).alias("margin_monthly_before_churn"),
-            last3(col(c::TOTAL_CHARGE)).alias("arpu_before_churn"),
-            col("__margin").sum().alias("lifetime_margin"),
-            len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
-        ]);
+    // The churned customers' bills on the streaming engine (a scan of billing that
+    // keeps only their rows), then their last three bills in memory.
+    let churned_ids = collect_streaming(churned.clone().select([col(c::CUSTOMER_ID)]))?;
+    let their_bills = collect_streaming(
+        tables[&Table::Billing]
+            .clone()
+            .filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())))
+            .join(churned_ids.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Semi))
+            .select([col(c::CUSTOMER_ID), col(c::BILL_MONTH), col(c::TOTAL_CHARGE), margin.alias("__margin")]),
+    )?;
+    let bills = their_bills.lazy().group_by([col(c::CUSTOMER_ID)]).agg([
+        last3(col("__margin")).alias("margin_monthly_before_churn"),
+        last3(col(c::TOTAL_CHARGE)).alias("arpu_before_churn"),
+        col("__margin").sum().alias("lifetime_margin"),
+        len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
+    ]);
     let annuity = annuity_factor(monthly_discount_rate(params.annual_discount_rate), params.valuation_months);
     let tenure = ((col(c::CHURN_DATE).cast(DataType::Int32) - col(c::SIGNUP_DATE).cast(DataType::Int32))
         .cast(DataType::Float64)

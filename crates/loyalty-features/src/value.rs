@@ -84,25 +84,26 @@ fn cell_rates(
         ever.group_by([col(c::SERVICE)]).agg([(len().cast(DataType::Float64) / lit(total.max(1.0))).alias("__p0")]);
     let cell_sizes = cells.clone().group_by([col(CELL)]).agg([len().cast(DataType::Float64).alias("__n")]);
     // Every cell x service (a cross join through a constant key).
-    let rates = cell_sizes
-        .with_column(lit(1).alias("__one"))
-        .join(
-            catalog.with_column(lit(1).alias("__one")),
-            [col("__one")],
-            [col("__one")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .join(adopters, [col(CELL), col(c::SERVICE)], [col(CELL), col(c::SERVICE)], JoinArgs::new(JoinType::Left))
-        .join(base_rate, [col(c::SERVICE)], [col(c::SERVICE)], JoinArgs::new(JoinType::Left))
-        .select([
-            col(CELL),
-            col(c::SERVICE),
-            col(c::MONTHLY_MARGIN),
-            ((col("__k").fill_null(lit(0.0)) + lit(a) * col("__p0").fill_null(lit(0.0))) / (col("__n") + lit(a)))
-                .alias("p_adopt"),
-        ])
-        .collect()?
-        .lazy();
+    let rates = collect_streaming(
+        cell_sizes
+            .with_column(lit(1).alias("__one"))
+            .join(
+                catalog.with_column(lit(1).alias("__one")),
+                [col("__one")],
+                [col("__one")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .join(adopters, [col(CELL), col(c::SERVICE)], [col(CELL), col(c::SERVICE)], JoinArgs::new(JoinType::Left))
+            .join(base_rate, [col(c::SERVICE)], [col(c::SERVICE)], JoinArgs::new(JoinType::Left))
+            .select([
+                col(CELL),
+                col(c::SERVICE),
+                col(c::MONTHLY_MARGIN),
+                ((col("__k").fill_null(lit(0.0)) + lit(a) * col("__p0").fill_null(lit(0.0))) / (col("__n") + lit(a)))
+                    .alias("p_adopt"),
+            ]),
+    )?
+    .lazy();
     Ok(Some((rates, cells)))
 }
 
@@ -172,7 +173,7 @@ pub(crate) fn add_scores_and_value(
 
     // CPV: expected margin of the services not held, at the comparable customers' rates.
     let started = std::time::Instant::now();
-    let cpv_monthly = cpv_monthly(&base, tables, params)?.collect()?;
+    let cpv_monthly = collect_streaming(cpv_monthly(&base, tables, params)?)?;
     // Placed onto the base by customer_id (a join would copy every column of the base).
     let mut base = base;
     {

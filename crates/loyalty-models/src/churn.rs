@@ -300,7 +300,15 @@ impl Gbm {
             .set_budget(budget)
             .set_seed(7)
             .set_memory_limit(Some(GBM_MEMORY_LIMIT_GB));
+        let started = std::time::Instant::now();
         booster.fit(&m, y, None, None).map_err(|e| format!("gradient boosting: {e}"))?;
+        tracing::debug!(
+            "boosting: {} trees on {} rows x {} features in {:.1}s",
+            booster.get_prediction_trees().len(),
+            d.rows,
+            d.columns.len(),
+            started.elapsed().as_secs_f64()
+        );
         Ok(Gbm { booster, names: d.names.clone() })
     }
 
