@@ -369,13 +369,6 @@ pub fn churn_ratio(a: f64, n1: f64, b: f64, n2: f64) -> (f64, f64, f64) {
     (ratio, ratio * (-Z95 * se).exp(), ratio * (Z95 * se).exp())
 }
 
-/// What moves loyalty, per aspect, on standardised scores (per standard deviation,
-/// holding the other aspects fixed), with 95% intervals:
-/// - on retention: logistic regression of "still a customer h months after the survey"
-///   (observable surveys; a missing aspect is imputed with its mean);
-/// - on the overall satisfaction score: least squares over every survey up to T with
-///   all six aspects answered (the first link of satisfaction -> loyalty, with far more
-///   data behind it).
 /// The regressions behind the drivers table use at most this many surveys each.
 const DRIVER_ROWS: u64 = 1_000_000;
 
@@ -394,6 +387,13 @@ fn aspect_rows(lf: LazyFrame, y: Expr) -> PolarsResult<DataFrame> {
     collect_streaming(lf.select(sel))
 }
 
+/// What moves loyalty, per aspect, on standardised scores (per standard deviation,
+/// holding the other aspects fixed), with 95% intervals:
+/// - on retention: logistic regression of "still a customer h months after the survey"
+///   (observable surveys; a missing aspect is imputed with its mean);
+/// - on the overall satisfaction score: least squares over every survey up to T with
+///   all six aspects answered (the first link of satisfaction -> loyalty, with far more
+///   data behind it).
 fn driver_table(retained: &[DataFrame], answered: &[DataFrame]) -> PolarsResult<DataFrame> {
     let to_vecs = |parts: &[DataFrame]| -> PolarsResult<(Vec<Vec<f64>>, Vec<f64>)> {
         let v = |name: &str| -> PolarsResult<Vec<f64>> {

@@ -171,6 +171,9 @@ fn snapshot(
     Ok(Snapshot { prepaid_ids, frame, design, y, population })
 }
 
+/// Customer ids, P(churn) and the top reasons of each.
+type Scored = (Vec<i64>, Vec<f64>, Vec<Vec<String>>);
+
 /// The postpaid customers of the feature table at T and their scores, 200,000 rows
 /// of the table at a time: the design, the model's copies and its per-feature
 /// contributions exist for one chunk only.
@@ -179,7 +182,7 @@ fn score_at(
     names: &[String],
     held: &BTreeMap<String, HashSet<i64>>,
     score: impl Fn(&Design) -> (Vec<f64>, Vec<Vec<String>>),
-) -> anyhow::Result<(Vec<i64>, Vec<f64>, Vec<Vec<String>>)> {
+) -> anyhow::Result<Scored> {
     const CHUNK: usize = 200_000;
     let (mut ids, mut p, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
     for start in (0..features.height()).step_by(CHUNK) {
