@@ -42,15 +42,21 @@ pub enum Slice {
 }
 
 impl Slice {
-    /// Whether the row's `id_column` (a customer id) is in the slice.
+    /// Whether the row's `id_column` (a customer id) is in the slice (as [`Slice::contains`]).
     pub fn predicate(&self, id_column: &str) -> Expr {
         let h = hash_expr(col(id_column));
         match *self {
             Slice::Partition { index, count } => (h % lit(count)).eq(lit(index)),
-            Slice::Sample { fraction } => {
-                let below = (fraction.clamp(0.0, 1.0) * 4_294_967_296.0).min(u32::MAX as f64 + 1.0);
-                h.cast(DataType::Float64).lt(lit(below))
-            }
+            Slice::Sample { fraction } => h.cast(DataType::Float64).lt(lit(sample_bound(fraction))),
+        }
+    }
+
+    /// Whether customer `id` is in the slice.
+    pub fn contains(&self, id: i64) -> bool {
+        let h = customer_hash(id);
+        match *self {
+            Slice::Partition { index, count } => h % count == index,
+            Slice::Sample { fraction } => f64::from(h) < sample_bound(fraction),
         }
     }
 
@@ -58,6 +64,17 @@ impl Slice {
     pub fn partitions(count: u32) -> impl Iterator<Item = Slice> {
         (0..count.max(1)).map(move |index| Slice::Partition { index, count: count.max(1) })
     }
+
+    /// The slices of a pass in `count` partitions: `[None]` (everything at once) for
+    /// one partition.
+    pub fn split(count: u32) -> Vec<Option<Slice>> {
+        if count <= 1 { vec![None] } else { Slice::partitions(count).map(Some).collect() }
+    }
+}
+
+/// Hashes below this bound are in a sample of `fraction`.
+fn sample_bound(fraction: f64) -> f64 {
+    fraction.clamp(0.0, 1.0) * 4_294_967_296.0
 }
 
 /// The column holding the customer a table's row belongs to (None: not per customer).
@@ -113,6 +130,18 @@ mod tests {
         let ids = kept.column(c::CUSTOMER_ID).unwrap().i64().unwrap().clone();
         let first_half = ids.iter().flatten().filter(|&v| v <= 50_000).count() as f64;
         assert!((first_half / kept.height() as f64 - 0.5).abs() < 0.02);
+    }
+
+    #[test]
+    fn contains_agrees_with_the_predicate() {
+        let ids: Vec<i64> = (-500..500).collect();
+        let df = df!(c::CUSTOMER_ID => &ids).unwrap();
+        for s in [Slice::Partition { index: 2, count: 3 }, Slice::Sample { fraction: 0.3 }] {
+            let kept = df.clone().lazy().filter(s.predicate(c::CUSTOMER_ID)).collect().unwrap();
+            let by_expr: Vec<i64> = kept.column(c::CUSTOMER_ID).unwrap().i64().unwrap().iter().flatten().collect();
+            let by_fn: Vec<i64> = ids.iter().copied().filter(|id| s.contains(*id)).collect();
+            assert_eq!(by_expr, by_fn, "{s:?}");
+        }
     }
 
     #[test]

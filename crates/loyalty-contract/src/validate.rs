@@ -364,17 +364,15 @@ fn by_partition(
     if parts <= 1 || !CUSTOMER_COLUMNS.contains(&column) {
         return check(lf, None);
     }
-    let mut out: Option<DataFrame> = None;
-    for slice in Slice::partitions(parts) {
+    let mut out = DataFrame::empty();
+    for (k, slice) in Slice::partitions(parts).enumerate() {
         let part = check(lf.clone().filter(slice.predicate(column)), Some(slice))?;
-        match &mut out {
-            Some(acc) => {
-                acc.vstack_mut(&part)?;
-            }
-            None => out = Some(part),
+        if k == 0 {
+            out = part;
+        } else {
+            out.vstack_mut(&part)?;
         }
     }
-    let mut out = out.expect("at least one partition");
     out.rechunk_mut();
     Ok(out)
 }

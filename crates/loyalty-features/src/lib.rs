@@ -61,7 +61,7 @@ pub fn customer_slices(
     )?;
     let n = customers.column("n")?.u64()?.get(0).unwrap_or(0);
     let parts = partition_count(n, params.customers_per_partition);
-    Ok(if parts <= 1 { vec![None] } else { Slice::partitions(parts).map(Some).collect() })
+    Ok(Slice::split(parts))
 }
 
 /// `tables` restricted to the customers of `slice`.
@@ -99,10 +99,10 @@ pub fn customer_features_with_churn_scores(
     params: &FeatureParams,
     p_churn: &std::collections::HashMap<i64, f64>,
 ) -> Result<(DataFrame, SurvivalCurves), FeatureError> {
-    params.check()?;
-    let base = per_customer::assemble(tables, params)?;
-    let curves = survival::fit_kaplan_meier(tables, params)?;
+    // As `loyalty run` does it: the features through Kaplan-Meier, then CLV and
+    // survival again through the scores.
+    let (mut df, curves) = customer_features(tables, params)?;
     let model = ChurnScores { horizon_months: params.churn_horizon_months, p_churn, fallback: &curves };
-    let df = value::add_scores_and_value(base, tables, params, &model)?;
+    value::with_survival(&mut df, params, &model)?;
     Ok((df, curves))
 }

@@ -10,7 +10,7 @@ use crate::billing_kernel::{self, BillingKernel, Slots};
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::{BillingEngine, FeatureError, FeatureParams, Tables, epoch_days};
-use loyalty_contract::partition::{Slice, customer_hash, partition_count};
+use loyalty_contract::partition::{Slice, partition_count};
 
 /// year * 12 + month of a date expression.
 pub(crate) fn month_num(e: Expr) -> Expr {
@@ -474,19 +474,16 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     // The local aggregates, one customer partition at a time: the group-by state and
     // the billing kernel hold one partition's customers.
     let parts = partition_count(ids.len() as u64, params.customers_per_partition);
-    let slices: Vec<Option<Slice>> = if parts <= 1 { vec![None] } else { Slice::partitions(parts).map(Some).collect() };
     let mut local: Vec<DataFrame> = Vec::new();
-    for slice in slices {
+    for slice in Slice::split(parts) {
         let part = crate::restricted(tables, slice);
         let plans = aggregate_plans(&part, params, remote.is_some());
         let mut sinks = Vec::new();
         let kernel = match plans.billing_kernel {
             Some(known) => {
                 let part_ids: Vec<i64> = match slice {
-                    Some(Slice::Partition { index, count }) => {
-                        ids.iter().copied().filter(|id| customer_hash(*id) % count == index).collect()
-                    }
-                    _ => ids.clone(),
+                    Some(s) => ids.iter().copied().filter(|id| s.contains(*id)).collect(),
+                    None => ids.clone(),
                 };
                 let kernel = Arc::new(Mutex::new(Some(BillingKernel::new(part_ids, lkbm, window_start, params))));
                 sinks.push(billing_kernel::sink_into(known, kernel.clone())?);
