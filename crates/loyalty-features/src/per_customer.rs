@@ -516,7 +516,6 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         base.hstack_mut(&align(&slots, base.height(), &df)?)?;
     }
     tracing::debug!("aggregates aligned in {:.2}s", started.elapsed().as_secs_f64());
-    let base = base.lazy();
 
     // Last activity: a bill with usage (its month's last day, at most T) or a top-up.
     let bill_activity = day_num(col("__last_active_bill").dt().month_end()).clip_max(lit(t_days));
@@ -536,37 +535,59 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         n::SERVICES_MARGIN_MONTHLY,
         n::UNPAID_AMOUNT_12M,
     ];
-    let base = base
+    // The table is the size of the whole output here (gigabytes at 10M customers):
+    // the new columns are computed on their own and put in place, and the filter runs
+    // one column at a time, so that no step holds two copies of the table.
+    // Activity is looked for in the last 12 months: without any, recency counts from
+    // the window's start (or signup, if later).
+    let recency = (lit(t_days)
+        - last_activity.fill_null(polars::lazy::dsl::max_horizontal([day_num(col(c::SIGNUP_DATE)), lit(t_12)])?))
+    .cast(DataType::Float64);
+    let derived = base
+        .clone()
+        .lazy()
         .with_columns(zero_filled.map(|x| col(x).fill_null(lit(0))))
-        .with_column(last_activity.alias("__last_activity"))
-        .with_columns([
-            // Activity is looked for in the last 12 months: without any, recency
-            // counts from the window's start (or signup, if later).
-            (lit(t_days)
-                - col("__last_activity")
-                    .fill_null(polars::lazy::dsl::max_horizontal([day_num(col(c::SIGNUP_DATE)), lit(t_12)])?))
-            .cast(DataType::Float64)
-            .alias(n::RECENCY_DAYS),
+        .with_column(recency.alias(n::RECENCY_DAYS))
+        .select([
+            cols(zero_filled).as_expr(),
+            col(n::RECENCY_DAYS),
             (col(n::TOPUPS_12M) / f(col(n::TENURE_MONTHS).clip(lit(1), lit(12)))).alias(n::TOPUPS_PER_MONTH),
             when(col(c::CONTRACT_MONTHS).gt(lit(0)))
                 .then(col(c::CONTRACT_MONTHS) - col(n::TENURE_MONTHS) % col(c::CONTRACT_MONTHS))
                 .otherwise(lit(NULL).cast(DataType::Int64))
                 .alias(n::MONTHS_TO_CONTRACT_END),
-        ])
-        // Active at T: not churned by T (filtered above), and a prepaid customer has
-        // been active within `prepaid_inactivity_days` (a churn_date after T is not
-        // known at T, so it cannot vouch for an inactive prepaid customer).
-        .filter(
+            // Active at T: not churned by T (filtered above), and a prepaid customer
+            // has been active within `prepaid_inactivity_days` (a churn_date after T
+            // is not known at T, so it cannot vouch for an inactive prepaid customer).
             col(c::PLAN_TYPE)
                 .neq(lit("prepaid"))
-                .or(col(n::RECENCY_DAYS).lt_eq(lit(params.prepaid_inactivity_days as f64))),
-        )
-        // churn_date and churn_reason are after T for every active customer: leakage.
-        .drop(cols(["__last_active_bill", "__last_topup_day", "__last_activity", c::CHURN_DATE, c::CHURN_REASON]));
+                .or(col(n::RECENCY_DAYS).lt_eq(lit(params.prepaid_inactivity_days as f64)))
+                .alias("__active"),
+        ])
+        .collect()?;
+    // churn_date and churn_reason are after T for every active customer: leakage.
+    for name in ["__last_active_bill", "__last_topup_day", c::CHURN_DATE, c::CHURN_REASON] {
+        base.drop_in_place(name)?;
+    }
+    let mut derived = derived.into_columns();
+    let active = derived.pop().ok_or_else(|| polars_err!(ComputeError: "no activity mask"))?;
+    for column in derived {
+        base.with_column(column)?;
+    }
+    let active = active.bool()?.clone();
     let started = std::time::Instant::now();
-    let out = base.collect()?;
+    let out = filter_by_column(base, &active)?;
     tracing::debug!("assembled {} customers in {:.2}s", out.height(), started.elapsed().as_secs_f64());
     Ok(out)
+}
+
+/// `df` filtered by `mask` one column at a time, each input column freed as its
+/// filtered copy is made: the peak is the table plus one column, where
+/// `DataFrame::filter` holds the table twice.
+pub(crate) fn filter_by_column(df: DataFrame, mask: &BooleanChunked) -> PolarsResult<DataFrame> {
+    let height = mask.sum().unwrap_or(0) as usize;
+    let columns = df.into_columns().into_iter().map(|column| column.filter(mask)).collect::<PolarsResult<Vec<_>>>()?;
+    DataFrame::new(height, columns)
 }
 
 /// Services rows held at the end of day T.

@@ -28,6 +28,8 @@ use crate::cli::{ChurnArgs, ChurnCommand, ChurnEvalArgs, ChurnTrainArgs, Format}
 use crate::commands::features::default_as_of;
 use crate::commands::load_validated;
 
+/// The output column of each customer's top churn reasons.
+pub const REASONS: &str = "churn_reasons";
 /// Columns that are not model inputs: keys, dates, text, and the value outputs that
 /// already fold in a survival curve.
 const NOT_FEATURES: [&str; 4] = [c::CUSTOMER_ID, "ccv", "cpv", "clv"];
@@ -171,12 +173,13 @@ fn snapshot(
     Ok(Snapshot { prepaid_ids, frame, design, y, population })
 }
 
-/// Customer ids, P(churn) and the top reasons of each.
-type Scored = (Vec<i64>, Vec<f64>, Vec<Vec<String>>);
+/// Customer ids, P(churn) and the top reasons of each (joined by ", ").
+type Scored = (Vec<i64>, Vec<f64>, StringChunked);
 
 /// The postpaid customers of the feature table at T and their scores, 200,000 rows
 /// of the table at a time: the design, the model's copies and its per-feature
-/// contributions exist for one chunk only.
+/// contributions exist for one chunk only, and each chunk's reasons are kept as one
+/// Arrow string array (at 10M customers a `String` per reason took gigabytes).
 fn score_at(
     features: &DataFrame,
     names: &[String],
@@ -184,7 +187,8 @@ fn score_at(
     score: impl Fn(&Design) -> (Vec<f64>, Vec<Vec<String>>),
 ) -> anyhow::Result<Scored> {
     const CHUNK: usize = 200_000;
-    let (mut ids, mut p, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ids, mut p) = (Vec::new(), Vec::new());
+    let mut reasons = StringChunked::from_iter_values(REASONS.into(), std::iter::empty::<&str>());
     for start in (0..features.height()).step_by(CHUNK) {
         let rows = model_rows(features.slice(start as i64, CHUNK).lazy()).collect()?;
         if rows.height() == 0 {
@@ -194,7 +198,8 @@ fn score_at(
         let (cp, cr) = score(&design);
         ids.extend(chunk_ids);
         p.extend(cp);
-        reasons.extend(cr);
+        reasons.append_owned(StringChunked::from_iter_values(REASONS.into(), cr.iter().map(|r| r.join(", "))))?;
+        tracing::debug!("scored rows {start}..{} of {}", start + CHUNK, features.height());
     }
     Ok((ids, p, reasons))
 }
@@ -246,6 +251,7 @@ fn prepaid_loyalty(
         let (x, t_x, big_t) = (get(rc::X)?, get(rc::T_X)?, get(rc::T)?);
         let rows: Vec<Rfm> = (0..x.len()).map(|i| Rfm { x: x[i], t_x: t_x[i], t: big_t[i], weight: 1.0 }).collect();
         fit_rows.extend(rfm::compress(&rows));
+        tracing::debug!("BG/NBD summaries at {t}: {slice:?}, {} customers", summary.height());
         for (i, id) in summary.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate() {
             if let Some(id) = id.filter(|id| wanted.contains(id)) {
                 asked.insert(id, (x[i], t_x[i], big_t[i]));
@@ -272,8 +278,8 @@ fn churned_between(v: &Validated, from: NaiveDate, to: NaiveDate) -> anyhow::Res
     let df = v.tables[&Table::Customers]
         .clone()
         .filter(col(c::CHURN_DATE).gt(lit(from)).and(col(c::CHURN_DATE).lt_eq(lit(to))))
-        .select([col(c::CUSTOMER_ID)])
-        .collect()?;
+        .select([col(c::CUSTOMER_ID)]);
+    let df = loyalty_contract::collect_streaming(df)?;
     Ok(df.column(c::CUSTOMER_ID)?.i64()?.iter().flatten().collect())
 }
 
@@ -288,13 +294,16 @@ fn services_held(tables: &Tables, as_of: NaiveDate) -> anyhow::Result<BTreeMap<S
     for name in names.column(c::SERVICE)?.str()?.iter().flatten() {
         held.insert(name.to_string(), HashSet::new());
     }
-    let rows = services
-        .clone()
-        .filter(
-            col(c::START_DATE).lt_eq(lit(as_of)).and(col(c::END_DATE).is_null().or(col(c::END_DATE).gt(lit(as_of)))),
-        )
-        .select([col(c::CUSTOMER_ID), col(c::SERVICE)])
-        .collect()?;
+    let rows = loyalty_contract::collect_streaming(
+        services
+            .clone()
+            .filter(
+                col(c::START_DATE)
+                    .lt_eq(lit(as_of))
+                    .and(col(c::END_DATE).is_null().or(col(c::END_DATE).gt(lit(as_of)))),
+            )
+            .select([col(c::CUSTOMER_ID), col(c::SERVICE)]),
+    )?;
     for (id, service) in rows.column(c::CUSTOMER_ID)?.i64()?.iter().zip(rows.column(c::SERVICE)?.str()?.iter()) {
         if let (Some(id), Some(service)) = (id, service)
             && let Some(set) = held.get_mut(service)
@@ -459,7 +468,10 @@ pub fn fit_churn(
     let ChurnConfig { train_snapshots, budget, max_train_rows, classifier } = *cfg;
     let started = Instant::now();
     let first_bill = {
-        let df = v.tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min()]).collect()?;
+        // On the streaming engine: the in-memory one reads the whole column (4.5 GiB at
+        // 10M customers x 36 months).
+        let df =
+            loyalty_contract::collect_streaming(v.tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min()]))?;
         let d = df.column(c::BILL_MONTH)?.date()?.physical().get(0).context("billing is empty")?;
         NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")? + chrono::Days::new(d as u64)
     };
@@ -578,12 +590,12 @@ pub fn fit_churn(
     let scored = scored_ids.len();
     let mut ids = scored_ids;
     let mut loyalty: Vec<f64> = p.iter().map(|x| 1.0 - x).collect();
-    let mut why: Vec<String> = reasons.iter().map(|r| r.join(", ")).collect();
+    let mut why = reasons;
     let mut model = vec!["classifier"; ids.len()];
     if let Some(pp) = &prepaid {
         ids.extend_from_slice(&pp.ids);
         loyalty.extend_from_slice(&pp.loyalty);
-        why.extend(pp.reasons.iter().cloned());
+        why.append_owned(StringChunked::from_iter_values(REASONS.into(), pp.reasons.iter().map(String::as_str)))?;
         model.extend(std::iter::repeat_n("bgnbd", pp.ids.len()));
     }
     let scores = DataFrame::new_infer_height(vec![
@@ -591,7 +603,7 @@ pub fn fit_churn(
         Column::new(format!("p_churn_{h}m").into(), loyalty.iter().map(|l| 1.0 - l).collect::<Vec<f64>>()),
         Column::new("loyalty".into(), loyalty),
         Column::new("churn_model".into(), model),
-        Column::new("churn_reasons".into(), why),
+        why.into_series().into(),
     ])?
     .sort([c::CUSTOMER_ID], SortMultipleOptions::default())?;
     let chosen_test_p = match classifier {
