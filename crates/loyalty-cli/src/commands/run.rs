@@ -248,7 +248,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|id| id.and_then(|id| index.get(&id).copied()))
                 .collect();
-            let placed = fit.scores.select(["churn_model", "churn_reasons"])?.take(&at)?;
+            let placed = fit.scores.select(["churn_model", crate::commands::churn::REASONS])?.take(&at)?;
             customers.hstack_mut(placed.columns())?;
             customers = customers.lazy().with_column(col("churn_model").fill_null(lit("kaplan_meier"))).collect()?;
         }
