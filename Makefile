@@ -109,8 +109,9 @@ $(VENV)/.peers-v2: $(VENV)/bin/python
 	$(VENV)/bin/pip install -q "duckdb==2.0.*" "polars==2.1.*" "lifetimes==0.11.3"
 	touch $@
 
-fixtures: $(VENV)/.fixtures ## Rewrite tests/fixtures/pyarrow_dataset with pyarrow (an independent producer)
+fixtures: $(VENV)/.fixtures ## Rewrite the pyarrow-made test fixtures (an independent producer) in tests/fixtures
 	$(VENV)/bin/python tests/fixtures/make_pyarrow_fixture.py tests/fixtures/pyarrow_dataset
+	$(VENV)/bin/python tests/fixtures/make_duplicate_column_fixture.py tests/fixtures/duplicate_column.parquet
 
 bench: build $(VENV)/.peers-v2 ## Run the benchmarks (peers installed into .venv) and write BENCHMARKS.md
 	BIN=$(BIN) PYTHON=$(PYTHON) PEER_PYTHON=$(VENV)/bin/python scripts/bench.sh

@@ -383,3 +383,172 @@ fn a_folder_of_other_files_is_never_replaced() {
     assert!(stderr(&o).contains("refusing to replace"), "{}", stderr(&o));
     assert_eq!(fs::read_to_string(other.join("thesis.txt")).unwrap(), "years of work");
 }
+
+row_rule!(placeholder_date_outside_what_the_engine_represents, "customers", "signup_date", "date_out_of_range", 1, |t| {
+    // 0001-01-01, a common "unknown" sentinel: day -719,162 of the Unix epoch.
+    set(&mut t.customers, "signup_date", 0, AnyValue::Date(-719_162))
+});
+
+/// Exit 1 naming `needles` from `validate` and from `run` alike (the run keeping the
+/// previous output).
+fn refused_by_validate_and_run(c: &Case, needles: &[&str]) {
+    let o = loyalty(&["validate", "--data", p(&c.dataset)]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "validate: expected exit 1: {err}");
+    for n in needles {
+        assert!(err.contains(n), "validate's message lacks {n:?}:\n{err}");
+    }
+    refused(c, needles);
+}
+
+/// Overwrite the middle third of `path` with garbage, leaving its footer intact.
+fn corrupt_pages(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let n = bytes.len();
+    for (i, b) in bytes[n / 8..n / 2].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(167).wrapping_add(13);
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_corrupt_data_page_names_the_file() {
+    let c = case(|_| {});
+    corrupt_pages(&c.dataset.join("billing.parquet"));
+    refused_by_validate_and_run(&c, &["billing.parquet", "corrupt_file"]);
+}
+
+#[test]
+fn a_duplicate_column_names_the_file_and_the_rule() {
+    let c = case(|_| {});
+    let fixture = crate::repo_root().join("tests/fixtures/duplicate_column.parquet");
+    fs::copy(fixture, c.dataset.join("billing.parquet")).unwrap();
+    refused_by_validate_and_run(&c, &["billing.parquet", "duplicate_column"]);
+}
+
+#[test]
+fn a_file_of_another_table_in_a_table_folder_is_named() {
+    let c = case(|_| {});
+    let folder = c.dataset.join("billing");
+    fs::create_dir_all(&folder).unwrap();
+    fs::rename(c.dataset.join("billing.parquet"), folder.join("part-0.parquet")).unwrap();
+    fs::copy(c.dataset.join("customers.parquet"), folder.join("part-1.parquet")).unwrap();
+    refused_by_validate_and_run(&c, &["billing/part-1.parquet", "schema_mismatch"]);
+}
+
+#[test]
+fn an_empty_required_table_is_refused() {
+    let c = case(|t| t.billing = t.billing.head(Some(0)));
+    refused_by_validate_and_run(&c, &["billing.parquet", "`billing`", "empty_table"]);
+}
+
+/// A seeded xorshift generator: the same mutations on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn frames(t: &mut Tables) -> [(&'static str, &mut DataFrame); 9] {
+    [
+        ("customers", &mut t.customers),
+        ("billing", &mut t.billing),
+        ("markets", &mut t.markets),
+        ("service_catalog", &mut t.catalog),
+        ("services", &mut t.services),
+        ("topups", &mut t.topups),
+        ("interactions", &mut t.interactions),
+        ("surveys", &mut t.surveys),
+        ("referrals", &mut t.referrals),
+    ]
+}
+
+/// One random change to one column: another type, nulls, or values out of range.
+fn mutate_column(t: &mut Tables, rng: &mut Rng) {
+    let mut all = frames(t);
+    let k = rng.below(all.len());
+    let (_, df) = &mut all[k];
+    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let name = &names[rng.below(names.len())];
+    let n = df.height();
+    let row = rng.below(n);
+    let dtype = df.column(name).unwrap().dtype().clone();
+    match rng.below(4) {
+        0 => drop(df.with_column(Column::new(name.as_str().into(), vec!["x"; n])).unwrap()),
+        1 => drop(df.with_column(Column::new(name.as_str().into(), vec![true; n])).unwrap()),
+        2 => set(df, name, row, AnyValue::Null),
+        _ => {
+            let value = match dtype {
+                DataType::Float64 => [AnyValue::Float64(-1e9), AnyValue::Float64(f64::NAN), AnyValue::Float64(1e300)]
+                    [rng.below(3)]
+                .clone(),
+                DataType::Int64 => [AnyValue::Int64(-1), AnyValue::Int64(i64::MAX), AnyValue::Int64(999)][rng.below(3)].clone(),
+                DataType::Date => [AnyValue::Date(-719_162), AnyValue::Date(2_000_000), AnyValue::Date(-1)][rng.below(3)].clone(),
+                _ => AnyValue::String("\u{0}??"),
+            };
+            set(df, name, row, value);
+        }
+    }
+}
+
+/// Flip bytes of one file at random places, or cut it short.
+fn corrupt_file(dir: &Path, rng: &mut Rng) {
+    let files: Vec<PathBuf> = crate::all_files(dir).into_keys().collect();
+    let path = &files[rng.below(files.len())];
+    let mut bytes = fs::read(path).unwrap();
+    if rng.below(4) == 0 {
+        bytes.truncate(rng.below(bytes.len()));
+    } else {
+        for _ in 0..1 + rng.below(16) {
+            let at = rng.below(bytes.len());
+            bytes[at] = rng.next() as u8;
+        }
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+/// Mutated datasets (wrong types, nulls, out-of-range values, corrupt bytes): validation
+/// accepts each or refuses it naming a rule, and never panics or fails on its own.
+/// LOYALTY_MUTATION_CASES sets how many (default 48).
+#[test]
+fn validation_accepts_or_names_a_rule_for_any_mutated_dataset() {
+    let cases: u64 = std::env::var("LOYALTY_MUTATION_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
+    let (mut accepted, mut refused) = (0, 0);
+    for case in 0..cases {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (case + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut t = valid();
+        let corrupt = rng.below(3) == 0;
+        if !corrupt {
+            for _ in 0..1 + rng.below(3) {
+                mutate_column(&mut t, &mut rng);
+            }
+        }
+        write(t, &dir);
+        if corrupt {
+            corrupt_file(&dir, &mut rng);
+        }
+        let o = loyalty(&["validate", "--data", p(&dir)]);
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "case {case}: a panic:\n{err}");
+        match o.status.code() {
+            Some(0) => accepted += 1,
+            Some(1) => {
+                assert!(err.contains("rule"), "case {case}: refused without naming a rule:\n{err}");
+                refused += 1;
+            }
+            other => panic!("case {case}: exit {other:?}, expected 0 or 1:\n{err}"),
+        }
+    }
+    assert!(refused > cases / 2, "only {refused} of {cases} mutated datasets refused ({accepted} accepted)");
+}

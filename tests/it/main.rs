@@ -7,6 +7,7 @@ mod full_run;
 mod generator;
 mod independent_producer;
 mod models;
+mod scheduler;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

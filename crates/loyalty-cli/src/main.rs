@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod logging;
 mod report;
+mod signals;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -47,7 +48,17 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(&cli.global);
-    match commands::run(cli) {
+    if let Err(e) = signals::install() {
+        eprintln!("error: cannot install the SIGINT/SIGTERM handlers: {e}");
+        return ExitCode::from(2);
+    }
+    let result = commands::run(cli);
+    // A stop request explains whatever error the unwinding produced.
+    if let (Err(_), Some(signal)) = (&result, loyalty_contract::cancel::requested()) {
+        eprintln!("{}", signals::stopped_line(signal));
+        return ExitCode::from(signals::exit_code(signal));
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

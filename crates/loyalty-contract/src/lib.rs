@@ -4,6 +4,7 @@
 //! Pure: everything here takes and returns `LazyFrame`s; reading files is the job of
 //! `loyalty-io`.
 
+pub mod cancel;
 pub mod error;
 pub mod normalize;
 pub mod partition;

@@ -1,5 +1,6 @@
 //! Every row-level and key-level rule of SCHEMA.md, as data.
 
+use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::spec::{Kind, PLAN_TYPES, Table, TableSpec, col as c};
@@ -41,6 +42,31 @@ fn in_range(table: Table, column: &'static str, lo: i64, hi: i64) -> RowRule {
     )
 }
 
+/// The dates every stage can compute with: those of a nanosecond timestamp, the
+/// narrowest time type Polars converts dates to (1677-09-22 to 2262-04-11). A date
+/// outside it, such as a 0001-01-01 "unknown" sentinel, would turn null in some
+/// computation and drop its row silently.
+pub const DATE_RANGE: (NaiveDate, NaiveDate) = (
+    NaiveDate::from_ymd_opt(1677, 9, 22).expect("valid date"),
+    NaiveDate::from_ymd_opt(2262, 4, 11).expect("valid date"),
+);
+
+fn epoch_days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+fn date_in_range(table: Table, column: &'static str) -> RowRule {
+    let (lo, hi) = DATE_RANGE;
+    let days = col(column).cast(DataType::Date).cast(DataType::Int32);
+    rule(
+        table,
+        column,
+        "date_out_of_range",
+        format!("`{column}` must be between {lo} and {hi} (a placeholder such as 0001-01-01 is not a date)"),
+        days.clone().lt(lit(epoch_days(lo))).or(days.gt(lit(epoch_days(hi)))),
+    )
+}
+
 /// The row rules of one table (type-parsing rules come from normalisation).
 pub fn row_rules(spec: &TableSpec) -> Vec<RowRule> {
     let t = spec.table;
@@ -53,6 +79,9 @@ pub fn row_rules(spec: &TableSpec) -> Vec<RowRule> {
             format!("`{}` must not be null", column.name),
             col(column.name).is_null(),
         ));
+    }
+    for column in spec.columns.iter().filter(|c| matches!(c.kind, Kind::Date | Kind::Timestamp)) {
+        rules.push(date_in_range(t, column.name));
     }
     for column in spec.columns.iter().filter(|c| c.kind == Kind::Float) {
         rules.push(rule(

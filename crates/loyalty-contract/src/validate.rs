@@ -191,7 +191,22 @@ pub fn validate(raw: RawDataset) -> Result<Validated, ContractError> {
         let t = &raw.tables[&table];
         validate_table(table.spec(), t, plain, with_files, parts, &mut out).map_err(pl(table))?;
     }
+    let empty: Vec<SchemaProblem> = out.report.tables.iter().filter(|r| r.table.required() && r.rows_read == 0).map(empty_table).collect();
+    if !empty.is_empty() {
+        return Err(ContractError::Schema(empty));
+    }
     Ok(out)
+}
+
+/// A required table without a row: nothing can be computed from it.
+fn empty_table(r: &TableReport) -> SchemaProblem {
+    SchemaProblem {
+        table: r.table,
+        location: r.location.clone(),
+        column: "*".into(),
+        rule: "empty_table".into(),
+        detail: format!("`{}` has no rows; the run needs at least one", r.table),
+    }
 }
 
 fn validate_table(
@@ -366,6 +381,7 @@ fn by_partition(
     }
     let mut out = DataFrame::empty();
     for (k, slice) in Slice::partitions(parts).enumerate() {
+        crate::cancel::check()?;
         let part = check(lf.clone().filter(slice.predicate(column)), Some(slice))?;
         if k == 0 {
             out = part;

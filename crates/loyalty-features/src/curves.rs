@@ -249,6 +249,7 @@ pub fn satisfaction_curves(
         let sample = driver_sample(tables, params)?;
         let (mut retained_rows, mut answered_rows): (Vec<DataFrame>, Vec<DataFrame>) = (Vec::new(), Vec::new());
         for slice in crate::customer_slices(tables, params)? {
+            loyalty_contract::cancel::check()?;
             let part = crate::restricted(tables, slice);
             let Some(lf) = observed_surveys(&part, params)? else { continue };
             let df = collect_streaming(lf.clone().group_by([col(n::COMPETITION_LEVEL), col(c::OVERALL)]).agg([

@@ -39,6 +39,8 @@ pub enum FeatureError {
     Config(String),
     #[error("the distributed engine: {0}")]
     Remote(String),
+    #[error(transparent)]
+    Interrupted(#[from] loyalty_contract::cancel::Interrupted),
 }
 
 /// The clean tables of a dataset (as validated), by table.

@@ -476,6 +476,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     let parts = partition_count(ids.len() as u64, params.customers_per_partition);
     let mut local: Vec<DataFrame> = Vec::new();
     for slice in Slice::split(parts) {
+        loyalty_contract::cancel::check()?;
         let part = crate::restricted(tables, slice);
         let plans = aggregate_plans(&part, params, remote.is_some());
         let mut sinks = Vec::new();

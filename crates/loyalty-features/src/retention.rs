@@ -96,6 +96,7 @@ pub fn winback(tables: &Tables, params: &FeatureParams, months_back: u32) -> Pol
     // One customer partition at a time: each holds the bills of its churned customers.
     let mut parts: Vec<LazyFrame> = Vec::new();
     for slice in crate::customer_slices(tables, params)? {
+        loyalty_contract::cancel::check()?;
         parts.push(winback_rows(&crate::restricted(tables, slice), params, months_back)?.lazy());
     }
     concat(parts, UnionArgs::default())?

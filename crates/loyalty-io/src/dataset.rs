@@ -114,6 +114,72 @@ fn path_ref(p: &Path) -> PlRefPath {
     PlRefPath::new(p.to_string_lossy().as_ref())
 }
 
+/// The schema in one file's footer; a footer Polars cannot read (a corrupt file, or
+/// two columns of the same name) is the input's fault, named with its file and rule.
+fn file_schema(path: &Path) -> Result<Schema, IoError> {
+    let schema = LazyFrame::scan_parquet(path_ref(path), ScanArgsParquet::default())
+        .and_then(|mut lf| lf.collect_schema())
+        .map_err(|e| unreadable(path, &e))?;
+    Ok(schema.as_ref().clone())
+}
+
+/// A decoder error on `path` as the contract rule it breaks.
+fn unreadable(path: &Path, e: &PolarsError) -> IoError {
+    let message = e.to_string();
+    let rule = if message.to_lowercase().contains("duplicate") { "duplicate_column" } else { "corrupt_file" };
+    IoError::Unreadable { path: path.to_path_buf(), rule, detail: message.lines().next().unwrap_or("").to_string() }
+}
+
+/// How the columns of `schema` differ from the first file's, if they do.
+fn schema_difference(first: &Schema, schema: &Schema) -> Option<String> {
+    let mut why = Vec::new();
+    let missing: Vec<&str> = first.iter_names().filter(|n| schema.get(n).is_none()).map(|n| n.as_str()).collect();
+    let extra: Vec<&str> = schema.iter_names().filter(|n| first.get(n).is_none()).map(|n| n.as_str()).collect();
+    if !missing.is_empty() {
+        why.push(format!("lacks column(s) {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        why.push(format!("has column(s) {} the others do not", extra.join(", ")));
+    }
+    for (name, dtype) in schema.iter() {
+        if let Some(expected) = first.get(name).filter(|e| *e != dtype) {
+            why.push(format!("column `{name}` is {dtype}, not {expected}"));
+        }
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// Every file of a table must have the columns and types of the first (a stray export
+/// of another table in the folder is named, not reported against the folder).
+fn check_same_schema(table: Table, files: &[DataFile]) -> Result<(), IoError> {
+    let Some(first) = files.first() else { return Ok(()) };
+    let first_schema = file_schema(&first.path)?;
+    for f in &files[1..] {
+        if let Some(detail) = schema_difference(&first_schema, &file_schema(&f.path)?) {
+            return Err(IoError::ForeignFile { table, path: f.path.clone(), first: first.path.clone(), detail });
+        }
+    }
+    Ok(())
+}
+
+/// Decode every page of every file of the dataset in `dir`, and name the first file
+/// that cannot be decoded: for explaining a decoder error met mid-run, which Polars
+/// reports without the file.
+pub fn find_unreadable_file(dir: &Path) -> Option<IoError> {
+    for table in Table::ALL {
+        let Ok(Some(location)) = locate_table(dir, table) else { continue };
+        let Ok(files) = list_files(&location) else { continue };
+        for f in files {
+            let decoded = LazyFrame::scan_parquet(path_ref(&f.path), ScanArgsParquet::default())
+                .and_then(|lf| lf.null_count().collect_with_engine(Engine::Streaming));
+            if let Err(e) = decoded {
+                return Some(unreadable(&f.path, &e));
+            }
+        }
+    }
+    None
+}
+
 /// A lazy scan of `files`, with hive partition values added as text columns, and
 /// optionally the source file of each row.
 pub fn scan_files(files: &[DataFile], with_file_column: bool) -> Result<LazyFrame, IoError> {
@@ -176,6 +242,7 @@ pub fn open_dataset(dir: &Path) -> Result<RawDataset, IoError> {
         for f in &files {
             check_parquet(&f.path)?;
         }
+        check_same_schema(table, &files)?;
         let mut lf = scan_files(&files, false)?;
         let schema = lf.collect_schema().map_err(|e| IoError::Polars {
             context: format!("reading the schema of {}", location.display()),

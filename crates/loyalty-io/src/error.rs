@@ -17,6 +17,10 @@ pub enum IoError {
     MixedPartitions { table: Table, first: PathBuf, other: PathBuf },
     #[error("{path} is not a Parquet file (rule: not_parquet): {reason}", path = .path.display())]
     NotParquet { path: PathBuf, reason: String },
+    #[error("{path} cannot be read (rule: {rule}): {detail}", path = .path.display())]
+    Unreadable { path: PathBuf, rule: &'static str, detail: String },
+    #[error("{path} does not belong to table `{table}` (rule: schema_mismatch): it {detail}, unlike {first}", path = .path.display(), first = .first.display())]
+    ForeignFile { table: Table, path: PathBuf, first: PathBuf, detail: String },
     #[error("{path}: {source}", path = .path.display())]
     Io {
         path: PathBuf,
@@ -31,6 +35,12 @@ pub enum IoError {
     },
     #[error("refusing to replace {path}: {reason}; pick an empty or new folder for outputs", path = .path.display())]
     NotAnOutput { path: PathBuf, reason: String },
+    #[error("refusing to write {path}: it {how} the input {input}; pick an output folder outside the dataset", path = .path.display(), input = .input.display())]
+    OverlapsInput { path: PathBuf, input: PathBuf, how: &'static str },
+    #[error("{path} is being written by another run: {holder} holds {lock}", path = .path.display(), lock = .lock.display())]
+    Locked { path: PathBuf, lock: PathBuf, holder: String },
+    #[error(transparent)]
+    Interrupted(#[from] loyalty_contract::cancel::Interrupted),
     #[error(transparent)]
     Import(#[from] crate::import::ImportError),
     #[error("{path}: {source}", path = .path.display())]
@@ -52,6 +62,8 @@ impl IoError {
                 | IoError::NoFiles { .. }
                 | IoError::MixedPartitions { .. }
                 | IoError::NotParquet { .. }
+                | IoError::Unreadable { .. }
+                | IoError::ForeignFile { .. }
                 | IoError::Import(_)
         )
     }

@@ -4,12 +4,13 @@ pub mod dataset;
 pub mod error;
 pub mod fingerprint;
 pub mod import;
+pub mod output;
 pub mod write;
 
-pub use dataset::{DataFile, check_parquet, list_files, locate_table, open_dataset, scan_files};
+pub use dataset::{DataFile, check_parquet, find_unreadable_file, list_files, locate_table, open_dataset, scan_files};
 pub use error::IoError;
 pub use fingerprint::{InputFile, fingerprints};
+pub use output::{DATASET_MARKER, Holds, OUTPUT_MARKER, OutputDir, check_output_file, write_file_atomic};
 pub use write::{
-    AppendWriter, OUTPUT_MARKER, OutputDir, read_text, sink_parquet, write_csv, write_json, write_parquet,
-    write_parquet_atomic, write_text,
+    AppendWriter, read_text, sink_parquet, write_csv, write_json, write_parquet, write_table_atomic, write_text,
 };

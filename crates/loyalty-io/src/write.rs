@@ -1,5 +1,5 @@
-//! Writing outputs: Parquet, CSV and JSON files, and output folders that appear
-//! whole or not at all.
+//! Writing outputs: Parquet, CSV and JSON files (whole folders and single files that
+//! appear whole or not at all are in [`crate::output`]).
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -51,15 +51,11 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), IoError> {
     Ok(())
 }
 
-/// Write a Parquet file whole or not at all: into a sibling temporary file, then renamed.
-pub fn write_parquet_atomic(df: &mut DataFrame, path: &Path) -> Result<(), IoError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = write_parquet(df, &tmp).and_then(|()| fs::rename(&tmp, path).map_err(io_err(path)));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+/// Write a table as one file whole or not at all: CSV when `path` ends in `.csv`,
+/// else Parquet, into a sibling temporary that is fsynced and renamed over `path`.
+pub fn write_table_atomic(df: &mut DataFrame, path: &Path) -> Result<(), IoError> {
+    let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    crate::output::write_file_atomic(path, |tmp| if csv { write_csv(df, tmp) } else { write_parquet(df, tmp) })
 }
 
 /// Run a lazy plan on the streaming engine straight into a Parquet file.
@@ -120,114 +116,5 @@ impl AppendWriter {
     pub fn finish(self) -> Result<(), IoError> {
         self.writer.finish().map_err(pl_err(&self.path))?;
         Ok(())
-    }
-}
-
-/// An output folder built beside its final place and renamed into it on success.
-/// Dropping it without [`OutputDir::commit`] removes the partial folder, so a failed
-/// run leaves the previous outputs exactly as they were.
-pub struct OutputDir {
-    target: PathBuf,
-    staging: PathBuf,
-    committed: bool,
-}
-
-/// Written into every output folder: only folders carrying it are ever replaced, so a
-/// mistyped `--out` cannot wipe a folder of other files.
-pub const OUTPUT_MARKER: &str = ".loyalty-output";
-
-impl OutputDir {
-    pub fn begin(target: &Path) -> Result<Self, IoError> {
-        if target.is_file() {
-            return Err(IoError::NotAnOutput { path: target.to_path_buf(), reason: "it is a file".into() });
-        }
-        if target.is_dir() && !target.join(OUTPUT_MARKER).exists() {
-            let mut entries = fs::read_dir(target).map_err(io_err(target))?;
-            if entries.next().is_some() {
-                return Err(IoError::NotAnOutput {
-                    path: target.to_path_buf(),
-                    reason: format!("it holds files and no {OUTPUT_MARKER} marker"),
-                });
-            }
-        }
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-        let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        if staging.exists() {
-            fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
-        }
-        fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-        Ok(Self { target: target.to_path_buf(), staging, committed: false })
-    }
-
-    /// Where to write the outputs until [`commit`](Self::commit).
-    pub fn path(&self) -> &Path {
-        &self.staging
-    }
-
-    /// Swap the staged folder into place: old outputs are moved aside, the new folder
-    /// renamed in, then the old one removed.
-    pub fn commit(mut self) -> Result<PathBuf, IoError> {
-        let marker = self.staging.join(OUTPUT_MARKER);
-        fs::write(&marker, "written by loyalty; this folder is replaced whole by the next run\n")
-            .map_err(io_err(&marker))?;
-        let old = self.staging.with_extension("old");
-        if self.target.exists() {
-            fs::rename(&self.target, &old).map_err(io_err(&self.target))?;
-        }
-        if let Err(e) = fs::rename(&self.staging, &self.target) {
-            if old.exists() {
-                let _ = fs::rename(&old, &self.target);
-            }
-            return Err(IoError::Io { path: self.target.clone(), source: e });
-        }
-        self.committed = true;
-        if old.exists() {
-            fs::remove_dir_all(&old).map_err(io_err(&old))?;
-        }
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for OutputDir {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_dir_all(&self.staging);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failed_output_leaves_previous_untouched_and_commit_replaces() {
-        let tmp = tempfile::tempdir().unwrap();
-        let target = tmp.path().join("out");
-        fs::create_dir_all(&target).unwrap();
-        fs::write(target.join("old.txt"), "previous").unwrap();
-        // A folder of other files is never replaced.
-        assert!(matches!(OutputDir::begin(&target), Err(IoError::NotAnOutput { .. })));
-        fs::write(target.join(OUTPUT_MARKER), "").unwrap();
-        {
-            let staged = OutputDir::begin(&target).unwrap();
-            fs::write(staged.path().join("new.txt"), "partial").unwrap();
-            // dropped without commit: a failed run
-        }
-        assert_eq!(fs::read_to_string(target.join("old.txt")).unwrap(), "previous");
-        assert!(!target.join("new.txt").exists());
-        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "no staging folder left behind");
-
-        let staged = OutputDir::begin(&target).unwrap();
-        fs::write(staged.path().join("new.txt"), "done").unwrap();
-        staged.commit().unwrap();
-        assert!(!target.join("old.txt").exists());
-        assert_eq!(fs::read_to_string(target.join("new.txt")).unwrap(), "done");
-        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 }

@@ -190,6 +190,7 @@ fn score_at(
     let (mut ids, mut p) = (Vec::new(), Vec::new());
     let mut reasons = StringChunked::from_iter_values(REASONS.into(), std::iter::empty::<&str>());
     for start in (0..features.height()).step_by(CHUNK) {
+        loyalty_contract::cancel::check()?;
         let rows = model_rows(features.slice(start as i64, CHUNK).lazy()).collect()?;
         if rows.height() == 0 {
             continue;
@@ -236,6 +237,7 @@ fn prepaid_loyalty(
     // customers x 36 months, 1M-customer partitions added 2 GiB at each).
     let finer = FeatureParams { customers_per_partition: base.customers_per_partition.div_ceil(4), ..base.clone() };
     for slice in loyalty_features::customer_slices(&v.tables, &finer)? {
+        loyalty_contract::cancel::check()?;
         let part = loyalty_features::restricted(&v.tables, slice);
         let summary = rfm_summary(part[&Table::Customers].clone(), part[&Table::Topups].clone(), t, 7.0)?;
         let get = |name: &str| -> anyhow::Result<Vec<f64>> {
@@ -661,6 +663,9 @@ pub fn fit_churn(
 }
 
 fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
+    if let Some(path) = &a.out {
+        loyalty_io::check_output_file(path, &[&a.data.data])?;
+    }
     let v = load_validated(&a.data)?;
     let t = match a.as_of {
         Some(d) => d,
@@ -675,7 +680,7 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
     };
     let mut fit = fit_churn(&v, t, h, &cfg, &FeatureParams::default(), None)?;
     if let Some(path) = &a.out {
-        loyalty_io::write_parquet_atomic(&mut fit.scores, path)?;
+        loyalty_io::write_table_atomic(&mut fit.scores, path)?;
     }
     let mut out = std::io::stdout().lock();
     match a.format {

@@ -84,6 +84,7 @@ fn read_churn_scores(path: &std::path::Path, h: u32) -> anyhow::Result<std::coll
 
 pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    loyalty_io::check_output_file(&args.out, &[&args.data.data])?;
     let validated = load_validated(&args.data)?;
     let mut params = feature_params(&args.model, &validated, None)?;
     params.engine = crate::commands::cluster::engine(&args.engine, &args.data.data, &args.out, &validated)?;
@@ -102,7 +103,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         }
     };
     tracing::debug!("computed {} rows in {:.2}s", df.height(), started.elapsed().as_secs_f64());
-    loyalty_io::write_parquet_atomic(&mut df, &args.out)?;
+    loyalty_io::write_table_atomic(&mut df, &args.out)?;
     info!(
         "wrote {} customers active at {} to {} in {:.2}s",
         df.height(),

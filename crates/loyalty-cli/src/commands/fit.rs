@@ -84,6 +84,9 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
 // ---- Kaplan-Meier ------------------------------------------------------------------
 
 fn kaplan_meier(a: KmArgs) -> anyhow::Result<()> {
+    if let Some(path) = &a.out {
+        loyalty_io::check_output_file(path, &[&a.data.data])?;
+    }
     let v = load_validated(&a.data)?;
     let as_of = match a.as_of {
         Some(d) => d,
@@ -96,13 +99,7 @@ fn kaplan_meier(a: KmArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     if let Some(path) = &a.out {
-        if path.extension().is_some_and(|e| e == "csv") {
-            let tmp = path.with_extension("csv.tmp");
-            loyalty_io::write_csv(&mut table, &tmp)?;
-            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-        } else {
-            loyalty_io::write_parquet_atomic(&mut table, path)?;
-        }
+        loyalty_io::write_table_atomic(&mut table, path)?;
     }
     // Per group: survival at 6, 12, 24 and 36 months of tenure.
     let key = table.column(&a.by)?.str()?.clone();
@@ -352,6 +349,10 @@ fn read_summary(path: &std::path::Path) -> anyhow::Result<DataFrame> {
 
 fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
     let started = Instant::now();
+    if let Some(path) = &a.out {
+        let inputs: Vec<&std::path::Path> = a.data.iter().chain(&a.summary).map(|p| p.as_path()).collect();
+        loyalty_io::check_output_file(path, &inputs)?;
+    }
     let mut extra: BTreeMap<&'static str, Value> = BTreeMap::new();
     let mut summary = match (&a.data, &a.summary) {
         (_, Some(path)) => {
@@ -492,13 +493,7 @@ fn fit_transactions(a: TxFitArgs, kind: Kind) -> anyhow::Result<()> {
     r.extra = extra;
     if let Some(path) = &a.out {
         summary.hstack_mut(&predictions)?;
-        if path.extension().is_some_and(|e| e == "csv") {
-            let tmp = path.with_extension("csv.tmp");
-            loyalty_io::write_csv(&mut summary, &tmp)?;
-            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-        } else {
-            loyalty_io::write_parquet_atomic(&mut summary, path)?;
-        }
+        loyalty_io::write_table_atomic(&mut summary, path)?;
     }
     r.wall_seconds = started.elapsed().as_secs_f64();
     print(&r, names, a.format)

@@ -23,8 +23,14 @@ fn sink_err(e: loyalty_io::IoError) -> SinkError {
     SinkError::Write(e.to_string())
 }
 
+/// Every chunk the generator hands over is a point where a stop request is honoured.
+fn stop_if_asked() -> Result<(), SinkError> {
+    loyalty_contract::cancel::check().map_err(|e| SinkError::Write(e.to_string()))
+}
+
 impl Sink for FsSink {
     fn write_part(&self, table: &str, part: usize, mut df: DataFrame) -> Result<(), SinkError> {
+        stop_if_asked()?;
         let dir = self.root.join(table);
         if !self.hive {
             return loyalty_io::write_parquet(&mut df, &dir.join(format!("part-{part:05}.parquet"))).map_err(sink_err);
@@ -40,6 +46,7 @@ impl Sink for FsSink {
     }
 
     fn append(&mut self, table: &str, df: DataFrame) -> Result<(), SinkError> {
+        stop_if_asked()?;
         if !self.writers.contains_key(table) {
             let path = self.root.join(format!("{table}.parquet"));
             let writer = AppendWriter::create(&path, df.schema()).map_err(sink_err)?;
@@ -76,7 +83,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
         "--start must be the first day of a month, got {}",
         args.start
     );
-    let staged = loyalty_io::OutputDir::begin(&args.out)?;
+    let staged = loyalty_io::OutputDir::begin(&args.out, loyalty_io::Holds::Dataset, &[])?;
     let mut sink = FsSink { root: staged.path().to_path_buf(), hive: args.hive, writers: HashMap::new() };
     let bar = progress(args.customers as u64, "customers");
     let truth = loyalty_synth::generate(params, &mut sink, &|n| bar.inc(n as u64)).context("generating the dataset")?;

@@ -16,9 +16,9 @@ fn import(
     a: &ImportFileArgs,
     convert: impl FnOnce(&[u8]) -> Result<PolarsResult<Converted>, ImportError>,
 ) -> anyhow::Result<()> {
+    let staged = loyalty_io::OutputDir::begin(&a.out, loyalty_io::Holds::Dataset, &[&a.input])?;
     let bytes = std::fs::read(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
     let (tables, what) = convert(&bytes).map_err(loyalty_io::IoError::from)?.context("building the contract tables")?;
-    let staged = loyalty_io::OutputDir::begin(&a.out)?;
     for (name, mut df) in tables {
         loyalty_io::write_parquet(&mut df, &staged.path().join(format!("{name}.parquet")))?;
     }

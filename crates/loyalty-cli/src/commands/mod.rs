@@ -23,6 +23,52 @@ use crate::cli::{Cli, Command, DataArgs};
 use crate::report;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let data = dataset_read(&cli.command);
+    let result = dispatch(cli);
+    match (result, data) {
+        (Err(e), Some(dir)) => Err(name_unreadable_file(e, &dir)),
+        (result, _) => result,
+    }
+}
+
+/// The dataset folder a command reads, if it reads one.
+fn dataset_read(command: &Command) -> Option<std::path::PathBuf> {
+    match command {
+        Command::Validate(a) => Some(a.data.data.clone()),
+        Command::Features(a) => Some(a.data.data.clone()),
+        Command::Run(a) => Some(a.data.data.clone()),
+        Command::Churn(a) => match &a.command {
+            crate::cli::ChurnCommand::Train(t) => Some(t.data.data.clone()),
+            crate::cli::ChurnCommand::Evaluate(e) => Some(e.data.data.clone()),
+        },
+        _ => None,
+    }
+}
+
+/// Polars reports a page it cannot decode without the file; when a command failed on
+/// a Polars error, look for the input file that cannot be decoded and name it (the
+/// input's fault, exit 1) instead.
+fn name_unreadable_file(err: anyhow::Error, data: &Path) -> anyhow::Error {
+    let from_polars = err.chain().any(|e| {
+        e.downcast_ref::<polars::prelude::PolarsError>().is_some()
+            || matches!(e.downcast_ref::<loyalty_contract::ContractError>(), Some(loyalty_contract::ContractError::Polars { .. }))
+            || matches!(e.downcast_ref::<loyalty_io::IoError>(), Some(loyalty_io::IoError::Polars { .. }))
+            || matches!(e.downcast_ref::<loyalty_features::FeatureError>(), Some(loyalty_features::FeatureError::Polars(_)))
+    });
+    // A failed write (a full disk) is not the input's fault and needs no search.
+    let writing = err.chain().any(|e| {
+        matches!(e.downcast_ref::<loyalty_io::IoError>(), Some(loyalty_io::IoError::Polars { context, .. }) if context.starts_with("writing"))
+    });
+    if !from_polars || writing || loyalty_contract::cancel::requested().is_some() {
+        return err;
+    }
+    match loyalty_io::find_unreadable_file(data) {
+        Some(unreadable) => anyhow::Error::from(unreadable).context(format!("reading dataset {}", data.display())),
+        None => err,
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Gen(args) => gen_data::run(args),
         Command::Validate(args) => validate::run(args),

@@ -53,12 +53,15 @@ impl Stages {
         Self { done: Vec::new(), current: None, total }
     }
 
-    fn begin(&mut self, stage: &'static str) {
+    /// End the current stage and start `stage`, unless the run was asked to stop.
+    fn begin(&mut self, stage: &'static str) -> Result<(), loyalty_contract::cancel::Interrupted> {
         self.end();
+        loyalty_contract::cancel::check()?;
         reset_peak_rss();
         let k = self.done.len() + 1;
         let bar = crate::logging::stage_spinner(&format!("[{k}/{}] {stage}", self.total));
         self.current = Some((stage, Instant::now(), bar));
+        Ok(())
     }
 
     fn end(&mut self) {
@@ -173,9 +176,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut cfg = resolve_config(&args)?;
     // Fail before any work when the key is missing.
     let pseudonyms = if cfg.output.pseudonymize_ids { Some(Pseudonymizer::from_env()?) } else { None };
+    // Every reason --out cannot be written is found here, before any stage runs; the
+    // lock it takes keeps a second run off the same folder until this one ends.
+    let inputs: Vec<&std::path::Path> = std::iter::once(args.data.data.as_path()).chain(args.config.as_deref()).collect();
+    let staged = loyalty_io::OutputDir::begin(&args.out, loyalty_io::Holds::Outputs, &inputs)
+        .with_context(|| format!("preparing {}", args.out.display()))?;
     let mut stages = Stages::new(9);
 
-    stages.begin("validate");
+    stages.begin("validate")?;
     let validated = load_validated(&args.data)?;
     let summary = loyalty_contract::summary::summarize(&validated)
         .map_err(anyhow::Error::from)
@@ -196,11 +204,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let h = params.churn_horizon_months;
 
     // Features at T once: the classifier scores them and CLV reads the scores back.
-    stages.begin("features");
+    stages.begin("features")?;
     let (mut customers, curves_km) =
         loyalty_features::customer_features(&validated.tables, &params).context("computing features")?;
 
-    stages.begin("churn model");
+    stages.begin("churn model")?;
     let churn = match crate::commands::churn::fit_churn(&validated, as_of, h, &cfg.churn, &params, Some(&customers)) {
         Ok(fit) => Some(fit),
         Err(e) if e.downcast_ref::<InputRejected>().is_some() => {
@@ -210,7 +218,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e.context("fitting the churn model")),
     };
 
-    stages.begin("clv");
+    stages.begin("clv")?;
     if let Some(fit) = &churn {
         let p_col = format!("p_churn_{h}m");
         let ids = fit.scores.column(c::CUSTOMER_ID)?.i64()?;
@@ -255,7 +263,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => customers = customers.lazy().with_columns([lit("kaplan_meier").alias("churn_model")]).collect()?,
     }
 
-    stages.begin("segments");
+    stages.begin("segments")?;
     let customers = segments::assign(
         customers,
         "loyalty",
@@ -269,7 +277,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let tier_table = segments::tier_table(&customers)?;
     let (lorenz, gini) = segments::lorenz(&customers)?;
 
-    stages.begin("curves");
+    stages.begin("curves")?;
     let curve_tables = satisfaction_curves(&validated.tables, &params, &cfg.curves, &customers, "loyalty")
         .context("satisfaction-loyalty curves")?;
     let signals = match &churn {
@@ -277,7 +285,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         None => DataFrame::empty(),
     };
 
-    stages.begin("retention");
+    stages.begin("retention")?;
     let winback = retention::winback(&validated.tables, &params, cfg.output.winback_months)
         .map_err(anyhow::Error::from)
         .context("win-back list")?;
@@ -323,12 +331,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         p.apply(&mut out.winback)?;
     }
 
-    stages.begin("report");
+    stages.begin("report")?;
     let html = run_report::document(&out, &summary, &cfg, &args.data.data, env!("CARGO_PKG_VERSION")).html();
 
-    stages.begin("write");
-    let staged =
-        loyalty_io::OutputDir::begin(&args.out).with_context(|| format!("preparing {}", args.out.display()))?;
+    stages.begin("write")?;
     let dir = staged.path().to_path_buf();
     if !validated.rejects.is_empty() {
         let rewrite = |df: &mut DataFrame| pseudonyms.as_ref().map_or(Ok(()), |p| p.apply(df));

@@ -9,10 +9,15 @@ use crate::commands::{load_validated, write_rejects};
 use crate::report;
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
+    let staged = match &args.rejects {
+        Some(dir) => Some(loyalty_io::OutputDir::begin(dir, loyalty_io::Holds::Outputs, &[&args.data.data])?),
+        None => None,
+    };
     let validated = load_validated(&args.data)?;
     let summary = loyalty_contract::summary::summarize(&validated).context("summarising the dataset")?;
-    if let Some(dir) = &args.rejects {
-        write_rejects(&validated, dir, None)?;
+    if let Some(staged) = staged {
+        write_rejects(&validated, staged.path(), None)?;
+        staged.commit()?;
     }
     let mut out = std::io::stdout().lock();
     match args.format {
