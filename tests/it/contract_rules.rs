@@ -518,10 +518,10 @@ fn corrupt_file(dir: &Path, rng: &mut Rng) {
 
 /// Mutated datasets (wrong types, nulls, out-of-range values, corrupt bytes): validation
 /// accepts each or refuses it naming a rule, and never panics or fails on its own.
-/// LOYALTY_MUTATION_CASES sets how many (default 48).
+/// LOYALTY_MUTATION_CASES sets how many (default 100).
 #[test]
 fn validation_accepts_or_names_a_rule_for_any_mutated_dataset() {
-    let cases: u64 = std::env::var("LOYALTY_MUTATION_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
+    let cases: u64 = std::env::var("LOYALTY_MUTATION_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let (mut accepted, mut refused) = (0, 0);
     for case in 0..cases {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (case + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod logging;
+mod panics;
 mod report;
 mod signals;
 
@@ -48,6 +49,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(&cli.global);
+    panics::install();
     if let Err(e) = signals::install() {
         eprintln!("error: cannot install the SIGINT/SIGTERM handlers: {e}");
         return ExitCode::from(2);

@@ -117,10 +117,33 @@ fn path_ref(p: &Path) -> PlRefPath {
 /// The schema in one file's footer; a footer Polars cannot read (a corrupt file, or
 /// two columns of the same name) is the input's fault, named with its file and rule.
 fn file_schema(path: &Path) -> Result<Schema, IoError> {
-    let schema = LazyFrame::scan_parquet(path_ref(path), ScanArgsParquet::default())
-        .and_then(|mut lf| lf.collect_schema())
-        .map_err(|e| unreadable(path, &e))?;
+    let schema = decode_guarded(path, || {
+        LazyFrame::scan_parquet(path_ref(path), ScanArgsParquet::default()).and_then(|mut lf| lf.collect_schema())
+    })?;
     Ok(schema.as_ref().clone())
+}
+
+/// Run a Polars read of `path`, turning its error, or its panic (the Parquet decoder
+/// panics on some corrupt footers and pages), into the rule the file breaks.
+fn decode_guarded<T>(path: &Path, read: impl FnOnce() -> PolarsResult<T>) -> Result<T, IoError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(unreadable(path, &e)),
+        Err(payload) => Err(IoError::Unreadable {
+            path: path.to_path_buf(),
+            rule: "corrupt_file",
+            detail: format!("the Parquet decoder failed: {}", panic_text(payload.as_ref())),
+        }),
+    }
+}
+
+/// The message of a panic payload.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// A decoder error on `path` as the contract rule it breaks.
@@ -170,10 +193,12 @@ pub fn find_unreadable_file(dir: &Path) -> Option<IoError> {
         let Ok(Some(location)) = locate_table(dir, table) else { continue };
         let Ok(files) = list_files(&location) else { continue };
         for f in files {
-            let decoded = LazyFrame::scan_parquet(path_ref(&f.path), ScanArgsParquet::default())
-                .and_then(|lf| lf.null_count().collect_with_engine(Engine::Streaming));
+            let decoded = decode_guarded(&f.path, || {
+                LazyFrame::scan_parquet(path_ref(&f.path), ScanArgsParquet::default())
+                    .and_then(|lf| lf.null_count().collect_with_engine(Engine::Streaming))
+            });
             if let Err(e) = decoded {
-                return Some(unreadable(&f.path, &e));
+                return Some(e);
             }
         }
     }

@@ -7,7 +7,9 @@ pub mod import;
 pub mod output;
 pub mod write;
 
-pub use dataset::{DataFile, check_parquet, find_unreadable_file, list_files, locate_table, open_dataset, scan_files};
+pub use dataset::{
+    DataFile, check_parquet, find_unreadable_file, list_files, locate_table, open_dataset, panic_text, scan_files,
+};
 pub use error::IoError;
 pub use fingerprint::{InputFile, fingerprints};
 pub use output::{DATASET_MARKER, Holds, OUTPUT_MARKER, OutputDir, check_output_file, write_file_atomic};

@@ -24,7 +24,10 @@ use crate::report;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let data = dataset_read(&cli.command);
-    let result = dispatch(cli);
+    // A panic (a bug, or a decoder meeting a corrupt file) becomes an error, so the
+    // staging folder is removed on the way out and a corrupt input file gets named.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli)))
+        .unwrap_or_else(|payload| Err(anyhow::Error::new(crate::panics::Panicked::from_payload(payload.as_ref()))));
     match (result, data) {
         (Err(e), Some(dir)) => Err(name_unreadable_file(e, &dir)),
         (result, _) => result,
@@ -50,6 +53,7 @@ fn dataset_read(command: &Command) -> Option<std::path::PathBuf> {
 /// input's fault, exit 1) instead.
 fn name_unreadable_file(err: anyhow::Error, data: &Path) -> anyhow::Error {
     let from_polars = err.chain().any(|e| {
+        e.downcast_ref::<crate::panics::Panicked>().is_some() ||
         e.downcast_ref::<polars::prelude::PolarsError>().is_some()
             || matches!(e.downcast_ref::<loyalty_contract::ContractError>(), Some(loyalty_contract::ContractError::Polars { .. }))
             || matches!(e.downcast_ref::<loyalty_io::IoError>(), Some(loyalty_io::IoError::Polars { .. }))
