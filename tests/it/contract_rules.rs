@@ -384,10 +384,17 @@ fn a_folder_of_other_files_is_never_replaced() {
     assert_eq!(fs::read_to_string(other.join("thesis.txt")).unwrap(), "years of work");
 }
 
-row_rule!(placeholder_date_outside_what_the_engine_represents, "customers", "signup_date", "date_out_of_range", 1, |t| {
-    // 0001-01-01, a common "unknown" sentinel: day -719,162 of the Unix epoch.
-    set(&mut t.customers, "signup_date", 0, AnyValue::Date(-719_162))
-});
+row_rule!(
+    placeholder_date_outside_what_the_engine_represents,
+    "customers",
+    "signup_date",
+    "date_out_of_range",
+    1,
+    |t| {
+        // 0001-01-01, a common "unknown" sentinel: day -719,162 of the Unix epoch.
+        set(&mut t.customers, "signup_date", 0, AnyValue::Date(-719_162))
+    }
+);
 
 /// Exit 1 naming `needles` from `validate` and from `run` alike (the run keeping the
 /// previous output).
@@ -491,8 +498,12 @@ fn mutate_column(t: &mut Tables, rng: &mut Rng) {
                 DataType::Float64 => [AnyValue::Float64(-1e9), AnyValue::Float64(f64::NAN), AnyValue::Float64(1e300)]
                     [rng.below(3)]
                 .clone(),
-                DataType::Int64 => [AnyValue::Int64(-1), AnyValue::Int64(i64::MAX), AnyValue::Int64(999)][rng.below(3)].clone(),
-                DataType::Date => [AnyValue::Date(-719_162), AnyValue::Date(2_000_000), AnyValue::Date(-1)][rng.below(3)].clone(),
+                DataType::Int64 => {
+                    [AnyValue::Int64(-1), AnyValue::Int64(i64::MAX), AnyValue::Int64(999)][rng.below(3)].clone()
+                }
+                DataType::Date => {
+                    [AnyValue::Date(-719_162), AnyValue::Date(2_000_000), AnyValue::Date(-1)][rng.below(3)].clone()
+                }
                 _ => AnyValue::String("\u{0}??"),
             };
             set(df, name, row, value);

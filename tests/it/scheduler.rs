@@ -88,7 +88,8 @@ fn an_output_that_is_inside_or_contains_the_input_is_refused_and_the_input_untou
     let d = dataset();
     let before = all_files(&d.data);
     let parent = d.data.parent().unwrap();
-    for (out, how) in [(d.data.clone(), "is the input"), (d.data.join("out"), "is inside"), (parent.into(), "contains")] {
+    for (out, how) in [(d.data.clone(), "is the input"), (d.data.join("out"), "is inside"), (parent.into(), "contains")]
+    {
         let o = loyalty(&run_args(&d.data, &out));
         assert_eq!(o.status.code(), Some(2), "{out:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(how), "{out:?}: {}", stderr(&o));
@@ -124,11 +125,9 @@ fn every_reason_the_destination_cannot_be_written_is_found_before_any_stage() {
     let others = tmp.path().join("others");
     fs::create_dir_all(&others).unwrap();
     fs::write(others.join("notes.txt"), "mine").unwrap();
-    for (out, why) in [
-        (file.clone(), "it is a file"),
-        (file.join("out"), "a-file"),
-        (others.clone(), "no .loyalty-output marker"),
-    ] {
+    for (out, why) in
+        [(file.clone(), "it is a file"), (file.join("out"), "a-file"), (others.clone(), "no .loyalty-output marker")]
+    {
         let o = loyalty(&run_args(&broken, &out));
         assert_eq!(o.status.code(), Some(2), "{out:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(why), "{out:?}: {}", stderr(&o));

@@ -191,7 +191,8 @@ pub fn validate(raw: RawDataset) -> Result<Validated, ContractError> {
         let t = &raw.tables[&table];
         validate_table(table.spec(), t, plain, with_files, parts, &mut out).map_err(pl(table))?;
     }
-    let empty: Vec<SchemaProblem> = out.report.tables.iter().filter(|r| r.table.required() && r.rows_read == 0).map(empty_table).collect();
+    let empty: Vec<SchemaProblem> =
+        out.report.tables.iter().filter(|r| r.table.required() && r.rows_read == 0).map(empty_table).collect();
     if !empty.is_empty() {
         return Err(ContractError::Schema(empty));
     }

@@ -269,8 +269,7 @@ fn is_leftover(entry: &str, name: &str) -> bool {
         pid_ok && parts.next().is_none_or(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
     };
     let Some(rest) = entry.strip_prefix('.').and_then(|e| e.strip_prefix(name)) else { return false };
-    rest == ".old"
-        || [".old-", ".tmp-", ".exchange-"].iter().any(|kind| rest.strip_prefix(kind).is_some_and(run))
+    rest == ".old" || [".old-", ".tmp-", ".exchange-"].iter().any(|kind| rest.strip_prefix(kind).is_some_and(run))
 }
 
 /// Remove what dead runs left beside `name` in `parent`; the lock proves they are dead.
@@ -289,7 +288,10 @@ fn clear_leftovers(parent: &Path, name: &str, target: &Path) -> Result<(), IoErr
         && let Some(old_folder) = leftovers.iter().find(|p| file_name(p).starts_with(&old))
     {
         fs::rename(old_folder, target).map_err(io_err(target))?;
-        tracing::warn!("{} was missing after a run died while swapping; restored the previous outputs", target.display());
+        tracing::warn!(
+            "{} was missing after a run died while swapping; restored the previous outputs",
+            target.display()
+        );
     }
     for path in leftovers.iter().filter(|p| p.exists()) {
         tracing::info!("removing {} (left by a run that died)", path.display());
@@ -563,7 +565,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         fs::create_dir_all(data.join("billing")).unwrap();
-        for (out, how) in [(data.clone(), "is"), (data.join("out"), "is inside"), (tmp.path().to_path_buf(), "contains")]
+        for (out, how) in
+            [(data.clone(), "is"), (data.join("out"), "is inside"), (tmp.path().to_path_buf(), "contains")]
         {
             match OutputDir::begin(&out, Holds::Outputs, &[&data]) {
                 Err(IoError::OverlapsInput { how: h, .. }) => assert_eq!(h, how),
@@ -603,7 +606,9 @@ mod tests {
         let target = tmp.path().join("out");
         let first = OutputDir::begin(&target, Holds::Outputs, &[]).unwrap();
         match OutputDir::begin(&target, Holds::Outputs, &[]) {
-            Err(IoError::Locked { holder, .. }) => assert!(holder.contains(&std::process::id().to_string()), "{holder}"),
+            Err(IoError::Locked { holder, .. }) => {
+                assert!(holder.contains(&std::process::id().to_string()), "{holder}")
+            }
             other => panic!("{:?}", other.err()),
         }
         drop(first);

@@ -53,11 +53,17 @@ fn dataset_read(command: &Command) -> Option<std::path::PathBuf> {
 /// input's fault, exit 1) instead.
 fn name_unreadable_file(err: anyhow::Error, data: &Path) -> anyhow::Error {
     let from_polars = err.chain().any(|e| {
-        e.downcast_ref::<crate::panics::Panicked>().is_some() ||
-        e.downcast_ref::<polars::prelude::PolarsError>().is_some()
-            || matches!(e.downcast_ref::<loyalty_contract::ContractError>(), Some(loyalty_contract::ContractError::Polars { .. }))
+        e.downcast_ref::<crate::panics::Panicked>().is_some()
+            || e.downcast_ref::<polars::prelude::PolarsError>().is_some()
+            || matches!(
+                e.downcast_ref::<loyalty_contract::ContractError>(),
+                Some(loyalty_contract::ContractError::Polars { .. })
+            )
             || matches!(e.downcast_ref::<loyalty_io::IoError>(), Some(loyalty_io::IoError::Polars { .. }))
-            || matches!(e.downcast_ref::<loyalty_features::FeatureError>(), Some(loyalty_features::FeatureError::Polars(_)))
+            || matches!(
+                e.downcast_ref::<loyalty_features::FeatureError>(),
+                Some(loyalty_features::FeatureError::Polars(_))
+            )
     });
     // A failed write (a full disk) is not the input's fault and needs no search.
     let writing = err.chain().any(|e| {

@@ -178,7 +178,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let pseudonyms = if cfg.output.pseudonymize_ids { Some(Pseudonymizer::from_env()?) } else { None };
     // Every reason --out cannot be written is found here, before any stage runs; the
     // lock it takes keeps a second run off the same folder until this one ends.
-    let inputs: Vec<&std::path::Path> = std::iter::once(args.data.data.as_path()).chain(args.config.as_deref()).collect();
+    let inputs: Vec<&std::path::Path> =
+        std::iter::once(args.data.data.as_path()).chain(args.config.as_deref()).collect();
     let staged = loyalty_io::OutputDir::begin(&args.out, loyalty_io::Holds::Outputs, &inputs)
         .with_context(|| format!("preparing {}", args.out.display()))?;
     let mut stages = Stages::new(9);
