@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use crate::epoch_days;
 use crate::spec::{Kind, PLAN_TYPES, Table, TableSpec, col as c};
 
 /// A rule checked on each row by itself: `violates` is true for a bad row.
@@ -50,10 +51,6 @@ pub const DATE_RANGE: (NaiveDate, NaiveDate) = (
     NaiveDate::from_ymd_opt(1677, 9, 22).expect("valid date"),
     NaiveDate::from_ymd_opt(2262, 4, 11).expect("valid date"),
 );
-
-fn epoch_days(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
 
 fn date_in_range(table: Table, column: &'static str) -> RowRule {
     let (lo, hi) = DATE_RANGE;

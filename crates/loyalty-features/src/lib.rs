@@ -22,7 +22,6 @@ mod value;
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
 use loyalty_contract::Table;
 use polars::prelude::*;
 
@@ -46,10 +45,7 @@ pub enum FeatureError {
 /// The clean tables of a dataset (as validated), by table.
 pub type Tables = BTreeMap<Table, LazyFrame>;
 
-/// Days since 1970-01-01, as Polars stores a Date.
-pub fn epoch_days(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
+pub use loyalty_contract::epoch_days;
 
 /// The customer partitions for a pass over every customer of `tables` (None: all at
 /// once), about `params.customers_per_partition` customers each.
