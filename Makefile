@@ -114,14 +114,14 @@ fixtures: $(VENV)/.fixtures ## Rewrite the pyarrow-made test fixtures (an indepe
 	$(VENV)/bin/python tests/fixtures/make_duplicate_column_fixture.py tests/fixtures/duplicate_column.parquet
 
 bench: build $(VENV)/.peers-v2 ## Run the benchmarks (peers installed into .venv) and write BENCHMARKS.md
-	BIN=$(BIN) PYTHON=$(PYTHON) PEER_PYTHON=$(VENV)/bin/python scripts/bench.sh
-	KEEP_BENCH_DATA=1 BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) scripts/bench_scale.py engines
+	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/bench.py
+	KEEP_BENCH_DATA=1 BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py engines
 
 bench-engines: build $(VENV)/.peers-v2 ## The aggregation at 1M x 24: local Polars vs Ballista (2 executors) vs DuckDB, into BENCHMARKS.md
-	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) scripts/bench_scale.py engines
+	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py engines
 
 bench-scale: build ## `loyalty run` at 1M, 3M and 10M customers x 36 months: time, memory, per stage, into BENCHMARKS.md (~1-2 h)
-	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) scripts/bench_scale.py scale
+	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py scale
 
 fuzz: build ## Property-test the importers on 5 million mutated inputs (bounded: 20 minutes; not in CI)
 	LOYALTY_FUZZ_CASES=5000000 timeout 1200 $(CARGO) test --release --workspace $(CARGO_FEATURES) -- importers_never_panic

@@ -98,7 +98,8 @@ fn the_run_writes_every_output() {
     let q = json(&f.out.join("model_quality.json"));
     let auc = q["out_of_time"][1]["roc_auc"].as_f64().unwrap();
     assert!(auc > 0.55, "out-of-time AUC {auc}");
-    assert!(q["roc_curve_calibrated"].as_array().unwrap().len() > 5);
+    assert!(q["roc_curve"].as_array().unwrap().len() > 5);
+    assert_eq!(q["scoring_model"], "gradient boosting calibrated", "the example config scores with boosting");
 
     let run = json(&f.out.join("run.json"));
     assert_eq!(run["as_of"], "2024-12-31");

@@ -6,6 +6,7 @@ mod contract_rules;
 mod full_run;
 mod generator;
 mod independent_producer;
+mod interface;
 mod models;
 mod scheduler;
 

@@ -143,7 +143,7 @@ fn wa_churn_imports_and_cross_validates() {
     let auc = |k: usize| j["cross_validated"][k]["roc_auc"].as_f64().unwrap();
     eprintln!("wa-churn 5-fold ROC AUC: boosting {:.4}, calibrated {:.4}, logistic {:.4}", auc(0), auc(1), auc(2));
     // Published results on this sample reach 0.84-0.85 with every column; the
-    // contract keeps tenure, contract, charges and services (see README).
+    // contract keeps tenure, contract, charges and services (see docs/methods.md).
     assert!(auc(0) > 0.80 && auc(1) > 0.80 && auc(2) > 0.83, "{j}");
     // Better than the base rate's Brier score, 0.265 * 0.735 = 0.195.
     let brier = j["cross_validated"][1]["brier"].as_f64().unwrap();
@@ -178,7 +178,7 @@ fn churn_train_validates_out_of_time_and_scores_the_base() {
     // Postpaid customers scored by the classifier, prepaid ones by BG/NBD.
     let prepaid = j["prepaid"]["customers"].as_f64().unwrap();
     // BG/NBD's out-of-time quality on prepaid churn is reported, not asserted: the
-    // generator's prepaid churn is not a BG/NBD process (README, "Churn classifier").
+    // generator's prepaid churn is not a BG/NBD process (docs/methods.md, "Churn classifier").
     let bg_auc = j["prepaid_out_of_time"]["roc_auc"].as_f64().unwrap();
     eprintln!("prepaid BG/NBD out-of-time AUC {bg_auc}");
     assert!((0.0..=1.0).contains(&bg_auc), "{}", j["prepaid_out_of_time"]);

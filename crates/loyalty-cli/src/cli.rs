@@ -1,4 +1,11 @@
-//! Command-line types (clap derive). Every option also reads an environment variable.
+//! Command-line types (clap derive).
+//!
+//! Environment variables: every option of `loyalty run` reads `LOYALTY_<NAME>` (the
+//! long name in upper snake case: `--as-of` reads `LOYALTY_AS_OF`), in every
+//! subcommand that has it; options that `loyalty run` does not have read none. A flag
+//! wins over its variable, and both over the `--config` file. Defaults are not
+//! written here: they come from the library's settings (see `defaults.rs`, which
+//! shows them in `--help`).
 
 use std::path::PathBuf;
 
@@ -9,7 +16,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Reads an operator's billing data (a folder of Parquet files following SCHEMA.md),
 /// validates it, and derives per-customer value, churn and loyalty tables.
-/// Exit codes: 0 ok, 1 the input failed validation, 2 usage or internal error.
+/// Exit codes: 0 ok, 1 the input or a setting breaks a rule, 2 usage, system or
+/// internal error, 130/143 stopped by SIGINT/SIGTERM.
 #[derive(Debug, Parser)]
 #[command(name = "loyalty", version, propagate_version = true)]
 pub struct Cli {
@@ -55,24 +63,24 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     /// The scheduler's port on 127.0.0.1.
-    #[arg(long, default_value_t = 50050)]
-    pub port: u16,
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Number of executors.
-    #[arg(long, default_value_t = 2)]
-    pub executors: usize,
+    #[arg(long)]
+    pub executors: Option<usize>,
     /// Task slots per executor.
-    #[arg(long, default_value_t = 1)]
-    pub vcores: usize,
+    #[arg(long)]
+    pub vcores: Option<usize>,
     /// Seconds without a heartbeat before an executor counts as lost (running jobs
     /// fail when none is left after as long again).
-    #[arg(long, default_value_t = 15)]
-    pub executor_timeout: u64,
+    #[arg(long)]
+    pub executor_timeout: Option<u64>,
 }
 
 /// Where the heavy per-customer aggregation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineArg {
-    /// In this process, on the Polars streaming engine.
+    /// In this process, on the Polars streaming engine (the default).
     Local,
     /// As DataFusion plans on a Ballista cluster (--scheduler).
     Ballista,
@@ -81,21 +89,21 @@ pub enum EngineArg {
 #[derive(Debug, Args)]
 pub struct EngineArgs {
     /// Where the per-customer aggregation of billing, top-ups, interactions and surveys runs.
-    #[arg(long, value_enum, default_value_t = EngineArg::Local, env = "LOYALTY_ENGINE")]
-    pub engine: EngineArg,
+    #[arg(long, value_enum, env = "LOYALTY_ENGINE")]
+    pub engine: Option<EngineArg>,
     /// The Ballista scheduler, df://HOST:PORT (with --engine ballista).
     #[arg(long, env = "LOYALTY_SCHEDULER")]
     pub scheduler: Option<String>,
     /// Partitions of the shuffle by customer hash on the cluster.
-    #[arg(long, default_value_t = 4, env = "LOYALTY_TARGET_PARTITIONS")]
-    pub target_partitions: usize,
+    #[arg(long, env = "LOYALTY_TARGET_PARTITIONS")]
+    pub target_partitions: Option<usize>,
     /// A folder the executors and this process share, where the cluster writes the
     /// aggregates as Parquet (default: a temporary folder beside --out).
     #[arg(long, env = "LOYALTY_EXCHANGE_DIR")]
     pub exchange_dir: Option<PathBuf>,
     /// Fail the run when one aggregation job has not finished after this many seconds.
-    #[arg(long, default_value_t = 3600, env = "LOYALTY_JOB_TIMEOUT")]
-    pub job_timeout: u64,
+    #[arg(long, env = "LOYALTY_JOB_TIMEOUT")]
+    pub job_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -112,29 +120,32 @@ pub enum ChurnCommand {
     Evaluate(ChurnEvalArgs),
 }
 
+/// The tuning of the churn classifier (config section `[churn]`).
+#[derive(Debug, Args)]
+pub struct ChurnTuning {
+    /// Gradient boosting budget (perpetual): higher fits more trees.
+    #[arg(long)]
+    pub budget: Option<f32>,
+    /// Training snapshots, 3 months apart, before the test snapshot.
+    #[arg(long)]
+    pub train_snapshots: Option<u32>,
+    /// Boost on a uniform sample of at most this many training rows (0: all).
+    #[arg(long)]
+    pub max_train_rows: Option<usize>,
+}
+
 #[derive(Debug, Args)]
 pub struct ChurnTrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// T: score the customers active at the end of this day (default: the end of the last billed month).
-    #[arg(long, env = "LOYALTY_AS_OF")]
-    pub as_of: Option<NaiveDate>,
-    /// h: the label is churn within this many months of a snapshot.
-    #[arg(long, default_value_t = 6)]
-    pub horizon_months: u32,
-    /// Training snapshots, 3 months apart, before the test snapshot.
-    #[arg(long, default_value_t = 3)]
-    pub train_snapshots: u32,
-    /// Gradient boosting budget (perpetual): higher fits more trees.
-    #[arg(long, default_value_t = 1.0)]
-    pub budget: f32,
-    /// Boost on a uniform sample of at most this many training rows (0: all).
-    #[arg(long, default_value_t = 400_000)]
-    pub max_train_rows: usize,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub tuning: ChurnTuning,
     /// Write `p_churn_<h>m`, loyalty and the top reasons per customer to this Parquet file.
-    #[arg(long)]
+    #[arg(long, env = "LOYALTY_OUT")]
     pub out: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
 
@@ -142,17 +153,15 @@ pub struct ChurnTrainArgs {
 pub struct ChurnEvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The snapshot date (default: the end of the last billed month).
-    #[arg(long, env = "LOYALTY_AS_OF")]
-    pub as_of: Option<NaiveDate>,
-    /// h: the label is churn within this many months of the snapshot.
-    #[arg(long, default_value_t = 6)]
-    pub horizon_months: u32,
-    #[arg(long, default_value_t = 5)]
-    pub folds: usize,
-    #[arg(long, default_value_t = 1.0)]
-    pub budget: f32,
-    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Cross-validation folds.
+    #[arg(long)]
+    pub folds: Option<usize>,
+    /// Gradient boosting budget (perpetual): higher fits more trees.
+    #[arg(long)]
+    pub budget: Option<f32>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
 
@@ -181,15 +190,15 @@ pub struct KmArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// The grouping column: plan_type, contract_months, competition_level or market_id.
-    #[arg(long, default_value = "plan_type")]
-    pub by: String,
+    #[arg(long)]
+    pub by: Option<String>,
     /// Customers known at the end of this day (default: the end of the last billed month).
     #[arg(long, env = "LOYALTY_AS_OF")]
     pub as_of: Option<NaiveDate>,
     /// Write the table (group, tenure, at risk, events, hazard, survival) to this .parquet or .csv file.
-    #[arg(long)]
+    #[arg(long, env = "LOYALTY_OUT")]
     pub out: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
 
@@ -199,24 +208,24 @@ pub struct SbgArgs {
     #[arg(long, value_delimiter = ',', num_args = 1.., action = clap::ArgAction::Append, required_unless_present = "data")]
     pub survivors: Vec<String>,
     /// Or: the postpaid cohorts of a dataset (one cohort per signup month, one period per contract term).
-    #[arg(long, conflicts_with = "survivors")]
+    #[arg(long, env = "LOYALTY_DATA", conflicts_with = "survivors")]
     pub data: Option<PathBuf>,
     /// With --data: the contract length whose customers are fitted (default: the most common).
     #[arg(long)]
     pub contract_months: Option<i64>,
     /// With --data: observe cohorts up to this date (default: the end of the last billed month).
-    #[arg(long)]
+    #[arg(long, env = "LOYALTY_AS_OF")]
     pub as_of: Option<NaiveDate>,
     /// Discount rate per period for DERL.
-    #[arg(long, default_value_t = 0.1)]
-    pub discount: f64,
+    #[arg(long)]
+    pub discount: Option<f64>,
     /// DERL of a customer who has made this many renewals.
-    #[arg(long, default_value_t = 0)]
-    pub renewals: u32,
+    #[arg(long)]
+    pub renewals: Option<u32>,
     /// Periods to project the survivor curve to (default: the observed ones plus 5).
     #[arg(long)]
     pub project: Option<u32>,
-    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
 
@@ -225,16 +234,6 @@ pub enum Period {
     Day,
     Week,
     Month,
-}
-
-impl Period {
-    pub fn days(self) -> f64 {
-        match self {
-            Period::Day => 1.0,
-            Period::Week => 7.0,
-            Period::Month => 365.25 / 12.0,
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -256,25 +255,25 @@ pub struct TxFitArgs {
     #[arg(long)]
     pub calibration_end: Option<NaiveDate>,
     /// Time unit of x, t_x and T.
-    #[arg(long, value_enum, default_value_t = Period::Week)]
-    pub period: Period,
+    #[arg(long, value_enum)]
+    pub period: Option<Period>,
     /// Horizon, in periods, of the per-customer expected transactions.
-    #[arg(long, default_value_t = 52.0)]
-    pub horizon: f64,
+    #[arg(long)]
+    pub horizon: Option<f64>,
     /// bgnbd: also fit Gamma-Gamma on the repeat transactions' values and write each
     /// customer's CLV over this many months (0: no CLV).
-    #[arg(long, default_value_t = 24)]
-    pub clv_months: u32,
-    /// Yearly discount rate for CLV.
-    #[arg(long, default_value_t = 0.10)]
-    pub discount_rate: f64,
-    /// Margin as a share of a transaction's value, for CLV.
-    #[arg(long, default_value_t = 0.35)]
-    pub margin_rate: f64,
-    /// Write one row per customer (summary and predictions) to this .parquet or .csv file.
     #[arg(long)]
+    pub clv_months: Option<u32>,
+    /// Yearly discount rate for CLV.
+    #[arg(long, env = "LOYALTY_DISCOUNT_RATE")]
+    pub discount_rate: Option<f64>,
+    /// Margin as a share of a transaction's value, for CLV.
+    #[arg(long, env = "LOYALTY_MARGIN_RATE")]
+    pub margin_rate: Option<f64>,
+    /// Write one row per customer (summary and predictions) to this .parquet or .csv file.
+    #[arg(long, env = "LOYALTY_OUT")]
     pub out: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
 
@@ -300,7 +299,7 @@ pub struct ImportFileArgs {
     #[arg(long)]
     pub input: PathBuf,
     /// The dataset folder to write (replaced only if it is an earlier output).
-    #[arg(long)]
+    #[arg(long, env = "LOYALTY_OUT")]
     pub out: PathBuf,
 }
 
@@ -312,27 +311,27 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct GenArgs {
-    /// Folder to write the dataset into (replaced if it exists).
-    #[arg(long, env = "LOYALTY_GEN_OUT")]
+    /// Folder to write the dataset into (replaced only if it is an earlier dataset).
+    #[arg(long, env = "LOYALTY_OUT")]
     pub out: PathBuf,
     /// Number of customers.
-    #[arg(long, default_value_t = 20_000, env = "LOYALTY_GEN_CUSTOMERS")]
-    pub customers: usize,
+    #[arg(long)]
+    pub customers: Option<usize>,
     /// Number of billed months.
-    #[arg(long, default_value_t = 24, env = "LOYALTY_GEN_MONTHS")]
-    pub months: u32,
+    #[arg(long)]
+    pub months: Option<u32>,
     /// First billed month (YYYY-MM-01).
-    #[arg(long, default_value = "2023-01-01", env = "LOYALTY_GEN_START")]
-    pub start: NaiveDate,
+    #[arg(long)]
+    pub start: Option<NaiveDate>,
     /// Random seed: the same seed gives the same files.
-    #[arg(long, default_value_t = 42, env = "LOYALTY_GEN_SEED")]
-    pub seed: u64,
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Partition billing by month: billing/bill_month=YYYY-MM-01/part-N.parquet.
-    #[arg(long, env = "LOYALTY_GEN_HIVE")]
+    #[arg(long)]
     pub hive: bool,
     /// Customers per chunk (one thread simulates and writes one chunk).
-    #[arg(long, default_value_t = 50_000, env = "LOYALTY_GEN_CHUNK")]
-    pub chunk_size: usize,
+    #[arg(long)]
+    pub chunk_size: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -353,15 +352,20 @@ pub struct ValidateArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Output format of the summary.
-    #[arg(long, value_enum, default_value_t = Format::Human, env = "LOYALTY_FORMAT")]
+    #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// With --lenient: also write the rejected rows into this folder, one Parquet file per table.
     #[arg(long, requires = "lenient")]
     pub rejects: Option<PathBuf>,
 }
 
+/// The settings every command that models the data shares: the config file and the
+/// feature parameters (config section `[model]`).
 #[derive(Debug, Args)]
-pub struct ModelArgs {
+pub struct SettingsArgs {
+    /// TOML configuration (see loyalty.example.toml); flags and environment variables override it.
+    #[arg(long, env = "LOYALTY_CONFIG")]
+    pub config: Option<PathBuf>,
     /// T: features use only what is known at the end of this day (default: the end of the last billed month).
     #[arg(long, env = "LOYALTY_AS_OF")]
     pub as_of: Option<NaiveDate>,
@@ -393,9 +397,9 @@ pub struct FeaturesArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub settings: SettingsArgs,
     /// Output Parquet file (written whole or not at all).
-    #[arg(long, env = "LOYALTY_FEATURES_OUT")]
+    #[arg(long, env = "LOYALTY_OUT")]
     pub out: PathBuf,
     /// `aggregates`: only the streaming per-customer aggregates (no scores, CPV, CLV).
     #[arg(long, value_enum, default_value_t = Stage::All)]
@@ -429,17 +433,70 @@ pub struct RunArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub settings: SettingsArgs,
     /// Output folder; replaced only when the whole run succeeds.
     #[arg(long, env = "LOYALTY_OUT")]
     pub out: PathBuf,
-    /// TOML configuration (see loyalty.example.toml); flags and environment variables override it.
-    #[arg(long, env = "LOYALTY_CONFIG")]
-    pub config: Option<PathBuf>,
     /// Replace customer ids in every output with a keyed hash; the key comes from the
     /// environment variable LOYALTY_PSEUDONYM_KEY and is never written anywhere.
     #[arg(long, env = "LOYALTY_PSEUDONYMIZE_IDS")]
     pub pseudonymize_ids: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use clap::CommandFactory;
+
+    fn env_name(long: &str) -> String {
+        format!("LOYALTY_{}", long.replace('-', "_").to_uppercase())
+    }
+
+    /// Every (command path, option) of the command line.
+    fn options(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        for a in cmd.get_arguments() {
+            if a.get_long().is_some_and(|l| l != "help" && l != "version") {
+                out.push((path.to_string(), a.clone()));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            options(s, &format!("{path} {}", s.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn an_option_reads_the_environment_exactly_when_run_has_it() {
+        let cli = super::Cli::command();
+        let mut all = Vec::new();
+        options(&cli, "loyalty", &mut all);
+        let run: BTreeSet<&str> = all
+            .iter()
+            .filter(|(path, a)| path == "loyalty run" || (path == "loyalty" && a.is_global_set()))
+            .filter_map(|(_, a)| a.get_long())
+            .collect();
+        assert!(run.contains("data") && run.contains("as-of") && run.contains("quiet"), "{run:?}");
+        for (path, a) in &all {
+            let long = a.get_long().unwrap();
+            let env = a.get_env().map(|e| e.to_string_lossy().into_owned());
+            let expected = run.contains(long).then(|| env_name(long));
+            assert_eq!(env, expected, "{path} --{long}");
+        }
+    }
+
+    #[test]
+    fn no_option_restates_a_default_of_the_settings() {
+        let cli = super::Cli::command();
+        let mut all = Vec::new();
+        options(&cli, "loyalty", &mut all);
+        // Only presentation choices (the output format, the feature stage) default here.
+        for (path, a) in &all {
+            let long = a.get_long().unwrap();
+            if !a.get_default_values().is_empty() && !matches!(a.get_action(), clap::ArgAction::SetTrue) {
+                assert!(["format", "stage"].contains(&long), "{path} --{long} has a default in clap");
+            }
+        }
+    }
 }

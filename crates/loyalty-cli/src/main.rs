@@ -1,44 +1,35 @@
-//! The `loyalty` binary. Exit codes: 0 ok, 1 the input failed validation, 2 usage or
-//! internal error.
+//! The `loyalty` binary: parse the command line, resolve the settings, call
+//! `loyalty_pipeline`, print, and map the outcome to an exit code ([`exit_code`]).
 
 mod cli;
 mod commands;
-mod config;
+mod defaults;
 mod logging;
 mod panics;
-mod report;
+mod settings;
 mod signals;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-use loyalty_contract::ContractError;
-use loyalty_io::IoError;
+use clap::FromArgMatches;
+use loyalty_pipeline::PipelineError;
 
 // Polars allocates and frees large buffers all the time; jemalloc (as python-polars
 // uses on Linux) is faster than the system allocator at it and returns memory.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// The input broke the contract; the message says where and how.
-#[derive(Debug)]
-pub struct InputRejected(pub String);
-
-impl std::fmt::Display for InputRejected {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for InputRejected {}
-
-fn is_bad_input(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<InputRejected>().is_some()
-            || e.downcast_ref::<IoError>().is_some_and(IoError::is_bad_input)
-            || matches!(e.downcast_ref::<ContractError>(), Some(ContractError::Schema(_)))
-    })
+/// The exit code of a failed command: 1 when the input or a setting is at fault
+/// (the user fixes the data or the configuration), 2 for everything else (usage,
+/// the machine, a bug). clap exits 2 itself on a command line it cannot parse, and a
+/// stop request exits 128 + the signal before this is asked.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let bad_input = err.chain().any(|e| {
+        e.downcast_ref::<PipelineError>().is_some_and(PipelineError::is_bad_input)
+            || e.downcast_ref::<loyalty_io::IoError>().is_some_and(loyalty_io::IoError::is_bad_input)
+    });
+    if bad_input { 1 } else { 2 }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -47,7 +38,11 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = defaults::command().get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     logging::init(&cli.global);
     panics::install();
     if let Err(e) = signals::install() {
@@ -69,7 +64,7 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 let _ = writeln!(stderr, "  caused by: {cause}");
             }
-            if is_bad_input(&err) { ExitCode::from(1) } else { ExitCode::from(2) }
+            ExitCode::from(exit_code(&err))
         }
     }
 }

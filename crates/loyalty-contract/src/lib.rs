@@ -5,6 +5,7 @@
 //! `loyalty-io`.
 
 pub mod cancel;
+pub mod dates;
 pub mod error;
 pub mod normalize;
 pub mod partition;
@@ -19,10 +20,7 @@ pub use validate::{RawDataset, RawTable, TableReport, Validated, ValidationRepor
 
 use polars::prelude::{DataFrame, Engine, LazyFrame, PolarsResult};
 
-/// Days since 1970-01-01, as Polars stores a Date.
-pub fn epoch_days(d: chrono::NaiveDate) -> i32 {
-    (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
+pub use dates::epoch_days;
 
 /// Run a plan on the streaming engine (bounded memory over large scans).
 pub fn collect_streaming(lf: LazyFrame) -> PolarsResult<DataFrame> {

@@ -67,7 +67,7 @@ fn f64_at(df: &DataFrame, name: &str) -> PolarsResult<f64> {
 
 fn date_at(df: &DataFrame, name: &str) -> PolarsResult<Option<NaiveDate>> {
     let days = df.column(name)?.cast(&DataType::Int32)?.i32()?.get(0);
-    Ok(days.and_then(|d| NaiveDate::from_num_days_from_ce_opt(d + 719_163)))
+    Ok(days.and_then(crate::dates::from_epoch_days))
 }
 
 fn counts(lf: LazyFrame, by: Expr) -> PolarsResult<BTreeMap<String, u64>> {

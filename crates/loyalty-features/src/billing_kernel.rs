@@ -260,9 +260,7 @@ pub(crate) struct BillingKernel {
 }
 
 fn date_str(days: i32) -> String {
-    NaiveDate::from_ymd_opt(1970, 1, 1)
-        .and_then(|d| d.checked_add_signed(chrono::Duration::days(i64::from(days))))
-        .map_or_else(|| days.to_string(), |d| d.to_string())
+    loyalty_contract::dates::from_epoch_days(days).map_or_else(|| days.to_string(), |d| d.to_string())
 }
 
 impl BillingKernel {

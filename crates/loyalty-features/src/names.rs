@@ -60,3 +60,15 @@ pub const CLV: &str = "clv";
 pub fn survival_at(months: u32) -> String {
     format!("survival_{months}m")
 }
+
+// The churn outputs of `loyalty run` (customers.parquet) and `loyalty churn train --out`.
+/// P(still a customer h months after T): the churn model's, else the survival curve's.
+pub const LOYALTY: &str = "loyalty";
+/// Which model scored the customer: `classifier`, `bgnbd` or `kaplan_meier`.
+pub const CHURN_MODEL: &str = "churn_model";
+/// The customer's top churn reasons, joined by ", ".
+pub const CHURN_REASONS: &str = "churn_reasons";
+/// `p_churn_<h>m`: P(churned within h months of T) = 1 - loyalty.
+pub fn p_churn(horizon_months: u32) -> String {
+    format!("p_churn_{horizon_months}m")
+}

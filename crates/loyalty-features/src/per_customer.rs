@@ -415,8 +415,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     // not known at T), sorted by customer; every join below keeps this order.
     let customers = tables[&Table::Customers]
         .clone()
-        .filter(col(c::SIGNUP_DATE).lt_eq(lit(t)))
-        .filter(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt(lit(t))))
+        .filter(loyalty_contract::dates::active_at(t))
         .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
     let window_start = lkbm.checked_sub_months(Months::new(11)).unwrap_or(lkbm);
     let mut base = customers.clone().with_columns([(lit(t_month)

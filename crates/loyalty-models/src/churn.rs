@@ -12,6 +12,8 @@
 use perpetual::objective::Objective;
 use perpetual::{ContributionsMethod, Matrix, PerpetualBooster};
 use rayon::prelude::*;
+
+use crate::ModelError;
 use serde::Serialize;
 
 /// A design matrix: one vector per feature (NaN = missing), all of `rows` values.
@@ -23,10 +25,10 @@ pub struct Design {
 }
 
 impl Design {
-    pub fn new(names: Vec<String>, columns: Vec<Vec<f64>>) -> Result<Self, String> {
+    pub fn new(names: Vec<String>, columns: Vec<Vec<f64>>) -> Result<Self, ModelError> {
         let rows = columns.first().map_or(0, Vec::len);
         if names.len() != columns.len() || columns.iter().any(|c| c.len() != rows) {
-            return Err("design: every feature needs a name and the same number of rows".into());
+            return Err(ModelError::BadInput("design: every feature needs a name and the same number of rows".into()));
         }
         Ok(Design { names, columns, rows })
     }
@@ -285,12 +287,12 @@ pub const GBM_MEMORY_LIMIT_GB: f32 = 0.5;
 
 /// Gradient boosting with log loss.
 pub struct Gbm {
-    pub booster: PerpetualBooster,
+    booster: PerpetualBooster,
     pub names: Vec<String>,
 }
 
 impl Gbm {
-    pub fn fit(d: &Design, y: &[f64], budget: f32) -> Result<Gbm, String> {
+    pub fn fit(d: &Design, y: &[f64], budget: f32) -> Result<Gbm, ModelError> {
         let data = d.column_major();
         let m = Matrix::new(&data, d.rows, d.columns.len());
         // Bounded: unbounded, perpetual sizes its histogram pool from the free memory of the
@@ -301,7 +303,7 @@ impl Gbm {
             .set_seed(7)
             .set_memory_limit(Some(GBM_MEMORY_LIMIT_GB));
         let started = std::time::Instant::now();
-        booster.fit(&m, y, None, None).map_err(|e| format!("gradient boosting: {e}"))?;
+        booster.fit(&m, y, None, None).map_err(|e| ModelError::Boosting(e.to_string()))?;
         tracing::debug!(
             "boosting: {} trees on {} rows x {} features in {:.1}s",
             booster.get_prediction_trees().len(),
@@ -310,6 +312,19 @@ impl Gbm {
             started.elapsed().as_secs_f64()
         );
         Ok(Gbm { booster, names: d.names.clone() })
+    }
+
+    /// Each feature's share of the total gain of every split (the shares sum to 1),
+    /// largest first.
+    pub fn importance(&self) -> Vec<(String, f32)> {
+        let mut shares: Vec<(String, f32)> = self
+            .booster
+            .calculate_feature_importance(perpetual::booster::config::ImportanceMethod::TotalGain, true)
+            .into_iter()
+            .map(|(j, g)| (self.names[j].clone(), g))
+            .collect();
+        shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+        shares
     }
 
     pub fn predict(&self, d: &Design) -> Vec<f64> {

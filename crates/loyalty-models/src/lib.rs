@@ -7,6 +7,7 @@
 
 pub mod bgnbd;
 pub mod churn;
+mod error;
 pub mod gamma_gamma;
 pub mod optimize;
 pub mod pareto_nbd;
@@ -15,6 +16,7 @@ pub mod sbg;
 pub mod special;
 
 pub use bgnbd::BgNbd;
+pub use error::ModelError;
 pub use gamma_gamma::{GammaGamma, Spend};
 pub use optimize::Optimum;
 pub use pareto_nbd::ParetoNbd;

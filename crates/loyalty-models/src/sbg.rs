@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::ModelError;
 use crate::optimize::{Optimum, maximize};
 use crate::special::{ln_beta, ln_hyp2f1};
 
@@ -65,7 +66,11 @@ impl Sbg {
 }
 
 /// Check survivor counts: finite, non-negative, non-increasing, at least two.
-pub fn check(cohorts: &[Vec<f64>]) -> Result<(), String> {
+pub fn check(cohorts: &[Vec<f64>]) -> Result<(), ModelError> {
+    check_counts(cohorts).map_err(ModelError::BadInput)
+}
+
+fn check_counts(cohorts: &[Vec<f64>]) -> Result<(), String> {
     for (i, n) in cohorts.iter().enumerate() {
         if n.len() < 2 {
             return Err(format!("cohort {}: needs at least two counts (start and after one period)", i + 1));
@@ -87,4 +92,34 @@ pub fn fit(cohorts: &[Vec<f64>]) -> (Sbg, Optimum) {
     let ll = |p: &[f64]| Sbg { alpha: p[0], beta: p[1] }.log_likelihood(cohorts);
     let o = maximize(&ll, &[1.0, 1.0]);
     (Sbg { alpha: o.params[0], beta: o.params[1] }, o)
+}
+
+/// One period of [`curve`]: pooled observed survival (None past the longest cohort)
+/// and the model's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CurvePoint {
+    pub period: u32,
+    pub observed: Option<f64>,
+    pub model: f64,
+}
+
+/// Pooled observed survival (the product of pooled period retention) against the
+/// model's, for periods 0..=horizon.
+pub fn curve(m: &Sbg, cohorts: &[Vec<f64>], horizon: u32) -> Vec<CurvePoint> {
+    let longest = longest_cohort(cohorts);
+    let mut observed = 1.0;
+    let mut out = Vec::new();
+    for t in 0..=horizon {
+        if t > 0 && t <= longest {
+            let at = |k: u32| cohorts.iter().filter(|n| n.len() > t as usize).map(|n| n[k as usize]).sum::<f64>();
+            observed *= at(t) / at(t - 1);
+        }
+        out.push(CurvePoint { period: t, observed: (t <= longest).then_some(observed), model: m.survival(t) });
+    }
+    out
+}
+
+/// The periods the longest cohort was observed for.
+pub fn longest_cohort(cohorts: &[Vec<f64>]) -> u32 {
+    cohorts.iter().map(Vec::len).max().unwrap_or(1) as u32 - 1
 }

@@ -18,10 +18,15 @@ pub const PALETTE: [RGBColor; 8] = [
 
 const SIZE: (u32, u32) = (640, 400);
 
-type Res<T> = Result<T, String>;
+/// A chart that could not be drawn (a plotters backend error: a bug, not the data).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("drawing a chart: {0}")]
+pub struct ChartError(String);
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("drawing a chart: {e:?}")
+type Res<T> = Result<T, ChartError>;
+
+fn err<E: std::fmt::Debug>(e: E) -> ChartError {
+    ChartError(format!("{e:?}"))
 }
 
 fn legend<'a, DB: DrawingBackend + 'a>(

@@ -29,7 +29,7 @@ impl Default for GenParams {
             start: NaiveDate::from_ymd_opt(2023, 1, 1).expect("valid date"),
             seed: 42,
             hive: false,
-            chunk_size: 25_000,
+            chunk_size: 50_000,
         }
     }
 }

@@ -1,26 +1,21 @@
-//! One file per subcommand.
+//! One file per subcommand; none imports another. Each parses nothing itself: it
+//! turns its arguments into the library's inputs, calls `loyalty_pipeline`, and
+//! prints the result.
 
-pub(crate) mod churn;
-pub(crate) mod cluster;
-pub(crate) mod features;
-pub(crate) mod fit;
+mod churn;
+mod cluster;
+mod features;
+mod fit;
 mod gen_data;
 mod import;
 mod run;
-mod run_report;
 mod scan;
 mod validate;
 
-use std::path::Path;
-use std::time::Instant;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use loyalty_contract::Validated;
-use tracing::{info, warn};
-
-use crate::InputRejected;
-use crate::cli::{Cli, Command, DataArgs};
-use crate::report;
+use crate::cli::{ChurnCommand, Cli, Command, FitModel};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let data = dataset_read(&cli.command);
@@ -35,14 +30,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The dataset folder a command reads, if it reads one.
-fn dataset_read(command: &Command) -> Option<std::path::PathBuf> {
+fn dataset_read(command: &Command) -> Option<PathBuf> {
     match command {
         Command::Validate(a) => Some(a.data.data.clone()),
         Command::Features(a) => Some(a.data.data.clone()),
         Command::Run(a) => Some(a.data.data.clone()),
         Command::Churn(a) => match &a.command {
-            crate::cli::ChurnCommand::Train(t) => Some(t.data.data.clone()),
-            crate::cli::ChurnCommand::Evaluate(e) => Some(e.data.data.clone()),
+            ChurnCommand::Train(t) => Some(t.data.data.clone()),
+            ChurnCommand::Evaluate(e) => Some(e.data.data.clone()),
+        },
+        Command::Fit(f) => match &f.model {
+            FitModel::Km(k) => Some(k.data.data.clone()),
+            FitModel::Sbg(s) => s.data.clone(),
+            FitModel::Bgnbd(t) | FitModel::ParetoNbd(t) | FitModel::GammaGamma(t) => t.data.clone(),
         },
         _ => None,
     }
@@ -54,22 +54,9 @@ fn dataset_read(command: &Command) -> Option<std::path::PathBuf> {
 fn name_unreadable_file(err: anyhow::Error, data: &Path) -> anyhow::Error {
     let from_polars = err.chain().any(|e| {
         e.downcast_ref::<crate::panics::Panicked>().is_some()
-            || e.downcast_ref::<polars::prelude::PolarsError>().is_some()
-            || matches!(
-                e.downcast_ref::<loyalty_contract::ContractError>(),
-                Some(loyalty_contract::ContractError::Polars { .. })
-            )
-            || matches!(e.downcast_ref::<loyalty_io::IoError>(), Some(loyalty_io::IoError::Polars { .. }))
-            || matches!(
-                e.downcast_ref::<loyalty_features::FeatureError>(),
-                Some(loyalty_features::FeatureError::Polars(_))
-            )
+            || e.downcast_ref::<loyalty_pipeline::PipelineError>().is_some_and(|p| p.is_from_polars())
     });
-    // A failed write (a full disk) is not the input's fault and needs no search.
-    let writing = err.chain().any(|e| {
-        matches!(e.downcast_ref::<loyalty_io::IoError>(), Some(loyalty_io::IoError::Polars { context, .. }) if context.starts_with("writing"))
-    });
-    if !from_polars || writing || loyalty_contract::cancel::requested().is_some() {
+    if !from_polars || loyalty_contract::cancel::requested().is_some() {
         return err;
     }
     match loyalty_io::find_unreadable_file(data) {
@@ -92,55 +79,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Open and validate a dataset. Strict: any broken rule is an error (exit 1). Lenient:
-/// broken rules are logged and their rows left out of the returned tables.
-pub fn load_validated(args: &DataArgs) -> anyhow::Result<Validated> {
-    let started = Instant::now();
-    let raw =
-        loyalty_io::open_dataset(&args.data).with_context(|| format!("reading dataset {}", args.data.display()))?;
-    if args.skip_validation {
-        warn!("--skip-validation: row rules are not checked");
-        return Ok(loyalty_contract::trust(raw)?);
-    }
-    let validated = loyalty_contract::validate(raw).with_context(|| format!("validating {}", args.data.display()))?;
-    let report = &validated.report;
-    if !report.is_clean() {
-        if !args.lenient {
-            return Err(InputRejected(report::violations(&report.violations)).into());
-        }
-        for v in &report.violations {
-            warn!(
-                "set aside {} row(s) of `{}`: column `{}`, rule `{}` ({})",
-                v.rows, v.table, v.column, v.rule, v.description
-            );
-        }
-    }
-    info!(
-        "validated {} table(s) in {:.2}s ({} row(s) rejected)",
-        report.tables.len(),
-        started.elapsed().as_secs_f64(),
-        report.rows_rejected()
-    );
-    Ok(validated)
-}
-
-/// Alters a frame before it is written (e.g. pseudonymised ids).
-pub type Rewrite<'a> = &'a dyn Fn(&mut polars::prelude::DataFrame) -> polars::prelude::PolarsResult<()>;
-
-/// Write each table's rejected rows to `<dir>/<table>.parquet`: streamed, or collected
-/// and passed through `rewrite` first when there is one (rejects are few).
-pub fn write_rejects(validated: &Validated, dir: &Path, rewrite: Option<Rewrite>) -> anyhow::Result<()> {
-    for (table, lf) in &validated.rejects {
-        let path = dir.join(format!("{table}.parquet"));
-        let context = || format!("writing rejects of `{table}`");
-        match rewrite {
-            None => loyalty_io::sink_parquet(lf.clone(), &path).with_context(context)?,
-            Some(f) => {
-                let mut df = lf.clone().collect().with_context(context)?;
-                f(&mut df).with_context(context)?;
-                loyalty_io::write_parquet(&mut df, &path).with_context(context)?;
-            }
-        }
-    }
+/// `value` as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
     Ok(())
 }

@@ -132,7 +132,7 @@ fn adoption_probabilities_are_close_to_the_truth() {
         get("pairs"),
         get("truth_mean")
     );
-    // See README "Customer potential value": the estimator sees adoption up to T only
+    // See docs/methods.md, "Value": the estimator sees adoption up to T only
     // (adopters' start is delayed, some cancel) and does not see satisfaction.
     assert!(mae < 0.06, "mean absolute error {mae}");
     assert!(corr > 0.9, "correlation {corr}");

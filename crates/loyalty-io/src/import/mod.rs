@@ -7,7 +7,6 @@ pub mod wa_churn;
 
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
 use polars::prelude::*;
 
 /// A line of an input file that cannot be imported.
@@ -145,10 +144,7 @@ pub(crate) fn parse_csv<T>(
     Ok(out)
 }
 
-/// Days since 1970-01-01, as Polars stores a Date.
-pub(crate) fn days(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date")).num_days() as i32
-}
+pub(crate) use loyalty_contract::epoch_days as days;
 
 pub(crate) fn date_column(name: &str, v: Vec<Option<i32>>) -> PolarsResult<Column> {
     Ok(Int32Chunked::from_iter_options(name.into(), v.into_iter()).into_series().cast(&DataType::Date)?.into())

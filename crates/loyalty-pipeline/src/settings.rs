@@ -1,14 +1,22 @@
-//! The run's configuration: a TOML file (`--config`), overridden by flags and
-//! environment variables, resolved into one value that run.json records.
+//! The settings of a run, resolved once: the defaults (the `Default` impls here and
+//! of [`FeatureParams`] and [`CurveParams`], the only place they are written), then a
+//! TOML file (`--config`), then the environment and the flags ([`Overrides`]; the
+//! binary lets a flag win over its environment variable). Every subcommand that reads
+//! a dataset resolves its settings through [`resolve`]; run.json records the result.
 //! `loyalty.example.toml` at the top of the repository documents every key.
 
 use std::path::Path;
 
-use loyalty_features::FeatureParams;
+use chrono::NaiveDate;
 use loyalty_features::curves::CurveParams;
+use loyalty_features::{BillingEngine, FeatureParams};
 use serde::{Deserialize, Serialize};
 
-use crate::InputRejected;
+use crate::PipelineError;
+
+fn bad(message: impl Into<String>) -> PipelineError {
+    PipelineError::Settings(message.into())
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,7 +28,8 @@ pub struct RunConfig {
     pub curves: CurveParams,
     pub churn: ChurnConfig,
     pub output: OutputConfig,
-    /// Whether the file set `model.as_of` (else T is the end of the last billed month).
+    /// Whether the file or a flag set `model.as_of` (else T is the end of the last
+    /// billed month).
     #[serde(skip)]
     pub as_of_pinned: bool,
 }
@@ -58,6 +67,8 @@ pub struct ChurnConfig {
     /// booster is not bit-for-bit reproducible from run to run) or the L2 logistic
     /// regression (reproducible, coefficients per standard deviation).
     pub classifier: Classifier,
+    /// Folds of `loyalty churn evaluate`'s stratified cross-validation.
+    pub folds: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +81,7 @@ pub enum Classifier {
 
 impl Default for ChurnConfig {
     fn default() -> Self {
-        Self { budget: 1.0, train_snapshots: 3, max_train_rows: 400_000, classifier: Classifier::Boosting }
+        Self { budget: 1.0, train_snapshots: 3, max_train_rows: 400_000, classifier: Classifier::Boosting, folds: 5 }
     }
 }
 
@@ -93,36 +104,30 @@ impl Default for OutputConfig {
 }
 
 impl SegmentConfig {
-    pub fn split(&self) -> anyhow::Result<loyalty_features::segments::Split> {
+    pub fn split(&self) -> Result<loyalty_features::segments::Split, PipelineError> {
         use loyalty_features::segments::Split;
         match self.split.as_str() {
             "median" => Ok(Split::Quantile(0.5)),
             "quantile" if (0.0..=1.0).contains(&self.quantile) => Ok(Split::Quantile(self.quantile)),
-            "quantile" => Err(InputRejected("segments.quantile must be between 0 and 1".into()).into()),
+            "quantile" => Err(bad("segments.quantile must be between 0 and 1")),
             "absolute" => match (self.ccv, self.cpv, self.loyalty) {
                 (Some(a), Some(b), Some(c)) => Ok(Split::Absolute(a, b, c)),
-                _ => {
-                    Err(InputRejected("segments.split = \"absolute\" needs segments.ccv, .cpv and .loyalty".into())
-                        .into())
-                }
+                _ => Err(bad("segments.split = \"absolute\" needs segments.ccv, .cpv and .loyalty")),
             },
-            other => {
-                Err(InputRejected(format!("segments.split is `{other}`: use \"median\", \"quantile\" or \"absolute\""))
-                    .into())
-            }
+            other => Err(bad(format!("segments.split is `{other}`: use \"median\", \"quantile\" or \"absolute\""))),
         }
     }
 }
 
 impl RunConfig {
     /// Read a TOML file; unknown keys are an error (a typo must not be ignored).
-    pub fn load(path: &Path) -> anyhow::Result<RunConfig> {
+    pub fn load(path: &Path) -> Result<RunConfig, PipelineError> {
         Self::parse(&loyalty_io::read_text(path)?, &path.display().to_string())
     }
 
     /// Parse TOML text (`source` names it in errors).
-    pub fn parse(text: &str, source: &str) -> anyhow::Result<RunConfig> {
-        let bad = |e: toml::de::Error| InputRejected(format!("config {source}: {e}"));
+    pub fn parse(text: &str, source: &str) -> Result<RunConfig, PipelineError> {
+        let bad = |e: toml::de::Error| bad(format!("config {source}: {e}"));
         let table: toml::Table = toml::from_str(text).map_err(bad)?;
         let as_of_pinned = table.get("model").and_then(|m| m.get("as_of")).is_some();
         let mut config: RunConfig = table.try_into().map_err(bad)?;
@@ -130,23 +135,75 @@ impl RunConfig {
         Ok(config)
     }
 
-    pub fn check(&self) -> anyhow::Result<()> {
-        self.model.check().map_err(|e| InputRejected(e.to_string()))?;
+    pub fn check(&self) -> Result<(), PipelineError> {
+        self.model.check().map_err(|e| bad(e.to_string()))?;
         self.segments.split()?;
         let [a, b] = self.segments.tier_shares;
         if !(0.0 < a && a <= b && b <= 1.0) {
-            return Err(
-                InputRejected("segments.tier_shares must be 0 < platinum <= platinum + gold <= 1".into()).into()
-            );
+            return Err(bad("segments.tier_shares must be 0 < platinum <= platinum + gold <= 1"));
         }
         let [lo, hi] = self.curves.satisfaction_scale;
         if hi <= lo {
-            return Err(
-                InputRejected("curves.satisfaction_scale must be [lowest, highest], lowest < highest".into()).into()
-            );
+            return Err(bad("curves.satisfaction_scale must be [lowest, highest], lowest < highest"));
+        }
+        if self.churn.folds < 2 {
+            return Err(bad("churn.folds must be at least 2"));
         }
         Ok(())
     }
+
+    /// The horizon h of the churn labels and scores, in months.
+    pub fn horizon(&self) -> u32 {
+        self.model.churn_horizon_months
+    }
+}
+
+/// Settings given in the environment or on the command line (None: keep the file's
+/// value, or the default).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub as_of: Option<NaiveDate>,
+    pub margin_rate: Option<f64>,
+    pub discount_rate: Option<f64>,
+    pub valuation_months: Option<u32>,
+    pub horizon_months: Option<u32>,
+    pub billing_engine: Option<BillingEngine>,
+    pub pseudonymize_ids: Option<bool>,
+    pub budget: Option<f32>,
+    pub train_snapshots: Option<u32>,
+    pub max_train_rows: Option<usize>,
+    pub folds: Option<usize>,
+}
+
+fn set<T: Copy>(target: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *target = v;
+    }
+}
+
+/// The defaults, then `file`, then `overrides`; checked.
+pub fn resolve(file: Option<&Path>, overrides: &Overrides) -> Result<RunConfig, PipelineError> {
+    let mut cfg = match file {
+        Some(path) => RunConfig::load(path)?,
+        None => RunConfig::default(),
+    };
+    let o = overrides;
+    if let Some(t) = o.as_of {
+        cfg.model.as_of = t;
+        cfg.as_of_pinned = true;
+    }
+    set(&mut cfg.model.margin_rate, o.margin_rate);
+    set(&mut cfg.model.annual_discount_rate, o.discount_rate);
+    set(&mut cfg.model.valuation_months, o.valuation_months);
+    set(&mut cfg.model.churn_horizon_months, o.horizon_months);
+    set(&mut cfg.model.billing_engine, o.billing_engine);
+    set(&mut cfg.output.pseudonymize_ids, o.pseudonymize_ids);
+    set(&mut cfg.churn.budget, o.budget);
+    set(&mut cfg.churn.train_snapshots, o.train_snapshots);
+    set(&mut cfg.churn.max_train_rows, o.max_train_rows);
+    set(&mut cfg.churn.folds, o.folds);
+    cfg.check()?;
+    Ok(cfg)
 }
 
 #[cfg(test)]
@@ -172,8 +229,33 @@ mod tests {
     }
 
     #[test]
+    fn flags_and_environment_override_the_file_which_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[model]\nchurn_horizon_months = 9\nmargin_rate = 0.4\n[churn]\nclassifier = \"logistic\"\n",
+        )
+        .unwrap();
+        let none = resolve(None, &Overrides::default()).unwrap();
+        assert_eq!(none.model.churn_horizon_months, 6);
+        assert!(!none.as_of_pinned);
+        let from_file = resolve(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!((from_file.model.churn_horizon_months, from_file.model.margin_rate), (9, 0.4));
+        assert_eq!(from_file.churn.classifier, Classifier::Logistic);
+        let t = NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
+        let o = Overrides { horizon_months: Some(3), as_of: Some(t), folds: Some(4), ..Default::default() };
+        let flagged = resolve(Some(&file), &o).unwrap();
+        assert_eq!((flagged.model.churn_horizon_months, flagged.model.margin_rate), (3, 0.4));
+        assert_eq!((flagged.model.as_of, flagged.as_of_pinned, flagged.churn.folds), (t, true, 4));
+        let bad = Overrides { margin_rate: Some(2.0), ..Default::default() };
+        assert!(matches!(resolve(None, &bad), Err(PipelineError::Settings(_))));
+    }
+
+    #[test]
     fn typos_and_bad_values_are_errors() {
         assert!(toml::from_str::<RunConfig>("[model]\nhorizon = 6\n").is_err());
+        assert!(matches!(RunConfig::parse("[model]\nhorizon = 6\n", "x"), Err(PipelineError::Settings(_))));
         let c: RunConfig = toml::from_str("[segments]\nsplit = \"absolute\"\nccv = 1.0\n").unwrap();
         assert!(c.check().is_err());
         let c: RunConfig = toml::from_str("[model]\nmargin_rate = 1.5\n").unwrap();

@@ -1,0 +1,167 @@
+//! Fitting the classifiers on bounded samples and scoring a feature table with them.
+
+use loyalty_models::churn::{Design, Gbm, Logistic, Platt};
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::snapshot::{Held, design_of, model_rows};
+use crate::error::Result;
+use crate::settings::Classifier;
+use loyalty_features::names as n;
+
+/// A uniform, seeded sample of about `cap` of `n` rows (in order), or None when `n <= cap`:
+/// boosting time grows with the rows, and a few hundred thousand rows are plenty for a
+/// churn classifier. Uniform, so the calibration stays honest.
+pub(crate) fn sample_rows(n: usize, cap: usize, seed: u64) -> Option<Vec<usize>> {
+    if n <= cap || cap == 0 {
+        return None;
+    }
+    let threshold = (cap as f64 / n as f64 * u64::MAX as f64) as u64;
+    let splitmix = |i: u64| {
+        let mut z = i.wrapping_add(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    Some((0..n).filter(|&i| splitmix(i as u64) < threshold).collect())
+}
+
+/// `d` and `y` cut to a uniform seeded sample of at most `cap` rows (0: all).
+pub(crate) fn capped(d: Design, y: &[f64], cap: usize, seed: u64) -> (Design, Vec<f64>) {
+    match sample_rows(d.rows, cap, seed) {
+        None => (d, y.to_vec()),
+        Some(rows) => (d.take(&rows), rows.iter().map(|&i| y[i]).collect()),
+    }
+}
+
+/// The labels [`capped`] keeps for the same `cap` and `seed`.
+pub(crate) fn capped_y(y: &[f64], cap: usize, seed: u64) -> Vec<f64> {
+    match sample_rows(y.len(), cap, seed) {
+        None => y.to_vec(),
+        Some(rows) => rows.iter().map(|&i| y[i]).collect(),
+    }
+}
+
+/// Boosting (on at most `max_rows` rows, sampled uniformly) as in [`fit_calibrated`].
+pub(crate) fn fit_calibrated_sampled(d: &Design, y: &[f64], budget: f32, max_rows: usize) -> Result<(Gbm, Platt)> {
+    match sample_rows(d.rows, max_rows, 17) {
+        None => fit_calibrated(d, y, budget),
+        Some(rows) => {
+            tracing::info!("boosting on a uniform sample of {} of {} training rows", rows.len(), d.rows);
+            let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
+            fit_calibrated(&d.take(&rows), &ys, budget)
+        }
+    }
+}
+
+/// Boosting on 80% of the rows, Platt calibration on the other 20% (a fixed split).
+pub(crate) fn fit_calibrated(d: &Design, y: &[f64], budget: f32) -> Result<(Gbm, Platt)> {
+    let fit_rows: Vec<usize> = (0..d.rows).filter(|i| i % 5 != 4).collect();
+    let cal_rows: Vec<usize> = (0..d.rows).filter(|i| i % 5 == 4).collect();
+    let pick = |rows: &[usize]| rows.iter().map(|&i| y[i]).collect::<Vec<f64>>();
+    let gbm = Gbm::fit(&d.take(&fit_rows), &pick(&fit_rows), budget)?;
+    let platt = Platt::fit(&gbm.predict(&d.take(&cal_rows)), &pick(&cal_rows));
+    Ok((gbm, platt))
+}
+
+/// The model that scores the postpaid customers at T.
+pub(crate) enum Fitted {
+    Boosting(Box<Gbm>, Platt),
+    Logistic(Logistic),
+}
+
+/// A feature's share of the model's importance.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureShare {
+    pub feature: String,
+    pub share: f32,
+}
+
+impl Fitted {
+    pub(crate) fn fit(classifier: Classifier, d: &Design, y: &[f64], budget: f32, max_rows: usize) -> Result<Self> {
+        Ok(match classifier {
+            Classifier::Boosting => {
+                let (gbm, platt) = fit_calibrated_sampled(d, y, budget, max_rows)?;
+                Fitted::Boosting(Box::new(gbm), platt)
+            }
+            Classifier::Logistic => Fitted::Logistic(Logistic::fit(d, y, 1.0)),
+        })
+    }
+
+    /// P(churn) and the top three reasons of each row.
+    pub(crate) fn score(&self, d: &Design) -> (Vec<f64>, Vec<Vec<String>>) {
+        match self {
+            Fitted::Boosting(gbm, platt) => (platt.apply(&gbm.predict(d)), gbm.reasons(d, 3)),
+            Fitted::Logistic(lr) => (lr.predict(d), lr.reasons(d, 3)),
+        }
+    }
+
+    /// The ten most important features: boosting's total-gain shares, or each
+    /// standardised logistic coefficient's share of their absolute sum.
+    pub(crate) fn importance(&self, names: &[String]) -> Vec<FeatureShare> {
+        let mut shares: Vec<(String, f32)> = match self {
+            Fitted::Boosting(gbm, _) => gbm.importance(),
+            Fitted::Logistic(lr) => {
+                let total: f64 = lr.coef.iter().map(|b| b.abs()).sum::<f64>().max(1e-300);
+                names.iter().zip(&lr.coef).map(|(n, b)| (n.clone(), (b.abs() / total) as f32)).collect()
+            }
+        };
+        shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+        shares.truncate(10);
+        shares.into_iter().map(|(feature, share)| FeatureShare { feature, share }).collect()
+    }
+
+    pub(crate) fn platt(&self) -> Option<Platt> {
+        match self {
+            Fitted::Boosting(_, platt) => Some(*platt),
+            Fitted::Logistic(_) => None,
+        }
+    }
+}
+
+/// Customer ids, P(churn) and the top reasons of each (joined by ", ").
+pub(crate) struct Scored {
+    pub ids: Vec<i64>,
+    pub p: Vec<f64>,
+    pub reasons: StringChunked,
+}
+
+/// The postpaid customers of the feature table at T and their scores, 200,000 rows
+/// of the table at a time: the design, the model's copies and its per-feature
+/// contributions exist for one chunk only, and each chunk's reasons are kept as one
+/// Arrow string array (at 10M customers a `String` per reason took gigabytes).
+pub(crate) fn score_at(features: &DataFrame, names: &[String], held: &Held, model: &Fitted) -> Result<Scored> {
+    const CHUNK: usize = 200_000;
+    let (mut ids, mut p) = (Vec::new(), Vec::new());
+    let mut reasons = StringChunked::from_iter_values(n::CHURN_REASONS.into(), std::iter::empty::<&str>());
+    for start in (0..features.height()).step_by(CHUNK) {
+        loyalty_contract::cancel::check()?;
+        let rows = model_rows(features.slice(start as i64, CHUNK).lazy()).collect()?;
+        if rows.height() == 0 {
+            continue;
+        }
+        let (chunk_ids, design) = design_of(&rows, names, held)?;
+        let (cp, cr) = model.score(&design);
+        ids.extend(chunk_ids);
+        p.extend(cp);
+        let joined = cr.iter().map(|r| r.join(", "));
+        reasons.append_owned(StringChunked::from_iter_values(n::CHURN_REASONS.into(), joined))?;
+        tracing::debug!("scored rows {start}..{} of {}", start + CHUNK, features.height());
+    }
+    Ok(Scored { ids, p, reasons })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn row_samples_are_uniform_and_seeded() {
+        assert!(super::sample_rows(1_000, 1_000, 1).is_none());
+        let s = super::sample_rows(1_000_000, 100_000, 1).unwrap();
+        assert!((s.len() as f64 - 100_000.0).abs() < 1_500.0, "{}", s.len());
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        // as many in each half: uniform over the rows
+        let first_half = s.iter().filter(|&&i| i < 500_000).count() as f64;
+        assert!((first_half / s.len() as f64 - 0.5).abs() < 0.01);
+        assert_eq!(super::sample_rows(1_000_000, 100_000, 1), Some(s));
+    }
+}

@@ -1,0 +1,216 @@
+//! `loyalty run`: every stage in order, outputs staged in a temporary folder and
+//! swapped into the output folder only when everything succeeded.
+//!
+//! validate -> features at T -> churn model -> CLV from the churn scores -> segments
+//! -> satisfaction curves -> retention (win-back, economics, sBG) -> report -> write.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use loyalty_contract::summary::DatasetSummary;
+use loyalty_contract::{Validated, col as c};
+use loyalty_features::curves::satisfaction_curves;
+use loyalty_features::{FeatureParams, SurvivalCurves, names as n, retention, segments};
+use polars::prelude::*;
+use tracing::{info, warn};
+
+use crate::churn::{ChurnFit, fit_churn};
+use crate::cohorts::sbg_retention;
+use crate::dataset::{DataOptions, as_of, load_validated};
+use crate::engine::EngineChoice;
+use crate::error::{Context, Result};
+use crate::manifest::RunManifest;
+use crate::observer::{Observer, Stages};
+use crate::outputs::{Outputs, write_run_rejects};
+use crate::pseudonym::Pseudonymizer;
+use crate::settings::RunConfig;
+
+/// What a run reads, where it writes, and how.
+pub struct RunRequest {
+    pub data: DataOptions,
+    pub out: PathBuf,
+    /// The config file the settings came from (never written over, recorded in run.json).
+    pub config_file: Option<PathBuf>,
+    pub settings: RunConfig,
+    pub engine: EngineChoice,
+    /// Recorded in run.json.
+    pub command_line: Vec<String>,
+}
+
+/// What a finished run produced.
+pub struct RunOutcome {
+    /// The output folder, now holding the new outputs.
+    pub target: PathBuf,
+    pub outputs: Outputs,
+    pub manifest: RunManifest,
+}
+
+/// The stages a run reports to its observer, in order.
+pub const STAGES: [&str; 9] =
+    ["validate", "features", "churn model", "clv", "segments", "curves", "retention", "report", "write"];
+
+/// The validated dataset and what the run knows about it before computing anything.
+struct Input {
+    validated: Validated,
+    summary: DatasetSummary,
+    files: Vec<loyalty_io::InputFile>,
+}
+
+pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
+    let started = Instant::now();
+    let mut cfg = req.settings.clone();
+    // Fail before any work when the key is missing.
+    let pseudonyms = if cfg.output.pseudonymize_ids { Some(Pseudonymizer::from_env()?) } else { None };
+    // Every reason the output folder cannot be written is found here, before any stage
+    // runs; the lock it takes keeps a second run off the same folder until this one ends.
+    let inputs: Vec<&Path> = std::iter::once(req.data.data.as_path()).chain(req.config_file.as_deref()).collect();
+    let staged = loyalty_io::OutputDir::begin(&req.out, loyalty_io::Holds::Outputs, &inputs)
+        .during_with(|| format!("preparing {}", req.out.display()))?;
+    let mut stages = Stages::new(observer, STAGES.len());
+
+    stages.begin("validate")?;
+    let input = read_input(&req.data)?;
+    cfg.model.as_of = as_of(cfg.as_of_pinned.then_some(cfg.model.as_of), input.summary.billing.last_month)?;
+    cfg.model.engine = crate::engine::connect(&req.engine, &req.data.data, &req.out, &input.validated)?;
+    let mut out = compute(&input.validated, &cfg, &mut stages)?;
+    if let Some(p) = &pseudonyms {
+        out.pseudonymize(p)?;
+    }
+
+    stages.begin("report")?;
+    let html = crate::report::document(&out, &input.summary, &cfg, &req.data.data).html();
+
+    stages.begin("write")?;
+    let dir = staged.path().to_path_buf();
+    write_run_rejects(&input.validated, &dir, pseudonyms.as_ref())?;
+    out.write(&dir)?;
+    loyalty_io::write_text(&html, &dir.join("report.html"))?;
+    let records = stages.finish();
+    let manifest = RunManifest::new(&req, &cfg, input.summary, input.files, &out, records, started)?;
+    loyalty_io::write_json(&manifest, &dir.join("run.json"))?;
+    let target = staged.commit().during_with(|| format!("moving outputs into {}", req.out.display()))?;
+    info!("wrote {} in {:.2}s", target.display(), started.elapsed().as_secs_f64());
+    Ok(RunOutcome { target, outputs: out, manifest })
+}
+
+fn read_input(data: &DataOptions) -> Result<Input> {
+    let validated = load_validated(data)?;
+    let summary = loyalty_contract::summary::summarize(&validated).during("summarising the dataset")?;
+    let files = loyalty_io::fingerprints(&data.data)?;
+    Ok(Input { validated, summary, files })
+}
+
+/// Every table of the run, from the validated data and the resolved settings.
+fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Outputs> {
+    let params = &cfg.model;
+    // Features at T once: the classifier scores them and CLV reads the scores back.
+    stages.begin("features")?;
+    let (customers, curves_km) = loyalty_features::customer_features(&v.tables, params).during("computing features")?;
+
+    stages.begin("churn model")?;
+    let churn = churn_model(v, cfg, &customers)?;
+
+    stages.begin("clv")?;
+    let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;
+
+    stages.begin("segments")?;
+    let split = cfg.segments.split()?;
+    let scale = cfg.curves.satisfaction_scale;
+    let customers =
+        segments::assign(customers, n::LOYALTY, split, cfg.segments.tier_shares, scale).during("assigning segments")?;
+    let segment_table = segments::segment_table(&customers, n::LOYALTY)?;
+    let tier_table = segments::tier_table(&customers)?;
+    let (lorenz, gini) = segments::lorenz(&customers)?;
+
+    stages.begin("curves")?;
+    let curve_tables = satisfaction_curves(&v.tables, params, &cfg.curves, &customers, n::LOYALTY)
+        .during("satisfaction-loyalty curves")?;
+    let signals = match &churn {
+        Some(fit) => retention::signal_table(&fit.test_frame, "churned")?,
+        None => DataFrame::empty(),
+    };
+
+    stages.begin("retention")?;
+    let winback = retention::winback(&v.tables, params, cfg.output.winback_months).during("win-back list")?;
+    let economics = retention::retention_economics(&customers, params, n::LOYALTY).during("retention economics")?;
+    let sbg = sbg_retention(v, params.as_of).during("sBG retention curves")?;
+    Ok(Outputs {
+        customers,
+        segments: segment_table,
+        tiers: tier_table,
+        lorenz,
+        gini,
+        curves: curve_tables.curves,
+        zones: curve_tables.zones,
+        gaps: curve_tables.gaps,
+        drivers: curve_tables.drivers,
+        signals,
+        winback,
+        economics,
+        survival: curves_km.table()?,
+        sbg,
+        churn,
+    })
+}
+
+/// The churn model, or None when the history cannot train one (loyalty then comes
+/// from the Kaplan-Meier curves alone).
+fn churn_model(v: &Validated, cfg: &RunConfig, customers: &DataFrame) -> Result<Option<ChurnFit>> {
+    match fit_churn(v, &cfg.churn, &cfg.model, Some(customers)) {
+        Ok(fit) => Ok(Some(fit)),
+        Err(e) if e.is_untrainable() => {
+            warn!("no churn classifier ({e}); loyalty comes from the Kaplan-Meier curves alone");
+            Ok(None)
+        }
+        Err(e) => Err(e).during("fitting the churn model"),
+    }
+}
+
+/// CLV from the churn scores where there are any, then `loyalty`, `p_churn_<h>m`,
+/// `churn_model` and `churn_reasons` for every customer.
+fn with_churn(
+    mut customers: DataFrame,
+    churn: Option<&ChurnFit>,
+    params: &FeatureParams,
+    curves_km: &SurvivalCurves,
+) -> Result<DataFrame> {
+    let h = params.churn_horizon_months;
+    if let Some(fit) = churn {
+        let ids = fit.scores.column(c::CUSTOMER_ID)?.i64()?;
+        let p = fit.scores.column(&n::p_churn(h))?.f64()?;
+        let map: HashMap<i64, f64> = ids.iter().zip(p.iter()).filter_map(|(id, p)| Some((id?, p?))).collect();
+        let model = loyalty_features::ChurnScores { horizon_months: h, p_churn: &map, fallback: curves_km };
+        loyalty_features::with_survival(&mut customers, params, &model).during("CLV from the churn scores")?;
+    }
+    let survival = n::survival_at(h);
+    let customers = customers
+        .lazy()
+        .with_columns([
+            col(survival.as_str()).alias(n::LOYALTY),
+            (lit(1.0) - col(survival.as_str())).alias(n::p_churn(h).as_str()),
+        ])
+        .collect()?;
+    place_scores(customers, churn)
+}
+
+/// The churn model and reasons of each scored customer, placed by customer_id (no
+/// join: it would copy every column of the table).
+fn place_scores(mut customers: DataFrame, churn: Option<&ChurnFit>) -> Result<DataFrame> {
+    let Some(fit) = churn else {
+        return Ok(customers.lazy().with_columns([lit("kaplan_meier").alias(n::CHURN_MODEL)]).collect()?);
+    };
+    let index: HashMap<i64, IdxSize> = fit
+        .scores
+        .column(c::CUSTOMER_ID)?
+        .i64()?
+        .iter()
+        .enumerate()
+        .filter_map(|(i, id)| Some((id?, i as IdxSize)))
+        .collect();
+    let at: IdxCa =
+        customers.column(c::CUSTOMER_ID)?.i64()?.iter().map(|id| id.and_then(|id| index.get(&id).copied())).collect();
+    let placed = fit.scores.select([n::CHURN_MODEL, n::CHURN_REASONS])?.take(&at)?;
+    customers.hstack_mut(placed.columns())?;
+    Ok(customers.lazy().with_column(col(n::CHURN_MODEL).fill_null(lit("kaplan_meier"))).collect()?)
+}

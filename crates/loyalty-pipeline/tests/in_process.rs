@@ -1,0 +1,101 @@
+//! The pipeline in-process: a generated dataset, a run into a temporary folder, and
+//! assertions on what `run` returns (no binary spawned).
+
+use std::path::Path;
+
+use loyalty_features::names as n;
+use loyalty_pipeline::settings::Classifier;
+use loyalty_pipeline::{DataOptions, EngineChoice, Overrides, PipelineError, Quiet, RunRequest, resolve};
+use polars::prelude::*;
+
+fn generate(dir: &Path, customers: usize, months: u32) {
+    let params = loyalty_synth::GenParams { customers, months, seed: 5, ..Default::default() };
+    loyalty_pipeline::generate::generate(params, dir, &|_| {}).unwrap();
+}
+
+fn request(data: &Path, out: &Path, config: &str) -> RunRequest {
+    let file = out.with_extension("toml");
+    std::fs::write(&file, config).unwrap();
+    RunRequest {
+        data: DataOptions::strict(data),
+        out: out.to_path_buf(),
+        config_file: Some(file.clone()),
+        settings: resolve(Some(&file), &Overrides::default()).unwrap(),
+        engine: EngineChoice::Local,
+        command_line: vec!["in-process".into()],
+    }
+}
+
+fn floats(df: &DataFrame, name: &str) -> Vec<f64> {
+    df.column(name).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect()
+}
+
+#[test]
+fn a_run_returns_its_outputs_and_writes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = (tmp.path().join("data"), tmp.path().join("out"));
+    generate(&data, 3_000, 24);
+    let req = request(&data, &out, "[churn]\nclassifier = \"logistic\"\n[model]\nchurn_horizon_months = 3\n");
+    let outcome = loyalty_pipeline::run(req, &mut Quiet).unwrap();
+    let o = &outcome.outputs;
+
+    // T defaults to the end of the last billed month; the horizon came from the file.
+    assert_eq!(outcome.manifest.as_of, "2024-12-31");
+    assert_eq!(outcome.manifest.active_customers_at_as_of, o.customers.height());
+    assert!(o.customers.height() > 1_000, "{}", o.customers.height());
+    let loyalty = floats(&o.customers, n::LOYALTY);
+    let p = floats(&o.customers, &n::p_churn(3));
+    assert!(loyalty.iter().zip(&p).all(|(l, p)| (l + p - 1.0).abs() < 1e-12 && (0.0..=1.0).contains(l)));
+    assert_eq!(o.segments.height(), 8, "eight value segments");
+
+    // The churn model scored with the configured classifier, and says so.
+    let fit = o.churn.as_ref().expect("24 months are enough to train");
+    assert_eq!(fit.report.classifier, Classifier::Logistic);
+    assert_eq!(fit.report.scoring_model, "logistic regression (L2)");
+    assert_eq!(fit.report.horizon_months, 3);
+    let auc = fit.report.scoring_metrics().unwrap().roc_auc;
+    assert!(auc > 0.55, "out-of-time AUC {auc}");
+    let html = std::fs::read_to_string(outcome.target.join("report.html")).unwrap();
+    assert!(
+        html.contains(&format!(
+            "logistic regression (L2)) trained on earlier snapshots and tested out of time at {}: ROC AUC {auc:.3}",
+            fit.report.test_snapshot.as_of
+        )),
+        "the report quotes the scoring model's AUC"
+    );
+
+    // The stages ran in the documented order, and every file is in the folder.
+    let stages: Vec<&str> = outcome.manifest.stages.iter().map(|s| s.stage).collect();
+    assert_eq!(stages, loyalty_pipeline::run::STAGES);
+    for file in ["customers.parquet", "segments.csv", "model_quality.json", "run.json", "report.html"] {
+        assert!(outcome.target.join(file).is_file(), "{file}");
+    }
+}
+
+#[test]
+fn a_short_history_runs_without_a_classifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = (tmp.path().join("data"), tmp.path().join("out"));
+    generate(&data, 800, 6);
+    let outcome = loyalty_pipeline::run(request(&data, &out, ""), &mut Quiet).unwrap();
+    assert!(outcome.outputs.churn.is_none());
+    let models = outcome.outputs.customers.column(n::CHURN_MODEL).unwrap().str().unwrap().clone();
+    assert!(models.iter().all(|m| m == Some("kaplan_meier")));
+    // The reason is a typed error the caller can tell apart.
+    let v = loyalty_pipeline::dataset::load_validated(&DataOptions::strict(&data)).unwrap();
+    let cfg = resolve(None, &Overrides { as_of: chrono::NaiveDate::from_ymd_opt(2023, 6, 30), ..Default::default() })
+        .unwrap();
+    let err = loyalty_pipeline::churn::fit_churn(&v, &cfg.churn, &cfg.model, None).err().unwrap();
+    assert!(matches!(err, PipelineError::HistoryTooShort { horizon: 6, .. }), "{err}");
+    assert!(err.is_bad_input());
+}
+
+#[test]
+fn a_bad_setting_is_the_users_fault_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(&file, "[segments]\nsplit = \"thirds\"\n").unwrap();
+    let err = resolve(Some(&file), &Overrides::default()).err().unwrap();
+    assert!(matches!(err, PipelineError::Settings(_)) && err.is_bad_input(), "{err}");
+    assert!(err.to_string().contains("segments.split"), "{err}");
+}
