@@ -31,7 +31,7 @@ CONFIG ?=
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help build run demo test lint fmt bench fixtures fuzz clean pipeline report notebooks cluster-up cluster-down bench-scale bench-engines
+.PHONY: help build run demo test lint fmt bench fixtures fuzz clean pipeline report notebooks cluster-up cluster-down bench-scale bench-engines bench-churn
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -105,20 +105,23 @@ $(VENV)/.fixtures: $(VENV)/bin/python
 	$(VENV)/bin/pip install -q "pyarrow>=21,<22"
 	touch $@
 
-$(VENV)/.peers-v2: $(VENV)/bin/python
-	$(VENV)/bin/pip install -q "duckdb==2.0.*" "polars==2.1.*" "lifetimes==0.11.3"
+$(VENV)/.peers-v3: $(VENV)/bin/python
+	$(VENV)/bin/pip install -q "duckdb==2.0.*" "polars==2.1.*" "lifetimes==0.11.3" "lightgbm==4.*"
 	touch $@
 
 fixtures: $(VENV)/.fixtures ## Rewrite the pyarrow-made test fixtures (an independent producer) in tests/fixtures
 	$(VENV)/bin/python tests/fixtures/make_pyarrow_fixture.py tests/fixtures/pyarrow_dataset
 	$(VENV)/bin/python tests/fixtures/make_duplicate_column_fixture.py tests/fixtures/duplicate_column.parquet
 
-bench: build $(VENV)/.peers-v2 ## Run the benchmarks (peers installed into .venv) and write BENCHMARKS.md
+bench: build $(VENV)/.peers-v3 ## Run the benchmarks (peers installed into .venv) and write BENCHMARKS.md
 	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/bench.py
-	KEEP_BENCH_DATA=1 BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py engines
+	KEEP_BENCH_DATA=1 BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py engines churn
 
-bench-engines: build $(VENV)/.peers-v2 ## The aggregation at 1M x 24: local Polars vs Ballista (2 executors) vs DuckDB, into BENCHMARKS.md
+bench-engines: build $(VENV)/.peers-v3 ## The aggregation at 1M x 24: local Polars vs Ballista (2 executors) vs DuckDB, into BENCHMARKS.md
 	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py engines
+
+bench-churn: build $(VENV)/.peers-v3 ## `loyalty run` vs a DuckDB + LightGBM churn job (same snapshots) on the demo and at 1M x 36, into BENCHMARKS.md
+	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py churn
 
 bench-scale: build ## `loyalty run` at 1M, 3M and 10M customers x 36 months: time, memory, per stage, into BENCHMARKS.md (~1-2 h)
 	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py scale

@@ -5,6 +5,9 @@ scale:   `loyalty gen --hive` at 1M, 3M and 10M customers x 36 months, a bare sc
          every table, and the whole `loyalty run` on each: wall time and peak RSS per
          stage (from run.json, which resets the kernel's peak counter per stage),
          billing rows per second, and the feature stage over the bare scan.
+churn:   the whole `loyalty run` (twice: same time? same bytes?) against a hand-written
+         DuckDB + LightGBM churn job on the same snapshots (bench/churn_peer.py), on
+         the demo and at 1M x 36: out-of-time AUC per plan type and times.
 engines: the per-customer aggregation at 1M x 24 on the local engine (Polars),
          on Ballista (one scheduler and two executors on this machine, started with
          `loyalty cluster`) and on DuckDB, in one run; bench/compare.py checks that
@@ -49,6 +52,13 @@ def measure(cmd, allow_failure=False):
 
 def rows_of(data):
     return dict(json.loads((data / "truth" / "ground_truth.json").read_text())["rows"])
+
+
+def commit():
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return f"`{head}`" + (" (with uncommitted changes)" if dirty else "")
 
 
 def write_section(name, lines):
@@ -232,8 +242,73 @@ def engines():
     shutil.rmtree(out, ignore_errors=True)
 
 
+def stage_seconds(run_json_path, stage):
+    run = json.loads(pathlib.Path(run_json_path).read_text())
+    return next(s["wall_seconds"] for s in run["stages"] if s["stage"] == stage)
+
+
+def churn():
+    """`loyalty run` against the hand-written job (DuckDB features + LightGBM), same snapshots."""
+    version = subprocess.run([PEER_PY, "-c", "import lightgbm; print(lightgbm.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    lines = [
+        "## Churn models: `loyalty run` vs a hand-written DuckDB + LightGBM job",
+        "",
+        f"Peer (`bench/churn_peer.py`): the features at every snapshot date and at T in DuckDB SQL "
+        f"(`bench/features.sql`, 2 threads), LightGBM {version} per plan type (300 trees, 31 leaves, learning "
+        "rate 0.05, 2 threads), trained on the same training snapshots with the same row cap, tested out of time "
+        "on the same test snapshot, refitted on every snapshot, scoring the customers at T. `loyalty run` is the "
+        "whole run (validation, features, churn models, CLV, segments, curves, report), run twice: the second "
+        "run's outputs are compared byte for byte with the first's. AUC is the out-of-time ROC AUC of the model "
+        "that scores each plan type.",
+        "",
+        "| dataset | plan | loyalty model | loyalty AUC | LightGBM AUC | loyalty run (1st / 2nd) | churn stage | "
+        "peer total (features / fits / scoring) | run peak RSS | identical outputs |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    cases = [("demo 20k x 24", "demo", ["--customers", "20000", "--months", "24", "--seed", "42"]),
+             ("1M x 36 (hive)", "1m36", ["--customers", "1000000", "--months", "36", "--seed", "7", "--hive"])]
+    for label, slug, gen_args in cases:
+        data = WORK / f"churn-{slug}"
+        if not (data / "customers.parquet").exists():
+            measure([BIN, "--quiet", "gen", "--out", str(data), *gen_args])
+        runs = []
+        for k in (1, 2):
+            out = WORK / f"churn-{slug}-out{k}"
+            wall, rss = measure([BIN, "--quiet", "run", "--data", str(data), "--out", str(out)])
+            runs.append((out, wall, rss))
+        identical = subprocess.run(
+            ["diff", "-rq", "--exclude=run.json", "--exclude=report.html", "--exclude=model_quality.json",
+             str(runs[0][0]), str(runs[1][0])], capture_output=True, text=True).returncode == 0
+        out = runs[0][0]
+        q = json.loads((out / "model_quality.json").read_text())
+        peer_json = WORK / f"churn-{slug}-peer.json"
+        subprocess.run([PEER_PY, str(ROOT / "bench" / "churn_peer.py"), str(data), str(out / "model_quality.json"),
+                        str(peer_json)], check=True)
+        peer = json.loads(peer_json.read_text())
+        ps = peer["seconds"]
+        churn = stage_seconds(out / "run.json", "churn model")
+        for plan in q["plans"]:
+            name = plan["plan"]
+            ours = next(m["roc_auc"] for m in plan["out_of_time"] if m["model"] == plan["scoring_model"])
+            theirs = peer["plans"].get(name, {}).get("roc_auc", float("nan"))
+            lines.append(
+                f"| {label} | {name} | {plan['scoring_model']} | {ours:.4f} | {theirs:.4f} | "
+                f"{runs[0][1]:.1f} s / {runs[1][1]:.1f} s | {churn:.1f} s ({100 * churn / runs[0][1]:.0f}%) | "
+                f"{ps['total']:.1f} s ({ps['features']:.1f} / {ps['fits']:.1f} / {ps['scoring']:.1f}) | "
+                f"{runs[0][2]:,.0f} MiB | {'yes' if identical else 'NO'} |"
+            )
+            print(lines[-1], flush=True)
+        if q.get("prepaid_bgnbd"):
+            lines.append(f"| {label} | prepaid | BG/NBD (no prepaid churn observed) | | | | | | | |")
+    lines += ["", f"Measured at commit {commit()}. Commands: `loyalty run --data DIR --out OUT` (defaults), "
+              "`churn_peer.py DIR OUT/model_quality.json PEER.json`. Identical outputs: every file but run.json, "
+              "report.html and model_quality.json (they carry timings).", ""]
+    write_section("churn", lines)
+
+
 if __name__ == "__main__":
     WORK.mkdir(exist_ok=True)
     for section in sys.argv[1:] or ["scale"]:
-        {"scale": scale, "engines": engines}[section]()
+        {"scale": scale, "engines": engines, "churn": churn}[section]()
     print("wrote BENCHMARKS.md")

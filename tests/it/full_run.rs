@@ -91,15 +91,25 @@ fn the_run_writes_every_output() {
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!((a + b - 1.0).abs() < 1e-12 && (0.0..=1.0).contains(&a));
     }
-    // the classifier scored the postpaid customers, BG/NBD the prepaid ones
+    // a classifier per plan type scored every customer (prepaid churn is observed)
     let models: Vec<&str> = customers.column("churn_model").unwrap().str().unwrap().iter().flatten().collect();
-    assert!(models.contains(&"classifier") && models.contains(&"bgnbd"), "{:?}", &models[..5]);
+    assert!(models.iter().all(|m| *m == "classifier"), "{:?}", &models[..5]);
 
     let q = json(&f.out.join("model_quality.json"));
-    let auc = q["out_of_time"][1]["roc_auc"].as_f64().unwrap();
-    assert!(auc > 0.55, "out-of-time AUC {auc}");
-    assert!(q["roc_curve"].as_array().unwrap().len() > 5);
-    assert_eq!(q["scoring_model"], "gradient boosting calibrated", "the example config scores with boosting");
+    let plans = q["plans"].as_array().unwrap();
+    assert_eq!(plans.iter().map(|p| p["plan"].as_str().unwrap()).collect::<Vec<_>>(), ["postpaid", "prepaid"]);
+    for plan in plans {
+        let auc = plan["out_of_time"][1]["roc_auc"].as_f64().unwrap();
+        assert!(auc > 0.55, "{}: out-of-time AUC {auc}", plan["plan"]);
+        assert!(plan["roc_curve"].as_array().unwrap().len() > 5);
+        // the example config picks the best candidate out of time, and names it
+        let best = plan["out_of_time"].as_array().unwrap()[1..]
+            .iter()
+            .max_by(|a, b| a["roc_auc"].as_f64().unwrap().total_cmp(&b["roc_auc"].as_f64().unwrap()))
+            .unwrap();
+        assert_eq!(plan["scoring_model"], best["model"], "{}", plan["plan"]);
+    }
+    assert!(q["prepaid_bgnbd"].is_null());
 
     let run = json(&f.out.join("run.json"));
     assert_eq!(run["as_of"], "2024-12-31");

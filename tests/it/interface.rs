@@ -28,7 +28,6 @@ fn classifier_scores(df: &DataFrame, column: &str) -> Vec<(i64, f64)> {
 }
 
 #[test]
-#[ignore = "open: the scores of `run` and `churn train` with the same config still differ; not yet found why"]
 fn churn_train_honours_the_config_and_trains_the_model_run_trains() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -44,12 +43,18 @@ fn churn_train_honours_the_config_and_trains_the_model_run_trains() {
     let o = loyalty(&["churn", "train", "--data", p(&data), "--config", p(&config), "--out", p(&scores)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("logistic regression (L2)"), "{}", stdout(&o));
-    // The horizon of the file names the column; the logistic model is deterministic,
-    // so the same settings give the same scores to the last bit.
+    // The horizon of the file names the column, and the same settings train the same
+    // model: the same customers get the same scores. The run's p_churn is 1 - S(h)
+    // with S(h) = (1 - p)^(h/h) from its CLV survival, which can differ from p in
+    // the last bit (3e-16 seen), hence the tolerance.
     let from_run = classifier_scores(&parquet(&out.join("customers.parquet")), "p_churn_3m");
     let from_train = classifier_scores(&parquet(&scores), "p_churn_3m");
     assert!(from_run.len() > 500, "{}", from_run.len());
-    assert_eq!(from_run, from_train);
+    assert_eq!(from_run.len(), from_train.len());
+    for ((a, pa), (b, pb)) in from_run.iter().zip(&from_train) {
+        assert_eq!(a, b);
+        assert!((pa - pb).abs() < 1e-12, "customer {a}: {pa} vs {pb}");
+    }
 }
 
 #[test]

@@ -123,9 +123,9 @@ pub enum ChurnCommand {
 /// The tuning of the churn classifier (config section `[churn]`).
 #[derive(Debug, Args)]
 pub struct ChurnTuning {
-    /// Gradient boosting budget (perpetual): higher fits more trees.
+    /// Boosting trees (the booster's cost is linear in them).
     #[arg(long)]
-    pub budget: Option<f32>,
+    pub trees: Option<u32>,
     /// Training snapshots, 3 months apart, before the test snapshot.
     #[arg(long)]
     pub train_snapshots: Option<u32>,
@@ -158,9 +158,9 @@ pub struct ChurnEvalArgs {
     /// Cross-validation folds.
     #[arg(long)]
     pub folds: Option<usize>,
-    /// Gradient boosting budget (perpetual): higher fits more trees.
+    /// Boosting trees (the booster's cost is linear in them).
     #[arg(long)]
-    pub budget: Option<f32>,
+    pub trees: Option<u32>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }

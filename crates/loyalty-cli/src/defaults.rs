@@ -22,7 +22,7 @@ fn defaults() -> Vec<(&'static str, &'static str, String)> {
         ("*", "engine", "local".into()),
         ("*", "target-partitions", engine.target_partitions.to_string()),
         ("*", "job-timeout", engine.job_timeout_secs.to_string()),
-        ("*", "budget", churn.budget.to_string()),
+        ("*", "trees", churn.trees.to_string()),
         ("*", "train-snapshots", churn.train_snapshots.to_string()),
         ("*", "max-train-rows", churn.max_train_rows.to_string()),
         ("*", "folds", churn.folds.to_string()),

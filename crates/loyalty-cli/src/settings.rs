@@ -31,7 +31,7 @@ pub fn resolve(s: &SettingsArgs, extra: Overrides) -> loyalty_pipeline::Result<R
     let base = overrides(s);
     let merged = Overrides {
         pseudonymize_ids: extra.pseudonymize_ids,
-        budget: extra.budget,
+        trees: extra.trees,
         train_snapshots: extra.train_snapshots,
         max_train_rows: extra.max_train_rows,
         folds: extra.folds,

@@ -41,6 +41,12 @@ pub fn active_at(t: NaiveDate) -> Expr {
     col(c::SIGNUP_DATE).lt_eq(lit(t)).and(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt(lit(t))))
 }
 
+/// Services held at the end of day `t`: started by then and not ended by then. A
+/// filter on the services table.
+pub fn held_at(t: NaiveDate) -> Expr {
+    col(c::START_DATE).lt_eq(lit(t)).and(col(c::END_DATE).is_null().or(col(c::END_DATE).gt(lit(t))))
+}
+
 /// Customers whose churn_date falls in (from, to].
 pub fn churned_between(from: NaiveDate, to: NaiveDate) -> Expr {
     col(c::CHURN_DATE).gt(lit(from)).and(col(c::CHURN_DATE).lt_eq(lit(to)))

@@ -103,24 +103,24 @@ struct Acc {
     voice_known: u16,
     data_known: u16,
     late_known: u16,
-    charge3: f64,
-    margin3: f64,
-    data3: f64,
-    charge12: f64,
-    charge_sq12: f64,
-    discount12: f64,
-    late12: f64,
-    unpaid12: f64,
+    charge3: Exact,
+    margin3: Exact,
+    data3: Exact,
+    charge12: Exact,
+    charge_sq12: Exact,
+    discount12: Exact,
+    late12: Exact,
+    unpaid12: Exact,
     max_late: f64,
     // sum y and sum x*y over the last 6 months, x = -k
-    charge_sy: f64,
-    charge_sxy: f64,
-    voice_sy: f64,
-    voice_sxy: f64,
-    data_sy: f64,
-    data_sxy: f64,
-    late_sy: f64,
-    late_sxy: f64,
+    charge_sy: Exact,
+    charge_sxy: Exact,
+    voice_sy: Exact,
+    voice_sxy: Exact,
+    data_sy: Exact,
+    data_sxy: Exact,
+    late_sy: Exact,
+    late_sxy: Exact,
 }
 
 impl Default for Acc {
@@ -133,24 +133,45 @@ impl Default for Acc {
             voice_known: 0,
             data_known: 0,
             late_known: 0,
-            charge3: 0.0,
-            margin3: 0.0,
-            data3: 0.0,
-            charge12: 0.0,
-            charge_sq12: 0.0,
-            discount12: 0.0,
-            late12: 0.0,
-            unpaid12: 0.0,
+            charge3: Exact::default(),
+            margin3: Exact::default(),
+            data3: Exact::default(),
+            charge12: Exact::default(),
+            charge_sq12: Exact::default(),
+            discount12: Exact::default(),
+            late12: Exact::default(),
+            unpaid12: Exact::default(),
             max_late: f64::NEG_INFINITY,
-            charge_sy: 0.0,
-            charge_sxy: 0.0,
-            voice_sy: 0.0,
-            voice_sxy: 0.0,
-            data_sy: 0.0,
-            data_sxy: 0.0,
-            late_sy: 0.0,
-            late_sxy: 0.0,
+            charge_sy: Exact::default(),
+            charge_sxy: Exact::default(),
+            voice_sy: Exact::default(),
+            voice_sxy: Exact::default(),
+            data_sy: Exact::default(),
+            data_sxy: Exact::default(),
+            late_sy: Exact::default(),
+            late_sxy: Exact::default(),
         }
+    }
+}
+
+/// A sum kept in fixed point (units of 2^-64, in an i128: exact, and no overflow at
+/// any magnitude a bill can have), so it does not depend on the order the bills
+/// arrive in: the streaming engine feeds the kernel in an order that varies from run
+/// to run, and float addition is not associative (a trend moved in its last bit).
+#[derive(Debug, Clone, Copy, Default)]
+struct Exact(i128);
+
+impl Exact {
+    const UNIT: f64 = 18_446_744_073_709_551_616.0;
+
+    fn get(self) -> f64 {
+        self.0 as f64 / Self::UNIT
+    }
+}
+
+impl std::ops::AddAssign<f64> for Exact {
+    fn add_assign(&mut self, v: f64) {
+        self.0 += (v * Self::UNIT).round_ties_even() as i128;
     }
 }
 
@@ -466,9 +487,9 @@ fn part(block: &[Acc], table: &[(f64, f64, f64)], width: usize) -> Part {
         last_bill.push((a.months_billed > 0).then_some(a.last_bill));
         months_billed.push((a.months_billed > 0).then_some(i64::from(a.months_billed)));
         last_active.push((a.last_active != i32::MIN).then_some(a.last_active));
-        let slope = |mask: u16, sy: f64, sxy: f64| {
+        let slope = |mask: u16, sy: Exact, sxy: Exact| {
             let (nn, sx, sxx) = table[usize::from(mask & LAST_6)];
-            [nn, sx, sy, sxy, sxx]
+            [nn, sx, sy.get(), sxy.get(), sxx]
         };
         let [c0, c1, c2, c3, c4] = slope(a.months, a.charge_sy, a.charge_sxy);
         let [v0, v1, v2, v3, v4] = slope(a.voice_known, a.voice_sy, a.voice_sxy);
@@ -476,18 +497,18 @@ fn part(block: &[Acc], table: &[(f64, f64, f64)], width: usize) -> Part {
         let [l0, l1, l2, l3, l4] = slope(a.late_known, a.late_sy, a.late_sxy);
         let values = [
             pop(a.months & LAST_3),
-            a.charge3,
-            a.margin3,
+            a.charge3.get(),
+            a.margin3.get(),
             pop(a.data_known & LAST_3),
-            a.data3,
+            a.data3.get(),
             pop(a.months),
-            a.charge12,
-            a.charge_sq12,
-            a.discount12,
-            a.late12,
+            a.charge12.get(),
+            a.charge_sq12.get(),
+            a.discount12.get(),
+            a.late12.get(),
             if a.late_known != 0 { a.max_late } else { 0.0 },
             pop(a.late_known),
-            a.unpaid12,
+            a.unpaid12.get(),
             c0,
             c1,
             c2,

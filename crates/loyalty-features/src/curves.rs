@@ -388,6 +388,17 @@ fn aspect_rows(lf: LazyFrame, y: Expr) -> PolarsResult<DataFrame> {
     collect_streaming(lf.select(sel))
 }
 
+/// The rows sorted by their values: the streaming engine returns them in an order
+/// that varies from run to run, and the fits' float sums follow the row order, so
+/// the same surveys give the same coefficients to the last bit only in a fixed order.
+fn canonical_order(x: Vec<Vec<f64>>, y: Vec<f64>) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let mut order: Vec<usize> = (0..y.len()).collect();
+    order.sort_by(|&a, &b| {
+        x.iter().map(|col| col[a].total_cmp(&col[b])).find(|o| o.is_ne()).unwrap_or(y[a].total_cmp(&y[b]))
+    });
+    (x.iter().map(|col| order.iter().map(|&i| col[i]).collect()).collect(), order.iter().map(|&i| y[i]).collect())
+}
+
 /// What moves loyalty, per aspect, on standardised scores (per standard deviation,
 /// holding the other aspects fixed), with 95% intervals:
 /// - on retention: logistic regression of "still a customer h months after the survey"
@@ -404,7 +415,9 @@ fn driver_table(retained: &[DataFrame], answered: &[DataFrame]) -> PolarsResult<
             }
             Ok(out)
         };
-        Ok((c::ASPECTS.iter().map(|a| v(a)).collect::<PolarsResult<_>>()?, v("__y")?))
+        let (x, y): (Vec<Vec<f64>>, Vec<f64>) =
+            (c::ASPECTS.iter().map(|a| v(a)).collect::<PolarsResult<_>>()?, v("__y")?);
+        Ok(canonical_order(x, y))
     };
     let (ret_x, ret_y) = to_vecs(retained)?;
     let (sat_x, sat_y) = to_vecs(answered)?;

@@ -298,6 +298,19 @@ struct Plans {
     billing_kernel: Option<LazyFrame>,
 }
 
+/// Fixed-point units of [`exact_sum`].
+const FIXED_POINT: f64 = 1e9;
+
+/// The sum of a group's values in fixed point (exact to 1e-9, for magnitudes up to
+/// 9e9), so it does not depend on the order the rows arrive in: the streaming engine
+/// adds partial sums from its threads in whatever order they finish, float addition
+/// is not associative, and the last bit of a float sum moved from run to run (and a
+/// split of the booster on that value with it). Integer addition is associative.
+pub(crate) fn exact_sum(e: Expr) -> Expr {
+    (e * lit(FIXED_POINT)).round(0, RoundMode::HalfToEven).cast(DataType::Int64).sum().cast(DataType::Float64)
+        / lit(FIXED_POINT)
+}
+
 fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Plans {
     let t = params.as_of;
     let t_days = epoch_days(t);
@@ -323,7 +336,7 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
             .group_by([col(c::CUSTOMER_ID)])
             .agg([
                 len().cast(DataType::Float64).alias(n::TOPUPS_12M),
-                col(c::AMOUNT).sum().alias(n::TOPUP_AMOUNT_12M),
+                exact_sum(col(c::AMOUNT)).alias(n::TOPUP_AMOUNT_12M),
                 day.max().alias("__last_topup_day"),
             ]);
         push(&mut plans, Table::Topups, agg);
@@ -395,7 +408,7 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
             .group_by([col(c::CUSTOMER_ID)])
             .agg([
                 col(c::SERVICE).n_unique().cast(DataType::Float64).alias(n::SERVICES_HELD),
-                col(c::MONTHLY_MARGIN).sum().alias(n::SERVICES_MARGIN_MONTHLY),
+                exact_sum(col(c::MONTHLY_MARGIN)).alias(n::SERVICES_MARGIN_MONTHLY),
             ]);
         plans.local.push(agg);
     }
@@ -592,5 +605,5 @@ pub(crate) fn filter_by_column(df: DataFrame, mask: &BooleanChunked) -> PolarsRe
 
 /// Services rows held at the end of day T.
 pub(crate) fn held_at(services: LazyFrame, t: NaiveDate) -> LazyFrame {
-    services.filter(col(c::START_DATE).lt_eq(lit(t)).and(col(c::END_DATE).is_null().or(col(c::END_DATE).gt(lit(t)))))
+    services.filter(loyalty_contract::dates::held_at(t))
 }

@@ -13,7 +13,7 @@ use crate::billing_kernel::Slots;
 use polars::prelude::*;
 
 use crate::names as n;
-use crate::per_customer::held_at;
+use crate::per_customer::{exact_sum, held_at};
 use crate::survival::SurvivalModel;
 use crate::{FeatureError, FeatureParams, Tables, annuity_factor, monthly_discount_rate};
 
@@ -147,12 +147,12 @@ fn cpv_monthly(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Res
         return Ok(base.clone().lazy().select([col(c::CUSTOMER_ID), lit(0.0).alias(n::CPV_MONTHLY)]));
     };
     let value = (col("p_adopt") * col(c::MONTHLY_MARGIN)).alias("__v");
-    let per_cell = rates.clone().group_by([col(CELL)]).agg([value.clone().sum().alias("__all")]);
+    let per_cell = rates.clone().group_by([col(CELL)]).agg([exact_sum(value.clone()).alias("__all")]);
     let held_value = held
         .join(cells.clone(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Inner))
         .join(rates, [col(CELL), col(c::SERVICE)], [col(CELL), col(c::SERVICE)], JoinArgs::new(JoinType::Inner))
         .group_by([col(c::CUSTOMER_ID)])
-        .agg([value.sum().alias("__held")]);
+        .agg([exact_sum(value).alias("__held")]);
     Ok(cells
         .join(per_cell, [col(CELL)], [col(CELL)], JoinArgs::new(JoinType::Left))
         .join(held_value, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))

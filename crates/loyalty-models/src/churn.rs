@@ -1,16 +1,7 @@
-//! Churn classifiers and their evaluation: gradient boosting (the `perpetual`
-//! crate), a ridge-regularised logistic regression baseline, Platt calibration, and
-//! ROC AUC, top-decile lift, Brier score and a calibration table.
-//!
-//! Why perpetual: a maintained, pure-Rust gradient-boosting library made for tabular
-//! data (histogram splits, native missing values, log loss, per-row contributions for
-//! reasons) that needs no hyperparameter search (one `budget`), so a scheduled job
-//! does not carry a tuning loop; no C++ toolchain, unlike LightGBM/XGBoost bindings.
-//! Pinned to 3.0.0-rc.2: the 2.x releases need a nightly compiler (`#![feature]`),
-//! the 3.0 line builds on stable.
+//! Churn classifiers and their evaluation: the design matrix, a ridge-regularised
+//! logistic regression baseline, Platt calibration, and ROC AUC, top-decile lift,
+//! Brier score and a calibration table. Gradient boosting is in [`crate::gbm`].
 
-use perpetual::objective::Objective;
-use perpetual::{ContributionsMethod, Matrix, PerpetualBooster};
 use rayon::prelude::*;
 
 use crate::ModelError;
@@ -48,10 +39,6 @@ impl Design {
             c.extend_from_slice(o);
         }
         self.rows += other.rows;
-    }
-
-    fn column_major(&self) -> Vec<f64> {
-        self.columns.concat()
     }
 }
 
@@ -127,7 +114,9 @@ impl Logistic {
         model.intercept = logit(rate);
         for _ in 0..50 {
             // gradient and Hessian of the penalised negative log-likelihood, over chunks
-            let (grad, hess) = z
+            // Per chunk, then summed in chunk order: a fixed order of float additions,
+            // so the fit is the same to the last bit whatever the thread count.
+            let parts: Vec<(Vec<f64>, Vec<Vec<f64>>)> = z
                 .par_chunks(4_096 * (p + 1))
                 .enumerate()
                 .map(|(k, chunk)| {
@@ -149,18 +138,19 @@ impl Logistic {
                     }
                     (g, h)
                 })
-                .reduce(
-                    || (vec![0.0; p + 1], vec![vec![0.0; p + 1]; p + 1]),
-                    |(mut g1, mut h1), (g2, h2)| {
-                        for i in 0..=p {
-                            g1[i] += g2[i];
-                            for j in 0..=p {
-                                h1[i][j] += h2[i][j];
-                            }
+                .collect();
+            let (grad, hess) = parts.into_iter().fold(
+                (vec![0.0; p + 1], vec![vec![0.0; p + 1]; p + 1]),
+                |(mut g1, mut h1), (g2, h2)| {
+                    for i in 0..=p {
+                        g1[i] += g2[i];
+                        for j in 0..=p {
+                            h1[i][j] += h2[i][j];
                         }
-                        (g1, h1)
-                    },
-                );
+                    }
+                    (g1, h1)
+                },
+            );
             let mut h = hess;
             let mut g = grad;
             for (i, b) in model.coef.iter().enumerate() {
@@ -280,74 +270,6 @@ pub fn ols_standardised(columns: &[Vec<f64>], y: &[f64]) -> Option<(Vec<f64>, Ve
     let sigma2 = rss / (n - p - 1) as f64;
     let se = (1..=p).map(|a| (sigma2 * inv[a][a]).max(0.0).sqrt()).collect();
     Some((beta[1..].to_vec(), se, n))
-}
-
-/// The memory perpetual may use for its histograms, in GB.
-pub const GBM_MEMORY_LIMIT_GB: f32 = 0.5;
-
-/// Gradient boosting with log loss.
-pub struct Gbm {
-    booster: PerpetualBooster,
-    pub names: Vec<String>,
-}
-
-impl Gbm {
-    pub fn fit(d: &Design, y: &[f64], budget: f32) -> Result<Gbm, ModelError> {
-        let data = d.column_major();
-        let m = Matrix::new(&data, d.rows, d.columns.len());
-        // Bounded: unbounded, perpetual sizes its histogram pool from the free memory of the
-        // machine (3 GB for 20,000 rows on a 24 GB box).
-        let mut booster = PerpetualBooster::default()
-            .set_objective(Objective::LogLoss)
-            .set_budget(budget)
-            .set_seed(7)
-            .set_memory_limit(Some(GBM_MEMORY_LIMIT_GB));
-        let started = std::time::Instant::now();
-        booster.fit(&m, y, None, None).map_err(|e| ModelError::Boosting(e.to_string()))?;
-        tracing::debug!(
-            "boosting: {} trees on {} rows x {} features in {:.1}s",
-            booster.get_prediction_trees().len(),
-            d.rows,
-            d.columns.len(),
-            started.elapsed().as_secs_f64()
-        );
-        Ok(Gbm { booster, names: d.names.clone() })
-    }
-
-    /// Each feature's share of the total gain of every split (the shares sum to 1),
-    /// largest first.
-    pub fn importance(&self) -> Vec<(String, f32)> {
-        let mut shares: Vec<(String, f32)> = self
-            .booster
-            .calculate_feature_importance(perpetual::booster::config::ImportanceMethod::TotalGain, true)
-            .into_iter()
-            .map(|(j, g)| (self.names[j].clone(), g))
-            .collect();
-        shares.sort_by(|a, b| b.1.total_cmp(&a.1));
-        shares
-    }
-
-    pub fn predict(&self, d: &Design) -> Vec<f64> {
-        let data = d.column_major();
-        self.booster.predict_proba(&Matrix::new(&data, d.rows, d.columns.len()), true, false)
-    }
-
-    /// For each row, the features that push its churn score up most (largest
-    /// positive contributions to the log-odds), at most `k`.
-    pub fn reasons(&self, d: &Design, k: usize) -> Vec<Vec<String>> {
-        let data = d.column_major();
-        let p = d.columns.len();
-        let contrib =
-            self.booster.predict_contributions(&Matrix::new(&data, d.rows, p), ContributionsMethod::Average, true);
-        contrib
-            .chunks(p + 1)
-            .map(|row| {
-                let mut idx: Vec<usize> = (0..p).filter(|&j| row[j] > 0.0).collect();
-                idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-                idx.into_iter().take(k).map(|j| self.names[j].clone()).collect()
-            })
-            .collect()
-    }
 }
 
 /// Platt scaling: p = σ(a · logit(score) + b), fitted by Newton's method on held-out rows.

@@ -1,4 +1,4 @@
-//! What can go wrong in a model: its inputs (the caller's data) or the fitting library.
+//! What can go wrong in a model: its inputs (the caller's data or settings).
 
 /// A model could not be built or fitted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -6,7 +6,4 @@ pub enum ModelError {
     /// The rows handed to a model break its input rules (the data's fault).
     #[error("{0}")]
     BadInput(String),
-    /// The numerical library failed on valid input (an internal error).
-    #[error("gradient boosting: {0}")]
-    Boosting(String),
 }

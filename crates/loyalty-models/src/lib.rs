@@ -4,11 +4,14 @@
 //!
 //! Every likelihood is evaluated in log space with stable special functions
 //! ([`special`]); customers with the same history are one weighted row ([`rfm::compress`]).
+//! The churn classifiers ([`churn`], [`gbm`]) are deterministic: the same rows give
+//! the same model to the last bit, whatever the thread count.
 
 pub mod bgnbd;
 pub mod churn;
 mod error;
 pub mod gamma_gamma;
+pub mod gbm;
 pub mod optimize;
 pub mod pareto_nbd;
 pub mod rfm;

@@ -94,14 +94,6 @@ impl PipelineError {
             _ => false,
         }
     }
-
-    /// The innermost error, past every context.
-    pub fn root(&self) -> &PipelineError {
-        match self {
-            Self::Context { source, .. } => source.root(),
-            other => other,
-        }
-    }
 }
 
 /// `.during(...)` on results whose error converts into a [`PipelineError`].

@@ -10,6 +10,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use loyalty_features::curves::CurveParams;
 use loyalty_features::{BillingEngine, FeatureParams};
+use loyalty_models::gbm::GbmParams;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
@@ -57,15 +58,19 @@ impl Default for SegmentConfig {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChurnConfig {
-    /// Gradient boosting budget (perpetual).
-    pub budget: f32,
+    /// Boosting trees: the booster's cost is linear in them.
+    pub trees: u32,
+    /// Leaves per boosting tree.
+    pub leaves: u32,
+    /// Boosting learning rate (shrinkage of each tree).
+    pub learning_rate: f64,
     /// Training snapshots, 3 months apart, before the out-of-time test snapshot.
     pub train_snapshots: u32,
     /// Boost on a uniform sample of at most this many training rows (0: all).
     pub max_train_rows: usize,
-    /// The model that scores postpaid customers: gradient boosting (the default; the
-    /// booster is not bit-for-bit reproducible from run to run) or the L2 logistic
-    /// regression (reproducible, coefficients per standard deviation).
+    /// The model that scores each plan type's customers: `auto` (the candidate with
+    /// the higher out-of-time ROC AUC), `boosting` or `logistic` (L2, coefficients
+    /// per standard deviation).
     pub classifier: Classifier,
     /// Folds of `loyalty churn evaluate`'s stratified cross-validation.
     pub folds: usize,
@@ -75,13 +80,30 @@ pub struct ChurnConfig {
 #[serde(rename_all = "lowercase")]
 pub enum Classifier {
     #[default]
+    Auto,
     Boosting,
     Logistic,
 }
 
 impl Default for ChurnConfig {
     fn default() -> Self {
-        Self { budget: 1.0, train_snapshots: 3, max_train_rows: 400_000, classifier: Classifier::Boosting, folds: 5 }
+        let b = GbmParams::default();
+        Self {
+            trees: b.trees,
+            leaves: b.leaves,
+            learning_rate: b.learning_rate,
+            train_snapshots: 3,
+            max_train_rows: 400_000,
+            classifier: Classifier::Auto,
+            folds: 5,
+        }
+    }
+}
+
+impl ChurnConfig {
+    /// The booster's settings.
+    pub fn boosting(&self) -> GbmParams {
+        GbmParams { trees: self.trees, leaves: self.leaves, learning_rate: self.learning_rate, ..GbmParams::default() }
     }
 }
 
@@ -149,6 +171,7 @@ impl RunConfig {
         if self.churn.folds < 2 {
             return Err(bad("churn.folds must be at least 2"));
         }
+        self.churn.boosting().check().map_err(|e| bad(format!("churn: {e}")))?;
         Ok(())
     }
 
@@ -169,7 +192,7 @@ pub struct Overrides {
     pub horizon_months: Option<u32>,
     pub billing_engine: Option<BillingEngine>,
     pub pseudonymize_ids: Option<bool>,
-    pub budget: Option<f32>,
+    pub trees: Option<u32>,
     pub train_snapshots: Option<u32>,
     pub max_train_rows: Option<usize>,
     pub folds: Option<usize>,
@@ -198,7 +221,7 @@ pub fn resolve(file: Option<&Path>, overrides: &Overrides) -> Result<RunConfig, 
     set(&mut cfg.model.churn_horizon_months, o.horizon_months);
     set(&mut cfg.model.billing_engine, o.billing_engine);
     set(&mut cfg.output.pseudonymize_ids, o.pseudonymize_ids);
-    set(&mut cfg.churn.budget, o.budget);
+    set(&mut cfg.churn.trees, o.trees);
     set(&mut cfg.churn.train_snapshots, o.train_snapshots);
     set(&mut cfg.churn.max_train_rows, o.max_train_rows);
     set(&mut cfg.churn.folds, o.folds);

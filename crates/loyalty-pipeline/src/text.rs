@@ -137,43 +137,58 @@ fn metrics(o: &mut String, title: &str, rows: &[crate::churn::ModelMetrics], cal
     }
 }
 
-/// `loyalty churn train`: the out-of-time test, prepaid BG/NBD, what was scored.
+/// `loyalty churn train`: per plan type the out-of-time test and what was scored,
+/// then prepaid BG/NBD where it scores.
 pub fn churn_training(r: &crate::churn::ChurnReport) -> String {
     let mut o = String::new();
-    let (h, test) = (r.horizon_months, &r.test_snapshot);
-    let title = format!(
-        "out of time: trained on snapshots {} ({} customers), tested at {} ({} customers), churn within {h} months",
-        r.train_snapshots.join(", "),
-        r.train_customers,
-        test.as_of,
-        test.sampled_customers
-    );
-    metrics(&mut o, &title, &r.out_of_time, r.scoring_model);
-    if let Some(m) = &r.prepaid_out_of_time {
+    let h = r.horizon_months;
+    for p in &r.plans {
+        let plan = p.plan.as_str();
+        let title = format!(
+            "{plan}, out of time: trained on snapshots {} ({} customers), tested at {} ({} customers), churn within {h} months",
+            r.train_snapshots.join(", "),
+            p.train_customers,
+            r.test_snapshot,
+            p.test_snapshot.sampled_customers
+        );
+        metrics(&mut o, &title, &p.out_of_time, p.scoring_model);
+        for c in &p.by_competition {
+            let _ = writeln!(
+                o,
+                "  {} competition: ROC AUC {:.4}, lift@10% {:.2} ({} customers)",
+                c.competition_level, c.metrics.roc_auc, c.metrics.top_decile_lift, c.metrics.customers
+            );
+        }
+        let top: Vec<&str> = p.top_features.iter().map(|f| f.feature.as_str()).collect();
         let _ = writeln!(
             o,
-            "prepaid, BG/NBD P(alive {h} months on), out of time at {}: ROC AUC {:.4}, lift@10% {:.2}, Brier {:.4} ({} customers, {:.1}% churned)",
-            test.as_of,
-            m.roc_auc,
-            m.top_decile_lift,
-            m.brier,
-            m.customers,
-            100.0 * m.base_rate
+            "scored {} {plan} customers active at {} with {}; mean p_churn_{h}m {:.4}; top features: {}",
+            p.scored_customers,
+            r.as_of,
+            p.scoring_model,
+            p.mean_p_churn,
+            top.join(", ")
         );
     }
-    let prepaid = r.prepaid.as_ref();
-    let _ = writeln!(
-        o,
-        "scored {} postpaid customers ({}) and {} prepaid (BG/NBD) active at {}; mean p_churn_{h}m {:.4} / {:.4}",
-        r.scored_customers,
-        r.scoring_model,
-        prepaid.map_or(0, |p| p.customers),
-        r.as_of,
-        r.mean_p_churn,
-        prepaid.map_or(f64::NAN, |p| p.mean_p_churn)
-    );
-    let top: Vec<&str> = r.top_features.iter().map(|f| f.feature.as_str()).collect();
-    let _ = writeln!(o, "top features: {}", top.join(", "));
+    if let Some(b) = &r.prepaid_bgnbd {
+        if let Some(m) = &b.out_of_time {
+            let _ = writeln!(
+                o,
+                "prepaid, BG/NBD P(alive {h} months on), out of time at {}: ROC AUC {:.4}, lift@10% {:.2}, Brier {:.4} ({} customers, {:.1}% churned)",
+                r.test_snapshot,
+                m.roc_auc,
+                m.top_decile_lift,
+                m.brier,
+                m.customers,
+                100.0 * m.base_rate
+            );
+        }
+        let _ = writeln!(
+            o,
+            "scored {} prepaid customers active at {} with BG/NBD (no prepaid churn observed to train on); mean p_churn_{h}m {:.4}",
+            b.customers, r.as_of, b.mean_p_churn
+        );
+    }
     o
 }
 

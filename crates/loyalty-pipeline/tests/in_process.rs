@@ -51,15 +51,16 @@ fn a_run_returns_its_outputs_and_writes_them() {
     // The churn model scored with the configured classifier, and says so.
     let fit = o.churn.as_ref().expect("24 months are enough to train");
     assert_eq!(fit.report.classifier, Classifier::Logistic);
-    assert_eq!(fit.report.scoring_model, "logistic regression (L2)");
     assert_eq!(fit.report.horizon_months, 3);
-    let auc = fit.report.scoring_metrics().unwrap().roc_auc;
+    let postpaid = fit.report.plan(loyalty_pipeline::churn::Plan::Postpaid).expect("a postpaid classifier");
+    assert_eq!(postpaid.scoring_model, "logistic regression (L2)");
+    let auc = postpaid.scoring_metrics().unwrap().roc_auc;
     assert!(auc > 0.55, "out-of-time AUC {auc}");
     let html = std::fs::read_to_string(outcome.target.join("report.html")).unwrap();
     assert!(
         html.contains(&format!(
-            "logistic regression (L2)) trained on earlier snapshots and tested out of time at {}: ROC AUC {auc:.3}",
-            fit.report.test_snapshot.as_of
+            "postpaid customers: logistic regression (L2), as configured, trained on earlier snapshots and tested out of time at {}: ROC AUC {auc:.3}",
+            fit.report.test_snapshot
         )),
         "the report quotes the scoring model's AUC"
     );

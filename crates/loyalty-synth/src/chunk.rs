@@ -6,6 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma, LogNormal, Poisson, StandardNormal};
 
+use crate::future::{self, Future, Now};
 use crate::world::{World, add_months, days_in_month, month_index};
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
@@ -119,6 +120,8 @@ struct Cols {
     g_departure: Vec<Option<i32>>,
     g_exposure: Vec<i64>,
     g_expected: Vec<f64>,
+    g_future_churn: Vec<Option<i32>>,
+    g_true_p: [Vec<Option<f64>>; 3],
 
     a_id: Vec<i64>,
     a_service: Vec<&'static str>,
@@ -490,6 +493,23 @@ pub fn simulate(world: &World, chunk: usize, first: usize, count: usize) -> Pola
             cols.s_end.push(s_end.map(days));
         }
 
+        // The future after the data, for customers the operator still counts at its end.
+        let delay_days = if postpaid { 0 } else { world.prepaid_inactivity_days as u64 };
+        let declared =
+            departure.map(|d| if postpaid { d } else { last_activity.max(d) + chrono::Days::new(delay_days) });
+        let future: Option<Future> = match declared {
+            Some(d) if d < end => None,
+            Some(d) => Some(future::pending(d, end)),
+            None => {
+                let now = Now { seed: p.seed, id, months, start, end, delay_days };
+                Some(future::draw(&now, &hazard))
+            }
+        };
+        cols.g_future_churn.push(future.as_ref().and_then(|f| f.churn_date).map(days));
+        for (k, column) in cols.g_true_p.iter_mut().enumerate() {
+            column.push(future.as_ref().map(|f| f.p_churn[k]));
+        }
+
         // What the operator records as churn.
         let (churn_date, reason) = match departure {
             None => (None, None),
@@ -597,6 +617,10 @@ fn frames(c: Cols, curve: [[(u64, f64); 5]; 3]) -> PolarsResult<ChunkFrames> {
         opt_date_col("departure_date", c.g_departure)?,
         col("exposure_months", c.g_exposure),
         col("expected_churns", c.g_expected),
+        opt_date_col("future_churn_date", c.g_future_churn)?,
+        col("true_p_churn_3m", c.g_true_p[0].clone()),
+        col("true_p_churn_6m", c.g_true_p[1].clone()),
+        col("true_p_churn_12m", c.g_true_p[2].clone()),
     ])?;
     let truth_adoption = frame(vec![col(k::CUSTOMER_ID, c.a_id), col(k::SERVICE, c.a_service), col("p_adopt", c.a_p)])?;
     let truth_surveys = frame(vec![

@@ -7,6 +7,7 @@
 //! Pure: the sink, implemented by the caller, does the writing.
 
 mod chunk;
+pub mod future;
 pub mod world;
 
 use polars::prelude::*;

@@ -29,7 +29,7 @@ fn at_t(mut cfg: RunConfig, v: &loyalty_contract::Validated) -> anyhow::Result<R
 fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
     let t = &a.tuning;
     let tuning = Overrides {
-        budget: t.budget,
+        trees: t.trees,
         train_snapshots: t.train_snapshots,
         max_train_rows: t.max_train_rows,
         ..Overrides::default()
@@ -53,7 +53,7 @@ fn train(a: ChurnTrainArgs) -> anyhow::Result<()> {
 }
 
 fn evaluate(a: ChurnEvalArgs) -> anyhow::Result<()> {
-    let cfg = resolve(&a.settings, Overrides { folds: a.folds, budget: a.budget, ..Overrides::default() })?;
+    let cfg = resolve(&a.settings, Overrides { folds: a.folds, trees: a.trees, ..Overrides::default() })?;
     let v = load_validated(&data_options(&a.data))?;
     let cfg = at_t(cfg, &v)?;
     let cv = cross_validate(&v, &cfg.churn, &cfg.model)?;

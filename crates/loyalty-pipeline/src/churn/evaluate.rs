@@ -6,7 +6,7 @@ use loyalty_models::churn::{Logistic, evaluate as metrics_of, roc_auc, stratifie
 use serde::Serialize;
 
 use super::report::{BOOSTING, BOOSTING_CALIBRATED, LOGISTIC, ModelMetrics};
-use super::snapshot::snapshot;
+use super::snapshot::{Plan, snapshot};
 use super::train::fit_calibrated;
 use crate::PipelineError;
 use crate::error::Result;
@@ -44,7 +44,8 @@ fn fold_auc(aucs: Vec<f64>) -> FoldAuc {
 /// by the models fitted on the other folds.
 pub fn cross_validate(v: &Validated, cfg: &ChurnConfig, params: &FeatureParams) -> Result<CrossValidation> {
     let started = std::time::Instant::now();
-    let s = snapshot(v, params.as_of, None, params, 0)?;
+    let mut snap = snapshot(v, params.as_of, None, params, 0)?;
+    let s = snap.plans.remove(&Plan::Postpaid).ok_or_else(|| PipelineError::Data("no postpaid customers".into()))?;
     let (n, k) = (s.y.len(), cfg.folds);
     let churners = s.y.iter().sum::<f64>();
     if churners < k as f64 || (n as f64 - churners) < k as f64 {
@@ -60,7 +61,7 @@ pub fn cross_validate(v: &Validated, cfg: &ChurnConfig, params: &FeatureParams) 
         let test: Vec<usize> = (0..n).filter(|&i| folds[i] == fold).collect();
         let ty: Vec<f64> = train.iter().map(|&i| s.y[i]).collect();
         let (d_train, d_test) = (s.design.take(&train), s.design.take(&test));
-        let (gbm, platt) = fit_calibrated(&d_train, &ty, cfg.budget)?;
+        let (gbm, platt) = fit_calibrated(&d_train, &ty, &cfg.boosting())?;
         let raw = gbm.predict(&d_test);
         let cal = platt.apply(&raw);
         let log = Logistic::fit(&d_train, &ty, 1.0).predict(&d_test);

@@ -1,10 +1,12 @@
-//! The churn model of postpaid customers, and BG/NBD for prepaid ones.
+//! The churn models: one classifier per plan type (postpaid, prepaid), and BG/NBD
+//! for prepaid customers where no prepaid churn is observed.
 //!
 //! Training builds labelled snapshots (features as of T0, label = churned in
 //! (T0, T0 + h]), validates out of time (trained on earlier T0s, tested on the latest
-//! T0 whose label window has ended by T), then refits on every snapshot and scores
-//! the customers active at T. [`evaluate`] is for datasets with one snapshot only
-//! (no history): stratified k-fold cross-validation.
+//! T0 whose label window has ended by T), picks the candidate that ranks the test
+//! snapshot best, refits it on every snapshot and scores the customers active at T.
+//! [`evaluate`] is for datasets with one snapshot only (no history): stratified
+//! k-fold cross-validation.
 
 pub mod evaluate;
 mod prepaid;
@@ -18,7 +20,8 @@ use loyalty_features::{FeatureParams, customer_features, names as n};
 use loyalty_models::churn::{Design, Logistic, evaluate as metrics_of};
 use polars::prelude::*;
 
-pub use report::{ChurnReport, ModelMetrics, PrepaidReport, TestSnapshot};
+pub use report::{ChurnReport, CompetitionMetrics, ModelMetrics, PlanReport, PrepaidReport, TestSnapshot};
+pub use snapshot::Plan;
 pub use train::FeatureShare;
 
 use crate::PipelineError;
@@ -26,17 +29,17 @@ use crate::dataset::{first_bill_month, months_after, months_before};
 use crate::error::{Context, Result};
 use crate::settings::{ChurnConfig, Classifier};
 use prepaid::{Prepaid, prepaid_loyalty, prepaid_out_of_time};
-use snapshot::{Snapshot, prepaid_ids, services_held, snapshot};
+use snapshot::{Names, PlanRows, Snapshot, services_held, snapshot};
 use train::{Fitted, capped, capped_y, fit_calibrated_sampled, score_at};
 
-/// A churn model fitted out of time and applied at T.
+/// The churn models fitted out of time and applied at T.
 pub struct ChurnFit {
     /// The postpaid customers at the test snapshot (features as of its date) with
     /// `churned` (within h months): behavioural signals are read off this.
     pub test_frame: DataFrame,
     /// `customer_id`, `p_churn_<h>m`, `loyalty`, `churn_model`, `churn_reasons` for
-    /// every customer scored at T (postpaid by the classifier, prepaid by BG/NBD),
-    /// sorted by customer_id.
+    /// every customer scored at T (by their plan's classifier, or prepaid ones by
+    /// BG/NBD), sorted by customer_id.
     pub scores: DataFrame,
     /// Everything `loyalty churn train --format json` prints (model_quality.json).
     pub report: ChurnReport,
@@ -58,57 +61,98 @@ fn snapshot_dates(v: &Validated, t: NaiveDate, h: u32, train_snapshots: u32) -> 
     Ok((test_t0, train_t0))
 }
 
-/// The out-of-time data: the test snapshot and every training snapshot, each cut to
-/// its share of `max_train_rows` so memory and time stay bounded at tens of millions
-/// of customers.
+/// One plan type's out-of-time data: the test snapshot's rows and every training
+/// snapshot's, each cut to its share of `max_train_rows` so memory and time stay
+/// bounded at tens of millions of customers.
 pub(crate) struct OutOfTime {
+    plan: Plan,
     /// The model inputs, as the test snapshot has them.
     names: Vec<String>,
-    /// The test snapshot (its design moved into `test_design`).
-    test: Snapshot,
+    /// Customers of the plan active at the test snapshot, and how many were sampled.
+    test_population: usize,
+    test_sampled: usize,
+    test_churners: f64,
     test_design: Design,
     eval_y: Vec<f64>,
     train_design: Design,
     train_y: Vec<f64>,
     train_customers: usize,
+    train_rows_kept: usize,
     per_snapshot: usize,
 }
 
-fn out_of_time(
+/// Every snapshot, features computed once per date for both plan types.
+struct Snapshots {
+    test: Snapshot,
+    train: Vec<Snapshot>,
+}
+
+fn snapshots(
     v: &Validated,
     test_t0: NaiveDate,
     train_t0: &[NaiveDate],
     base: &FeatureParams,
-    cfg: &ChurnConfig,
-) -> Result<OutOfTime> {
-    let cap = cfg.max_train_rows;
-    // Training snapshots get an equal share; the test snapshot at most `cap` rows for
-    // the out-of-time metrics.
+    cap: usize,
+) -> Result<Snapshots> {
+    // Training snapshots get an equal share of the cap; the test snapshot at most
+    // `cap` rows for the out-of-time metrics.
     let per_snapshot = if cap == 0 { 0 } else { cap.div_ceil(train_t0.len() + 1) };
-    let mut test = snapshot(v, test_t0, None, base, cap)?;
-    let names = test.design.names.clone();
-    let (test_design, eval_y) = capped(std::mem::replace(&mut test.design, empty()), &test.y, cap, 29);
-    let (mut train_design, mut train_y, mut train_customers) = (None::<Design>, Vec::new(), 0);
-    for (k, d) in train_t0.iter().enumerate() {
-        let s = snapshot(v, *d, Some(&names), base, per_snapshot)?;
-        train_customers += s.population;
-        let (design, y) = capped(s.design, &s.y, per_snapshot, 31 + k as u64);
-        train_y.extend_from_slice(&y);
-        match &mut train_design {
-            None => train_design = Some(design),
-            Some(td) => td.append(&design),
-        }
-    }
-    let train_design = train_design.ok_or_else(|| PipelineError::Data("no training rows".into()))?;
-    if train_y.iter().all(|y| *y == 0.0) || eval_y.iter().all(|y| *y == 0.0) {
-        return Err(PipelineError::NoChurner);
-    }
-    Ok(OutOfTime { names, test, test_design, eval_y, train_design, train_y, train_customers, per_snapshot })
+    let test = snapshot(v, test_t0, None, base, cap)?;
+    let names: Names = test.plans.iter().map(|(p, r)| (*p, r.design.names.clone())).collect();
+    let train = train_t0.iter().map(|d| snapshot(v, *d, Some(&names), base, per_snapshot)).collect::<Result<_>>()?;
+    Ok(Snapshots { test, train })
 }
 
-/// Every candidate's out-of-time metrics, and the test predictions of `classifier`.
-fn compare(o: &OutOfTime, cfg: &ChurnConfig) -> Result<(Vec<ModelMetrics>, Vec<f64>)> {
-    let (gbm, platt) = fit_calibrated_sampled(&o.train_design, &o.train_y, cfg.budget, cfg.max_train_rows)?;
+fn empty() -> Design {
+    Design { names: Vec::new(), columns: Vec::new(), rows: 0 }
+}
+
+/// The out-of-time data of `plan`, moved out of the snapshots; None when either the
+/// training or the test rows hold no churner (nothing to learn or to test).
+fn out_of_time(s: &mut Snapshots, plan: Plan, cap: usize) -> Option<OutOfTime> {
+    let per_snapshot = if cap == 0 { 0 } else { cap.div_ceil(s.train.len() + 1) };
+    let take = |snap: &mut Snapshot| {
+        snap.plans.remove(&plan).unwrap_or(PlanRows { ids: Vec::new(), design: empty(), y: Vec::new(), population: 0 })
+    };
+    let test = take(&mut s.test);
+    let names = test.design.names.clone();
+    let (test_sampled, test_churners) = (test.y.len(), test.y.iter().sum());
+    let (test_design, eval_y) = capped(test.design, &test.y, cap, 29);
+    let (mut train_design, mut train_y, mut train_customers) = (empty(), Vec::new(), 0);
+    train_design.names = names.clone();
+    train_design.columns = vec![Vec::new(); names.len()];
+    for (k, snap) in s.train.iter_mut().enumerate() {
+        let rows = take(snap);
+        train_customers += rows.population;
+        let (design, y) = capped(rows.design, &rows.y, per_snapshot, 31 + k as u64);
+        train_y.extend_from_slice(&y);
+        train_design.append(&design);
+    }
+    let learnable = |y: &[f64]| y.iter().any(|v| *v > 0.0) && y.iter().any(|v| *v == 0.0);
+    if !learnable(&train_y) || !learnable(&eval_y) {
+        tracing::info!("no {} classifier: no churner (or no stayer) in its training or test rows", plan.as_str());
+        return None;
+    }
+    Some(OutOfTime {
+        plan,
+        names,
+        test_population: test.population,
+        test_sampled,
+        test_churners,
+        test_design,
+        eval_y,
+        train_design,
+        train_rows_kept: train_y.len(),
+        train_y,
+        train_customers,
+        per_snapshot,
+    })
+}
+
+/// Every candidate's out-of-time metrics, the one that scores (the best out-of-time
+/// ROC AUC unless the settings name one), and its test predictions.
+fn compare(o: &OutOfTime, cfg: &ChurnConfig) -> Result<(Vec<ModelMetrics>, Classifier, Vec<f64>)> {
+    let (gbm, platt) = fit_calibrated_sampled(&o.train_design, &o.train_y, &cfg.boosting(), cfg.max_train_rows)?;
     let raw = gbm.predict(&o.test_design);
     let calibrated = platt.apply(&raw);
     let logistic = Logistic::fit(&o.train_design, &o.train_y, 1.0).predict(&o.test_design);
@@ -118,48 +162,82 @@ fn compare(o: &OutOfTime, cfg: &ChurnConfig) -> Result<(Vec<ModelMetrics>, Vec<f
         ModelMetrics { model: report::LOGISTIC, metrics: metrics_of(&logistic, &o.eval_y) },
     ];
     let chosen = match cfg.classifier {
-        Classifier::Boosting => calibrated,
-        Classifier::Logistic => logistic,
+        Classifier::Auto if results[2].metrics.roc_auc > results[1].metrics.roc_auc => Classifier::Logistic,
+        Classifier::Auto => Classifier::Boosting,
+        named => named,
     };
-    Ok((results, chosen))
-}
-
-fn empty() -> Design {
-    Design { names: Vec::new(), columns: Vec::new(), rows: 0 }
+    let chosen_p = if chosen == Classifier::Logistic { logistic } else { calibrated };
+    Ok((results, chosen, chosen_p))
 }
 
 /// The final model, fitted on every snapshot (the designs move into it: at the row
 /// cap they are hundreds of megabytes).
-fn refit(o: &mut OutOfTime, cfg: &ChurnConfig) -> Result<Fitted> {
+fn refit(o: &mut OutOfTime, classifier: Classifier, cfg: &ChurnConfig) -> Result<Fitted> {
     let mut all = std::mem::replace(&mut o.train_design, empty());
     all.append(&capped(std::mem::replace(&mut o.test_design, empty()), &o.eval_y, o.per_snapshot, 37).0);
-    let mut all_y = o.train_y.clone();
+    let mut all_y = std::mem::take(&mut o.train_y);
     all_y.extend_from_slice(&capped_y(&o.eval_y, o.per_snapshot, 37));
-    Fitted::fit(cfg.classifier, &all, &all_y, cfg.budget, cfg.max_train_rows)
+    Fitted::fit(classifier, &all, &all_y, &cfg.boosting(), cfg.max_train_rows)
 }
 
-/// The scores table: postpaid customers by the classifier, then prepaid by BG/NBD.
-fn scores_table(scored: train::Scored, prepaid: Option<&Prepaid>, h: u32) -> Result<DataFrame> {
-    let train::Scored { mut ids, p, reasons: mut why } = scored;
-    let mut loyalty: Vec<f64> = p.iter().map(|x| 1.0 - x).collect();
-    let mut model = vec!["classifier"; ids.len()];
+/// One plan type's classifier: compared and chosen out of time, refitted, applied at T.
+struct PlanFit {
+    report: PlanReport,
+    scored: train::Scored,
+}
+
+fn fit_plan(mut o: OutOfTime, cfg: &ChurnConfig, at_t: &DataFrame, held: &snapshot::Held) -> Result<PlanFit> {
+    let (results, chosen, chosen_p) = compare(&o, cfg)?;
+    let by_competition = report::by_competition(&o.test_design, &chosen_p, &o.eval_y);
+    let fitted = refit(&mut o, chosen, cfg)?;
+    let scored = score_at(at_t, o.plan, &o.names, held, &fitted)?;
+    let parts = report::PlanParts { o: &o, results, chosen, chosen_p: &chosen_p, by_competition };
+    Ok(PlanFit { report: report::plan_report(parts, &fitted, &scored.p), scored })
+}
+
+/// The scores table: every plan's classifier scores, then prepaid BG/NBD scores.
+fn scores_table(fits: Vec<PlanFit>, prepaid: Option<&Prepaid>, h: u32) -> Result<(DataFrame, Vec<PlanReport>)> {
+    let (mut ids, mut p_churn, mut model) = (Vec::new(), Vec::new(), Vec::new());
+    let mut why = StringChunked::from_iter_values(n::CHURN_REASONS.into(), std::iter::empty::<&str>());
+    let mut reports = Vec::new();
+    for fit in fits {
+        let train::Scored { ids: i, p, reasons } = fit.scored;
+        model.extend(std::iter::repeat_n("classifier", i.len()));
+        ids.extend(i);
+        p_churn.extend(p);
+        why.append_owned(reasons)?;
+        reports.push(fit.report);
+    }
     if let Some(pp) = prepaid {
         ids.extend_from_slice(&pp.ids);
-        loyalty.extend_from_slice(&pp.loyalty);
+        p_churn.extend(pp.loyalty.iter().map(|l| 1.0 - l));
         why.append_owned(StringChunked::from_iter_values(
             n::CHURN_REASONS.into(),
             pp.reasons.iter().map(String::as_str),
         ))?;
         model.extend(std::iter::repeat_n("bgnbd", pp.ids.len()));
     }
-    Ok(DataFrame::new_infer_height(vec![
+    let loyalty: Vec<f64> = p_churn.iter().map(|p| 1.0 - p).collect();
+    let df = DataFrame::new_infer_height(vec![
         Column::new(c::CUSTOMER_ID.into(), ids),
-        Column::new(n::p_churn(h).into(), loyalty.iter().map(|l| 1.0 - l).collect::<Vec<f64>>()),
+        Column::new(n::p_churn(h).into(), p_churn),
         Column::new(n::LOYALTY.into(), loyalty),
         Column::new(n::CHURN_MODEL.into(), model),
         why.into_series().into(),
     ])?
-    .sort([c::CUSTOMER_ID], SortMultipleOptions::default())?)
+    .sort([c::CUSTOMER_ID], SortMultipleOptions::default())?;
+    Ok((df, reports))
+}
+
+/// The prepaid customers of a feature table.
+fn prepaid_ids(features: &DataFrame) -> Result<Vec<i64>> {
+    let prepaid = features
+        .clone()
+        .lazy()
+        .filter(col(c::PLAN_TYPE).eq(lit(Plan::Prepaid.as_str())))
+        .select([col(c::CUSTOMER_ID)])
+        .collect()?;
+    Ok(crate::dataset::ids(&prepaid, c::CUSTOMER_ID)?)
 }
 
 /// Train on snapshots before T, validate out of time, refit on every snapshot and score
@@ -173,9 +251,15 @@ pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: O
     let started = std::time::Instant::now();
     let (t, h) = (base.as_of, base.churn_horizon_months);
     let (test_t0, train_t0) = snapshot_dates(v, t, h, cfg.train_snapshots)?;
-    let mut o = out_of_time(v, test_t0, &train_t0, base, cfg)?;
-    let (results, chosen_test_p) = compare(&o, cfg)?;
-    let fitted = refit(&mut o, cfg)?;
+    let mut snaps = snapshots(v, test_t0, &train_t0, base, cfg.max_train_rows)?;
+    let test_frame = std::mem::replace(&mut snaps.test.frame, DataFrame::empty());
+    let prepaid_at_test = snaps.test.plans.get(&Plan::Prepaid).map(|r| r.ids.clone()).unwrap_or_default();
+    let plans: Vec<OutOfTime> =
+        Plan::ALL.iter().filter_map(|p| out_of_time(&mut snaps, *p, cfg.max_train_rows)).collect();
+    if plans.is_empty() {
+        return Err(PipelineError::NoChurner);
+    }
+    drop(snaps);
     let computed;
     let at_t = match at_t {
         Some(df) => df,
@@ -184,23 +268,26 @@ pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: O
             &computed
         }
     };
-    let scored = score_at(at_t, &o.names, &services_held(&v.tables, t)?, &fitted)?;
-    let prepaid = prepaid_loyalty(v, t, &prepaid_ids(at_t)?, base)?;
-    let prepaid_test = prepaid_out_of_time(v, test_t0, &o.test.prepaid_ids, base)?;
-    let report = ChurnReport::new(report::Parts {
-        cfg,
-        base,
-        test_t0,
-        train_t0: &train_t0,
-        o: &o,
-        results,
-        chosen_test_p: &chosen_test_p,
-        fitted: &fitted,
-        scored_p: &scored.p,
-        prepaid: prepaid.as_ref(),
-        prepaid_test,
-        started,
-    });
-    let scores = scores_table(scored, prepaid.as_ref(), h)?;
-    Ok(ChurnFit { test_frame: o.test.frame, scores, report })
+    let held = services_held(&v.tables, t)?;
+    let prepaid_classified = plans.iter().any(|o| o.plan == Plan::Prepaid);
+    let fits = plans.into_iter().map(|o| fit_plan(o, cfg, at_t, &held)).collect::<Result<Vec<_>>>()?;
+    // BG/NBD only where the prepaid churn could not be learned.
+    let (prepaid, prepaid_test) = if prepaid_classified {
+        (None, None)
+    } else {
+        (prepaid_loyalty(v, t, &prepaid_ids(at_t)?, base)?, prepaid_out_of_time(v, test_t0, &prepaid_at_test, base)?)
+    };
+    let prepaid_report = prepaid.as_ref().map(|pp| report::prepaid_report(pp, prepaid_test));
+    let (scores, plans) = scores_table(fits, prepaid.as_ref(), h)?;
+    let report = ChurnReport {
+        horizon_months: h,
+        as_of: t.to_string(),
+        test_snapshot: test_t0.to_string(),
+        train_snapshots: train_t0.iter().map(|d| d.to_string()).collect(),
+        classifier: cfg.classifier,
+        plans,
+        prepaid_bgnbd: prepaid_report,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(ChurnFit { test_frame, scores, report })
 }

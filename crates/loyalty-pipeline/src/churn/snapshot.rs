@@ -9,8 +9,9 @@ use loyalty_contract::{Table, Validated, col as c, dates};
 use loyalty_features::{FeatureParams, Tables, customer_features, names as n};
 use loyalty_models::churn::Design;
 use polars::prelude::*;
+use serde::Serialize;
 
-use crate::dataset::{ids, months_after};
+use crate::dataset::months_after;
 use crate::error::{Context, Result};
 
 /// Columns that are not model inputs: keys and the value outputs that already fold in
@@ -20,35 +21,69 @@ const NOT_FEATURES: [&str; 4] = [c::CUSTOMER_ID, n::CCV, n::CPV, n::CLV];
 /// The services each customer holds at a date (catalog service -> customer ids).
 pub(crate) type Held = BTreeMap<String, HashSet<i64>>;
 
-/// One labelled snapshot: the postpaid customers active at its date (or a uniform
-/// sample of them).
-pub(crate) struct Snapshot {
-    /// Prepaid customers active at the snapshot (not in the design: BG/NBD scores them).
-    pub prepaid_ids: Vec<i64>,
-    /// The postpaid rows' behavioural signals and `churned` (the label).
-    pub frame: DataFrame,
+/// The plan types, each with its own churn model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    Postpaid,
+    Prepaid,
+}
+
+impl Plan {
+    pub const ALL: [Plan; 2] = [Plan::Postpaid, Plan::Prepaid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Postpaid => "postpaid",
+            Plan::Prepaid => "prepaid",
+        }
+    }
+}
+
+/// The labelled rows of one plan type at a snapshot.
+pub(crate) struct PlanRows {
+    pub ids: Vec<i64>,
     pub design: Design,
     pub y: Vec<f64>,
-    /// Postpaid customers active at the snapshot, sampled or not.
+    /// Customers of the plan active at the snapshot, sampled or not.
     pub population: usize,
 }
 
-/// Postpaid customers signed up by `as_of` and not churned by then.
-fn postpaid_active(v: &Validated, as_of: NaiveDate) -> Result<usize> {
+/// One labelled snapshot: the customers active at its date (or a uniform sample of
+/// them), per plan type.
+pub(crate) struct Snapshot {
+    /// The postpaid rows' behavioural signals and `churned` (the label).
+    pub frame: DataFrame,
+    pub plans: BTreeMap<Plan, PlanRows>,
+}
+
+/// The model inputs of each plan type.
+pub(crate) type Names = BTreeMap<Plan, Vec<String>>;
+
+/// Customers of each plan type signed up by `as_of` and not churned by then.
+fn active_by_plan(v: &Validated, as_of: NaiveDate) -> Result<BTreeMap<Plan, usize>> {
     let df = loyalty_contract::collect_streaming(
         v.tables[&Table::Customers]
             .clone()
             .filter(dates::active_at(as_of))
-            .filter(col(c::PLAN_TYPE).eq(lit("postpaid")))
-            .select([len().cast(DataType::UInt64).alias("n")]),
+            .group_by([col(c::PLAN_TYPE)])
+            .agg([len().cast(DataType::UInt64).alias("n")]),
     )?;
-    Ok(df.column("n")?.u64()?.get(0).unwrap_or(0) as usize)
+    let mut counts: BTreeMap<Plan, usize> = Plan::ALL.iter().map(|p| (*p, 0)).collect();
+    for (plan, k) in df.column(c::PLAN_TYPE)?.str()?.iter().zip(df.column("n")?.u64()?.iter()) {
+        if let (Some(plan), Some(k)) = (plan, k)
+            && let Some(p) = Plan::ALL.iter().find(|p| p.as_str() == plan)
+        {
+            counts.insert(*p, k as usize);
+        }
+    }
+    Ok(counts)
 }
 
-/// The feature rows the classifier reads: postpaid customers, competition level as
+/// The feature rows a plan's classifier reads: its customers, competition level as
 /// a number.
-pub(crate) fn model_rows(features: LazyFrame) -> LazyFrame {
-    features.filter(col(c::PLAN_TYPE).eq(lit("postpaid"))).with_column(
+pub(crate) fn model_rows(features: LazyFrame, plan: Plan) -> LazyFrame {
+    features.filter(col(c::PLAN_TYPE).eq(lit(plan.as_str()))).with_column(
         when(col(n::COMPETITION_LEVEL).eq(lit("low")))
             .then(lit(0.0))
             .when(col(n::COMPETITION_LEVEL).eq(lit("medium")))
@@ -58,13 +93,6 @@ pub(crate) fn model_rows(features: LazyFrame) -> LazyFrame {
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias(n::COMPETITION_LEVEL),
     )
-}
-
-/// The prepaid customers of a feature table.
-pub(crate) fn prepaid_ids(features: &DataFrame) -> Result<Vec<i64>> {
-    let prepaid =
-        features.clone().lazy().filter(col(c::PLAN_TYPE).eq(lit("prepaid"))).select([col(c::CUSTOMER_ID)]).collect()?;
-    Ok(ids(&prepaid, c::CUSTOMER_ID)?)
 }
 
 /// The model inputs of a feature table: every numeric column but keys and value
@@ -98,7 +126,7 @@ pub(crate) fn design_of(df: &DataFrame, names: &[String], held: &Held) -> Result
     Ok((ids, Design::new(names.to_vec(), columns)?))
 }
 
-/// `tables`, or a uniform hash sample of about `cap` of their `population` postpaid
+/// `tables`, or a uniform hash sample of about `cap` of their `population` active
 /// customers when there are more (0: no cap).
 fn sampled(v: &Validated, population: usize, cap: usize) -> Tables {
     if cap == 0 || population <= cap {
@@ -107,32 +135,41 @@ fn sampled(v: &Validated, population: usize, cap: usize) -> Tables {
     loyalty_features::restricted(&v.tables, Some(Slice::Sample { fraction: cap as f64 / population as f64 }))
 }
 
-/// The labelled snapshot at `as_of`. When more than `cap` postpaid customers (0: no
-/// cap) are active, the features are computed for a uniform hash sample of about
-/// `cap` customers only (every table restricted to them), so a snapshot's memory and
-/// time do not grow with the base; the comparable-customer statistics (percentile
-/// scores, adoption cells, survival curves) then come from that sample.
+/// The labelled snapshot at `as_of`. When more than `cap` customers (0: no cap) are
+/// active, the features are computed for a uniform hash sample of about `cap`
+/// customers only (every table restricted to them), so a snapshot's memory and time
+/// do not grow with the base; the comparable-customer statistics (percentile scores,
+/// adoption cells, survival curves) then come from that sample.
 pub(crate) fn snapshot(
     v: &Validated,
     as_of: NaiveDate,
-    names: Option<&[String]>,
+    names: Option<&Names>,
     base: &FeatureParams,
     cap: usize,
 ) -> Result<Snapshot> {
     let params = FeatureParams { as_of, ..base.clone() };
-    let population = postpaid_active(v, as_of)?;
-    let tables = sampled(v, population, cap);
+    let population = active_by_plan(v, as_of)?;
+    let tables = sampled(v, population.values().sum(), cap);
     let (df, _) = customer_features(&tables, &params).during_with(|| format!("features as of {as_of}"))?;
-    let prepaid_ids = prepaid_ids(&df)?;
-    let df = labelled(model_rows(df.lazy()), &tables, as_of, months_after(as_of, base.churn_horizon_months)?)?;
+    let end = months_after(as_of, base.churn_horizon_months)?;
     let held = services_held(&tables, as_of)?;
-    let chosen: Vec<String> = match names {
-        Some(names) => names.to_vec(),
-        None => feature_names(&df, &held),
-    };
-    let (_, design) = design_of(&df, &chosen, &held)?;
-    let y: Vec<f64> = df.column("__label")?.bool()?.iter().map(|v| f64::from(u8::from(v == Some(true)))).collect();
-    Ok(Snapshot { prepaid_ids, frame: signals_frame(df)?, design, y, population })
+    let mut plans = BTreeMap::new();
+    let mut frame = DataFrame::empty();
+    for plan in Plan::ALL {
+        let rows = labelled(model_rows(df.clone().lazy(), plan), &tables, as_of, end)?;
+        let chosen: Vec<String> = match names {
+            Some(names) => names.get(&plan).cloned().unwrap_or_default(),
+            None => feature_names(&rows, &held),
+        };
+        let (ids, design) = design_of(&rows, &chosen, &held)?;
+        let y: Vec<f64> =
+            rows.column("__label")?.bool()?.iter().map(|v| f64::from(u8::from(v == Some(true)))).collect();
+        if plan == Plan::Postpaid {
+            frame = signals_frame(rows)?;
+        }
+        plans.insert(plan, PlanRows { ids, design, y, population: population[&plan] });
+    }
+    Ok(Snapshot { frame, plans })
 }
 
 /// `rows` with `__label`: churned in (as_of, end].
@@ -174,14 +211,7 @@ pub(crate) fn services_held(tables: &Tables, as_of: NaiveDate) -> Result<Held> {
         held.insert(name.to_string(), HashSet::new());
     }
     let rows = loyalty_contract::collect_streaming(
-        services
-            .clone()
-            .filter(
-                col(c::START_DATE)
-                    .lt_eq(lit(as_of))
-                    .and(col(c::END_DATE).is_null().or(col(c::END_DATE).gt(lit(as_of)))),
-            )
-            .select([col(c::CUSTOMER_ID), col(c::SERVICE)]),
+        services.clone().filter(loyalty_contract::dates::held_at(as_of)).select([col(c::CUSTOMER_ID), col(c::SERVICE)]),
     )?;
     for (id, service) in rows.column(c::CUSTOMER_ID)?.i64()?.iter().zip(rows.column(c::SERVICE)?.str()?.iter()) {
         if let (Some(id), Some(service)) = (id, service)

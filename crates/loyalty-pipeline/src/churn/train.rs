@@ -1,10 +1,11 @@
 //! Fitting the classifiers on bounded samples and scoring a feature table with them.
 
-use loyalty_models::churn::{Design, Gbm, Logistic, Platt};
+use loyalty_models::churn::{Design, Logistic, Platt};
+use loyalty_models::gbm::{Gbm, GbmParams};
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::snapshot::{Held, design_of, model_rows};
+use super::snapshot::{Held, Plan, design_of, model_rows};
 use crate::error::Result;
 use crate::settings::Classifier;
 use loyalty_features::names as n;
@@ -43,28 +44,33 @@ pub(crate) fn capped_y(y: &[f64], cap: usize, seed: u64) -> Vec<f64> {
 }
 
 /// Boosting (on at most `max_rows` rows, sampled uniformly) as in [`fit_calibrated`].
-pub(crate) fn fit_calibrated_sampled(d: &Design, y: &[f64], budget: f32, max_rows: usize) -> Result<(Gbm, Platt)> {
+pub(crate) fn fit_calibrated_sampled(
+    d: &Design,
+    y: &[f64],
+    params: &GbmParams,
+    max_rows: usize,
+) -> Result<(Gbm, Platt)> {
     match sample_rows(d.rows, max_rows, 17) {
-        None => fit_calibrated(d, y, budget),
+        None => fit_calibrated(d, y, params),
         Some(rows) => {
             tracing::info!("boosting on a uniform sample of {} of {} training rows", rows.len(), d.rows);
             let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
-            fit_calibrated(&d.take(&rows), &ys, budget)
+            fit_calibrated(&d.take(&rows), &ys, params)
         }
     }
 }
 
 /// Boosting on 80% of the rows, Platt calibration on the other 20% (a fixed split).
-pub(crate) fn fit_calibrated(d: &Design, y: &[f64], budget: f32) -> Result<(Gbm, Platt)> {
+pub(crate) fn fit_calibrated(d: &Design, y: &[f64], params: &GbmParams) -> Result<(Gbm, Platt)> {
     let fit_rows: Vec<usize> = (0..d.rows).filter(|i| i % 5 != 4).collect();
     let cal_rows: Vec<usize> = (0..d.rows).filter(|i| i % 5 == 4).collect();
     let pick = |rows: &[usize]| rows.iter().map(|&i| y[i]).collect::<Vec<f64>>();
-    let gbm = Gbm::fit(&d.take(&fit_rows), &pick(&fit_rows), budget)?;
+    let gbm = Gbm::fit(&d.take(&fit_rows), &pick(&fit_rows), params)?;
     let platt = Platt::fit(&gbm.predict(&d.take(&cal_rows)), &pick(&cal_rows));
     Ok((gbm, platt))
 }
 
-/// The model that scores the postpaid customers at T.
+/// The model that scores one plan type's customers at T.
 pub(crate) enum Fitted {
     Boosting(Box<Gbm>, Platt),
     Logistic(Logistic),
@@ -78,10 +84,16 @@ pub struct FeatureShare {
 }
 
 impl Fitted {
-    pub(crate) fn fit(classifier: Classifier, d: &Design, y: &[f64], budget: f32, max_rows: usize) -> Result<Self> {
+    pub(crate) fn fit(
+        classifier: Classifier,
+        d: &Design,
+        y: &[f64],
+        params: &GbmParams,
+        max_rows: usize,
+    ) -> Result<Self> {
         Ok(match classifier {
-            Classifier::Boosting => {
-                let (gbm, platt) = fit_calibrated_sampled(d, y, budget, max_rows)?;
+            Classifier::Boosting | Classifier::Auto => {
+                let (gbm, platt) = fit_calibrated_sampled(d, y, params, max_rows)?;
                 Fitted::Boosting(Box::new(gbm), platt)
             }
             Classifier::Logistic => Fitted::Logistic(Logistic::fit(d, y, 1.0)),
@@ -126,17 +138,23 @@ pub(crate) struct Scored {
     pub reasons: StringChunked,
 }
 
-/// The postpaid customers of the feature table at T and their scores, 200,000 rows
+/// The `plan` customers of the feature table at T and their scores, 200,000 rows
 /// of the table at a time: the design, the model's copies and its per-feature
 /// contributions exist for one chunk only, and each chunk's reasons are kept as one
 /// Arrow string array (at 10M customers a `String` per reason took gigabytes).
-pub(crate) fn score_at(features: &DataFrame, names: &[String], held: &Held, model: &Fitted) -> Result<Scored> {
+pub(crate) fn score_at(
+    features: &DataFrame,
+    plan: Plan,
+    names: &[String],
+    held: &Held,
+    model: &Fitted,
+) -> Result<Scored> {
     const CHUNK: usize = 200_000;
     let (mut ids, mut p) = (Vec::new(), Vec::new());
     let mut reasons = StringChunked::from_iter_values(n::CHURN_REASONS.into(), std::iter::empty::<&str>());
     for start in (0..features.height()).step_by(CHUNK) {
         loyalty_contract::cancel::check()?;
-        let rows = model_rows(features.slice(start as i64, CHUNK).lazy()).collect()?;
+        let rows = model_rows(features.slice(start as i64, CHUNK).lazy(), plan).collect()?;
         if rows.height() == 0 {
             continue;
         }

@@ -1,0 +1,584 @@
+//! Gradient boosting with log loss on histograms: a fixed number of trees, each grown
+//! leaf-wise (best gain first) to a fixed number of leaves, on at most 255 quantile
+//! bins per feature plus a bin for missing values, which each split sends to the side
+//! that gains more.
+//!
+//! Why our own booster: its cost is fixed by its settings (trees x leaves x rows), not
+//! found by a search at run time, and every sum is taken in one fixed order (a
+//! feature's histogram is summed row by row in the leaf's row order, whatever the
+//! thread count), so the same rows give the same model to the last bit on every run.
+//! It is the LightGBM algorithm without the options we do not use.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::ModelError;
+use crate::churn::Design;
+
+/// The booster's settings; its cost grows linearly in `trees` and in the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GbmParams {
+    pub trees: u32,
+    /// Leaves per tree (leaf-wise growth stops there, or when no split gains).
+    pub leaves: u32,
+    pub learning_rate: f64,
+    /// Fewest training rows in a leaf.
+    pub min_leaf_rows: u32,
+    /// L2 penalty on leaf values (in units of the hessian sum).
+    pub l2: f64,
+    /// Value bins per feature, at most 255.
+    pub bins: u32,
+}
+
+impl Default for GbmParams {
+    /// LightGBM's defaults where they matter (31 leaves, 20 rows per leaf, 255 bins),
+    /// with 300 trees at a learning rate of 0.05 and a light L2 penalty.
+    fn default() -> Self {
+        GbmParams { trees: 300, leaves: 31, learning_rate: 0.05, min_leaf_rows: 20, l2: 1.0, bins: 255 }
+    }
+}
+
+impl GbmParams {
+    pub fn check(&self) -> Result<(), ModelError> {
+        let ok = self.trees >= 1
+            && self.leaves >= 2
+            && self.learning_rate > 0.0
+            && self.learning_rate <= 1.0
+            && self.l2 >= 0.0
+            && (2..=255).contains(&self.bins);
+        if ok {
+            Ok(())
+        } else {
+            Err(ModelError::BadInput(format!(
+                "boosting settings out of range: {self:?} (trees >= 1, leaves >= 2, 0 < learning_rate <= 1, l2 >= 0, 2 <= bins <= 255)"
+            )))
+        }
+    }
+}
+
+/// Histogram cells per feature: the missing bin (0) and up to 255 value bins.
+const CELLS: usize = 256;
+/// Fewest hessian units in a leaf (keeps leaf values finite on pure leaves).
+const MIN_HESSIAN: f64 = 1e-3;
+
+/// Sums of gradient, hessian and rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    g: f64,
+    h: f64,
+    n: f64,
+}
+
+impl Sums {
+    fn add(&mut self, o: Sums) {
+        self.g += o.g;
+        self.h += o.h;
+        self.n += o.n;
+    }
+
+    fn minus(self, o: Sums) -> Sums {
+        Sums { g: self.g - o.g, h: self.h - o.h, n: self.n - o.n }
+    }
+
+    /// The loss reduction a leaf with these sums achieves, up to a constant.
+    fn score(self, l2: f64) -> f64 {
+        self.g * self.g / (self.h + l2)
+    }
+
+    fn value(self, l2: f64) -> f64 {
+        -self.g / (self.h + l2)
+    }
+}
+
+/// Quantile bin edges per feature: value v of feature j falls in bin
+/// `1 + #(edges[j] < v)`, a missing value in bin 0.
+#[derive(Debug, Clone)]
+struct Bins {
+    edges: Vec<Vec<f64>>,
+}
+
+impl Bins {
+    fn fit(d: &Design, bins: usize) -> Bins {
+        Bins { edges: d.columns.par_iter().map(|c| edges_of(c, bins)).collect() }
+    }
+
+    fn bin(edges: &[f64], v: f64) -> u8 {
+        if v.is_nan() { 0 } else { (1 + edges.partition_point(|e| *e < v)) as u8 }
+    }
+
+    /// Every column as bin numbers.
+    fn apply(&self, d: &Design) -> Vec<Vec<u8>> {
+        d.columns.par_iter().zip(&self.edges).map(|(c, e)| c.iter().map(|v| Bins::bin(e, *v)).collect()).collect()
+    }
+}
+
+/// At most `bins - 1` edges at the quantiles of (a fixed-stride sample of) the
+/// known values; every distinct value its own bin when there are few.
+fn edges_of(column: &[f64], bins: usize) -> Vec<f64> {
+    let step = (column.len() / 200_000).max(1);
+    let mut v: Vec<f64> = column.iter().step_by(step).copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    let mut distinct = v.clone();
+    distinct.dedup_by(|a, b| a == b);
+    let mut edges =
+        if distinct.len() <= bins { distinct } else { (1..bins).map(|i| v[i * v.len() / bins]).collect::<Vec<f64>>() };
+    edges.dedup_by(|a, b| a == b);
+    // The last value bin needs no upper edge.
+    if edges.len() >= bins || edges.last().is_some_and(|e| Some(e) == v.last()) {
+        edges.pop();
+    }
+    edges
+}
+
+#[derive(Debug, Clone, Serialize)]
+enum Node {
+    Leaf {
+        value: f64,
+    },
+    /// Rows with `x[feature] <= threshold` (and missing ones if `missing_left`) go left.
+    Split {
+        feature: usize,
+        threshold: f64,
+        missing_left: bool,
+        left: usize,
+        right: usize,
+        /// What the node would predict as a leaf: path attributions are the changes
+        /// of this value along a row's path.
+        value: f64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Tree {
+    nodes: Vec<Node>,
+}
+
+impl Tree {
+    /// The leaf a row reaches, and the nodes on its way (for attributions).
+    fn walk(&self, x: impl Fn(usize) -> f64, mut visit: impl FnMut(usize, f64, f64)) -> f64 {
+        let mut at = 0;
+        loop {
+            match &self.nodes[at] {
+                Node::Leaf { value } => return *value,
+                Node::Split { feature, threshold, missing_left, left, right, value } => {
+                    let v = x(*feature);
+                    let next = if v.is_nan() {
+                        if *missing_left { *left } else { *right }
+                    } else if v <= *threshold {
+                        *left
+                    } else {
+                        *right
+                    };
+                    visit(*feature, *value, self.node_value(next));
+                    at = next;
+                }
+            }
+        }
+    }
+
+    fn node_value(&self, at: usize) -> f64 {
+        match &self.nodes[at] {
+            Node::Leaf { value } | Node::Split { value, .. } => *value,
+        }
+    }
+}
+
+/// The best split of a leaf.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    gain: f64,
+    feature: usize,
+    /// Value bins 1..=bin go left.
+    bin: usize,
+    missing_left: bool,
+    left: Sums,
+}
+
+/// A leaf of the tree being grown: its rows are `order[start..end]`.
+struct Open {
+    node: usize,
+    start: usize,
+    end: usize,
+    sums: Sums,
+    hist: Vec<Sums>,
+    best: Option<Split>,
+}
+
+/// Gradient boosting with log loss (see the module notes).
+#[derive(Debug, Clone, Serialize)]
+pub struct Gbm {
+    pub names: Vec<String>,
+    pub params: GbmParams,
+    base: f64,
+    trees: Vec<Tree>,
+    /// Total split gain per feature.
+    gain: Vec<f64>,
+}
+
+/// What growing trees needs besides the current scores.
+struct Grower<'a> {
+    binned: &'a [Vec<u8>],
+    edges: &'a [Vec<f64>],
+    p: GbmParams,
+}
+
+impl Grower<'_> {
+    /// Per feature, the sums of each bin over `rows` (summed in row order).
+    fn histogram(&self, rows: &[u32], gh: &[(f64, f64)]) -> Vec<Sums> {
+        let ordered: Vec<(f64, f64)> = rows.iter().map(|&r| gh[r as usize]).collect();
+        let mut hist = vec![Sums::default(); self.binned.len() * CELLS];
+        hist.par_chunks_mut(CELLS).zip(self.binned.par_iter()).for_each(|(h, column)| {
+            for (&r, &(g, hh)) in rows.iter().zip(&ordered) {
+                let cell = &mut h[column[r as usize] as usize];
+                cell.g += g;
+                cell.h += hh;
+                cell.n += 1.0;
+            }
+        });
+        hist
+    }
+
+    fn allowed(&self, s: Sums) -> bool {
+        s.n >= f64::from(self.p.min_leaf_rows) && s.h >= MIN_HESSIAN
+    }
+
+    /// The best split over every feature (ties: the lower feature, then the lower bin).
+    fn best_split(&self, hist: &[Sums], total: Sums) -> Option<Split> {
+        let parent = total.score(self.p.l2);
+        let mut best: Option<Split> = None;
+        for (j, h) in hist.chunks(CELLS).enumerate() {
+            let value_bins = self.edges[j].len() + 1;
+            for missing_left in [false, true] {
+                let mut left = if missing_left { h[0] } else { Sums::default() };
+                for (b, cell) in h.iter().enumerate().take(value_bins).skip(1) {
+                    left.add(*cell);
+                    let right = total.minus(left);
+                    if !self.allowed(left) || !self.allowed(right) {
+                        continue;
+                    }
+                    let gain = left.score(self.p.l2) + right.score(self.p.l2) - parent;
+                    if gain > 1e-12 && best.is_none_or(|s| gain > s.gain) {
+                        best = Some(Split { gain, feature: j, bin: b, missing_left, left });
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    fn open(&self, node: usize, start: usize, end: usize, sums: Sums, hist: Vec<Sums>) -> Open {
+        let best = self.best_split(&hist, sums);
+        Open { node, start, end, sums, hist, best }
+    }
+
+    /// One tree on the current gradients; `order` ends grouped by leaf, and each
+    /// leaf's rows get its value added to `score`.
+    fn tree(&self, order: &mut [u32], gh: &[(f64, f64)], score: &mut [f64], gain: &mut [f64]) -> Tree {
+        let l2 = self.p.l2;
+        let lr = self.p.learning_rate;
+        let hist = self.histogram(order, gh);
+        let sums = hist[..CELLS].iter().fold(Sums::default(), |mut s, c| {
+            s.add(*c);
+            s
+        });
+        let mut nodes = vec![Node::Leaf { value: sums.value(l2) * lr }];
+        let mut open = vec![self.open(0, 0, order.len(), sums, hist)];
+        let mut scratch = vec![0u32; order.len()];
+        while open.len() < self.p.leaves as usize {
+            // The open leaf with the largest gain (ties: the first).
+            let Some((k, split)) = open.iter().enumerate().filter_map(|(k, o)| o.best.map(|s| (k, s))).fold(
+                None,
+                |acc: Option<(usize, Split)>, (k, s)| match acc {
+                    Some((_, b)) if b.gain >= s.gain => acc,
+                    _ => Some((k, s)),
+                },
+            ) else {
+                break;
+            };
+            let leaf = open.swap_remove(k);
+            gain[split.feature] += split.gain;
+            let mid = self.partition(order, &mut scratch, &leaf, &split);
+            let right_sums = leaf.sums.minus(split.left);
+            let (l, r) = (nodes.len(), nodes.len() + 1);
+            nodes.push(Node::Leaf { value: split.left.value(l2) * lr });
+            nodes.push(Node::Leaf { value: right_sums.value(l2) * lr });
+            nodes[leaf.node] = Node::Split {
+                feature: split.feature,
+                threshold: self.edges[split.feature][split.bin - 1],
+                missing_left: split.missing_left,
+                left: l,
+                right: r,
+                value: leaf.sums.value(l2) * lr,
+            };
+            // Sum the smaller child; the larger is the parent minus it.
+            let left_smaller = mid - leaf.start <= leaf.end - mid;
+            let small_rows = if left_smaller { &order[leaf.start..mid] } else { &order[mid..leaf.end] };
+            let small = self.histogram(small_rows, gh);
+            let large: Vec<Sums> = leaf.hist.iter().zip(&small).map(|(p, s)| p.minus(*s)).collect();
+            let (lh, rh) = if left_smaller { (small, large) } else { (large, small) };
+            open.push(self.open(l, leaf.start, mid, split.left, lh));
+            open.push(self.open(r, mid, leaf.end, right_sums, rh));
+        }
+        for o in &open {
+            let Node::Leaf { value } = nodes[o.node] else { unreachable!("open leaves are leaves") };
+            for &r in &order[o.start..o.end] {
+                score[r as usize] += value;
+            }
+        }
+        Tree { nodes }
+    }
+
+    /// Rows of the leaf that go left first, then the others, each in their order;
+    /// returns where the right rows start.
+    fn partition(&self, order: &mut [u32], scratch: &mut [u32], leaf: &Open, s: &Split) -> usize {
+        let column = &self.binned[s.feature];
+        let goes_left = |r: u32| {
+            let b = column[r as usize] as usize;
+            if b == 0 { s.missing_left } else { b <= s.bin }
+        };
+        let rows = &order[leaf.start..leaf.end];
+        let mut k = 0;
+        for &r in rows.iter().filter(|&&r| goes_left(r)) {
+            scratch[k] = r;
+            k += 1;
+        }
+        let lefts = k;
+        for &r in rows.iter().filter(|&&r| !goes_left(r)) {
+            scratch[k] = r;
+            k += 1;
+        }
+        order[leaf.start..leaf.end].copy_from_slice(&scratch[..k]);
+        leaf.start + lefts
+    }
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Log-loss gradient and hessian of each row at its current log-odds.
+fn gradients(score: &[f64], y: &[f64]) -> Vec<(f64, f64)> {
+    score
+        .par_iter()
+        .zip(y)
+        .map(|(s, t)| {
+            let p = sigmoid(*s);
+            (p - t, (p * (1.0 - p)).max(1e-16))
+        })
+        .collect()
+}
+
+/// Rows scored per task: enough to amortise the walk of every tree.
+const SCORE_CHUNK: usize = 1_024;
+
+impl Gbm {
+    pub fn fit(d: &Design, y: &[f64], p: &GbmParams) -> Result<Gbm, ModelError> {
+        p.check()?;
+        if d.rows == 0 || y.len() != d.rows || d.rows > u32::MAX as usize {
+            return Err(ModelError::BadInput(format!("boosting: {} rows and {} labels", d.rows, y.len())));
+        }
+        let started = std::time::Instant::now();
+        let bins = Bins::fit(d, p.bins as usize);
+        let binned = bins.apply(d);
+        let grower = Grower { binned: &binned, edges: &bins.edges, p: *p };
+        let rate = (y.iter().sum::<f64>() / y.len() as f64).clamp(1e-9, 1.0 - 1e-9);
+        let base = (rate / (1.0 - rate)).ln();
+        let mut score = vec![base; d.rows];
+        let mut order: Vec<u32> = (0..d.rows as u32).collect();
+        let mut gain = vec![0.0; d.columns.len()];
+        let mut trees = Vec::with_capacity(p.trees as usize);
+        for _ in 0..p.trees {
+            let gh = gradients(&score, y);
+            trees.push(grower.tree(&mut order, &gh, &mut score, &mut gain));
+        }
+        tracing::debug!(
+            "boosting: {} trees of up to {} leaves on {} rows x {} features in {:.1}s",
+            trees.len(),
+            p.leaves,
+            d.rows,
+            d.columns.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Gbm { names: d.names.clone(), params: *p, base, trees, gain })
+    }
+
+    /// Each feature's share of the total gain of every split (the shares sum to 1),
+    /// largest first.
+    pub fn importance(&self) -> Vec<(String, f32)> {
+        let total: f64 = self.gain.iter().sum::<f64>().max(1e-300);
+        let mut shares: Vec<(String, f32)> =
+            self.names.iter().zip(&self.gain).map(|(n, g)| (n.clone(), (g / total) as f32)).collect();
+        shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+        shares
+    }
+
+    /// The log-odds of each row.
+    pub fn raw(&self, d: &Design) -> Vec<f64> {
+        let mut out = vec![self.base; d.rows];
+        out.par_chunks_mut(SCORE_CHUNK).enumerate().for_each(|(k, chunk)| {
+            let start = k * SCORE_CHUNK;
+            for tree in &self.trees {
+                for (i, o) in chunk.iter_mut().enumerate() {
+                    *o += tree.walk(|j| d.columns[j][start + i], |_, _, _| {});
+                }
+            }
+        });
+        out
+    }
+
+    /// P(y = 1) of each row.
+    pub fn predict(&self, d: &Design) -> Vec<f64> {
+        self.raw(d).into_iter().map(sigmoid).collect()
+    }
+
+    /// Each row's log-odds split into one term per feature (the changes of the node
+    /// values along its path through every tree, Saabas' attribution); the terms and
+    /// the bias sum to [`Gbm::raw`].
+    pub fn contributions(&self, d: &Design) -> Vec<Vec<f64>> {
+        let p = d.columns.len();
+        (0..d.rows)
+            .into_par_iter()
+            .map(|r| {
+                let mut terms = vec![0.0; p];
+                for tree in &self.trees {
+                    tree.walk(|j| d.columns[j][r], |feature, from, to| terms[feature] += to - from);
+                }
+                terms
+            })
+            .collect()
+    }
+
+    /// For each row, the features that push its churn score up most (largest
+    /// positive contributions to the log-odds), at most `k`.
+    pub fn reasons(&self, d: &Design, k: usize) -> Vec<Vec<String>> {
+        self.contributions(d)
+            .into_iter()
+            .map(|row| {
+                let mut idx: Vec<usize> = (0..row.len()).filter(|&j| row[j] > 0.0).collect();
+                idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+                idx.into_iter().take(k).map(|j| self.names[j].clone()).collect()
+            })
+            .collect()
+    }
+
+    /// The number of trees (fixed by the settings).
+    pub fn trees(&self) -> usize {
+        self.trees.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::churn::roc_auc;
+
+    /// A seeded stream of uniforms in [0, 1).
+    fn uniforms(seed: u64) -> impl Iterator<Item = f64> {
+        let mut s = seed;
+        std::iter::from_fn(move || {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            Some((s >> 11) as f64 / (1u64 << 53) as f64)
+        })
+    }
+
+    /// y = 1 with probability sigmoid(4 * [x0 > 0.5] - 2 + 2 * x1), x2 noise, some x1 missing.
+    fn step_data(n: usize, seed: u64) -> (Design, Vec<f64>, Vec<f64>) {
+        let mut u = uniforms(seed);
+        let (mut x0, mut x1, mut x2, mut y, mut truth) = (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..n {
+            let (a, b, c) = (u.next().unwrap(), u.next().unwrap(), u.next().unwrap());
+            let logit = 4.0 * f64::from(u8::from(a > 0.5)) - 2.0 + 2.0 * b;
+            let p = sigmoid(logit);
+            truth.push(p);
+            y.push(f64::from(u8::from(u.next().unwrap() < p)));
+            x0.push(a);
+            x1.push(if c < 0.1 { f64::NAN } else { b });
+            x2.push(c);
+        }
+        let d = Design::new(vec!["x0".into(), "x1".into(), "x2".into()], vec![x0, x1, x2]).unwrap();
+        (d, y, truth)
+    }
+
+    #[test]
+    fn edges_are_quantiles_or_every_distinct_value() {
+        assert_eq!(edges_of(&[3.0, 1.0, 2.0, 1.0, f64::NAN], 255), vec![1.0, 2.0]);
+        let many: Vec<f64> = (0..1000).map(f64::from).collect();
+        let e = edges_of(&many, 4);
+        assert_eq!(e, vec![250.0, 500.0, 750.0]);
+        let edges = vec![1.0, 2.0];
+        assert_eq!(Bins::bin(&edges, f64::NAN), 0);
+        assert_eq!(Bins::bin(&edges, 0.5), 1);
+        assert_eq!(Bins::bin(&edges, 1.0), 1);
+        assert_eq!(Bins::bin(&edges, 1.5), 2);
+        assert_eq!(Bins::bin(&edges, 3.0), 3);
+    }
+
+    #[test]
+    fn one_split_finds_the_step_and_its_log_odds() {
+        // y = 1 exactly when x > 0: a stump with no penalty and learning rate 1
+        // puts the leaves at the log-odds of each side's rate after one Newton step.
+        let x: Vec<f64> = (0..200).map(|i| f64::from(i) - 100.0).collect();
+        let y: Vec<f64> = x.iter().map(|v| f64::from(u8::from(*v > 0.0))).collect();
+        let d = Design::new(vec!["x".into()], vec![x]).unwrap();
+        let p = GbmParams { trees: 1, leaves: 2, learning_rate: 1.0, min_leaf_rows: 1, l2: 0.0, bins: 255 };
+        let m = Gbm::fit(&d, &y, &p).unwrap();
+        let Node::Split { threshold, .. } = m.trees[0].nodes[0] else { panic!("no split") };
+        assert_eq!(threshold, 0.0);
+        // base log-odds 99/200 ~ -0.02; Newton step on the left (all 0): -g/h = -p/(p(1-p)) = -1/(1-p)
+        let rate: f64 = 99.0 / 200.0;
+        let left = m.raw(&Design::new(vec!["x".into()], vec![vec![-5.0]]).unwrap())[0];
+        let expected = (rate / (1.0 - rate)).ln() - 1.0 / (1.0 - rate);
+        assert!((left - expected).abs() < 1e-12, "{left} vs {expected}");
+    }
+
+    #[test]
+    fn recovers_a_known_signal_out_of_sample() {
+        let (d, y, _) = step_data(20_000, 1);
+        let m = Gbm::fit(&d, &y, &GbmParams { trees: 100, ..GbmParams::default() }).unwrap();
+        let (test, ty, truth) = step_data(20_000, 2);
+        let auc = roc_auc(&m.predict(&test), &ty);
+        let ceiling = roc_auc(&truth, &ty);
+        assert!(auc > ceiling - 0.01, "auc {auc} ceiling {ceiling}");
+        // the noise feature earns little of the gain
+        let imp = m.importance();
+        assert_eq!(imp[0].0, "x0");
+        assert!(imp.iter().find(|(n, _)| n == "x2").unwrap().1 < 0.05, "{imp:?}");
+        // calibrated on its own: mean prediction near the observed rate
+        let mean_p = m.predict(&test).iter().sum::<f64>() / 20_000.0;
+        let rate = ty.iter().sum::<f64>() / 20_000.0;
+        assert!((mean_p - rate).abs() < 0.01, "{mean_p} vs {rate}");
+    }
+
+    #[test]
+    fn attributions_sum_to_the_log_odds() {
+        let (d, y, _) = step_data(3_000, 3);
+        let m = Gbm::fit(&d, &y, &GbmParams { trees: 20, ..GbmParams::default() }).unwrap();
+        let raw = m.raw(&d);
+        let bias = m.base + m.trees.iter().map(|t| t.node_value(0)).sum::<f64>();
+        for (r, terms) in m.contributions(&d).iter().enumerate() {
+            assert!((bias + terms.iter().sum::<f64>() - raw[r]).abs() < 1e-9);
+        }
+        // x0 > 0.5 raises churn: rows there name x0 first
+        let reasons = m.reasons(&d, 1);
+        let high = (0..d.rows).filter(|&r| d.columns[0][r] > 0.6).collect::<Vec<_>>();
+        let named = high.iter().filter(|&&r| reasons[r].first().is_some_and(|n| n == "x0")).count();
+        assert!(named as f64 > 0.9 * high.len() as f64, "{named} of {}", high.len());
+    }
+
+    #[test]
+    fn the_same_rows_give_the_same_model_on_any_thread_count() {
+        let (d, y, _) = step_data(5_000, 4);
+        let p = GbmParams { trees: 30, ..GbmParams::default() };
+        let a = Gbm::fit(&d, &y, &p).unwrap().raw(&d);
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let b = one.install(|| Gbm::fit(&d, &y, &p).unwrap().raw(&d));
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let (d, y, _) = step_data(100, 5);
+        assert!(Gbm::fit(&d, &y, &GbmParams { bins: 300, ..GbmParams::default() }).is_err());
+        assert!(Gbm::fit(&d, &y, &GbmParams { learning_rate: 0.0, ..GbmParams::default() }).is_err());
+    }
+}
