@@ -154,13 +154,14 @@ struct Tree {
 }
 
 impl Tree {
-    /// The leaf a row reaches, and the nodes on its way (for attributions).
-    fn walk(&self, x: impl Fn(usize) -> f64, mut visit: impl FnMut(usize, f64, f64)) -> f64 {
+    /// The leaf value a row reaches; `visit(feature, from, to)` is told each step's
+    /// feature and the nodes it leaves and enters (for attributions).
+    fn walk(&self, x: impl Fn(usize) -> f64, mut visit: impl FnMut(usize, usize, usize)) -> f64 {
         let mut at = 0;
         loop {
             match &self.nodes[at] {
                 Node::Leaf { value } => return *value,
-                Node::Split { feature, threshold, missing_left, left, right, value } => {
+                Node::Split { feature, threshold, missing_left, left, right, .. } => {
                     let v = x(*feature);
                     let next = if v.is_nan() {
                         if *missing_left { *left } else { *right }
@@ -169,7 +170,7 @@ impl Tree {
                     } else {
                         *right
                     };
-                    visit(*feature, *value, self.node_value(next));
+                    visit(*feature, at, next);
                     at = next;
                 }
             }
@@ -441,7 +442,12 @@ impl Gbm {
             .map(|r| {
                 let mut terms = vec![0.0; p];
                 for tree in &self.trees {
-                    tree.walk(|j| d.columns[j][r], |feature, from, to| terms[feature] += to - from);
+                    tree.walk(
+                        |j| d.columns[j][r],
+                        |feature, from, to| {
+                            terms[feature] += tree.node_value(to) - tree.node_value(from);
+                        },
+                    );
                 }
                 terms
             })

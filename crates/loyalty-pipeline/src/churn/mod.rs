@@ -94,13 +94,17 @@ fn snapshots(
     base: &FeatureParams,
     cap: usize,
 ) -> Result<Snapshots> {
-    // Training snapshots get an equal share of the cap; the test snapshot at most
-    // `cap` rows for the out-of-time metrics.
-    let per_snapshot = if cap == 0 { 0 } else { cap.div_ceil(train_t0.len() + 1) };
     let test = snapshot(v, test_t0, None, base, cap)?;
     let names: Names = test.plans.iter().map(|(p, r)| (*p, r.design.names.clone())).collect();
-    let train = train_t0.iter().map(|d| snapshot(v, *d, Some(&names), base, per_snapshot)).collect::<Result<_>>()?;
+    let share = per_snapshot(cap, train_t0.len());
+    let train = train_t0.iter().map(|d| snapshot(v, *d, Some(&names), base, share)).collect::<Result<_>>()?;
     Ok(Snapshots { test, train })
+}
+
+/// Each training snapshot's share of the row cap (0: no cap); the test snapshot keeps
+/// at most `cap` rows for the out-of-time metrics.
+fn per_snapshot(cap: usize, training_snapshots: usize) -> usize {
+    if cap == 0 { 0 } else { cap.div_ceil(training_snapshots + 1) }
 }
 
 fn empty() -> Design {
@@ -110,7 +114,7 @@ fn empty() -> Design {
 /// The out-of-time data of `plan`, moved out of the snapshots; None when either the
 /// training or the test rows hold no churner (nothing to learn or to test).
 fn out_of_time(s: &mut Snapshots, plan: Plan, cap: usize) -> Option<OutOfTime> {
-    let per_snapshot = if cap == 0 { 0 } else { cap.div_ceil(s.train.len() + 1) };
+    let per_snapshot = per_snapshot(cap, s.train.len());
     let take = |snap: &mut Snapshot| {
         snap.plans.remove(&plan).unwrap_or(PlanRows { ids: Vec::new(), design: empty(), y: Vec::new(), population: 0 })
     };
