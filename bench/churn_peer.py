@@ -8,8 +8,19 @@ tested out of time on the test snapshot, refitted on every snapshot and scores t
 customers active at T. The snapshot dates, the horizon and the row cap are read from
 the run's model_quality.json, so both jobs learn from the same dates and as many rows.
 
-usage: churn_peer.py DATA MODEL_QUALITY_JSON OUT_JSON [MAX_TRAIN_ROWS]
+--designs DIR (from `loyalty churn train --designs-out DIR`): LightGBM also learns from
+loyalty's own training rows and is tested on its test rows, the same features and the
+same rows as loyalty's classifiers.
+
+--ours CUSTOMERS.parquet (the run's customers table): where the data has the
+generator's truth of the future after T (DATA/truth/customers.parquet), the AUC with
+which loyalty's scores, the peer's scores and the true probabilities (the ceiling)
+rank the churn of the h months after T, per plan type.
+
+usage: churn_peer.py DATA MODEL_QUALITY_JSON OUT_JSON [--designs DIR] [--ours FILE] [--cap N]
 """
+
+import argparse
 
 import calendar
 import datetime as dt
@@ -73,9 +84,52 @@ def sample(df, cap, seed):
     return df.sample(n=cap, seed=seed)
 
 
+def same_features(designs, plan):
+    """LightGBM on loyalty's own out-of-time rows of `plan`: test AUC and fit time."""
+    train = pl.read_parquet(designs / f"{plan}_train.parquet")
+    test = pl.read_parquet(designs / f"{plan}_test.parquet")
+    names = [c for c in train.columns if c != "churned"]
+    started = time.monotonic()
+    model = lgb.train(PARAMS, lgb.Dataset(train.select(names).to_numpy(), label=train["churned"].to_numpy()),
+                      num_boost_round=TREES)
+    seconds = time.monotonic() - started
+    auc = roc_auc(model.predict(test.select(names).to_numpy()), test["churned"].to_numpy())
+    return {"roc_auc": auc, "fit_seconds": seconds, "train_rows": train.height, "test_rows": test.height,
+            "features": len(names)}
+
+
+def future_aucs(data, h, t, scores):
+    """Per plan type: the AUC with which each score column of `scores` (customer_id,
+    plan_type, ...) ranks churn in the h months after T, and the true probability's."""
+    truth_path = data / "truth" / "customers.parquet"
+    if not truth_path.exists():
+        return {}
+    truth = pl.read_parquet(truth_path, columns=["customer_id", "future_churn_date", f"true_p_churn_{h}m"])
+    end = month_end_after(t, h)
+    df = scores.join(truth, on="customer_id", how="inner").filter(pl.col(f"true_p_churn_{h}m").is_not_null())
+    df = df.with_columns(((pl.col("future_churn_date") <= end).fill_null(False)).cast(pl.Int8).alias("future"))
+    out = {}
+    for plan in ("postpaid", "prepaid"):
+        part = df.filter(pl.col("plan_type") == plan)
+        y = part["future"].to_numpy()
+        if part.height == 0 or y.sum() == 0:
+            continue
+        cols = [c for c in part.columns if c.startswith("p_")] + [f"true_p_churn_{h}m"]
+        out[plan] = {c: roc_auc(part[c].to_numpy(), y) for c in cols}
+        out[plan]["customers"], out[plan]["churners"] = part.height, int(y.sum())
+    return out
+
+
 def main():
-    data, quality_path, out_path = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    cap = int(sys.argv[4]) if len(sys.argv) > 4 else 400_000
+    args = argparse.ArgumentParser()
+    args.add_argument("data", type=pathlib.Path)
+    args.add_argument("quality")
+    args.add_argument("out")
+    args.add_argument("--designs", type=pathlib.Path)
+    args.add_argument("--ours", type=pathlib.Path)
+    args.add_argument("--cap", type=int, default=400_000)
+    a = args.parse_args()
+    data, quality_path, out_path, cap = a.data, a.quality, a.out, a.cap
     q = json.loads(pathlib.Path(quality_path).read_text())
     h = q["horizon_months"]
     t = dt.date.fromisoformat(q["as_of"])
@@ -91,7 +145,7 @@ def main():
     names = [c for c, dtype in snaps[test_t0].schema.items()
              if dtype.is_numeric() and c not in ("customer_id", "label")]
     per_snapshot = -(-cap // (len(train_t0) + 1)) if cap else 0
-    plans, fit_seconds, score_seconds = {}, 0.0, 0.0
+    plans, fit_seconds, score_seconds, peer_scores = {}, 0.0, 0.0, []
     for plan in ("postpaid", "prepaid"):
         of = lambda df: df.filter(pl.col("plan_type") == plan)
         test = sample(of(snaps[test_t0]), cap, 29)
@@ -110,13 +164,20 @@ def main():
         scored = of(at_t)
         p = final.predict(x(scored))
         score_seconds += time.monotonic() - started
+        peer_scores.append(scored.select("customer_id", "plan_type").with_columns(pl.Series("p_peer", p)))
         plans[plan] = {"roc_auc": auc, "train_rows": train.height, "test_rows": test.height,
                        "scored": scored.height, "mean_p_churn": float(p.mean())}
+        if a.designs:
+            plans[plan]["same_features"] = same_features(a.designs, plan)
     seconds["fits"] = fit_seconds
     seconds["scoring"] = score_seconds
     seconds["total"] = sum(seconds.values())
+    future = {}
+    if a.ours:
+        ours = pl.read_parquet(a.ours, columns=["customer_id", f"p_churn_{h}m"]).rename({f"p_churn_{h}m": "p_loyalty"})
+        future = future_aucs(data, h, t, pl.concat(peer_scores).join(ours, on="customer_id", how="inner"))
     result = {"lightgbm": lgb.__version__, "trees": TREES, "params": PARAMS, "features": names,
-              "plans": plans, "seconds": seconds}
+              "plans": plans, "seconds": seconds, "future": future}
     pathlib.Path(out_path).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "features"}))
 

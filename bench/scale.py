@@ -259,16 +259,23 @@ def churn():
         "rate 0.05, 2 threads), trained on the same training snapshots with the same row cap, tested out of time "
         "on the same test snapshot, refitted on every snapshot, scoring the customers at T. `loyalty run` is the "
         "whole run (validation, features, churn models, CLV, segments, curves, report), run twice: the second "
-        "run's outputs are compared byte for byte with the first's. AUC is the out-of-time ROC AUC of the model "
-        "that scores each plan type.",
+        "run's outputs are compared byte for byte with the first's. Out-of-time AUC: the ROC AUC on the test "
+        "snapshot of the model that scores each plan type; LightGBM's both on the SQL features and on loyalty's "
+        "own training and test rows (`loyalty churn train --designs-out`: the same features, the same rows). "
+        "Future AUC: how well the scores at T rank the churn of the h months after T that the generator "
+        "recorded but did not write into the data (ceiling: the generator's true probabilities).",
         "",
-        "| dataset | plan | loyalty model | loyalty AUC | LightGBM AUC | loyalty run (1st / 2nd) | churn stage | "
+        "| dataset | plan | loyalty model | out-of-time AUC: loyalty / LightGBM (SQL features) / LightGBM "
+        "(loyalty's features) | future AUC: loyalty / LightGBM / ceiling | loyalty run (1st / 2nd) | churn stage | "
         "peer total (features / fits / scoring) | run peak RSS | identical outputs |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---|---|---|---:|---:|---:|---:|---|",
     ]
     cases = [("demo 20k x 24", "demo", ["--customers", "20000", "--months", "24", "--seed", "42"]),
              ("1M x 36 (hive)", "1m36", ["--customers", "1000000", "--months", "36", "--seed", "7", "--hive"])]
+    only = os.environ.get("CHURN_CASES")
     for label, slug, gen_args in cases:
+        if only and slug not in only.split(","):
+            continue
         data = WORK / f"churn-{slug}"
         if not (data / "customers.parquet").exists():
             measure([BIN, "--quiet", "gen", "--out", str(data), *gen_args])
@@ -282,18 +289,28 @@ def churn():
              str(runs[0][0]), str(runs[1][0])], capture_output=True, text=True).returncode == 0
         out = runs[0][0]
         q = json.loads((out / "model_quality.json").read_text())
+        designs = WORK / f"churn-{slug}-designs"
+        subprocess.run([BIN, "--quiet", "churn", "train", "--data", str(data), "--designs-out", str(designs),
+                        "--format", "json"], check=True, stdout=subprocess.DEVNULL)
         peer_json = WORK / f"churn-{slug}-peer.json"
         subprocess.run([PEER_PY, str(ROOT / "bench" / "churn_peer.py"), str(data), str(out / "model_quality.json"),
-                        str(peer_json)], check=True)
+                        str(peer_json), "--designs", str(designs), "--ours", str(out / "customers.parquet")],
+                       check=True)
         peer = json.loads(peer_json.read_text())
         ps = peer["seconds"]
         churn = stage_seconds(out / "run.json", "churn model")
         for plan in q["plans"]:
             name = plan["plan"]
             ours = next(m["roc_auc"] for m in plan["out_of_time"] if m["model"] == plan["scoring_model"])
-            theirs = peer["plans"].get(name, {}).get("roc_auc", float("nan"))
+            theirs = peer["plans"].get(name, {})
+            same = theirs.get("same_features", {}).get("roc_auc", float("nan"))
+            f = peer["future"].get(name, {})
+            h = q["horizon_months"]
+            future = (f"{f.get('p_loyalty', float('nan')):.4f} / {f.get('p_peer', float('nan')):.4f} / "
+                      f"{f.get(f'true_p_churn_{h}m', float('nan')):.4f}") if f else "no truth"
             lines.append(
-                f"| {label} | {name} | {plan['scoring_model']} | {ours:.4f} | {theirs:.4f} | "
+                f"| {label} | {name} | {plan['scoring_model']} | {ours:.4f} / {theirs.get('roc_auc', float('nan')):.4f}"
+                f" / {same:.4f} | {future} | "
                 f"{runs[0][1]:.1f} s / {runs[1][1]:.1f} s | {churn:.1f} s ({100 * churn / runs[0][1]:.0f}%) | "
                 f"{ps['total']:.1f} s ({ps['features']:.1f} / {ps['fits']:.1f} / {ps['scoring']:.1f}) | "
                 f"{runs[0][2]:,.0f} MiB | {'yes' if identical else 'NO'} |"
@@ -302,8 +319,10 @@ def churn():
         if q.get("prepaid_bgnbd"):
             lines.append(f"| {label} | prepaid | BG/NBD (no prepaid churn observed) | | | | | | | |")
     lines += ["", f"Measured at commit {commit()}. Commands: `loyalty run --data DIR --out OUT` (defaults), "
-              "`churn_peer.py DIR OUT/model_quality.json PEER.json`. Identical outputs: every file but run.json, "
-              "report.html and model_quality.json (they carry timings).", ""]
+              "`loyalty churn train --data DIR --designs-out D`, "
+              "`churn_peer.py DIR OUT/model_quality.json PEER.json --designs D --ours OUT/customers.parquet`. "
+              "Identical outputs: every file but run.json, report.html and model_quality.json (they carry "
+              "timings).", ""]
     write_section("churn", lines)
 
 

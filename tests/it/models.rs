@@ -157,11 +157,31 @@ fn churn_train_validates_out_of_time_and_scores_the_base() {
     let o = loyalty(&["gen", "--out", p(&data), "--customers", "12000", "--months", "24", "--seed", "5"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let scores = dir.path().join("scores.parquet");
-    let o = loyalty(&["churn", "train", "--data", p(&data), "--format", "json", "--out", p(&scores)]);
+    let designs = dir.path().join("designs");
+    let args = ["churn", "train", "--data", p(&data), "--format", "json", "--out", p(&scores)];
+    let o = loyalty(&[&args[..], &["--designs-out", p(&designs)]].concat());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let plans = j["plans"].as_array().unwrap();
     assert_eq!(plans.len(), 2, "a classifier per plan type: {j}");
+    use polars::prelude::*;
+    let read = |f: &std::path::Path| {
+        LazyFrame::scan_parquet(PlRefPath::new(p(f)), Default::default()).unwrap().collect().unwrap()
+    };
+    // The rows the classifiers learnt from and were tested on, every input and the label.
+    for plan in plans {
+        let name = plan["plan"].as_str().unwrap();
+        let train = read(&designs.join(format!("{name}_train.parquet")));
+        let test = read(&designs.join(format!("{name}_test.parquet")));
+        assert_eq!(train.height() as u64, plan["train_rows_kept"].as_u64().unwrap());
+        assert_eq!(test.height() as u64, plan["test_snapshot"]["evaluated_on"].as_u64().unwrap());
+        assert_eq!(train.width() as u64, plan["features"].as_u64().unwrap() + 1);
+        let churners = test.column("churned").unwrap().f64().unwrap().sum().unwrap();
+        assert_eq!(churners, plan["test_snapshot"]["churners"].as_f64().unwrap());
+        // Prepaid customers also learn from BG/NBD at each date; postpaid ones do not.
+        let has_bgnbd = train.column("bgnbd_p_alive").is_ok();
+        assert_eq!(has_bgnbd, name == "prepaid", "{name}: {:?}", train.get_column_names());
+    }
     for plan in plans {
         let m = &plan["out_of_time"];
         eprintln!("{} out-of-time: {}", plan["plan"], serde_json::to_string(m).unwrap());
@@ -179,8 +199,7 @@ fn churn_train_validates_out_of_time_and_scores_the_base() {
         assert!((predicted - observed).abs() < 0.25 * observed, "predicted {predicted} vs observed {observed}");
         assert!(!plan["by_competition"].as_array().unwrap().is_empty());
     }
-    use polars::prelude::*;
-    let df = LazyFrame::scan_parquet(PlRefPath::new(p(&scores)), Default::default()).unwrap().collect().unwrap();
+    let df = read(&scores);
     // Every customer active at T scored by their plan's classifier (prepaid churn is observed).
     assert!(j["prepaid_bgnbd"].is_null());
     let scored: f64 = plans.iter().map(|p| p["scored_customers"].as_f64().unwrap()).sum();
@@ -201,9 +220,6 @@ fn churn_train_validates_out_of_time_and_scores_the_base() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = loyalty(&["features", "--data", p(&data), "--out", p(&with_scores), "--churn-scores", p(&scores)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let read = |f: &std::path::Path| {
-        LazyFrame::scan_parquet(PlRefPath::new(p(f)), Default::default()).unwrap().collect().unwrap()
-    };
     let (a, b) = (read(&km), read(&with_scores));
     assert_eq!(a.height(), b.height());
     let differ = a

@@ -145,6 +145,10 @@ pub struct ChurnTrainArgs {
     /// Write `p_churn_<h>m`, loyalty and the top reasons per customer to this Parquet file.
     #[arg(long, env = "LOYALTY_OUT")]
     pub out: Option<PathBuf>,
+    /// Write each plan type's out-of-time training and test rows (every model input
+    /// and `churned`) to <plan>_train.parquet and <plan>_test.parquet in this folder.
+    #[arg(long)]
+    pub designs_out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }

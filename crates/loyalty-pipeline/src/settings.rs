@@ -74,6 +74,10 @@ pub struct ChurnConfig {
     pub classifier: Classifier,
     /// Folds of `loyalty churn evaluate`'s stratified cross-validation.
     pub folds: usize,
+    /// Keep each plan type's out-of-time training and test rows in
+    /// `ChurnFit::designs` (`loyalty churn train --designs-out`); not a file setting.
+    #[serde(skip)]
+    pub keep_designs: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +100,7 @@ impl Default for ChurnConfig {
             max_train_rows: 400_000,
             classifier: Classifier::Auto,
             folds: 5,
+            keep_designs: false,
         }
     }
 }

@@ -44,7 +44,7 @@ fn fold_auc(aucs: Vec<f64>) -> FoldAuc {
 /// by the models fitted on the other folds.
 pub fn cross_validate(v: &Validated, cfg: &ChurnConfig, params: &FeatureParams) -> Result<CrossValidation> {
     let started = std::time::Instant::now();
-    let mut snap = snapshot(v, params.as_of, None, params, 0)?;
+    let mut snap = snapshot(v, &v.tables, params.as_of, None, params, None)?;
     let s = snap.plans.remove(&Plan::Postpaid).ok_or_else(|| PipelineError::Data("no postpaid customers".into()))?;
     let (n, k) = (s.y.len(), cfg.folds);
     let churners = s.y.iter().sum::<f64>();

@@ -12,11 +12,13 @@ pub mod evaluate;
 mod prepaid;
 mod report;
 mod snapshot;
+mod topups;
 mod train;
 
 use chrono::NaiveDate;
 use loyalty_contract::{Validated, col as c};
 use loyalty_features::{FeatureParams, customer_features, names as n};
+use loyalty_models::BgNbd;
 use loyalty_models::churn::{Design, Logistic, evaluate as metrics_of};
 use polars::prelude::*;
 
@@ -29,7 +31,7 @@ use crate::dataset::{first_bill_month, months_after, months_before};
 use crate::error::{Context, Result};
 use crate::settings::{ChurnConfig, Classifier};
 use prepaid::{Prepaid, prepaid_loyalty, prepaid_out_of_time};
-use snapshot::{Names, PlanRows, Snapshot, services_held, snapshot};
+use snapshot::{Extra, Names, PlanRows, Snapshot, snapshot, snapshot_sample};
 use train::{Fitted, capped, capped_y, fit_calibrated_sampled, score_at};
 
 /// The churn models fitted out of time and applied at T.
@@ -43,6 +45,24 @@ pub struct ChurnFit {
     pub scores: DataFrame,
     /// Everything `loyalty churn train --format json` prints (model_quality.json).
     pub report: ChurnReport,
+    /// Each classified plan type's out-of-time rows, when the settings keep them.
+    pub designs: Vec<PlanDesigns>,
+}
+
+/// One plan type's out-of-time rows as the classifiers saw them: every model input
+/// (NaN: missing) and `churned` (1.0 or 0.0), training rows and test rows.
+pub struct PlanDesigns {
+    pub plan: Plan,
+    pub train: DataFrame,
+    pub test: DataFrame,
+}
+
+/// `d` and its labels as a frame.
+fn design_frame(d: &Design, y: &[f64]) -> Result<DataFrame> {
+    let mut columns: Vec<Column> =
+        d.names.iter().zip(&d.columns).map(|(name, values)| Column::new(name.into(), values.as_slice())).collect();
+    columns.push(Column::new("churned".into(), y));
+    Ok(DataFrame::new_infer_height(columns)?)
 }
 
 /// The snapshot dates: the test T0 (the latest whose label window ends by T) and the
@@ -85,8 +105,12 @@ pub(crate) struct OutOfTime {
 struct Snapshots {
     test: Snapshot,
     train: Vec<Snapshot>,
+    /// BG/NBD of the prepaid top-up inputs at every date (None: no top-ups).
+    topup_model: Option<BgNbd>,
 }
 
+/// Every snapshot, on one sample of about a snapshot's share of the row cap (read
+/// from the data once): the same customers at every date that they are active.
 fn snapshots(
     v: &Validated,
     test_t0: NaiveDate,
@@ -94,15 +118,17 @@ fn snapshots(
     base: &FeatureParams,
     cap: usize,
 ) -> Result<Snapshots> {
-    let test = snapshot(v, test_t0, None, base, cap)?;
+    let sample = snapshot_sample(v, test_t0, per_snapshot(cap, train_t0.len()))?;
+    let model = topups::fit_model(&sample, test_t0, base)?;
+    let test = snapshot(v, &sample, test_t0, None, base, model.as_ref())?;
     let names: Names = test.plans.iter().map(|(p, r)| (*p, r.design.names.clone())).collect();
-    let share = per_snapshot(cap, train_t0.len());
-    let train = train_t0.iter().map(|d| snapshot(v, *d, Some(&names), base, share)).collect::<Result<_>>()?;
-    Ok(Snapshots { test, train })
+    let train =
+        train_t0.iter().map(|d| snapshot(v, &sample, *d, Some(&names), base, model.as_ref())).collect::<Result<_>>()?;
+    Ok(Snapshots { test, train, topup_model: model })
 }
 
-/// Each training snapshot's share of the row cap (0: no cap); the test snapshot keeps
-/// at most `cap` rows for the out-of-time metrics.
+/// Each snapshot's share of the row cap (0: no cap): the training snapshots together
+/// and the test snapshot hold about `cap` rows.
 fn per_snapshot(cap: usize, training_snapshots: usize) -> usize {
     if cap == 0 { 0 } else { cap.div_ceil(training_snapshots + 1) }
 }
@@ -188,15 +214,24 @@ fn refit(o: &mut OutOfTime, classifier: Classifier, cfg: &ChurnConfig) -> Result
 struct PlanFit {
     report: PlanReport,
     scored: train::Scored,
+    designs: Option<PlanDesigns>,
 }
 
-fn fit_plan(mut o: OutOfTime, cfg: &ChurnConfig, at_t: &DataFrame, held: &snapshot::Held) -> Result<PlanFit> {
+fn fit_plan(mut o: OutOfTime, cfg: &ChurnConfig, at_t: &DataFrame, extra: &Extra) -> Result<PlanFit> {
+    let designs = match cfg.keep_designs {
+        true => Some(PlanDesigns {
+            plan: o.plan,
+            train: design_frame(&o.train_design, &o.train_y)?,
+            test: design_frame(&o.test_design, &o.eval_y)?,
+        }),
+        false => None,
+    };
     let (results, chosen, chosen_p) = compare(&o, cfg)?;
     let by_competition = report::by_competition(&o.test_design, &chosen_p, &o.eval_y);
     let fitted = refit(&mut o, chosen, cfg)?;
-    let scored = score_at(at_t, o.plan, &o.names, held, &fitted)?;
+    let scored = score_at(at_t, o.plan, &o.names, extra, &fitted)?;
     let parts = report::PlanParts { o: &o, results, chosen, chosen_p: &chosen_p, by_competition };
-    Ok(PlanFit { report: report::plan_report(parts, &fitted, &scored.p), scored })
+    Ok(PlanFit { report: report::plan_report(parts, &fitted, &scored.p), scored, designs })
 }
 
 /// The scores table: every plan's classifier scores, then prepaid BG/NBD scores.
@@ -204,13 +239,13 @@ fn scores_table(fits: Vec<PlanFit>, prepaid: Option<&Prepaid>, h: u32) -> Result
     let (mut ids, mut p_churn, mut model) = (Vec::new(), Vec::new(), Vec::new());
     let mut why = StringChunked::from_iter_values(n::CHURN_REASONS.into(), std::iter::empty::<&str>());
     let mut reports = Vec::new();
-    for fit in fits {
-        let train::Scored { ids: i, p, reasons } = fit.scored;
+    for PlanFit { report, scored, .. } in fits {
+        let train::Scored { ids: i, p, reasons } = scored;
         model.extend(std::iter::repeat_n("classifier", i.len()));
         ids.extend(i);
         p_churn.extend(p);
         why.append_owned(reasons)?;
-        reports.push(fit.report);
+        reports.push(report);
     }
     if let Some(pp) = prepaid {
         ids.extend_from_slice(&pp.ids);
@@ -263,6 +298,7 @@ pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: O
     if plans.is_empty() {
         return Err(PipelineError::NoChurner);
     }
+    let topup_model = snaps.topup_model.take();
     drop(snaps);
     let computed;
     let at_t = match at_t {
@@ -272,9 +308,10 @@ pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: O
             &computed
         }
     };
-    let held = services_held(&v.tables, t)?;
     let prepaid_classified = plans.iter().any(|o| o.plan == Plan::Prepaid);
-    let fits = plans.into_iter().map(|o| fit_plan(o, cfg, at_t, &held)).collect::<Result<Vec<_>>>()?;
+    let extra = Extra::at(&v.tables, t, base, topup_model.as_ref().filter(|_| prepaid_classified))?;
+    let mut fits = plans.into_iter().map(|o| fit_plan(o, cfg, at_t, &extra)).collect::<Result<Vec<_>>>()?;
+    let designs = fits.iter_mut().filter_map(|f| f.designs.take()).collect();
     // BG/NBD only where the prepaid churn could not be learned.
     let (prepaid, prepaid_test) = if prepaid_classified {
         (None, None)
@@ -293,5 +330,5 @@ pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: O
         prepaid_bgnbd: prepaid_report,
         wall_seconds: started.elapsed().as_secs_f64(),
     };
-    Ok(ChurnFit { test_frame, scores, report })
+    Ok(ChurnFit { test_frame, scores, report, designs })
 }

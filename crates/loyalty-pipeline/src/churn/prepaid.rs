@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use loyalty_contract::{Table, Validated, col as c, dates};
-use loyalty_features::FeatureParams;
 use loyalty_features::transactions::{cols as rc, rfm_summary};
+use loyalty_features::{FeatureParams, Tables};
 use loyalty_models::churn::{Metrics, evaluate};
 use loyalty_models::{BgNbd, Rfm, bgnbd, rfm};
 use polars::prelude::*;
@@ -25,26 +25,26 @@ pub(crate) struct Prepaid {
 }
 
 /// (x, t_x, T) of one customer, in weeks.
-type History = (f64, f64, f64);
+pub(crate) type History = (f64, f64, f64);
 
 /// Every customer's compressed (x, t_x, T) rows for the fit, and the histories of
-/// the customers in `wanted`, one customer partition at a time (a per-customer,
-/// per-day group-by of the top-ups).
-fn summaries(
-    v: &Validated,
+/// the customers `wanted` says to keep, one customer partition at a time (a
+/// per-customer, per-day group-by of the top-ups).
+pub(crate) fn summaries(
+    tables: &Tables,
     t: NaiveDate,
-    wanted: &HashSet<i64>,
     base: &FeatureParams,
-) -> Result<(Vec<Rfm>, HashMap<i64, History>)> {
+    wanted: impl Fn(i64) -> bool,
+) -> Result<(Vec<Rfm>, Vec<(i64, History)>)> {
     let mut fit_rows: Vec<Rfm> = Vec::new();
-    let mut asked: HashMap<i64, History> = HashMap::with_capacity(wanted.len());
+    let mut asked: Vec<(i64, History)> = Vec::new();
     // The group-by holds one entry per customer and top-up day (~100 per prepaid
     // customer over three years): partitions of a quarter of the usual size (at 10M
     // customers x 36 months, 1M-customer partitions added 2 GiB at each).
     let finer = FeatureParams { customers_per_partition: base.customers_per_partition.div_ceil(4), ..base.clone() };
-    for slice in loyalty_features::customer_slices(&v.tables, &finer)? {
+    for slice in loyalty_features::customer_slices(tables, &finer)? {
         loyalty_contract::cancel::check()?;
-        let part = loyalty_features::restricted(&v.tables, slice);
+        let part = loyalty_features::restricted(tables, slice);
         let summary = rfm_summary(part[&Table::Customers].clone(), part[&Table::Topups].clone(), t, 7.0)?;
         let (x, t_x, big_t) =
             (floats(&summary, rc::X, 0.0)?, floats(&summary, rc::T_X, 0.0)?, floats(&summary, rc::T, 0.0)?);
@@ -52,8 +52,8 @@ fn summaries(
         fit_rows.extend(rfm::compress(&rows));
         tracing::debug!("BG/NBD summaries at {t}: {slice:?}, {} customers", summary.height());
         for (i, id) in summary.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate() {
-            if let Some(id) = id.filter(|id| wanted.contains(id)) {
-                asked.insert(id, (x[i], t_x[i], big_t[i]));
+            if let Some(id) = id.filter(|id| wanted(*id)) {
+                asked.push((id, (x[i], t_x[i], big_t[i])));
             }
         }
     }
@@ -71,7 +71,8 @@ pub(crate) fn prepaid_loyalty(
         return Ok(None);
     }
     let wanted: HashSet<i64> = ids.iter().copied().collect();
-    let (fit_rows, asked) = summaries(v, t, &wanted, base)?;
+    let (fit_rows, asked) = summaries(&v.tables, t, base, |id| wanted.contains(&id))?;
+    let asked: HashMap<i64, History> = asked.into_iter().collect();
     if fit_rows.is_empty() {
         return Ok(None);
     }

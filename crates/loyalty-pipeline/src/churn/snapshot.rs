@@ -7,10 +7,12 @@ use chrono::NaiveDate;
 use loyalty_contract::partition::Slice;
 use loyalty_contract::{Table, Validated, col as c, dates};
 use loyalty_features::{FeatureParams, Tables, customer_features, names as n};
+use loyalty_models::BgNbd;
 use loyalty_models::churn::Design;
 use polars::prelude::*;
 use serde::Serialize;
 
+use super::topups::{self, TopupInputs};
 use crate::dataset::months_after;
 use crate::error::{Context, Result};
 
@@ -20,6 +22,26 @@ const NOT_FEATURES: [&str; 4] = [c::CUSTOMER_ID, n::CCV, n::CPV, n::CLV];
 
 /// The services each customer holds at a date (catalog service -> customer ids).
 pub(crate) type Held = BTreeMap<String, HashSet<i64>>;
+
+/// The model inputs at a date that are not columns of the feature table: the
+/// catalog services each customer holds, and the prepaid top-up inputs.
+#[derive(Default)]
+pub(crate) struct Extra {
+    pub held: Held,
+    pub topups: TopupInputs,
+}
+
+impl Extra {
+    /// The inputs at `as_of` of the customers of `tables`; the top-up inputs only
+    /// with a top-up model (a prepaid classifier reads them).
+    pub(crate) fn at(tables: &Tables, as_of: NaiveDate, base: &FeatureParams, model: Option<&BgNbd>) -> Result<Self> {
+        let topups = match model {
+            Some(model) => TopupInputs::at(tables, as_of, model, base)?,
+            None => TopupInputs::default(),
+        };
+        Ok(Self { held: services_held(tables, as_of)?, topups })
+    }
+}
 
 /// The plan types, each with its own churn model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -95,9 +117,10 @@ pub(crate) fn model_rows(features: LazyFrame, plan: Plan) -> LazyFrame {
     )
 }
 
-/// The model inputs of a feature table: every numeric column but keys and value
-/// outputs, then one indicator per catalog service.
-fn feature_names(df: &DataFrame, held: &Held) -> Vec<String> {
+/// The model inputs of a plan's feature table: every numeric column but keys and
+/// value outputs, one indicator per catalog service, then (prepaid) the top-up inputs.
+fn feature_names(df: &DataFrame, extra: &Extra, plan: Plan) -> Vec<String> {
+    let topups = if plan == Plan::Prepaid && !extra.topups.is_empty() { &topups::NAMES[..] } else { &[] };
     df.columns()
         .iter()
         .filter(|col| {
@@ -107,61 +130,74 @@ fn feature_names(df: &DataFrame, held: &Held) -> Vec<String> {
                 && !name.starts_with("__")
         })
         .map(|col| col.name().to_string())
-        .chain(held.keys().map(|s| format!("has_{s}")))
+        .chain(extra.held.keys().map(|s| format!("has_{s}")))
+        .chain(topups.iter().map(|s| s.to_string()))
         .collect()
 }
 
 /// The customer ids and design matrix (`names`, NaN for missing) of `df`'s rows.
-pub(crate) fn design_of(df: &DataFrame, names: &[String], held: &Held) -> Result<(Vec<i64>, Design)> {
+pub(crate) fn design_of(df: &DataFrame, names: &[String], extra: &Extra) -> Result<(Vec<i64>, Design)> {
     let ids: Vec<i64> = df.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(-1)).collect();
     let mut columns = Vec::with_capacity(names.len());
     for name in names {
         if let Some(service) = name.strip_prefix("has_") {
-            let holders = held.get(service);
+            let holders = extra.held.get(service);
             columns.push(ids.iter().map(|id| f64::from(u8::from(holders.is_some_and(|h| h.contains(id))))).collect());
-            continue;
+        } else if let Some(values) = extra.topups.column(name, &ids) {
+            columns.push(values);
+        } else {
+            columns.push(crate::dataset::floats(df, name, f64::NAN)?);
         }
-        columns.push(crate::dataset::floats(df, name, f64::NAN)?);
     }
     Ok((ids, Design::new(names.to_vec(), columns)?))
 }
 
-/// `tables`, or a uniform hash sample of about `cap` of their `population` active
-/// customers when there are more (0: no cap).
-fn sampled(v: &Validated, population: usize, cap: usize) -> Tables {
-    if cap == 0 || population <= cap {
-        return v.tables.clone();
+/// The customers every snapshot is computed on: all of them, or a uniform hash sample
+/// of about `share` of those active at `sized_at` when more are, with every table's
+/// rows of them read in one pass and kept in memory. Each snapshot's features are
+/// then a pass over these small frames, not over the data, and the snapshots' time
+/// and memory do not grow with the base; the comparable-customer statistics
+/// (percentile scores, adoption cells, survival curves) come from the sample.
+pub(crate) fn snapshot_sample(v: &Validated, sized_at: NaiveDate, share: usize) -> Result<Tables> {
+    let population: usize = active_by_plan(v, sized_at)?.values().sum();
+    let slice = (share > 0 && population > share).then(|| Slice::Sample { fraction: share as f64 / population as f64 });
+    let started = std::time::Instant::now();
+    let mut tables = Tables::new();
+    for (table, lf) in loyalty_features::restricted(&v.tables, slice) {
+        loyalty_contract::cancel::check()?;
+        let df = loyalty_contract::collect_streaming(lf).during_with(|| format!("reading the {table} sample"))?;
+        tables.insert(table, df.lazy());
     }
-    loyalty_features::restricted(&v.tables, Some(Slice::Sample { fraction: cap as f64 / population as f64 }))
+    tracing::debug!("snapshot sample ({slice:?}) read in {:.2}s", started.elapsed().as_secs_f64());
+    Ok(tables)
 }
 
-/// The labelled snapshot at `as_of`. When more than `cap` customers (0: no cap) are
-/// active, the features are computed for a uniform hash sample of about `cap`
-/// customers only (every table restricted to them), so a snapshot's memory and time
-/// do not grow with the base; the comparable-customer statistics (percentile scores,
-/// adoption cells, survival curves) then come from that sample.
+/// The labelled snapshot at `as_of` of the customers of `sample` (see
+/// [`snapshot_sample`]); each plan's `population` counts its active customers in the
+/// whole dataset.
 pub(crate) fn snapshot(
     v: &Validated,
+    sample: &Tables,
     as_of: NaiveDate,
     names: Option<&Names>,
     base: &FeatureParams,
-    cap: usize,
+    topup_model: Option<&BgNbd>,
 ) -> Result<Snapshot> {
     let params = FeatureParams { as_of, ..base.clone() };
     let population = active_by_plan(v, as_of)?;
-    let tables = sampled(v, population.values().sum(), cap);
-    let (df, _) = customer_features(&tables, &params).during_with(|| format!("features as of {as_of}"))?;
+    let tables = sample;
+    let (df, _) = customer_features(tables, &params).during_with(|| format!("features as of {as_of}"))?;
     let end = months_after(as_of, base.churn_horizon_months)?;
-    let held = services_held(&tables, as_of)?;
+    let extra = Extra::at(tables, as_of, base, topup_model.filter(|_| population[&Plan::Prepaid] > 0))?;
     let mut plans = BTreeMap::new();
     let mut frame = DataFrame::empty();
     for plan in Plan::ALL {
-        let rows = labelled(model_rows(df.clone().lazy(), plan), &tables, as_of, end)?;
+        let rows = labelled(model_rows(df.clone().lazy(), plan), tables, as_of, end)?;
         let chosen: Vec<String> = match names {
             Some(names) => names.get(&plan).cloned().unwrap_or_default(),
-            None => feature_names(&rows, &held),
+            None => feature_names(&rows, &extra, plan),
         };
-        let (ids, design) = design_of(&rows, &chosen, &held)?;
+        let (ids, design) = design_of(&rows, &chosen, &extra)?;
         let y: Vec<f64> =
             rows.column("__label")?.bool()?.iter().map(|v| f64::from(u8::from(v == Some(true)))).collect();
         if plan == Plan::Postpaid {
@@ -201,7 +237,7 @@ fn signals_frame(df: DataFrame) -> Result<DataFrame> {
 
 /// The customers holding each catalog service at the end of `as_of` (at most 50
 /// services: an indicator feature each).
-pub(crate) fn services_held(tables: &Tables, as_of: NaiveDate) -> Result<Held> {
+fn services_held(tables: &Tables, as_of: NaiveDate) -> Result<Held> {
     let mut held: Held = BTreeMap::new();
     let (Some(services), Some(catalog)) = (tables.get(&Table::Services), tables.get(&Table::ServiceCatalog)) else {
         return Ok(held);

@@ -5,7 +5,7 @@ use loyalty_models::gbm::{Gbm, GbmParams};
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::snapshot::{Held, Plan, design_of, model_rows};
+use super::snapshot::{Extra, Plan, design_of, model_rows};
 use crate::error::Result;
 use crate::settings::Classifier;
 use loyalty_features::names as n;
@@ -146,7 +146,7 @@ pub(crate) fn score_at(
     features: &DataFrame,
     plan: Plan,
     names: &[String],
-    held: &Held,
+    extra: &Extra,
     model: &Fitted,
 ) -> Result<Scored> {
     const CHUNK: usize = 200_000;
@@ -158,7 +158,7 @@ pub(crate) fn score_at(
         if rows.height() == 0 {
             continue;
         }
-        let (chunk_ids, design) = design_of(&rows, names, held)?;
+        let (chunk_ids, design) = design_of(&rows, names, extra)?;
         let (cp, cr) = model.score(&design);
         ids.extend(chunk_ids);
         p.extend(cp);
