@@ -247,8 +247,15 @@ def stage_seconds(run_json_path, stage):
     return next(s["wall_seconds"] for s in run["stages"] if s["stage"] == stage)
 
 
+def cpu_ticks():
+    """(steal, total) CPU ticks of the machine so far (/proc/stat)."""
+    fields = [int(v) for v in pathlib.Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return fields[7] if len(fields) > 7 else 0, sum(fields)
+
+
 def churn():
     """`loyalty run` against the hand-written job (DuckDB features + LightGBM), same snapshots."""
+    steal0, total0 = cpu_ticks()
     version = subprocess.run([PEER_PY, "-c", "import lightgbm; print(lightgbm.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     lines = [
@@ -318,7 +325,11 @@ def churn():
             print(lines[-1], flush=True)
         if q.get("prepaid_bgnbd"):
             lines.append(f"| {label} | prepaid | BG/NBD (no prepaid churn observed) | | | | | | | |")
-    lines += ["", f"Measured at commit {commit()}. Commands: `loyalty run --data DIR --out OUT` (defaults), "
+    steal1, total1 = cpu_ticks()
+    stolen = 100.0 * (steal1 - steal0) / max(1, total1 - total0)
+    lines += ["", f"Cases measured in this run: {only or 'all'}. CPU time taken by the hypervisor (steal) "
+              f"while it ran: {stolen:.0f}% (times are only comparable between runs with little steal).",
+              "", f"Measured at commit {commit()}. Commands: `loyalty run --data DIR --out OUT` (defaults), "
               "`loyalty churn train --data DIR --designs-out D`, "
               "`churn_peer.py DIR OUT/model_quality.json PEER.json --designs D --ours OUT/customers.parquet`. "
               "Identical outputs: every file but run.json, report.html and model_quality.json (they carry "

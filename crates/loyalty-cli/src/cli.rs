@@ -146,7 +146,7 @@ pub struct ChurnTrainArgs {
     #[arg(long, env = "LOYALTY_OUT")]
     pub out: Option<PathBuf>,
     /// Write each plan type's out-of-time training and test rows (every model input
-    /// and `churned`) to <plan>_train.parquet and <plan>_test.parquet in this folder.
+    /// and `churned`) to `<plan>_train.parquet` and `<plan>_test.parquet` in this folder.
     #[arg(long)]
     pub designs_out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Human)]

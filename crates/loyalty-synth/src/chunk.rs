@@ -502,7 +502,7 @@ pub fn simulate(world: &World, chunk: usize, first: usize, count: usize) -> Pola
             Some(d) => Some(future::pending(d, end)),
             None => {
                 let now = Now { seed: p.seed, id, months, start, end, delay_days };
-                Some(future::draw(&now, &hazard))
+                Some(future::draw(&now, hazard))
             }
         };
         cols.g_future_churn.push(future.as_ref().and_then(|f| f.churn_date).map(days));

@@ -158,7 +158,7 @@ fn out_of_time(s: &mut Snapshots, plan: Plan, cap: usize) -> Option<OutOfTime> {
         train_y.extend_from_slice(&y);
         train_design.append(&design);
     }
-    let learnable = |y: &[f64]| y.iter().any(|v| *v > 0.0) && y.iter().any(|v| *v == 0.0);
+    let learnable = |y: &[f64]| y.iter().any(|v| *v > 0.0) && y.contains(&0.0);
     if !learnable(&train_y) || !learnable(&eval_y) {
         tracing::info!("no {} classifier: no churner (or no stayer) in its training or test rows", plan.as_str());
         return None;

@@ -27,6 +27,9 @@ pub(crate) struct Prepaid {
 /// (x, t_x, T) of one customer, in weeks.
 pub(crate) type History = (f64, f64, f64);
 
+/// The compressed rows of a BG/NBD fit and the histories of chosen customers.
+pub(crate) type Summaries = (Vec<Rfm>, Vec<(i64, History)>);
+
 /// Every customer's compressed (x, t_x, T) rows for the fit, and the histories of
 /// the customers `wanted` says to keep, one customer partition at a time (a
 /// per-customer, per-day group-by of the top-ups).
@@ -35,7 +38,7 @@ pub(crate) fn summaries(
     t: NaiveDate,
     base: &FeatureParams,
     wanted: impl Fn(i64) -> bool,
-) -> Result<(Vec<Rfm>, Vec<(i64, History)>)> {
+) -> Result<Summaries> {
     let mut fit_rows: Vec<Rfm> = Vec::new();
     let mut asked: Vec<(i64, History)> = Vec::new();
     // The group-by holds one entry per customer and top-up day (~100 per prepaid

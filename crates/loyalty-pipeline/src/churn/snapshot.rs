@@ -172,12 +172,12 @@ pub(crate) fn snapshot_sample(v: &Validated, sized_at: NaiveDate, share: usize) 
     Ok(tables)
 }
 
-/// The labelled snapshot at `as_of` of the customers of `sample` (see
-/// [`snapshot_sample`]); each plan's `population` counts its active customers in the
-/// whole dataset.
+/// The labelled snapshot at `as_of` of the customers of `tables` (all, or the sample
+/// of [`snapshot_sample`]); each plan's `population` counts its active customers in
+/// the whole dataset.
 pub(crate) fn snapshot(
     v: &Validated,
-    sample: &Tables,
+    tables: &Tables,
     as_of: NaiveDate,
     names: Option<&Names>,
     base: &FeatureParams,
@@ -185,7 +185,6 @@ pub(crate) fn snapshot(
 ) -> Result<Snapshot> {
     let params = FeatureParams { as_of, ..base.clone() };
     let population = active_by_plan(v, as_of)?;
-    let tables = sample;
     let (df, _) = customer_features(tables, &params).during_with(|| format!("features as of {as_of}"))?;
     let end = months_after(as_of, base.churn_horizon_months)?;
     let extra = Extra::at(tables, as_of, base, topup_model.filter(|_| population[&Plan::Prepaid] > 0))?;
