@@ -6,7 +6,7 @@ use loyalty_models::churn::{Logistic, evaluate as metrics_of, roc_auc, stratifie
 use serde::Serialize;
 
 use super::report::{BOOSTING, BOOSTING_CALIBRATED, LOGISTIC, ModelMetrics};
-use super::snapshot::{Plan, snapshot};
+use super::snapshot::{Extra, Plan, snapshot};
 use super::train::fit_calibrated;
 use crate::PipelineError;
 use crate::error::Result;
@@ -44,7 +44,8 @@ fn fold_auc(aucs: Vec<f64>) -> FoldAuc {
 /// by the models fitted on the other folds.
 pub fn cross_validate(v: &Validated, cfg: &ChurnConfig, params: &FeatureParams) -> Result<CrossValidation> {
     let started = std::time::Instant::now();
-    let mut snap = snapshot(v, &v.tables, params.as_of, None, params, None)?;
+    let mut snap =
+        snapshot(v, &v.tables, params.as_of, None, params, &Extra::at(&v.tables, params.as_of, params, None)?)?;
     let s = snap.plans.remove(&Plan::Postpaid).ok_or_else(|| PipelineError::Data("no postpaid customers".into()))?;
     let (n, k) = (s.y.len(), cfg.folds);
     let churners = s.y.iter().sum::<f64>();

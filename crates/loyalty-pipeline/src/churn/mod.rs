@@ -32,6 +32,7 @@ use crate::error::{Context, Result};
 use crate::settings::{ChurnConfig, Classifier};
 use prepaid::{Prepaid, prepaid_loyalty, prepaid_out_of_time};
 use snapshot::{Extra, Names, PlanRows, Snapshot, snapshot, snapshot_sample};
+use topups::TopupInputs;
 use train::{Fitted, capped, capped_y, fit_calibrated_sampled, score_at};
 
 /// The churn models fitted out of time and applied at T.
@@ -119,11 +120,16 @@ fn snapshots(
     cap: usize,
 ) -> Result<Snapshots> {
     let sample = snapshot_sample(v, test_t0, per_snapshot(cap, train_t0.len()))?;
-    let model = topups::fit_model(&sample, test_t0, base)?;
-    let test = snapshot(v, &sample, test_t0, None, base, model.as_ref())?;
+    let (model, test_topups) = match topups::fit_model(&sample, test_t0, base)? {
+        Some((model, inputs)) => (Some(model), inputs),
+        None => (None, TopupInputs::default()),
+    };
+    let test = snapshot(v, &sample, test_t0, None, base, &Extra::with_topups(&sample, test_t0, test_topups)?)?;
     let names: Names = test.plans.iter().map(|(p, r)| (*p, r.design.names.clone())).collect();
-    let train =
-        train_t0.iter().map(|d| snapshot(v, &sample, *d, Some(&names), base, model.as_ref())).collect::<Result<_>>()?;
+    let train = train_t0
+        .iter()
+        .map(|d| snapshot(v, &sample, *d, Some(&names), base, &Extra::at(&sample, *d, base, model.as_ref())?))
+        .collect::<Result<_>>()?;
     Ok(Snapshots { test, train, topup_model: model })
 }
 

@@ -39,6 +39,11 @@ impl Extra {
             Some(model) => TopupInputs::at(tables, as_of, model, base)?,
             None => TopupInputs::default(),
         };
+        Self::with_topups(tables, as_of, topups)
+    }
+
+    /// The services held at `as_of` with top-up inputs computed already.
+    pub(crate) fn with_topups(tables: &Tables, as_of: NaiveDate, topups: TopupInputs) -> Result<Self> {
         Ok(Self { held: services_held(tables, as_of)?, topups })
     }
 }
@@ -173,30 +178,30 @@ pub(crate) fn snapshot_sample(v: &Validated, sized_at: NaiveDate, share: usize) 
 }
 
 /// The labelled snapshot at `as_of` of the customers of `tables` (all, or the sample
-/// of [`snapshot_sample`]); each plan's `population` counts its active customers in
-/// the whole dataset.
+/// of [`snapshot_sample`]), with `extra`, their inputs at `as_of` from outside the
+/// feature table; each plan's `population` counts its active customers in the whole
+/// dataset.
 pub(crate) fn snapshot(
     v: &Validated,
     tables: &Tables,
     as_of: NaiveDate,
     names: Option<&Names>,
     base: &FeatureParams,
-    topup_model: Option<&BgNbd>,
+    extra: &Extra,
 ) -> Result<Snapshot> {
     let params = FeatureParams { as_of, ..base.clone() };
     let population = active_by_plan(v, as_of)?;
     let (df, _) = customer_features(tables, &params).during_with(|| format!("features as of {as_of}"))?;
     let end = months_after(as_of, base.churn_horizon_months)?;
-    let extra = Extra::at(tables, as_of, base, topup_model.filter(|_| population[&Plan::Prepaid] > 0))?;
     let mut plans = BTreeMap::new();
     let mut frame = DataFrame::empty();
     for plan in Plan::ALL {
         let rows = labelled(model_rows(df.clone().lazy(), plan), tables, as_of, end)?;
         let chosen: Vec<String> = match names {
             Some(names) => names.get(&plan).cloned().unwrap_or_default(),
-            None => feature_names(&rows, &extra, plan),
+            None => feature_names(&rows, extra, plan),
         };
-        let (ids, design) = design_of(&rows, &chosen, &extra)?;
+        let (ids, design) = design_of(&rows, &chosen, extra)?;
         let y: Vec<f64> =
             rows.column("__label")?.bool()?.iter().map(|v| f64::from(u8::from(v == Some(true)))).collect();
         if plan == Plan::Postpaid {

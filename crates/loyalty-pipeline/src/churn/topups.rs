@@ -22,19 +22,23 @@ pub(crate) const EXPECTED: &str = "bgnbd_expected_topups";
 /// The inputs' names, in the order of [`TopupInputs::columns`].
 pub(crate) const NAMES: [&str; 4] = [REPEAT_DAYS, WEEKS_SINCE, P_ALIVE, EXPECTED];
 
-/// BG/NBD fitted to the top-up days of the customers of `tables` up to `as_of`
-/// (None: no top-ups). One fit serves every date: the training snapshots, the test
+/// BG/NBD fitted to the top-up days of the customers of `tables` up to `as_of`, and
+/// the inputs at `as_of` under it, from one pass over the top-ups (None: no top-ups). One fit serves every date: the training snapshots, the test
 /// snapshot and T read the same model, so an input means the same at every date
 /// (the parameters describe the population, not a customer; fitted at the test
 /// snapshot, nothing after it reaches the out-of-time test). A fit at an early date
 /// with next to no dropouts yet is degenerate (dropout -> 0) and takes tens of
 /// thousands of evaluations; one fit avoids both.
-pub(crate) fn fit_model(tables: &Tables, as_of: NaiveDate, base: &FeatureParams) -> Result<Option<BgNbd>> {
+pub(crate) fn fit_model(
+    tables: &Tables,
+    as_of: NaiveDate,
+    base: &FeatureParams,
+) -> Result<Option<(BgNbd, TopupInputs)>> {
     if !tables.contains_key(&loyalty_contract::Table::Topups) {
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let (fit_rows, _) = summaries(tables, as_of, base, |_| false)?;
+    let (fit_rows, histories) = summaries(tables, as_of, base, |_| true)?;
     if fit_rows.is_empty() {
         return Ok(None);
     }
@@ -46,7 +50,13 @@ pub(crate) fn fit_model(tables: &Tables, as_of: NaiveDate, base: &FeatureParams)
         o.evaluations,
         started.elapsed().as_secs_f64()
     );
-    Ok(Some(model))
+    let inputs = TopupInputs::from_histories(&model, histories, horizon_weeks(base));
+    Ok(Some((model, inputs)))
+}
+
+/// The churn horizon in weeks, the time unit of the top-up summaries.
+fn horizon_weeks(base: &FeatureParams) -> f64 {
+    f64::from(base.churn_horizon_months) * 365.25 / 12.0 / 7.0
 }
 
 /// The top-up inputs of every customer with a top-up history at one date, sorted
@@ -64,8 +74,7 @@ impl TopupInputs {
             return Ok(Self::default());
         }
         let (_, histories) = summaries(tables, as_of, base, |_| true)?;
-        let weeks = f64::from(base.churn_horizon_months) * 365.25 / 12.0 / 7.0;
-        Ok(Self::from_histories(model, histories, weeks))
+        Ok(Self::from_histories(model, histories, horizon_weeks(base)))
     }
 
     /// Per customer: x, weeks since the last top-up, P(alive) and the expected top-up
