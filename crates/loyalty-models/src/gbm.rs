@@ -56,8 +56,6 @@ impl GbmParams {
     }
 }
 
-/// Histogram cells per feature: the missing bin (0) and up to 255 value bins.
-const CELLS: usize = 256;
 /// Fewest hessian units in a leaf (keeps leaf values finite on pure leaves).
 const MIN_HESSIAN: f64 = 1e-3;
 
@@ -106,9 +104,20 @@ impl Bins {
         if v.is_nan() { 0 } else { (1 + edges.partition_point(|e| *e < v)) as u8 }
     }
 
-    /// Every column as bin numbers.
-    fn apply(&self, d: &Design) -> Vec<Vec<u8>> {
-        d.columns.par_iter().zip(&self.edges).map(|(c, e)| c.iter().map(|v| Bins::bin(e, *v)).collect()).collect()
+    /// Every value as its bin number, row by row (a row's bins are adjacent, so one
+    /// pass over a leaf's rows fills every feature's histogram).
+    fn apply(&self, d: &Design) -> Vec<u8> {
+        let features = d.columns.len();
+        let mut out = vec![0u8; d.rows * features];
+        out.par_chunks_mut(features.max(1) * 4_096).enumerate().for_each(|(k, block)| {
+            let first = k * 4_096;
+            for (i, row) in block.chunks_mut(features).enumerate() {
+                for (j, cell) in row.iter_mut().enumerate() {
+                    *cell = Bins::bin(&self.edges[j], d.columns[j][first + i]);
+                }
+            }
+        });
+        out
     }
 }
 
@@ -177,6 +186,17 @@ impl Tree {
         }
     }
 
+    /// The leaf a row reaches.
+    fn leaf_of(&self, x: impl Fn(usize) -> f64) -> usize {
+        let mut at = 0;
+        while let Node::Split { feature, threshold, missing_left, left, right, .. } = &self.nodes[at] {
+            let v = x(*feature);
+            let goes_left = if v.is_nan() { *missing_left } else { v <= *threshold };
+            at = if goes_left { *left } else { *right };
+        }
+        at
+    }
+
     fn node_value(&self, at: usize) -> f64 {
         match &self.nodes[at] {
             Node::Leaf { value } | Node::Split { value, .. } => *value,
@@ -216,44 +236,130 @@ pub struct Gbm {
     gain: Vec<f64>,
 }
 
+/// Work (row-feature updates plus histogram cells) below which a leaf is handled on
+/// one thread: handing a small leaf to the pool costs more than it saves.
+const PARALLEL_WORK: usize = 1 << 20;
+/// Fewest features per task: each task sums, subtracts and searches its block of
+/// features, reading each of the leaf's rows once.
+const MIN_BLOCK: usize = 8;
+/// How far ahead [`Grower::fill`] reads rows.
+
+/// Buffers reused from tree to tree: histograms (one per open leaf) and the
+/// partition scratch.
+#[derive(Default)]
+struct Scratch {
+    free: Vec<Vec<Sums>>,
+    rows: Vec<u32>,
+}
+
+impl Scratch {
+    fn histogram(&mut self, cells: usize) -> Vec<Sums> {
+        self.free.pop().unwrap_or_else(|| vec![Sums::default(); cells])
+    }
+}
+
+/// The better of two split candidates, `a` from the lower features: `b` only if it
+/// gains strictly more, so ties keep the lower feature whatever the block size.
+fn better(a: Option<Split>, b: Option<Split>) -> Option<Split> {
+    match (a, b) {
+        (Some(x), Some(y)) if y.gain > x.gain => Some(y),
+        (None, y) => y,
+        (x, _) => x,
+    }
+}
+
 /// What growing trees needs besides the current scores.
 struct Grower<'a> {
-    binned: &'a [Vec<u8>],
+    /// Bin numbers, row-major: row r's are `binned[r * features..][..features]`.
+    binned: &'a [u8],
+    features: usize,
     edges: &'a [Vec<f64>],
+    /// Feature j's histogram cells are `cells[j]..cells[j + 1]`: its missing bin and
+    /// its value bins, so a feature with few values costs few cells.
+    cells: Vec<usize>,
+    /// Features per block: one block per thread. The blocks only decide who sums
+    /// which cells, never the order of a sum, so they do not change the model.
+    block_width: usize,
     p: GbmParams,
 }
 
-impl Grower<'_> {
-    /// Per feature, the sums of each bin over `rows` (summed in row order).
-    fn histogram(&self, rows: &[u32], gh: &[(f64, f64)]) -> Vec<Sums> {
-        let ordered: Vec<(f64, f64)> = rows.iter().map(|&r| gh[r as usize]).collect();
-        let mut hist = vec![Sums::default(); self.binned.len() * CELLS];
-        hist.par_chunks_mut(CELLS).zip(self.binned.par_iter()).for_each(|(h, column)| {
-            for (&r, &(g, hh)) in rows.iter().zip(&ordered) {
-                let cell = &mut h[column[r as usize] as usize];
+impl<'a> Grower<'a> {
+    fn new(binned: &'a [u8], features: usize, edges: &'a [Vec<f64>], p: GbmParams) -> Grower<'a> {
+        let mut cells = vec![0];
+        for e in edges {
+            cells.push(cells.last().copied().unwrap_or(0) + e.len() + 2);
+        }
+        let block_width = features.div_ceil(rayon::current_num_threads()).max(MIN_BLOCK);
+        Grower { binned, features, edges, cells, block_width, p }
+    }
+
+    /// The features of block k.
+    fn block(&self, k: usize) -> std::ops::Range<usize> {
+        k * self.block_width..((k + 1) * self.block_width).min(self.features)
+    }
+
+    /// A histogram cut into its blocks' cells.
+    fn blocks<'h>(&self, mut hist: &'h mut [Sums]) -> Vec<&'h mut [Sums]> {
+        let blocks = self.features.div_ceil(self.block_width);
+        let mut out = Vec::with_capacity(blocks);
+        for k in 0..blocks {
+            let f = self.block(k);
+            let (head, tail) = hist.split_at_mut(self.cells[f.end] - self.cells[f.start]);
+            out.push(head);
+            hist = tail;
+        }
+        out
+    }
+
+    /// Block k's histogram over `rows`, written over `h`: each cell summed in row order.
+    /// A row's updates go to different features' cells, so they do not wait for each other.
+    fn fill(&self, k: usize, rows: &[u32], gh: &[(f64, f64)], h: &mut [Sums]) {
+        h.fill(Sums::default());
+        let f = self.block(k);
+        let base = self.cells[f.start];
+        let offsets: Vec<usize> = self.cells[f.clone()].iter().map(|c| c - base).collect();
+        let row_of = |r: u32| {
+            let start = r as usize * self.features;
+            &self.binned[start + f.start..start + f.end]
+        };
+        for &r in rows {
+            let (g, hh) = gh[r as usize];
+            for (&o, &b) in offsets.iter().zip(row_of(r)) {
+                let cell = &mut h[o + b as usize];
                 cell.g += g;
                 cell.h += hh;
                 cell.n += 1.0;
             }
-        });
-        hist
+        }
     }
 
     fn allowed(&self, s: Sums) -> bool {
         s.n >= f64::from(self.p.min_leaf_rows) && s.h >= MIN_HESSIAN
     }
 
-    /// The best split over every feature (ties: the lower feature, then the lower bin).
-    fn best_split(&self, hist: &[Sums], total: Sums) -> Option<Split> {
+    /// The best split over block k's features, `h` its cells (ties: the lower
+    /// feature, then the lower bin, then missing values right).
+    fn best_split(&self, k: usize, h: &[Sums], total: Sums) -> Option<Split> {
         let parent = total.score(self.p.l2);
+        let min_rows = f64::from(self.p.min_leaf_rows);
+        let base = self.cells[self.block(k).start];
         let mut best: Option<Split> = None;
-        for (j, h) in hist.chunks(CELLS).enumerate() {
-            let value_bins = self.edges[j].len() + 1;
-            for missing_left in [false, true] {
+        for j in self.block(k) {
+            let h = &h[self.cells[j] - base..self.cells[j + 1] - base];
+            // The last value bin is never a split point: every value would go left.
+            let value_bins = h.len() - 1;
+            // Without missing values both directions give the same gains, and ties keep
+            // the first: missing values right.
+            let directions: &[bool] = if h[0].n > 0.0 { &[false, true] } else { &[false] };
+            for &missing_left in directions {
                 let mut left = if missing_left { h[0] } else { Sums::default() };
                 for (b, cell) in h.iter().enumerate().take(value_bins).skip(1) {
                     left.add(*cell);
                     let right = total.minus(left);
+                    // Row counts are exact, and the right side only loses rows from here.
+                    if right.n < min_rows {
+                        break;
+                    }
                     if !self.allowed(left) || !self.allowed(right) {
                         continue;
                     }
@@ -267,24 +373,77 @@ impl Grower<'_> {
         best
     }
 
-    fn open(&self, node: usize, start: usize, end: usize, sums: Sums, hist: Vec<Sums>) -> Open {
-        let best = self.best_split(&hist, sums);
-        Open { node, start, end, sums, hist, best }
+    /// Runs `task` on every block, on the pool when the leaf is big enough, and
+    /// combines the blocks' results in block order.
+    fn per_block<T: Send>(
+        &self,
+        rows: usize,
+        tasks: Vec<(usize, T)>,
+        task: impl Fn(usize, T) -> (Option<Split>, Option<Split>) + Sync,
+    ) -> (Option<Split>, Option<Split>) {
+        let results: Vec<(Option<Split>, Option<Split>)> =
+            if rows * self.features + self.cells[self.features] >= PARALLEL_WORK {
+                tasks.into_par_iter().map(|(k, t)| task(k, t)).collect()
+            } else {
+                tasks.into_iter().map(|(k, t)| task(k, t)).collect()
+            };
+        results.into_iter().fold((None, None), |(a, b), (x, y)| (better(a, x), better(b, y)))
+    }
+
+    /// The histogram of every row in `order` and the best split of the root.
+    fn root(&self, order: &[u32], gh: &[(f64, f64)], hist: &mut [Sums]) -> (Sums, Option<Split>) {
+        let tasks: Vec<(usize, &mut [Sums])> = self.blocks(hist).into_iter().enumerate().collect();
+        self.per_block(order.len(), tasks, |k, h| {
+            self.fill(k, order, gh, h);
+            (None, None)
+        });
+        // The search needs the root's total: every feature's cells sum to it.
+        let total = hist[..self.cells[1]].iter().fold(Sums::default(), |mut s, c| {
+            s.add(*c);
+            s
+        });
+        let tasks: Vec<(usize, &mut [Sums])> = self.blocks(hist).into_iter().enumerate().collect();
+        let (best, _) = self.per_block(order.len(), tasks, |k, h| (self.best_split(k, h, total), None));
+        (total, best)
+    }
+
+    /// The smaller child's histogram summed into `small`, the larger's left in
+    /// `parent` (the parent minus the smaller), and the best split of each.
+    fn children(
+        &self,
+        small_rows: &[u32],
+        gh: &[(f64, f64)],
+        small: &mut [Sums],
+        parent: &mut [Sums],
+        sums: (Sums, Sums),
+    ) -> (Option<Split>, Option<Split>) {
+        let tasks: Vec<(usize, (&mut [Sums], &mut [Sums]))> =
+            self.blocks(small).into_iter().zip(self.blocks(parent)).enumerate().collect();
+        self.per_block(small_rows.len(), tasks, |k, (s, p)| {
+            self.fill(k, small_rows, gh, s);
+            p.iter_mut().zip(s.iter()).for_each(|(p, s)| *p = p.minus(*s));
+            (self.best_split(k, s, sums.0), self.best_split(k, p, sums.1))
+        })
     }
 
     /// One tree on the current gradients; `order` ends grouped by leaf, and each
     /// leaf's rows get its value added to `score`.
-    fn tree(&self, order: &mut [u32], gh: &[(f64, f64)], score: &mut [f64], gain: &mut [f64]) -> Tree {
+    fn tree(
+        &self,
+        order: &mut [u32],
+        gh: &[(f64, f64)],
+        score: &mut [f64],
+        gain: &mut [f64],
+        scratch: &mut Scratch,
+    ) -> Tree {
         let l2 = self.p.l2;
         let lr = self.p.learning_rate;
-        let hist = self.histogram(order, gh);
-        let sums = hist[..CELLS].iter().fold(Sums::default(), |mut s, c| {
-            s.add(*c);
-            s
-        });
+        let cells = self.cells[self.features];
+        let mut hist = scratch.histogram(cells);
+        let (sums, best) = self.root(order, gh, &mut hist);
         let mut nodes = vec![Node::Leaf { value: sums.value(l2) * lr }];
-        let mut open = vec![self.open(0, 0, order.len(), sums, hist)];
-        let mut scratch = vec![0u32; order.len()];
+        let mut open = vec![Open { node: 0, start: 0, end: order.len(), sums, hist, best }];
+        scratch.rows.resize(order.len(), 0);
         while open.len() < self.p.leaves as usize {
             // The open leaf with the largest gain (ties: the first).
             let Some((k, split)) = open.iter().enumerate().filter_map(|(k, o)| o.best.map(|s| (k, s))).fold(
@@ -298,7 +457,7 @@ impl Grower<'_> {
             };
             let leaf = open.swap_remove(k);
             gain[split.feature] += split.gain;
-            let mid = self.partition(order, &mut scratch, &leaf, &split);
+            let mid = self.partition(order, &mut scratch.rows, &leaf, &split);
             let right_sums = leaf.sums.minus(split.left);
             let (l, r) = (nodes.len(), nodes.len() + 1);
             nodes.push(Node::Leaf { value: split.left.value(l2) * lr });
@@ -311,20 +470,29 @@ impl Grower<'_> {
                 right: r,
                 value: leaf.sums.value(l2) * lr,
             };
-            // Sum the smaller child; the larger is the parent minus it.
+            // Sum the smaller child; the larger is the parent minus it, in the parent's buffer.
             let left_smaller = mid - leaf.start <= leaf.end - mid;
             let small_rows = if left_smaller { &order[leaf.start..mid] } else { &order[mid..leaf.end] };
-            let small = self.histogram(small_rows, gh);
-            let large: Vec<Sums> = leaf.hist.iter().zip(&small).map(|(p, s)| p.minus(*s)).collect();
-            let (lh, rh) = if left_smaller { (small, large) } else { (large, small) };
-            open.push(self.open(l, leaf.start, mid, split.left, lh));
-            open.push(self.open(r, mid, leaf.end, right_sums, rh));
+            let (small_sums, large_sums) =
+                if left_smaller { (split.left, right_sums) } else { (right_sums, split.left) };
+            let mut small = scratch.histogram(cells);
+            let mut large = leaf.hist;
+            let (small_best, large_best) =
+                self.children(small_rows, gh, &mut small, &mut large, (small_sums, large_sums));
+            let ((lh, lb), (rh, rb)) = if left_smaller {
+                ((small, small_best), (large, large_best))
+            } else {
+                ((large, large_best), (small, small_best))
+            };
+            open.push(Open { node: l, start: leaf.start, end: mid, sums: split.left, hist: lh, best: lb });
+            open.push(Open { node: r, start: mid, end: leaf.end, sums: right_sums, hist: rh, best: rb });
         }
-        for o in &open {
+        for o in open {
             let Node::Leaf { value } = nodes[o.node] else { unreachable!("open leaves are leaves") };
             for &r in &order[o.start..o.end] {
                 score[r as usize] += value;
             }
+            scratch.free.push(o.hist);
         }
         Tree { nodes }
     }
@@ -332,9 +500,8 @@ impl Grower<'_> {
     /// Rows of the leaf that go left first, then the others, each in their order;
     /// returns where the right rows start.
     fn partition(&self, order: &mut [u32], scratch: &mut [u32], leaf: &Open, s: &Split) -> usize {
-        let column = &self.binned[s.feature];
         let goes_left = |r: u32| {
-            let b = column[r as usize] as usize;
+            let b = self.binned[r as usize * self.features + s.feature] as usize;
             if b == 0 { s.missing_left } else { b <= s.bin }
         };
         let rows = &order[leaf.start..leaf.end];
@@ -375,22 +542,28 @@ const SCORE_CHUNK: usize = 1_024;
 impl Gbm {
     pub fn fit(d: &Design, y: &[f64], p: &GbmParams) -> Result<Gbm, ModelError> {
         p.check()?;
-        if d.rows == 0 || y.len() != d.rows || d.rows > u32::MAX as usize {
-            return Err(ModelError::BadInput(format!("boosting: {} rows and {} labels", d.rows, y.len())));
+        if d.rows == 0 || d.columns.is_empty() || y.len() != d.rows || d.rows > u32::MAX as usize {
+            return Err(ModelError::BadInput(format!(
+                "boosting: {} rows, {} features and {} labels",
+                d.rows,
+                d.columns.len(),
+                y.len()
+            )));
         }
         let started = std::time::Instant::now();
         let bins = Bins::fit(d, p.bins as usize);
         let binned = bins.apply(d);
-        let grower = Grower { binned: &binned, edges: &bins.edges, p: *p };
+        let grower = Grower::new(&binned, d.columns.len(), &bins.edges, *p);
         let rate = (y.iter().sum::<f64>() / y.len() as f64).clamp(1e-9, 1.0 - 1e-9);
         let base = (rate / (1.0 - rate)).ln();
         let mut score = vec![base; d.rows];
         let mut order: Vec<u32> = (0..d.rows as u32).collect();
         let mut gain = vec![0.0; d.columns.len()];
         let mut trees = Vec::with_capacity(p.trees as usize);
+        let mut scratch = Scratch::default();
         for _ in 0..p.trees {
             let gh = gradients(&score, y);
-            trees.push(grower.tree(&mut order, &gh, &mut score, &mut gain));
+            trees.push(grower.tree(&mut order, &gh, &mut score, &mut gain, &mut scratch));
         }
         tracing::debug!(
             "boosting: {} trees of up to {} leaves on {} rows x {} features in {:.1}s",
@@ -420,7 +593,7 @@ impl Gbm {
             let start = k * SCORE_CHUNK;
             for tree in &self.trees {
                 for (i, o) in chunk.iter_mut().enumerate() {
-                    *o += tree.walk(|j| d.columns[j][start + i], |_, _, _| {});
+                    *o += tree.node_value(tree.leaf_of(|j| d.columns[j][start + i]));
                 }
             }
         });
@@ -457,14 +630,20 @@ impl Gbm {
     /// For each row, the features that push its churn score up most (largest
     /// positive contributions to the log-odds), at most `k`.
     pub fn reasons(&self, d: &Design, k: usize) -> Vec<Vec<String>> {
-        self.contributions(d)
-            .into_iter()
-            .map(|row| {
-                let mut idx: Vec<usize> = (0..row.len()).filter(|&j| row[j] > 0.0).collect();
-                idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-                idx.into_iter().take(k).map(|j| self.names[j].clone()).collect()
-            })
-            .collect()
+        self.contributions(d).iter().map(|row| self.top_reasons(row, k)).collect()
+    }
+
+    /// The names of the `k` largest positive terms (ties: the lower feature).
+    fn top_reasons(&self, terms: &[f64], k: usize) -> Vec<String> {
+        let mut top: Vec<usize> = Vec::with_capacity(k + 1);
+        for (j, t) in terms.iter().enumerate().filter(|(_, t)| **t > 0.0) {
+            let at = top.iter().position(|&i| terms[i] < *t).unwrap_or(top.len());
+            if at < k {
+                top.insert(at, j);
+                top.truncate(k);
+            }
+        }
+        top.into_iter().map(|j| self.names[j].clone()).collect()
     }
 
     /// The number of trees (fixed by the settings).
