@@ -34,14 +34,75 @@ pub const NPS_GROUP: &str = "nps_group";
 pub const SAT_QUADRANT: &str = "sat_quadrant";
 pub const TERRORIST: &str = "terrorist";
 
-fn quantile_of(df: &DataFrame, name: &str, q: f64) -> PolarsResult<f64> {
+/// Where one axis turns high: values above `at` are high, values equal to it only
+/// when `ties_high`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Cut {
+    pub at: f64,
+    pub ties_high: bool,
+}
+
+impl Cut {
+    /// An absolute cut: at or above is high, except at zero (no value is not high value).
+    pub fn absolute(at: f64) -> Cut {
+        Cut { at, ties_high: at != 0.0 }
+    }
+
+    /// Whether `name` is high; a missing value is low.
+    fn high(self, name: &str) -> Expr {
+        let v = col(name);
+        let above = if self.ties_high { v.gt_eq(lit(self.at)) } else { v.gt(lit(self.at)) };
+        above.fill_null(lit(false))
+    }
+}
+
+/// The cut of each axis; `cpv` is None when CPV cannot be estimated (no services or
+/// no service catalog in the data): then nobody is high CPV.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Cuts {
+    pub ccv: Cut,
+    pub cpv: Option<Cut>,
+    pub loyalty: Cut,
+}
+
+/// The `q` quantile of `name` over the customers who have a value, and which side the
+/// customers exactly at it go to. A value equal to a zero cut is not high (half the base
+/// at CPV 0 holds no potential). Otherwise ties go to the side that brings the high
+/// share closer to `1 - q` (high when both are as close), so a mass of equal values
+/// at the median cannot make almost everyone high or almost nobody.
+fn quantile_cut(df: &DataFrame, name: &str, q: f64) -> PolarsResult<Cut> {
     let s = df.column(name)?.as_materialized_series().cast(&DataType::Float64)?;
-    Ok(s.f64()?.quantile(q, QuantileMethod::Linear)?.unwrap_or(0.0))
+    let values = s.f64()?;
+    let at = values.quantile(q, QuantileMethod::Linear)?.unwrap_or(0.0);
+    let (mut above, mut equal, mut known) = (0usize, 0usize, 0usize);
+    for v in values.iter().flatten() {
+        known += 1;
+        if v > at {
+            above += 1;
+        } else if v == at {
+            equal += 1;
+        }
+    }
+    let target = (1.0 - q) * known as f64;
+    let closer_with_ties = ((above + equal) as f64 - target).abs() <= (above as f64 - target).abs();
+    Ok(Cut { at, ties_high: at != 0.0 && closer_with_ties })
+}
+
+/// The cuts of `split` on the active base.
+pub fn cuts(df: &DataFrame, loyalty_col: &str, split: Split, cpv_estimated: bool) -> PolarsResult<Cuts> {
+    let (ccv, cpv, loyalty) = match split {
+        Split::Quantile(q) => {
+            (quantile_cut(df, n::CCV, q)?, quantile_cut(df, n::CPV, q)?, quantile_cut(df, loyalty_col, q)?)
+        }
+        Split::Absolute(a, b, c) => (Cut::absolute(a), Cut::absolute(b), Cut::absolute(c)),
+    };
+    Ok(Cuts { ccv, cpv: cpv_estimated.then_some(cpv), loyalty })
 }
 
 /// Add value_segment, tier, stage and nps_group to `df` (customers active at T, with
 /// ccv, cpv, `loyalty_col`, margin_monthly, tenure_months, referrals_made and
-/// survey_recommend). High means at or above the split. Tiers rank margin_monthly:
+/// survey_recommend). High means above the cut, or at it as [`Cut`] says; without a CPV
+/// cut everyone is low CPV (the four low-CPV segments). Tiers rank margin_monthly:
 /// the top `tier_shares[0]` are platinum, the next up to `tier_shares[1]` gold, the
 /// rest iron while their margin is positive, lead at or below zero.
 /// `satisfaction_scale` is the lowest and highest `overall` score: satisfied means in the
@@ -49,24 +110,20 @@ fn quantile_of(df: &DataFrame, name: &str, q: f64) -> PolarsResult<f64> {
 pub fn assign(
     df: DataFrame,
     loyalty_col: &str,
-    split: Split,
+    cuts: Cuts,
     tier_shares: [f64; 2],
     satisfaction_scale: [i64; 2],
 ) -> PolarsResult<DataFrame> {
     let [lowest, highest] = satisfaction_scale.map(|v| v as f64);
-    let (ccv_cut, cpv_cut, loyalty_cut) = match split {
-        Split::Quantile(q) => {
-            (quantile_of(&df, n::CCV, q)?, quantile_of(&df, n::CPV, q)?, quantile_of(&df, loyalty_col, q)?)
-        }
-        Split::Absolute(a, b, c) => (a, b, c),
-    };
-    let high = |name: &str, cut: f64| col(name).fill_null(lit(f64::NEG_INFINITY)).gt_eq(lit(cut));
+    let high_cpv = cuts.cpv.map_or(lit(false), |c| c.high(n::CPV));
     let mut segment = lit(NULL).cast(DataType::String);
     for (c, p, l, name, _) in SEGMENTS.iter().rev() {
-        let cond = high(n::CCV, ccv_cut)
+        let cond = cuts
+            .ccv
+            .high(n::CCV)
             .eq(lit(*c))
-            .and(high(n::CPV, cpv_cut).eq(lit(*p)))
-            .and(high(loyalty_col, loyalty_cut).eq(lit(*l)));
+            .and(high_cpv.clone().eq(lit(*p)))
+            .and(cuts.loyalty.high(loyalty_col).eq(lit(*l)));
         segment = when(cond).then(lit(*name)).otherwise(segment);
     }
     // Rank by margin, highest first: the share of customers at or above a customer.
@@ -101,7 +158,7 @@ pub fn assign(
     // quadrant. Terrorists: defectors with the lowest score and a complaint in the last
     // 12 months.
     let satisfied = col(n::SURVEY_OVERALL).gt_eq(lit(lowest + 0.75 * (highest - lowest)));
-    let loyal = high(loyalty_col, loyalty_cut);
+    let loyal = cuts.loyalty.high(loyalty_col);
     let quadrant = when(col(n::SURVEY_OVERALL).is_null())
         .then(lit(NULL).cast(DataType::String))
         .when(satisfied.clone().and(loyal.clone()))
@@ -270,9 +327,78 @@ mod tests {
         .unwrap()
     }
 
+    fn median_segments(df: DataFrame, cpv_estimated: bool) -> Vec<String> {
+        let cuts = cuts(&df, "loyalty", Split::Quantile(0.5), cpv_estimated).unwrap();
+        let df = assign(df, "loyalty", cuts, [0.12, 0.34], [1, 5]).unwrap();
+        df.column(VALUE_SEGMENT).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn a_zero_median_is_not_high() {
+        // Six of ten customers hold no potential (CPV 0): the median is 0, and only the
+        // four with CPV > 0 are high CPV. CCV and loyalty split 5/5 without ties.
+        let mut df = fixture().slice(0, 8);
+        let extra = df!(
+            n::CCV => [20.0, 0.0], n::CPV => [0.0, 0.0], "loyalty" => [0.9, 0.1], n::CLV => [1.0; 2],
+            n::MARGIN_MONTHLY => [10.0, 5.0], n::ARPU_3M => [100.0; 2], n::TENURE_MONTHS => [5i64; 2],
+            n::REFERRALS_MADE => [0.0; 2], n::SURVEY_RECOMMEND => [None::<f64>; 2],
+            n::SURVEY_OVERALL => [None::<f64>; 2], n::COMPLAINTS_12M => [0.0; 2],
+        )
+        .unwrap();
+        df.vstack_mut(&extra).unwrap();
+        let cut = cuts(&df, "loyalty", Split::Quantile(0.5), true).unwrap();
+        assert_eq!(cut.cpv, Some(Cut { at: 0.0, ties_high: false }));
+        let s = median_segments(df, true);
+        assert_eq!(
+            s,
+            [
+                "platinum",
+                "gold",
+                "loyal",
+                "potential",
+                "vulnerable",
+                "short_term",
+                "least_valuable",
+                "developable",
+                "gold",
+                "least_valuable"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_catalog_only_the_four_low_cpv_segments_are_filled() {
+        let s = median_segments(fixture(), false);
+        assert_eq!(
+            s,
+            ["gold", "gold", "loyal", "loyal", "short_term", "short_term", "least_valuable", "least_valuable", "gold"]
+        );
+    }
+
+    #[test]
+    fn ties_at_a_nonzero_median_go_where_the_split_is_closest_to_half() {
+        // Loyalty 0.8 for six of ten, 0.2 for four: the median is 0.8. Ties high gives
+        // 6 high (1 from half), ties low 0 high (5 from half): the six are high.
+        let loyalty = [0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.2, 0.2, 0.2, 0.2];
+        let df = df!(n::CCV => [1.0; 10], n::CPV => [1.0; 10], "loyalty" => loyalty).unwrap();
+        let c = cuts(&df, "loyalty", Split::Quantile(0.5), true).unwrap();
+        assert_eq!(c.loyalty, Cut { at: 0.8, ties_high: true });
+        // 0.9 for three, 0.8 for five, 0.2 for two: median 0.8; ties high gives 8 high
+        // (3 from half), ties low 3 (2 from half): the five at 0.8 are low.
+        let loyalty = [0.9, 0.9, 0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.2, 0.2];
+        let df = df!(n::CCV => [1.0; 10], n::CPV => [1.0; 10], "loyalty" => loyalty).unwrap();
+        let c = cuts(&df, "loyalty", Split::Quantile(0.5), true).unwrap();
+        assert_eq!(c.loyalty, Cut { at: 0.8, ties_high: false });
+        // every CCV equal (1.0): ties high, everyone high, as close to half as it gets
+        assert_eq!(c.ccv, Cut { at: 1.0, ties_high: true });
+        assert_eq!(Cut::absolute(0.0), Cut { at: 0.0, ties_high: false });
+    }
+
     #[test]
     fn segments_tiers_stages_by_hand() {
-        let df = assign(fixture(), "loyalty", Split::Quantile(0.5), [0.12, 0.34], [1, 5]).unwrap();
+        let df = fixture();
+        let cuts = cuts(&df, "loyalty", Split::Quantile(0.5), true).unwrap();
+        let df = assign(df, "loyalty", cuts, [0.12, 0.34], [1, 5]).unwrap();
         let s: Vec<&str> = df.column(VALUE_SEGMENT).unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
         assert_eq!(
             s,

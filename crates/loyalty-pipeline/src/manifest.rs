@@ -43,6 +43,10 @@ pub struct RunManifest {
     pub active_customers_at_as_of: usize,
     pub churn_classifier: bool,
     pub margin_gini: f64,
+    /// Where CCV, CPV and loyalty turn high; `cpv` is null when CPV could not be
+    /// estimated (no services or service catalog), and then nobody is high CPV.
+    pub segment_cuts: loyalty_features::segments::Cuts,
+    pub cpv_estimated: bool,
     pub top_20_percent: TopShares,
     pub pseudonymized_ids: bool,
     pub stages: Vec<StageRecord>,
@@ -76,6 +80,8 @@ impl RunManifest {
             active_customers_at_as_of: out.customers.height(),
             churn_classifier: out.churn.is_some(),
             margin_gini: out.gini,
+            segment_cuts: out.segment_cuts,
+            cpv_estimated: out.segment_cuts.cpv.is_some(),
             top_20_percent: top_20_percent(&out.tiers)?,
             pseudonymized_ids: cfg.output.pseudonymize_ids,
             peak_rss_mib: stages.iter().filter_map(|s| s.peak_rss_mib).fold(0.0, f64::max),

@@ -20,6 +20,8 @@ pub struct Outputs {
     pub lorenz: DataFrame,
     /// Gini coefficient of monthly margin.
     pub gini: f64,
+    /// Where each segment axis turns high (no CPV cut: CPV could not be estimated).
+    pub segment_cuts: loyalty_features::segments::Cuts,
     pub curves: DataFrame,
     pub zones: DataFrame,
     pub gaps: DataFrame,

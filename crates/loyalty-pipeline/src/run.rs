@@ -101,6 +101,12 @@ fn read_input(data: &DataOptions) -> Result<Input> {
     Ok(Input { validated, summary, files })
 }
 
+/// CPV needs the services customers hold and the catalog of what they could add.
+fn cpv_estimated(v: &Validated) -> bool {
+    use loyalty_contract::Table;
+    v.tables.get(&Table::Services).is_some() && v.tables.get(&Table::ServiceCatalog).is_some()
+}
+
 /// Every table of the run, from the validated data and the resolved settings.
 fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Outputs> {
     let params = &cfg.model;
@@ -117,8 +123,12 @@ fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Output
     stages.begin("segments")?;
     let split = cfg.segments.split()?;
     let scale = cfg.curves.satisfaction_scale;
+    let cuts = segments::cuts(&customers, n::LOYALTY, split, cpv_estimated(v)).during("segment cuts")?;
+    if cuts.cpv.is_none() {
+        warn!("no services or service catalog: CPV cannot be estimated, every customer counts as low CPV");
+    }
     let customers =
-        segments::assign(customers, n::LOYALTY, split, cfg.segments.tier_shares, scale).during("assigning segments")?;
+        segments::assign(customers, n::LOYALTY, cuts, cfg.segments.tier_shares, scale).during("assigning segments")?;
     let segment_table = segments::segment_table(&customers, n::LOYALTY)?;
     let tier_table = segments::tier_table(&customers)?;
     let (lorenz, gini) = segments::lorenz(&customers)?;
@@ -141,6 +151,7 @@ fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Output
         tiers: tier_table,
         lorenz,
         gini,
+        segment_cuts: cuts,
         curves: curve_tables.curves,
         zones: curve_tables.zones,
         gaps: curve_tables.gaps,

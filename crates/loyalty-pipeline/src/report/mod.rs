@@ -32,11 +32,15 @@ pub(super) fn strings(df: &DataFrame, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn fmt_value(v: AnyValue) -> String {
+/// A cell for people; `percent` columns (shares and rates) as percentages.
+fn fmt_value(v: AnyValue, percent: bool) -> String {
+    let number = |x: f64| if percent && x.is_finite() { fmt_percent(x) } else { fmt_f(x) };
     match v {
         AnyValue::Null => String::new(),
-        AnyValue::Float64(x) => fmt_f(x),
-        AnyValue::Float32(x) => fmt_f(f64::from(x)),
+        AnyValue::Float64(x) => number(x),
+        AnyValue::Float32(x) => number(f64::from(x)),
+        AnyValue::Int64(x) if x.unsigned_abs() >= 10_000 => grouped(x as f64),
+        AnyValue::UInt32(x) if x >= 10_000 => grouped(f64::from(x)),
         AnyValue::Boolean(b) => if b { "yes" } else { "" }.to_string(),
         AnyValue::String(s) => s.to_string(),
         AnyValue::StringOwned(s) => s.to_string(),
@@ -44,16 +48,51 @@ fn fmt_value(v: AnyValue) -> String {
     }
 }
 
+/// A number for people: thousands separators from 10,000, no exponents, two
+/// significant digits below 0.001.
 pub(super) fn fmt_f(x: f64) -> String {
+    let a = x.abs();
     if !x.is_finite() {
         String::new()
-    } else if x != 0.0 && (x.abs() >= 1e6 || x.abs() < 1e-3) {
-        format!("{x:.3e}")
-    } else if x.abs() >= 100.0 {
+    } else if a >= 10_000.0 {
+        grouped(x)
+    } else if a >= 100.0 {
         format!("{x:.0}")
-    } else {
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else if a >= 1e-3 || x == 0.0 {
         format!("{x:.3}")
+    } else {
+        let decimals = (1.0 - a.log10().floor()) as usize;
+        format!("{x:.decimals$}")
     }
+}
+
+/// A share as a percentage: 0.1234 is "12.3%".
+pub(super) fn fmt_percent(x: f64) -> String {
+    let p = 100.0 * x;
+    if p != 0.0 && p.abs() < 0.1 { format!("{}%", fmt_f(p)) } else { format!("{p:.1}%") }
+}
+
+/// Rounded to a whole number with commas between thousands: 4011000.4 is "4,011,000".
+fn grouped(x: f64) -> String {
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if x < 0.0 && digits != "0" {
+        out.push('-');
+    }
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Whether a column holds shares or rates (shown as percentages).
+fn is_percent(name: &str) -> bool {
+    name.ends_with("share") || name.ends_with("_rate") || name == "share"
 }
 
 /// A table of the chosen columns (all when empty), at most `max_rows` rows.
@@ -63,9 +102,10 @@ pub(super) fn table(df: &DataFrame, caption: &str, columns: &[&str], max_rows: u
     } else {
         columns.iter().filter(|c| df.column(c).is_ok()).map(|c| c.to_string()).collect()
     };
-    let cols: Vec<&Column> = names.iter().filter_map(|n| df.column(n).ok()).collect();
+    let cols: Vec<(&Column, bool)> =
+        names.iter().filter_map(|n| df.column(n).ok().map(|c| (c, is_percent(n)))).collect();
     let rows = (0..df.height().min(max_rows))
-        .map(|i| cols.iter().map(|c| c.get(i).map(fmt_value).unwrap_or_default()).collect())
+        .map(|i| cols.iter().map(|(c, pct)| c.get(i).map(|v| fmt_value(v, *pct)).unwrap_or_default()).collect())
         .collect();
     Table { caption: caption.to_string(), header: names, rows }
 }
@@ -130,5 +170,28 @@ fn data_section(out: &Outputs, summary: &DatasetSummary) -> Section {
             header: ["table", "files", "rows read", "rows rejected"].map(String::from).to_vec(),
             rows,
         }],
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(fmt_f(4_011_000.4), "4,011,000");
+        assert_eq!(fmt_f(-12_345.6), "-12,346");
+        assert_eq!(fmt_f(1_234.5), "1234");
+        assert_eq!(fmt_f(42.126), "42.13");
+        assert_eq!(fmt_f(0.5), "0.500");
+        assert_eq!(fmt_f(-1.504e-4), "-0.00015");
+        assert_eq!(fmt_f(0.0), "0.000");
+        assert_eq!(fmt_f(f64::NAN), "");
+        assert_eq!(fmt_percent(0.1234), "12.3%");
+        assert_eq!(fmt_percent(0.0002), "0.020%");
+        assert_eq!(fmt_percent(0.0), "0.0%");
+        assert_eq!(fmt_value(AnyValue::Int64(1_500_000), false), "1,500,000");
+        assert_eq!(fmt_value(AnyValue::Float64(0.25), true), "25.0%");
+        assert!(is_percent("margin_share") && is_percent("churn_rate") && !is_percent("customers"));
     }
 }

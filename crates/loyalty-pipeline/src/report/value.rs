@@ -3,9 +3,10 @@
 use loyalty_report::Section;
 use loyalty_report::charts::{Bubble, LineChart, Series, bubble_chart, grouped_bars, range};
 
-use super::{figure, floats, strings, table};
+use super::{figure, floats, fmt_f, strings, table};
 use crate::outputs::Outputs;
 use crate::settings::RunConfig;
+use loyalty_features::segments::Cut;
 
 /// Segments: mean CCV against mean loyalty.
 pub(super) fn segments(out: &Outputs, cfg: &RunConfig) -> Section {
@@ -18,10 +19,7 @@ pub(super) fn segments(out: &Outputs, cfg: &RunConfig) -> Section {
     Section {
         id: "segments".into(),
         title: "Value segments".into(),
-        paragraphs: vec![format!(
-            "Eight segments by high/low current value (CCV), potential value (CPV) and loyalty (P(still a customer {h} months after T)), split at the {} of the active base.",
-            cfg.segments.split
-        )],
+        paragraphs: segment_paragraphs(out, cfg, h),
         figures: vec![figure(
             "fig-segments",
             "Each bubble is a segment: mean CCV against mean loyalty; the area is the number of customers.",
@@ -46,6 +44,26 @@ pub(super) fn segments(out: &Outputs, cfg: &RunConfig) -> Section {
             20,
         )],
     }
+}
+
+/// What the segments are, where each axis turns high, and a warning when CPV is unknown.
+fn segment_paragraphs(out: &Outputs, cfg: &RunConfig, h: u32) -> Vec<String> {
+    let cut = |name: &str, c: Cut| format!("{name} {} {}", if c.ties_high { "≥" } else { ">" }, fmt_f(c.at));
+    let cuts = &out.segment_cuts;
+    let mut axes = vec![cut("CCV", cuts.ccv)];
+    axes.extend(cuts.cpv.map(|c| cut("CPV", c)));
+    axes.push(cut("loyalty", cuts.loyalty));
+    let mut p = vec![format!(
+        "Eight segments by high/low current value (CCV), potential value (CPV) and loyalty (P(still a customer {h} months after T)), split at the {} of the active base. High means {}.",
+        cfg.segments.split,
+        axes.join(", ")
+    )];
+    if cuts.cpv.is_none() {
+        p.push(
+            "CPV cannot be estimated: the data has no services or no service catalog. Every customer counts as low CPV, so only the four low-CPV segments (gold, loyal, short_term, least_valuable) hold customers.".into(),
+        );
+    }
+    p
 }
 
 /// The pyramid of tiers and the Lorenz curve of margin.
