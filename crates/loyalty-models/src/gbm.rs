@@ -242,7 +242,6 @@ const PARALLEL_WORK: usize = 1 << 20;
 /// Fewest features per task: each task sums, subtracts and searches its block of
 /// features, reading each of the leaf's rows once.
 const MIN_BLOCK: usize = 8;
-/// How far ahead [`Grower::fill`] reads rows.
 
 /// Buffers reused from tree to tree: histograms (one per open leaf) and the
 /// partition scratch.
@@ -417,8 +416,7 @@ impl<'a> Grower<'a> {
         parent: &mut [Sums],
         sums: (Sums, Sums),
     ) -> (Option<Split>, Option<Split>) {
-        let tasks: Vec<(usize, (&mut [Sums], &mut [Sums]))> =
-            self.blocks(small).into_iter().zip(self.blocks(parent)).enumerate().collect();
+        let tasks: Vec<_> = self.blocks(small).into_iter().zip(self.blocks(parent)).enumerate().collect();
         self.per_block(small_rows.len(), tasks, |k, (s, p)| {
             self.fill(k, small_rows, gh, s);
             p.iter_mut().zip(s.iter()).for_each(|(p, s)| *p = p.minus(*s));

@@ -104,7 +104,7 @@ fn read_input(data: &DataOptions) -> Result<Input> {
 /// CPV needs the services customers hold and the catalog of what they could add.
 fn cpv_estimated(v: &Validated) -> bool {
     use loyalty_contract::Table;
-    v.tables.get(&Table::Services).is_some() && v.tables.get(&Table::ServiceCatalog).is_some()
+    v.tables.contains_key(&Table::Services) && v.tables.contains_key(&Table::ServiceCatalog)
 }
 
 /// Every table of the run, from the validated data and the resolved settings.

@@ -92,7 +92,7 @@ fn grouped(x: f64) -> String {
 
 /// Whether a column holds shares or rates (shown as percentages).
 fn is_percent(name: &str) -> bool {
-    name.ends_with("share") || name.ends_with("_rate") || name == "share"
+    name.ends_with("share") || name.ends_with("_rate")
 }
 
 /// A table of the chosen columns (all when empty), at most `max_rows` rows.
