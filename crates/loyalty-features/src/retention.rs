@@ -136,7 +136,8 @@ fn winback_rows(tables: &Tables, params: &FeatureParams, months_back: u32) -> Po
     let bills = their_bills.lazy().group_by([col(c::CUSTOMER_ID)]).agg([
         last3(col("__margin")).alias("margin_monthly_before_churn"),
         last3(col(c::TOTAL_CHARGE)).alias("arpu_before_churn"),
-        col("__margin").sum().alias("lifetime_margin"),
+        // In fixed point: the streaming scan hands a customer's bills over in any order.
+        crate::per_customer::exact_sum(col("__margin")).alias("lifetime_margin"),
         len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
     ]);
     let annuity = annuity_factor(monthly_discount_rate(params.annual_discount_rate), params.valuation_months);
