@@ -55,8 +55,8 @@ $(CHROMIUM):
 test: build $(CHROMIUM) ## Run every test (unit, known-answer, end-to-end, the report in headless Chromium)
 	CHROMIUM=$(CHROMIUM) LOYALTY_BIN=$(BIN) $(CARGO) test --release --workspace $(CARGO_FEATURES)
 
-pipeline: build ## The scheduled job: DATA=dir OUT=dir [AS_OF=date] [CONFIG=file]; exit 0 ok, 1 bad input, 2 usage/internal
-	$(BIN) run --data $(DATA) --out $(OUT) $(if $(AS_OF),--as-of $(AS_OF)) $(if $(CONFIG),--config $(CONFIG))
+pipeline: build ## The scheduled job: DATA=dir OUT=dir [AS_OF=date] [CONFIG=file] [PREVIOUS=dir]; exit 0 ok, 1 bad input, 2 usage/internal
+	$(BIN) run --data $(DATA) --out $(OUT) $(if $(AS_OF),--as-of $(AS_OF)) $(if $(CONFIG),--config $(CONFIG)) $(if $(PREVIOUS),--previous $(PREVIOUS))
 
 report: $(CHROMIUM) ## Render the last run's report (OUT=dir) to report.pdf beside report.html, for mail or archive
 	@test -f $(OUT)/report.html || { echo "no $(OUT)/report.html: run 'make run' or 'make pipeline' first" >&2; exit 1; }

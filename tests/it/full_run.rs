@@ -187,7 +187,12 @@ fn the_report_renders_in_a_real_browser() {
         assert!(!html.contains(fetch), "the report would fetch something: {fetch}");
     }
     let expected = html.matches("<figure class=\"chart\"").count();
-    assert!(expected >= 10, "only {expected} figures");
+    assert!(expected >= 12, "only {expected} figures");
+    for part in
+        ["id=\"fig-base-movement\"", "id=\"fig-churn-reasons\"", "Base movement per month", "Churn reason classes"]
+    {
+        assert!(html.contains(part), "the report has no {part}");
+    }
     let profile = tempfile::tempdir().unwrap();
     let url = format!("file://{}", report.display());
     let user_data = format!("--user-data-dir={}", profile.path().display());

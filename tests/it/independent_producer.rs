@@ -98,12 +98,46 @@ fn pyarrow_dataset_runs_and_writes_summary() {
         "drivers.csv",
         "winback.csv",
         "retention_economics.csv",
+        "base_movement.csv",
+        "churn_reasons.csv",
         "report.html",
     ] {
         assert!(out.join(file).exists(), "{file} missing");
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("No churn classifier"), "the report says why there is no model");
+    assert!(html.contains("fig-base-movement") && html.contains("Joiners and leavers"), "no base movement section");
+    leavers_by_hand(&out);
+}
+
+/// The leaky bucket, churn reasons and win-back list of the fixture, counted by hand:
+/// before January customers 1, 2, 3, 4 and 6; 5 signs up on 10 January (bills 51, 52,
+/// 53 at a cost of 30); 4 leaves on 20 February (ported_out: controllable) after bills
+/// of 41 and 42 at a cost of 24.
+fn leavers_by_hand(out: &std::path::Path) {
+    let movement = std::fs::read_to_string(out.join("base_movement.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = movement.lines().map(|l| l.split(',').collect()).collect();
+    let column = |name: &str| {
+        let i = rows[0].iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name}: {movement}"));
+        rows[1..].iter().map(|r| r[i]).collect::<Vec<_>>()
+    };
+    assert_eq!(column("month"), ["2024-01-01", "2024-02-01", "2024-03-01"]);
+    assert_eq!(column("opening_base"), ["5", "6", "5"]);
+    assert_eq!(column("gross_adds"), ["1", "0", "0"]);
+    assert_eq!(column("churners"), ["0", "1", "0"]);
+    assert_eq!(column("churners_controllable"), ["0", "1", "0"]);
+    assert_eq!(column("closing_base"), ["6", "5", "5"]);
+    let num = |name: &str, row: usize| column(name)[row].parse::<f64>().unwrap();
+    assert!((num("churn_rate", 1) - 1.0 / 6.0).abs() < 1e-12);
+    assert!((num("revenue_lost", 1) - 41.5).abs() < 1e-9 && (num("margin_lost", 1) - 17.5).abs() < 1e-9);
+    assert!((num("revenue_gained", 0) - 52.0).abs() < 1e-9 && (num("margin_gained", 0) - 22.0).abs() < 1e-9);
+    let reasons = std::fs::read_to_string(out.join("churn_reasons.csv")).unwrap();
+    assert!(reasons.contains("all,all,controllable,1,1.0"), "{reasons}");
+    assert!(reasons.contains("competition_level,medium,controllable,1,1.0"), "{reasons}");
+    let winback = std::fs::read_to_string(out.join("winback.csv")).unwrap();
+    assert_eq!(winback.lines().count(), 2, "{winback}");
+    assert!(winback.lines().nth(1).unwrap().starts_with("1,4,postpaid,south,"), "{winback}");
+    assert!(winback.contains(",ported_out,controllable,"), "{winback}");
 }
 
 #[test]
@@ -119,4 +153,48 @@ fn features_command_writes_one_row_per_active_customer() {
     let ids: Vec<i64> = df.column("customer_id").unwrap().i64().unwrap().into_no_null_iter().collect();
     assert_eq!(ids, [1, 2, 3, 5, 6]);
     assert!(df.column("churn_date").is_err(), "no future information in the output");
+}
+
+/// `--previous`: the run at the end of January against the run at the end of March.
+/// Active at 31 January: 1-6 (4 leaves on 20 February); at 31 March: 1, 2, 3, 5, 6.
+#[test]
+fn movement_since_a_previous_run_counts_who_stayed_left_and_joined() {
+    let data = repo_root().join("tests/fixtures/pyarrow_dataset");
+    let tmp = tempfile::tempdir().unwrap();
+    let (january, march) = (tmp.path().join("january"), tmp.path().join("march"));
+    let o = loyalty(&["run", "--data", p(&data), "--out", p(&january), "--as-of", "2024-01-31"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = loyalty(&["run", "--data", p(&data), "--out", p(&march), "--previous", p(&january)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let m = std::fs::read_to_string(march.join("migration.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = m.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    for kind in ["value_segment", "tier"] {
+        let of_kind: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == kind).collect();
+        let total: i64 = of_kind.iter().map(|r| r[3].parse::<i64>().unwrap()).sum();
+        assert_eq!(total, 6, "{kind}: {m}");
+        let gone: Vec<&&Vec<&str>> = of_kind.iter().filter(|r| r[2] == "gone").collect();
+        assert_eq!(gone.len(), 1, "{kind}: {m}");
+        assert_eq!(gone[0][3], "1");
+        assert!(!of_kind.iter().any(|r| r[1] == "new"), "nobody joined: {m}");
+    }
+    let html = std::fs::read_to_string(march.join("report.html")).unwrap();
+    assert!(html.contains("5 of its 6 active customers are still active; gone since: 1; new since: 0"), "report");
+    assert!(html.contains("id=\"fig-migration-value-segment\""));
+    // A folder without a customers table: exit 1 naming the file and the rule, and the
+    // output folder as it was.
+    let before = std::fs::read(march.join("migration.csv")).unwrap();
+    let o = loyalty(&["run", "--data", p(&data), "--out", p(&march), "--previous", p(tmp.path())]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("customers.parquet") && err.contains("missing_file"), "{err}");
+    assert_eq!(std::fs::read(march.join("migration.csv")).unwrap(), before);
+    // Plain ids then, pseudonymised now: they would never match, so the run refuses.
+    let o = std::process::Command::new(crate::bin())
+        .args(["run", "--data", p(&data), "--out", p(&march), "--previous", p(&january), "--pseudonymize-ids"])
+        .env("LOYALTY_PSEUDONYM_KEY", "correct horse battery staple 42")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("previous_ids"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(march.join("migration.csv")).unwrap(), before);
 }

@@ -119,6 +119,7 @@ pub fn billing(branches: &[Branch], lkbm: NaiveDate, window_start: NaiveDate, ma
         "MAX(dl) AS \"__max_late\"".to_string(),
         "CAST(COUNT(dl) AS DOUBLE) AS \"__late_known12\"".to_string(),
         sum("unpaid", n::UNPAID_AMOUNT_12M),
+        sum("unpaid * w3", "__unpaid3"),
     ];
     for (prefix, y, ok) in
         [("charge", "y", "w6"), ("voice", "voice", "ok_voice"), ("data", "data", "ok_data"), ("late", "dl", "ok_late")]

@@ -388,6 +388,15 @@ pub struct SettingsArgs {
     /// Billing aggregation: `kernel` (fast) or `polars` (the reference group-by plan; same numbers).
     #[arg(long, value_enum, env = "LOYALTY_BILLING_ENGINE")]
     pub billing_engine: Option<BillingEngineArg>,
+    /// What margin counts: `billed` (total_charge - cost) or `collected` (amount_paid - cost).
+    #[arg(long, value_enum, env = "LOYALTY_MARGIN_BASIS")]
+    pub margin_basis: Option<MarginBasisArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MarginBasisArg {
+    Billed,
+    Collected,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -445,6 +454,10 @@ pub struct RunArgs {
     /// environment variable LOYALTY_PSEUDONYM_KEY and is never written anywhere.
     #[arg(long, env = "LOYALTY_PSEUDONYMIZE_IDS")]
     pub pseudonymize_ids: bool,
+    /// The output folder of an earlier run: migration.csv counts how customers moved
+    /// between segments and tiers since then (ids plain or pseudonymised with the same key).
+    #[arg(long, env = "LOYALTY_PREVIOUS")]
+    pub previous: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }

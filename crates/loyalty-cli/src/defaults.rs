@@ -19,6 +19,7 @@ fn defaults() -> Vec<(&'static str, &'static str, String)> {
         ("*", "valuation-months", m.valuation_months.to_string()),
         ("*", "horizon-months", m.churn_horizon_months.to_string()),
         ("*", "billing-engine", billing),
+        ("*", "margin-basis", format!("{:?}", m.margin_basis).to_lowercase()),
         ("*", "engine", "local".into()),
         ("*", "target-partitions", engine.target_partitions.to_string()),
         ("*", "job-timeout", engine.job_timeout_secs.to_string()),

@@ -1,10 +1,10 @@
 //! From parsed arguments to the library's settings: the one resolution
 //! (`loyalty_pipeline::resolve`: defaults < `--config` < environment and flags).
 
-use loyalty_features::BillingEngine;
+use loyalty_features::{BillingEngine, MarginBasis};
 use loyalty_pipeline::{BallistaSettings, DataOptions, EngineChoice, Overrides, RunConfig};
 
-use crate::cli::{BillingEngineArg, DataArgs, EngineArg, EngineArgs, SettingsArgs};
+use crate::cli::{BillingEngineArg, DataArgs, EngineArg, EngineArgs, MarginBasisArg, SettingsArgs};
 
 pub fn data_options(d: &DataArgs) -> DataOptions {
     DataOptions { data: d.data.clone(), lenient: d.lenient, skip_validation: d.skip_validation }
@@ -22,6 +22,10 @@ pub fn overrides(s: &SettingsArgs) -> Overrides {
             BillingEngineArg::Kernel => BillingEngine::Kernel,
             BillingEngineArg::Polars => BillingEngine::Polars,
         }),
+        margin_basis: s.margin_basis.map(|b| match b {
+            MarginBasisArg::Billed => MarginBasis::Billed,
+            MarginBasisArg::Collected => MarginBasis::Collected,
+        }),
         ..Overrides::default()
     }
 }
@@ -31,6 +35,7 @@ pub fn resolve(s: &SettingsArgs, extra: Overrides) -> loyalty_pipeline::Result<R
     let base = overrides(s);
     let merged = Overrides {
         pseudonymize_ids: extra.pseudonymize_ids,
+        previous: extra.previous,
         trees: extra.trees,
         train_snapshots: extra.train_snapshots,
         max_train_rows: extra.max_train_rows,

@@ -111,6 +111,7 @@ struct Acc {
     discount12: Exact,
     late12: Exact,
     unpaid12: Exact,
+    unpaid3: Exact,
     max_late: f64,
     // sum y and sum x*y over the last 6 months, x = -k
     charge_sy: Exact,
@@ -141,6 +142,7 @@ impl Default for Acc {
             discount12: Exact::default(),
             late12: Exact::default(),
             unpaid12: Exact::default(),
+            unpaid3: Exact::default(),
             max_late: f64::NEG_INFINITY,
             charge_sy: Exact::default(),
             charge_sxy: Exact::default(),
@@ -381,6 +383,9 @@ impl BillingKernel {
             }
             if !paid.is_nan() {
                 a.unpaid12 += (y - paid).max(0.0);
+                if k <= 2 {
+                    a.unpaid3 += (y - paid).max(0.0);
+                }
             }
             if k <= 5 {
                 let x = -(k as f64);
@@ -426,6 +431,7 @@ impl BillingKernel {
             "__max_late",
             "__late_known12",
             n::UNPAID_AMOUNT_12M,
+            "__unpaid3",
         ]
         .map(String::from)
         .to_vec();
@@ -509,6 +515,7 @@ fn part(block: &[Acc], table: &[(f64, f64, f64)], width: usize) -> Part {
             if a.late_known != 0 { a.max_late } else { 0.0 },
             pop(a.late_known),
             a.unpaid12.get(),
+            a.unpaid3.get(),
             c0,
             c1,
             c2,

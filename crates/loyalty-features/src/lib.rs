@@ -10,9 +10,12 @@
 
 mod billing_kernel;
 pub mod curves;
+pub mod leavers;
+pub mod migration;
 pub mod names;
 mod params;
 mod per_customer;
+pub mod profiles;
 pub mod remote;
 pub mod retention;
 pub mod segments;
@@ -25,7 +28,9 @@ use std::collections::BTreeMap;
 use loyalty_contract::Table;
 use polars::prelude::*;
 
-pub use params::{BillingEngine, FeatureParams, annuity_factor, last_known_bill_month, monthly_discount_rate};
+pub use params::{
+    BillingEngine, FeatureParams, MarginBasis, annuity_factor, last_known_bill_month, monthly_discount_rate,
+};
 pub use remote::{AggregateFrames, AggregateRequest, Aggregator, Engine};
 pub use survival::{ChurnScores, SurvivalCurves, SurvivalModel};
 pub use value::{adoption_rates, with_survival};

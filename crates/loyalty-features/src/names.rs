@@ -13,7 +13,13 @@ pub const TOPUPS_PER_MONTH: &str = "topups_per_month";
 pub const TOPUP_AMOUNT_12M: &str = "topup_amount_12m";
 pub const ARPU_3M: &str = "arpu_3m";
 pub const ARPU_12M: &str = "arpu_12m";
+/// Mean monthly margin of the last 3 bills, on the configured margin basis.
 pub const MARGIN_MONTHLY: &str = "margin_monthly";
+/// Mean monthly collected margin (amount_paid - cost) of the last 3 bills.
+pub const MARGIN_COLLECTED_MONTHLY: &str = "margin_collected_monthly";
+/// Billed and unpaid amounts of the last 3 bills (bad debt = unpaid / billed).
+pub const CHARGE_3M: &str = "charge_3m";
+pub const UNPAID_AMOUNT_3M: &str = "unpaid_amount_3m";
 pub const CHARGE_TREND: &str = "charge_trend_per_month";
 pub const CHARGE_VOLATILITY: &str = "charge_volatility_cv";
 pub const DISCOUNT_SHARE_12M: &str = "discount_share_12m";

@@ -12,6 +12,9 @@ pub struct FeatureParams {
     pub as_of: NaiveDate,
     /// Margin as a share of total_charge when a bill has no cost.
     pub margin_rate: f64,
+    /// What `margin_monthly` (and so CCV, CLV and the pyramid) counts: the margin
+    /// billed, or the margin collected (amount_paid minus cost).
+    pub margin_basis: MarginBasis,
     /// Yearly discount rate; monthly d = (1 + rate)^(1/12) - 1.
     pub annual_discount_rate: f64,
     /// n: valuation horizon in months for CCV, CPV and CLV.
@@ -39,6 +42,16 @@ pub struct FeatureParams {
     pub engine: crate::remote::Engine,
 }
 
+/// Billed margin is total_charge minus cost; collected margin counts only what was
+/// paid: amount_paid minus cost (a bill without amount_paid counts as paid in full).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MarginBasis {
+    #[default]
+    Billed,
+    Collected,
+}
+
 /// The billing aggregation: a columnar kernel fed by the streaming engine (fast, one
 /// record per customer), or the reference Polars group-by plan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +67,7 @@ impl Default for FeatureParams {
         Self {
             as_of: NaiveDate::from_ymd_opt(2024, 12, 31).expect("valid date"),
             margin_rate: 0.35,
+            margin_basis: MarginBasis::Billed,
             annual_discount_rate: 0.10,
             valuation_months: 24,
             churn_horizon_months: 6,

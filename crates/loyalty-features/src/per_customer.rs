@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::billing_kernel::{self, BillingKernel, Slots};
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
-use crate::{BillingEngine, FeatureError, FeatureParams, Tables, epoch_days};
+use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epoch_days};
 use loyalty_contract::partition::{Slice, partition_count};
 
 /// year * 12 + month of a date expression.
@@ -125,6 +125,7 @@ fn billing_sums_polars(known: LazyFrame, last_known: NaiveDate, params: &Feature
         col("__dl").max().alias("__max_late"),
         col("__dl").count().cast(DataType::Float64).alias("__late_known12"),
         s(col("__unpaid"), n::UNPAID_AMOUNT_12M),
+        s(col("__unpaid") * col("__w3"), "__unpaid3"),
     ];
     // OLS slope sums over the last 6 months; x = -k (0 for the last month).
     for (prefix, y, ok) in [
@@ -146,7 +147,12 @@ fn billing_sums_polars(known: LazyFrame, last_known: NaiveDate, params: &Feature
 /// The billing features from the per-customer sums (of either engine). A month
 /// without a bill simply has no row, so "arpu_3m" is the mean over the customer's
 /// bills in those three months.
-fn billing_features(sums: LazyFrame) -> LazyFrame {
+fn billing_features(sums: LazyFrame, basis: MarginBasis) -> LazyFrame {
+    let collected = ratio(col("__margin3") - col("__unpaid3").fill_null(lit(0.0)), col("__n3"));
+    let margin = match basis {
+        MarginBasis::Billed => ratio(col("__margin3"), col("__n3")),
+        MarginBasis::Collected => collected.clone(),
+    };
     sums.select([
         col(c::CUSTOMER_ID),
         col(n::LAST_BILL_MONTH),
@@ -154,7 +160,10 @@ fn billing_features(sums: LazyFrame) -> LazyFrame {
         col("__last_active_bill"),
         ratio(col("__charge3"), col("__n3")).alias(n::ARPU_3M),
         ratio(col("__charge12"), col("__n12")).alias(n::ARPU_12M),
-        ratio(col("__margin3"), col("__n3")).alias(n::MARGIN_MONTHLY),
+        margin.alias(n::MARGIN_MONTHLY),
+        collected.alias(n::MARGIN_COLLECTED_MONTHLY),
+        col("__charge3").fill_null(lit(0.0)).alias(n::CHARGE_3M),
+        col("__unpaid3").fill_null(lit(0.0)).alias(n::UNPAID_AMOUNT_3M),
         ratio(col("__data3"), col("__data_n3")).alias(n::DATA_MB_3M),
         slope("charge").alias(n::CHARGE_TREND),
         {
@@ -179,7 +188,7 @@ fn billing_features(sums: LazyFrame) -> LazyFrame {
 
 /// `lf` (with market_id) plus its market's competition_index and competition_level
 /// (`unknown` without a markets table); row order kept.
-pub(crate) fn with_competition(lf: LazyFrame, tables: &Tables, params: &FeatureParams) -> LazyFrame {
+pub fn with_competition(lf: LazyFrame, tables: &Tables, params: &FeatureParams) -> LazyFrame {
     match tables.get(&Table::Markets) {
         Some(m) => lf
             .join(
@@ -280,7 +289,7 @@ fn remote_aggregates(
             .ok_or_else(|| FeatureError::Remote(format!("{} returned no {table} aggregate", remote.describe())))?;
         let df = conform(df, &schema, table.name())?;
         out.push(match table {
-            Table::Billing => billing_features(df.lazy()).collect()?,
+            Table::Billing => billing_features(df.lazy(), params.margin_basis).collect()?,
             _ => df,
         });
     }
@@ -323,7 +332,9 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
     let known = tables[&Table::Billing].clone().filter(col(c::BILL_MONTH).lt_eq(lit(lkbm)));
     match (params.billing_engine, remote) {
         (_, true) => push(&mut plans, Table::Billing, billing_sums_polars(known, lkbm, params)),
-        (BillingEngine::Polars, false) => plans.local.push(billing_features(billing_sums_polars(known, lkbm, params))),
+        (BillingEngine::Polars, false) => {
+            plans.local.push(billing_features(billing_sums_polars(known, lkbm, params), params.margin_basis))
+        }
         (BillingEngine::Kernel, false) => plans.billing_kernel = Some(known),
     }
 
@@ -508,7 +519,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         if let Some(kernel) = kernel {
             let kernel = kernel.lock().ok().and_then(|mut k| k.take());
             let sums = kernel.ok_or_else(|| polars_err!(ComputeError: "billing kernel lost"))?.finish()?;
-            got.insert(0, billing_features(sums.lazy()).collect()?);
+            got.insert(0, billing_features(sums.lazy(), params.margin_basis).collect()?);
         }
         if local.is_empty() {
             local = got;
@@ -547,6 +558,8 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         n::SERVICES_HELD,
         n::SERVICES_MARGIN_MONTHLY,
         n::UNPAID_AMOUNT_12M,
+        n::UNPAID_AMOUNT_3M,
+        n::CHARGE_3M,
     ];
     // The table is the size of the whole output here (gigabytes at 10M customers):
     // the new columns are computed on their own and put in place, and the filter runs

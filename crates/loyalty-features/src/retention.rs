@@ -2,11 +2,12 @@
 //! list and the economics of lower churn.
 
 use chrono::Months;
-use loyalty_contract::{Table, col as c, collect_streaming};
+use loyalty_contract::col as c;
 use polars::prelude::*;
 
 use crate::curves::{Z95, wilson};
-use crate::{FeatureParams, Tables, annuity_factor, monthly_discount_rate, names as n, segments};
+use crate::leavers::{CHURN_INFERRED, REASON_CLASS, ReasonMap};
+use crate::{FeatureParams, annuity_factor, monthly_discount_rate, names as n, segments};
 
 /// One signal: its name, the feature it reads and the bucket of a value (None: unknown).
 type Bucketer = (&'static str, &'static str, fn(f64) -> &'static str);
@@ -88,70 +89,54 @@ pub fn signal_table(frame: &DataFrame, churned_col: &str) -> PolarsResult<DataFr
     ])
 }
 
-/// Customers who left in the `months_back` months up to T, ranked by the value they had:
-/// their mean monthly margin over their last three known bills, valued over the
-/// valuation horizon (`value_lost`, the CCV they had), with tenure, lifetime margin,
-/// plan and reason. Rank 1 is the most valuable to win back.
-pub fn winback(tables: &Tables, params: &FeatureParams, months_back: u32) -> PolarsResult<DataFrame> {
-    // One customer partition at a time: each holds the bills of its churned customers.
-    let mut parts: Vec<LazyFrame> = Vec::new();
-    for slice in crate::customer_slices(tables, params)? {
-        loyalty_contract::cancel::check()?;
-        parts.push(winback_rows(&crate::restricted(tables, slice), params, months_back)?.lazy());
-    }
-    concat(parts, UnionArgs::default())?
-        .sort(["value_lost", c::CUSTOMER_ID], SortMultipleOptions::default().with_order_descending_multi([true, false]))
-        .with_row_index("rank", Some(1))
-        .collect()
-}
-
-/// The win-back rows of `tables`' customers, unranked.
-fn winback_rows(tables: &Tables, params: &FeatureParams, months_back: u32) -> PolarsResult<DataFrame> {
+/// Customers who left in the `months_back` months up to T (`leavers`, from
+/// [`crate::leavers::leavers`]: recorded churn and prepaid customers who fell silent),
+/// ranked by the value they took: the mean monthly margin they paid over their bills
+/// of the 3 months up to their last active month, valued over the valuation horizon
+/// (`value_lost`, the CCV they had on collected margin: a customer who did not pay is
+/// not worth winning back). Leavers whose reason class `reasons` excludes are left out.
+/// Rank 1 is the most valuable to win back.
+/// `values` holds the leavers' [`crate::leavers::bill_values`].
+pub fn winback(
+    leavers: &DataFrame,
+    values: &DataFrame,
+    params: &FeatureParams,
+    months_back: u32,
+    reasons: &ReasonMap,
+) -> PolarsResult<DataFrame> {
     let t = params.as_of;
     let from = t.checked_sub_months(Months::new(months_back)).unwrap_or(t);
-    let churned = tables[&Table::Customers]
-        .clone()
-        .filter(col(c::CHURN_DATE).lt_eq(lit(t)).and(col(c::CHURN_DATE).gt(lit(from))))
-        .select([
-            col(c::CUSTOMER_ID),
-            col(c::PLAN_TYPE),
-            col(c::MARKET_ID),
-            col(c::SIGNUP_DATE),
-            col(c::CHURN_DATE),
-            col(c::CHURN_REASON),
-        ]);
-    let charge = col(c::TOTAL_CHARGE);
-    let margin = (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate));
-    let last3 = |e: Expr| e.sort_by([col(c::BILL_MONTH)], SortMultipleOptions::default()).tail(Some(3)).mean();
-    // The churned customers' bills on the streaming engine (a scan of billing that
-    // keeps only their rows), then their last three bills in memory.
-    let churned_ids = collect_streaming(churned.clone().select([col(c::CUSTOMER_ID)]))?;
-    let their_bills = collect_streaming(
-        tables[&Table::Billing]
-            .clone()
-            .filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())))
-            .join(churned_ids.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Semi))
-            .select([col(c::CUSTOMER_ID), col(c::BILL_MONTH), col(c::TOTAL_CHARGE), margin.alias("__margin")]),
-    )?;
-    let bills = their_bills.lazy().group_by([col(c::CUSTOMER_ID)]).agg([
-        last3(col("__margin")).alias("margin_monthly_before_churn"),
-        last3(col(c::TOTAL_CHARGE)).alias("arpu_before_churn"),
-        // In fixed point: the streaming scan hands a customer's bills over in any order.
-        crate::per_customer::exact_sum(col("__margin")).alias("lifetime_margin"),
-        len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
-    ]);
+    let excluded: Vec<&str> = reasons.winback_excludes.iter().map(String::as_str).collect();
+    let keep = excluded.iter().fold(col(c::CHURN_DATE).gt(lit(from)), |k, x| k.and(col(REASON_CLASS).neq(lit(*x))));
+    let recent = leavers.clone().lazy().filter(keep);
     let annuity = annuity_factor(monthly_discount_rate(params.annual_discount_rate), params.valuation_months);
     let tenure = ((col(c::CHURN_DATE).cast(DataType::Int32) - col(c::SIGNUP_DATE).cast(DataType::Int32))
         .cast(DataType::Float64)
         / lit(365.25 / 12.0))
     .floor()
     .cast(DataType::Int64);
-    churned
-        .join(bills, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
-        .with_columns([
+    recent
+        .join(values.clone().lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+        .select([
+            col(c::CUSTOMER_ID),
+            col(c::PLAN_TYPE),
+            col(c::MARKET_ID),
+            col(c::SIGNUP_DATE),
+            col(c::CHURN_DATE),
+            col(CHURN_INFERRED),
+            col(c::CHURN_REASON),
+            col(REASON_CLASS),
             tenure.alias("tenure_months_at_churn"),
-            (col("margin_monthly_before_churn").fill_null(lit(0.0)) * lit(annuity)).alias("value_lost"),
+            col(n::MONTHS_BILLED).fill_null(lit(0)),
+            col("charge_before_leaving").alias("arpu_before_churn"),
+            col("margin_before_leaving").alias("margin_monthly_before_churn"),
+            col("collected_margin_before_leaving").alias("collected_margin_monthly_before_churn"),
+            col("lifetime_margin").fill_null(lit(0.0)),
+            col("lifetime_collected_margin").fill_null(lit(0.0)),
+            (col("collected_margin_before_leaving").fill_null(lit(0.0)) * lit(annuity)).alias("value_lost"),
         ])
+        .sort(["value_lost", c::CUSTOMER_ID], SortMultipleOptions::default().with_order_descending_multi([true, false]))
+        .with_row_index("rank", Some(1))
         .collect()
 }
 

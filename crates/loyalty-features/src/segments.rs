@@ -104,7 +104,8 @@ pub fn cuts(df: &DataFrame, loyalty_col: &str, split: Split, cpv_estimated: bool
 /// survey_recommend). High means above the cut, or at it as [`Cut`] says; without a CPV
 /// cut everyone is low CPV (the four low-CPV segments). Tiers rank margin_monthly:
 /// the top `tier_shares[0]` are platinum, the next up to `tier_shares[1]` gold, the
-/// rest iron while their margin is positive, lead at or below zero.
+/// rest iron while their margin is positive, lead at or below zero (billed, or collected
+/// where `margin_collected_monthly` is there: a customer who does not pay is lead).
 /// `satisfaction_scale` is the lowest and highest `overall` score: satisfied means in the
 /// top quarter of the scale (4 or 5 of 1..5), the lowest score marks terrorists.
 pub fn assign(
@@ -133,8 +134,12 @@ pub fn assign(
         .rank(RankOptions { method: RankMethod::Ordinal, descending: true }, None)
         .cast(DataType::Float64)
         / lit(count);
-    let margin = col(n::MARGIN_MONTHLY).fill_null(lit(0.0));
-    let tier = when(margin.clone().lt_eq(lit(0.0)))
+    // Lead: costs more than it brings, billed or (where payments are known) collected.
+    let mut unprofitable = col(n::MARGIN_MONTHLY).fill_null(lit(0.0)).lt_eq(lit(0.0));
+    if df.column(n::MARGIN_COLLECTED_MONTHLY).is_ok() {
+        unprofitable = unprofitable.or(col(n::MARGIN_COLLECTED_MONTHLY).lt_eq(lit(0.0)).fill_null(lit(false)));
+    }
+    let tier = when(unprofitable)
         .then(lit("lead"))
         .when(rank.clone().lt_eq(lit(tier_shares[0])))
         .then(lit("platinum"))
@@ -199,6 +204,7 @@ pub fn segment_table(df: &DataFrame, loyalty_col: &str) -> PolarsResult<DataFram
         (col(n::ARPU_3M).sum() / lit(if revenue != 0.0 { revenue } else { 1.0 })).alias("revenue_share"),
         (col(n::MARGIN_MONTHLY).sum() / lit(if margin != 0.0 { margin } else { 1.0 })).alias("margin_share"),
     ];
+    aggs.extend(bad_debt_share(df));
     for v in [n::CCV, n::CPV, loyalty_col, n::CLV] {
         aggs.push(col(v).mean().alias(format!("mean_{v}")));
         aggs.push(col(v).median().alias(format!("median_{v}")));
@@ -226,6 +232,18 @@ pub fn segment_table(df: &DataFrame, loyalty_col: &str) -> PolarsResult<DataFram
         .collect()
 }
 
+/// The share of the last 3 months' billing a group left unpaid, when the table has the
+/// billed and unpaid amounts.
+fn bad_debt_share(df: &DataFrame) -> Option<Expr> {
+    (df.column(n::CHARGE_3M).is_ok() && df.column(n::UNPAID_AMOUNT_3M).is_ok()).then(|| {
+        let billed = col(n::CHARGE_3M).sum();
+        when(billed.clone().gt(lit(0.0)))
+            .then(col(n::UNPAID_AMOUNT_3M).sum() / billed)
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("bad_debt_share")
+    })
+}
+
 /// The pyramid: per tier, customers and shares of customers, revenue and margin.
 pub fn tier_table(df: &DataFrame) -> PolarsResult<DataFrame> {
     let sum = |name: &str| -> PolarsResult<f64> {
@@ -237,11 +255,16 @@ pub fn tier_table(df: &DataFrame) -> PolarsResult<DataFrame> {
         .clone()
         .lazy()
         .group_by([col(TIER)])
-        .agg([
-            len().cast(DataType::Float64).alias("customers"),
-            (col(n::ARPU_3M).sum() / lit(if revenue != 0.0 { revenue } else { 1.0 })).alias("revenue_share"),
-            (col(n::MARGIN_MONTHLY).sum() / lit(if margin != 0.0 { margin } else { 1.0 })).alias("margin_share"),
-        ])
+        .agg(
+            [
+                len().cast(DataType::Float64).alias("customers"),
+                (col(n::ARPU_3M).sum() / lit(if revenue != 0.0 { revenue } else { 1.0 })).alias("revenue_share"),
+                (col(n::MARGIN_MONTHLY).sum() / lit(if margin != 0.0 { margin } else { 1.0 })).alias("margin_share"),
+            ]
+            .into_iter()
+            .chain(bad_debt_share(df))
+            .collect::<Vec<_>>(),
+        )
         .collect()?;
     order
         .lazy()

@@ -73,6 +73,25 @@ pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), IoError> {
     Ok(())
 }
 
+/// The `columns` of a Parquet file, whole (a previous run's customers table): a missing
+/// file or column is an error naming it.
+pub fn read_parquet_columns(path: &Path, columns: &[&str]) -> Result<DataFrame, IoError> {
+    let unreadable =
+        |rule: &'static str, detail: String| IoError::Unreadable { path: path.to_path_buf(), rule, detail };
+    if !path.is_file() {
+        return Err(unreadable("missing_file", "no such file".into()));
+    }
+    let lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), ScanArgsParquet::default())
+        .map_err(|e| unreadable("not_parquet", e.to_string()))?;
+    let schema = lf.clone().collect_schema().map_err(|e| unreadable("not_parquet", e.to_string()))?;
+    if let Some(missing) = columns.iter().find(|c| schema.get(c).is_none()) {
+        return Err(unreadable("missing_column", format!("it has no column `{missing}`")));
+    }
+    lf.select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .collect()
+        .map_err(|e| unreadable("not_parquet", e.to_string()))
+}
+
 /// Read a small text file (a configuration).
 pub fn read_text(path: &Path) -> Result<String, IoError> {
     std::fs::read_to_string(path).map_err(io_err(path))

@@ -28,6 +28,20 @@ pub struct Outputs {
     pub drivers: DataFrame,
     pub signals: DataFrame,
     pub winback: DataFrame,
+    /// The leaky bucket: the base month by month, joiners and leavers.
+    pub movement: DataFrame,
+    /// Churn reason classes of the win-back window's leavers by plan, competition, tier.
+    pub reason_mix: DataFrame,
+    /// NPS per competition level and value segment.
+    pub nps: DataFrame,
+    /// Customers per loyalty-ladder stage and satisfaction quadrant.
+    pub ladder: DataFrame,
+    /// Transactional against emotional loyalty: the 2x2 with margin.
+    pub loyalty_kinds: DataFrame,
+    /// Movement since the previous run, when one was given.
+    pub migration: Option<MigrationTable>,
+    /// Customers who left in the win-back window, before reasons are excluded.
+    pub leavers_in_window: usize,
     pub economics: DataFrame,
     /// The Kaplan-Meier curves the customers without a churn score fall back on.
     pub survival: DataFrame,
@@ -35,6 +49,17 @@ pub struct Outputs {
     pub sbg: Option<SbgRetention>,
     /// The churn model, when the history was long enough to train one.
     pub churn: Option<ChurnFit>,
+}
+
+/// How customers moved between segments and tiers since an earlier run.
+pub struct MigrationTable {
+    /// Per kind, from and to state: customers and margin (migration.csv).
+    pub table: DataFrame,
+    /// Customers in both runs.
+    pub matched: usize,
+    pub previous_customers: usize,
+    /// The earlier run's output folder.
+    pub source: std::path::PathBuf,
 }
 
 /// `model_quality.json`: the churn model's report, or why there is none.
@@ -83,8 +108,16 @@ impl Outputs {
             ("drivers", &mut self.drivers),
             ("signals", &mut self.signals),
             ("retention_economics", &mut self.economics),
+            ("base_movement", &mut self.movement),
+            ("churn_reasons", &mut self.reason_mix),
+            ("nps", &mut self.nps),
+            ("loyalty_ladder", &mut self.ladder),
+            ("loyalty_kinds", &mut self.loyalty_kinds),
         ] {
             loyalty_io::write_csv(df, &dir.join(format!("{name}.csv")))?;
+        }
+        if let Some(m) = &mut self.migration {
+            loyalty_io::write_csv(&mut m.table, &dir.join("migration.csv"))?;
         }
         loyalty_io::write_json(&self.model_quality(), &dir.join("model_quality.json"))?;
         Ok(())

@@ -2,7 +2,8 @@
 //! swapped into the output folder only when everything succeeded.
 //!
 //! validate -> features at T -> churn model -> CLV from the churn scores -> segments
-//! -> satisfaction curves -> retention (win-back, economics, sBG) -> report -> write.
+//! -> satisfaction curves -> retention (leavers, win-back, base movement, economics,
+//! sBG) -> report -> write.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::time::Instant;
 use loyalty_contract::summary::DatasetSummary;
 use loyalty_contract::{Validated, col as c};
 use loyalty_features::curves::satisfaction_curves;
-use loyalty_features::{FeatureParams, SurvivalCurves, names as n, retention, segments};
+use loyalty_features::{FeatureParams, SurvivalCurves, leavers, migration, names as n, profiles, retention, segments};
 use polars::prelude::*;
 use tracing::{info, warn};
 
@@ -22,7 +23,7 @@ use crate::engine::EngineChoice;
 use crate::error::{Context, Result};
 use crate::manifest::RunManifest;
 use crate::observer::{Observer, Stages};
-use crate::outputs::{Outputs, write_run_rejects};
+use crate::outputs::{MigrationTable, Outputs, write_run_rejects};
 use crate::pseudonym::Pseudonymizer;
 use crate::settings::RunConfig;
 
@@ -67,6 +68,8 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     let inputs: Vec<&Path> = std::iter::once(req.data.data.as_path()).chain(req.config_file.as_deref()).collect();
     let staged = loyalty_io::OutputDir::begin(&req.out, loyalty_io::Holds::Outputs, &inputs)
         .during_with(|| format!("preparing {}", req.out.display()))?;
+    // An earlier run to compare with is read now: a wrong folder fails before any work.
+    let previous = read_previous(&cfg)?;
     let mut stages = Stages::new(observer, STAGES.len());
 
     stages.begin("validate")?;
@@ -76,6 +79,9 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     let mut out = compute(&input.validated, &cfg, &mut stages)?;
     if let Some(p) = &pseudonyms {
         out.pseudonymize(p)?;
+    }
+    if let Some(previous) = &previous {
+        out.migration = Some(migration_since(previous, &out.customers, &cfg)?);
     }
 
     stages.begin("report")?;
@@ -92,6 +98,33 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     let target = staged.commit().during_with(|| format!("moving outputs into {}", req.out.display()))?;
     info!("wrote {} in {:.2}s", target.display(), started.elapsed().as_secs_f64());
     Ok(RunOutcome { target, outputs: out, manifest })
+}
+
+/// The customers table of the run in `output.previous`, if set; its ids must be of
+/// the same kind as this run's (plain, or pseudonymised).
+fn read_previous(cfg: &RunConfig) -> Result<Option<DataFrame>> {
+    let Some(dir) = &cfg.output.previous else { return Ok(None) };
+    let path = dir.join("customers.parquet");
+    let df = loyalty_io::read_parquet_columns(&path, &migration::PREVIOUS_COLUMNS)?;
+    let hashed = df.column(c::CUSTOMER_ID)?.dtype() == &DataType::String;
+    if hashed != cfg.output.pseudonymize_ids {
+        let (then, now) = if hashed { ("pseudonymised", "plain") } else { ("plain", "pseudonymised") };
+        return Err(crate::PipelineError::Settings(format!(
+            "{}: customer_id is {then} there and {now} in this run (rule: previous_ids); compare runs with the same --pseudonymize-ids setting and key",
+            path.display()
+        )));
+    }
+    Ok(Some(df))
+}
+
+/// migration.csv: movement between the previous run's segments and tiers and this one's.
+fn migration_since(previous: &DataFrame, customers: &DataFrame, cfg: &RunConfig) -> Result<MigrationTable> {
+    let (table, matched) = migration::migration(previous, customers).during("movement since the previous run")?;
+    if matched == 0 && previous.height() > 0 && customers.height() > 0 {
+        warn!("no customer of the previous run is in this one: a different dataset, or another pseudonym key?");
+    }
+    let source = cfg.output.previous.clone().unwrap_or_default();
+    Ok(MigrationTable { table, matched, previous_customers: previous.height(), source })
 }
 
 fn read_input(data: &DataOptions) -> Result<Input> {
@@ -132,6 +165,9 @@ fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Output
     let segment_table = segments::segment_table(&customers, n::LOYALTY)?;
     let tier_table = segments::tier_table(&customers)?;
     let (lorenz, gini) = segments::lorenz(&customers)?;
+    let nps = profiles::nps_table(&customers)?;
+    let ladder = profiles::ladder_and_quadrants(&customers, n::LOYALTY)?;
+    let loyalty_kinds = profiles::loyalty_kinds(&customers, n::LOYALTY)?;
 
     stages.begin("curves")?;
     let curve_tables = satisfaction_curves(&v.tables, params, &cfg.curves, &customers, n::LOYALTY)
@@ -142,7 +178,10 @@ fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Output
     };
 
     stages.begin("retention")?;
-    let winback = retention::winback(&v.tables, params, cfg.output.winback_months).during("win-back list")?;
+    let first_month = crate::dataset::first_bill_month(v)?;
+    let gone =
+        leavers::analyse(&v.tables, params, &customers, &cfg.churn_reasons, cfg.output.winback_months, first_month)
+            .during("leavers, win-back list and base movement")?;
     let economics = retention::retention_economics(&customers, params, n::LOYALTY).during("retention economics")?;
     let sbg = sbg_retention(v, params.as_of).during("sBG retention curves")?;
     Ok(Outputs {
@@ -157,7 +196,14 @@ fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Output
         gaps: curve_tables.gaps,
         drivers: curve_tables.drivers,
         signals,
-        winback,
+        winback: gone.winback,
+        movement: gone.movement,
+        reason_mix: gone.reason_mix,
+        leavers_in_window: gone.leavers_in_window,
+        nps,
+        ladder,
+        loyalty_kinds,
+        migration: None,
         economics,
         survival: curves_km.table()?,
         sbg,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use loyalty_features::curves::CurveParams;
-use loyalty_features::{BillingEngine, FeatureParams};
+use loyalty_features::{BillingEngine, FeatureParams, MarginBasis};
 use loyalty_models::gbm::GbmParams;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,8 @@ pub struct RunConfig {
     pub curves: CurveParams,
     pub churn: ChurnConfig,
     pub output: OutputConfig,
+    /// Churn reason codes by class, and the classes the win-back list leaves out.
+    pub churn_reasons: loyalty_features::leavers::ReasonMap,
     /// Whether the file or a flag set `model.as_of` (else T is the end of the last
     /// billed month).
     #[serde(skip)]
@@ -122,11 +124,13 @@ pub struct OutputConfig {
     /// Replace customer ids in every output with a keyed hash (key from the environment
     /// variable LOYALTY_PSEUDONYM_KEY).
     pub pseudonymize_ids: bool,
+    /// The output folder of an earlier run to compare with (migration.csv).
+    pub previous: Option<std::path::PathBuf>,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        Self { winback_months: 12, report_winback_rows: 15, pseudonymize_ids: false }
+        Self { winback_months: 12, report_winback_rows: 15, pseudonymize_ids: false, previous: None }
     }
 }
 
@@ -177,6 +181,7 @@ impl RunConfig {
             return Err(bad("churn.folds must be at least 2"));
         }
         self.churn.boosting().check().map_err(|e| bad(format!("churn: {e}")))?;
+        self.churn_reasons.check().map_err(|e| bad(format!("churn_reasons: {e}")))?;
         Ok(())
     }
 
@@ -196,11 +201,13 @@ pub struct Overrides {
     pub valuation_months: Option<u32>,
     pub horizon_months: Option<u32>,
     pub billing_engine: Option<BillingEngine>,
+    pub margin_basis: Option<MarginBasis>,
     pub pseudonymize_ids: Option<bool>,
     pub trees: Option<u32>,
     pub train_snapshots: Option<u32>,
     pub max_train_rows: Option<usize>,
     pub folds: Option<usize>,
+    pub previous: Option<std::path::PathBuf>,
 }
 
 fn set<T: Copy>(target: &mut T, value: Option<T>) {
@@ -225,11 +232,15 @@ pub fn resolve(file: Option<&Path>, overrides: &Overrides) -> Result<RunConfig, 
     set(&mut cfg.model.valuation_months, o.valuation_months);
     set(&mut cfg.model.churn_horizon_months, o.horizon_months);
     set(&mut cfg.model.billing_engine, o.billing_engine);
+    set(&mut cfg.model.margin_basis, o.margin_basis);
     set(&mut cfg.output.pseudonymize_ids, o.pseudonymize_ids);
     set(&mut cfg.churn.trees, o.trees);
     set(&mut cfg.churn.train_snapshots, o.train_snapshots);
     set(&mut cfg.churn.max_train_rows, o.max_train_rows);
     set(&mut cfg.churn.folds, o.folds);
+    if let Some(previous) = &o.previous {
+        cfg.output.previous = Some(previous.clone());
+    }
     cfg.check()?;
     Ok(cfg)
 }
@@ -247,6 +258,8 @@ mod tests {
         assert_eq!(serde_json::to_value(&c.segments).unwrap(), serde_json::to_value(&d.segments).unwrap());
         assert_eq!(serde_json::to_value(&c.curves).unwrap(), serde_json::to_value(&d.curves).unwrap());
         assert_eq!(serde_json::to_value(c.churn).unwrap(), serde_json::to_value(d.churn).unwrap());
+        assert_eq!(serde_json::to_value(&c.churn_reasons).unwrap(), serde_json::to_value(&d.churn_reasons).unwrap());
+        assert_eq!(c.model.margin_basis, d.model.margin_basis);
         assert_eq!(c.model.churn_horizon_months, d.model.churn_horizon_months);
         assert_eq!(c.model.valuation_months, d.model.valuation_months);
         // the example leaves T to the data
@@ -288,5 +301,13 @@ mod tests {
         assert!(c.check().is_err());
         let c: RunConfig = toml::from_str("[model]\nmargin_rate = 1.5\n").unwrap();
         assert!(c.check().is_err());
+        let twice = "[churn_reasons]\ncontrollable = [\"price\"]\ninvoluntary = [\" Price \"]\n";
+        let err = toml::from_str::<RunConfig>(twice).unwrap().check().unwrap_err().to_string();
+        assert!(err.contains("` Price ` is listed as both controllable and involuntary"), "{err}");
+        let c: RunConfig = toml::from_str("[churn_reasons]\nwinback_excludes = [\"voluntary\"]\n").unwrap();
+        assert!(c.check().unwrap_err().to_string().contains("winback_excludes holds `voluntary`"));
+        let c: RunConfig = toml::from_str("[model]\nmargin_basis = \"collected\"\n").unwrap();
+        assert_eq!(c.model.margin_basis, MarginBasis::Collected);
+        assert!(toml::from_str::<RunConfig>("[model]\nmargin_basis = \"paid\"\n").is_err());
     }
 }

@@ -274,6 +274,84 @@ pub fn grouped_bars(title: &str, y_label: &str, categories: &[String], groups: &
     Ok(buf)
 }
 
+/// A matrix of counts as coloured cells (darker: more), each with its number: rows
+/// down the left (the first at the top), columns along the bottom. The chart is taller
+/// with more rows, so labels never overlap.
+pub fn heatmap(
+    title: &str,
+    row_label: &str,
+    col_label: &str,
+    rows: &[String],
+    cols: &[String],
+    values: &[Vec<f64>],
+) -> Res<String> {
+    let max = values.iter().flatten().copied().filter(|v| v.is_finite()).fold(0.0, f64::max).max(1.0);
+    let (nr, nc) = (rows.len().max(1), cols.len().max(1));
+    let height = (120 + 34 * nr as u32).max(260);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (SIZE.0 + 80, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(110)
+            .build_cartesian_2d(0.0..nc as f64, 0.0..nr as f64)
+            .map_err(err)?;
+        let (r2, c2) = (rows.to_vec(), cols.to_vec());
+        let label = |names: Vec<String>, flip: bool| {
+            move |v: &f64| {
+                let i = v.floor() as usize;
+                let i = if flip { names.len().checked_sub(i + 1) } else { Some(i) };
+                match i {
+                    Some(i) if (v - v.floor() - 0.5).abs() < 0.01 && i < names.len() => names[i].clone(),
+                    _ => String::new(),
+                }
+            }
+        };
+        let (fx, fy) = (label(c2, false), label(r2, true));
+        chart
+            .configure_mesh()
+            .x_desc(col_label)
+            .y_desc(row_label)
+            .x_labels(nc * 2 + 1)
+            .y_labels(nr * 2 + 1)
+            .x_label_formatter(&fx)
+            .y_label_formatter(&fy)
+            .disable_mesh()
+            .draw()
+            .map_err(err)?;
+        for (i, row) in values.iter().enumerate() {
+            let y = (nr - 1 - i) as f64;
+            for (j, v) in row.iter().enumerate() {
+                let share = if v.is_finite() { v / max } else { 0.0 };
+                let fill = PALETTE[0].mix(0.08 + 0.9 * share);
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(j as f64, y), (j as f64 + 1.0, y + 1.0)],
+                        fill.filled(),
+                    )))
+                    .map_err(err)?;
+                let text = if v.is_finite() && *v != 0.0 { format!("{v:.0}") } else { String::new() };
+                let color = if share > 0.55 { WHITE } else { BLACK };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        text,
+                        (j as f64 + 0.5, y + 0.5),
+                        ("sans-serif", 12).into_font().color(&color).pos(plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Center,
+                            plotters::style::text_anchor::VPos::Center,
+                        )),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
 /// A padded range of the finite values (0..1 when there are none).
 pub fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) =

@@ -31,7 +31,11 @@ impl Observer for Progress {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let pseudonymize = Overrides { pseudonymize_ids: args.pseudonymize_ids.then_some(true), ..Overrides::default() };
+    let pseudonymize = Overrides {
+        pseudonymize_ids: args.pseudonymize_ids.then_some(true),
+        previous: args.previous.clone(),
+        ..Overrides::default()
+    };
     let request = RunRequest {
         data: data_options(&args.data),
         out: args.out.clone(),

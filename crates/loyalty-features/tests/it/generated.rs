@@ -214,9 +214,8 @@ fn features_in_customer_partitions_equal_features_at_once() {
 }
 
 #[test]
-fn curves_and_winback_in_customer_partitions_equal_them_at_once() {
+fn curves_in_customer_partitions_equal_them_at_once() {
     use loyalty_features::curves::{CurveParams, satisfaction_curves};
-    use loyalty_features::retention::winback;
     let t = tables(generated());
     let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
     let params = |customers_per_partition| FeatureParams { as_of, customers_per_partition, ..Default::default() };
@@ -228,21 +227,36 @@ fn curves_and_winback_in_customer_partitions_equal_them_at_once() {
     assert_same(&parts.gaps, &whole.gaps);
     // The regressions see the same surveys in another order: equal to rounding.
     assert_same(&parts.drivers, &whole.drivers);
-    let (whole, parts) = (winback(&t, &params(0), 12).unwrap(), winback(&t, &params(1_500), 12).unwrap());
-    assert!(whole.height() > 500, "{} win-back rows", whole.height());
-    assert_same(&parts, &whole);
 }
 
 #[test]
-fn winback_does_not_depend_on_the_order_bills_arrive_in() {
-    use loyalty_features::retention::winback;
+fn leaver_tables_do_not_depend_on_the_order_bills_arrive_in() {
+    use loyalty_features::leavers::{ReasonMap, analyse};
     let t = tables(generated());
     let mut reversed = t.clone();
     reversed.insert(Table::Billing, t[&Table::Billing].clone().reverse());
     let params = FeatureParams { as_of: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
-    let (a, b) = (winback(&t, &params, 12).unwrap(), winback(&reversed, &params, 12).unwrap());
+    let (active, _) = customer_features(&t, &params).unwrap();
+    let active = loyalty_features::segments::assign(
+        active.lazy().with_column(lit(0.5).alias("loyalty")).collect().unwrap(),
+        "loyalty",
+        loyalty_features::segments::Cuts {
+            ccv: loyalty_features::segments::Cut::absolute(1.0),
+            cpv: None,
+            loyalty: loyalty_features::segments::Cut::absolute(0.5),
+        },
+        [0.05, 0.2],
+        [1, 5],
+    )
+    .unwrap();
+    let first = NaiveDate::from_ymd_opt(2022, 1, 1).unwrap();
+    let run = |t: &Tables| analyse(t, &params, &active, &ReasonMap::default(), 12, first).unwrap();
+    let (a, b) = (run(&t), run(&reversed));
+    assert!(a.winback.height() > 500, "{} win-back rows", a.winback.height());
+    assert!(a.winback.column("churn_inferred").unwrap().bool().unwrap().any(), "prepaid leavers found silent");
     // Bit for bit: a float sum in arrival order moves its last bit (as it did at 1M rows).
-    assert!(a.equals_missing(&b), "win-back differs when the bills arrive in reverse order");
+    assert!(a.winback.equals_missing(&b.winback), "win-back differs when the bills arrive in reverse order");
+    assert!(a.movement.equals_missing(&b.movement), "base movement differs when the bills arrive in reverse order");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! generator's truth.
 
 mod generated;
+mod leavers;
 
 use std::collections::BTreeMap;
 

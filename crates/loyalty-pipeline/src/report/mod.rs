@@ -2,7 +2,9 @@
 //! function per section.
 
 mod curves;
+mod leavers;
 mod model;
+mod profiles;
 mod retention;
 mod value;
 
@@ -68,6 +70,13 @@ pub(super) fn fmt_f(x: f64) -> String {
     }
 }
 
+/// A count for people: a whole number, with thousands separators from 10,000.
+pub(super) fn count(x: f64) -> String {
+    // + 0.0 turns the -0.0 of an empty sum into 0.
+    let x = x + 0.0;
+    if x.abs() >= 10_000.0 { grouped(x) } else { format!("{x:.0}") }
+}
+
 /// A share as a percentage: 0.1234 is "12.3%".
 pub(super) fn fmt_percent(x: f64) -> String {
     let p = 100.0 * x;
@@ -120,14 +129,16 @@ pub(super) fn figure(id: &str, caption: &str, svg: Result<String, ChartError>) -
 
 pub fn document(out: &Outputs, summary: &DatasetSummary, cfg: &RunConfig, data: &Path) -> Document {
     let h = cfg.model.churn_horizon_months;
-    let sections = vec![
+    let mut sections = vec![
         value::segments(out, cfg),
         value::pyramid(out),
         curves::section(out, cfg),
+        profiles::section(out),
         retention::section(out, cfg),
-        model::section(out, h),
-        data_section(out, summary),
+        leavers::section(out, cfg),
     ];
+    sections.extend(leavers::migration_section(out));
+    sections.extend([model::section(out, h), data_section(out, summary)]);
     Document {
         title: "Customer value and loyalty".into(),
         meta: vec![
@@ -188,6 +199,7 @@ mod format_tests {
         assert_eq!(fmt_f(0.0), "0.000");
         assert_eq!(fmt_f(f64::NAN), "");
         assert_eq!(fmt_percent(0.1234), "12.3%");
+        assert_eq!((count(4.0), count(12_345.0), count(-0.0)), ("4".into(), "12,345".into(), "0".into()));
         assert_eq!(fmt_percent(0.0002), "0.020%");
         assert_eq!(fmt_percent(0.0), "0.0%");
         assert_eq!(fmt_value(AnyValue::Int64(1_500_000), false), "1,500,000");

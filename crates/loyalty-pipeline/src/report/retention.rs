@@ -48,14 +48,16 @@ const ECONOMICS_COLUMNS: [&str; 13] = [
     "lifetime_gain_pp5_pct",
 ];
 
-const WINBACK_COLUMNS: [&str; 8] = [
+const WINBACK_COLUMNS: [&str; 10] = [
     "rank",
     "customer_id",
     "plan_type",
     "churn_date",
     "churn_reason",
+    "reason_class",
     "tenure_months_at_churn",
     "margin_monthly_before_churn",
+    "collected_margin_monthly_before_churn",
     "value_lost",
 ];
 
@@ -71,7 +73,7 @@ fn tables(out: &Outputs, cfg: &RunConfig) -> Vec<Table> {
         table(
             &out.winback,
             &format!(
-                "Win-back list: the {rows} most valuable customers who left in the last {} months",
+                "Win-back list: the {rows} most valuable customers who left in the last {} months, by the margin they paid",
                 cfg.output.winback_months
             ),
             &WINBACK_COLUMNS,

@@ -34,6 +34,7 @@ pub(super) fn segments(out: &Outputs, cfg: &RunConfig) -> Section {
                 "share",
                 "revenue_share",
                 "margin_share",
+                "bad_debt_share",
                 "mean_ccv",
                 "median_ccv",
                 "mean_cpv",

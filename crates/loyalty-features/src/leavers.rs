@@ -1,0 +1,450 @@
+//! Who left, when, and why: observed churn dates and prepaid customers the data never
+//! declared gone, churn reasons sorted into classes, and the value each leaver took
+//! (and each joiner brought) measured on their bills.
+
+use chrono::{Datelike, NaiveDate};
+use loyalty_contract::{Table, col as c, collect_streaming};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::per_customer::{day_num, exact_sum};
+use crate::{FeatureParams, Tables, names as n};
+
+/// Whether a churn_date was recorded or inferred from prepaid inactivity.
+pub const CHURN_INFERRED: &str = "churn_inferred";
+/// The class of a churn reason: `controllable`, `uncontrollable`, `involuntary`, `unknown`.
+pub const REASON_CLASS: &str = "reason_class";
+/// The reason given to a prepaid leaver the data never declared gone.
+pub const INFERRED_REASON: &str = "inactive_inferred";
+/// The last day a leaver was active (the churn_date, or for prepaid the start of the
+/// silence that led to it).
+pub const ACTIVE_UNTIL: &str = "active_until";
+pub const CLASSES: [&str; 4] = ["controllable", "uncontrollable", "involuntary", "unknown"];
+
+/// How churn reason codes map to classes. Codes are matched without regard to case
+/// or surrounding blanks; a code in no list, and a missing reason, are `unknown`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReasonMap {
+    /// Reasons the operator could have acted on (service, price, competition).
+    pub controllable: Vec<String>,
+    /// Reasons outside the operator's reach (moved away, died, business closed).
+    pub uncontrollable: Vec<String>,
+    /// The operator ended the relationship (non-payment, fraud).
+    pub involuntary: Vec<String>,
+    /// Classes the win-back list leaves out.
+    pub winback_excludes: Vec<String>,
+}
+
+impl Default for ReasonMap {
+    fn default() -> Self {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
+        Self {
+            controllable: v(&[
+                "dissatisfied",
+                "ported_out",
+                "competitor",
+                "price",
+                "service",
+                "coverage",
+                "contract_end",
+                "inactive_90d",
+                INFERRED_REASON,
+            ]),
+            uncontrollable: v(&["moved", "relocation", "deceased", "death", "business_closed"]),
+            involuntary: v(&["non_payment", "nonpayment", "fraud", "bad_debt", "collections"]),
+            winback_excludes: v(&["uncontrollable", "involuntary"]),
+        }
+    }
+}
+
+impl ReasonMap {
+    /// A code listed twice, or an excluded class that does not exist, is an error.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashMap::new();
+        for (class, codes) in self.lists() {
+            for code in codes {
+                if let Some(other) = seen.insert(code.trim().to_lowercase(), class) {
+                    return Err(format!("churn reason `{code}` is listed as both {other} and {class}"));
+                }
+            }
+        }
+        match self.winback_excludes.iter().find(|x| !CLASSES.contains(&x.as_str())) {
+            Some(x) => Err(format!("winback_excludes holds `{x}`: use {}", CLASSES.join(", "))),
+            None => Ok(()),
+        }
+    }
+
+    fn lists(&self) -> [(&'static str, &Vec<String>); 3] {
+        [
+            ("controllable", &self.controllable),
+            ("uncontrollable", &self.uncontrollable),
+            ("involuntary", &self.involuntary),
+        ]
+    }
+
+    /// The class of the reason in `reason`.
+    pub fn class_of(&self, reason: Expr) -> Expr {
+        let code = reason.str().strip_chars(lit(NULL)).str().to_lowercase();
+        let mut out = lit("unknown");
+        for (class, codes) in self.lists().iter().rev() {
+            let listed = codes.iter().fold(lit(false), |any, k| any.or(code.clone().eq(lit(k.trim().to_lowercase()))));
+            out = when(listed.fill_null(lit(false))).then(lit(*class)).otherwise(out);
+        }
+        out
+    }
+}
+
+/// Every customer who left by T, one row each: customer_id, plan_type, market_id,
+/// signup_date, churn_date, churn_inferred, churn_reason, reason_class, active_until.
+/// `active_ids` holds the customers active at T (the feature table's ids): a prepaid
+/// customer without a churn_date by T who is not among them fell silent for longer than
+/// `prepaid_inactivity_days`, and counts as gone from the day that window ran out.
+pub fn leavers(
+    tables: &Tables,
+    params: &FeatureParams,
+    active_ids: &Column,
+    reasons: &ReasonMap,
+) -> PolarsResult<DataFrame> {
+    let t = params.as_of;
+    let wait = params.prepaid_inactivity_days;
+    let customers = collect_streaming(tables[&Table::Customers].clone().select([
+        col(c::CUSTOMER_ID),
+        col(c::PLAN_TYPE),
+        col(c::MARKET_ID),
+        col(c::SIGNUP_DATE),
+        col(c::CHURN_DATE),
+        col(c::CHURN_REASON),
+    ]))?;
+    let prepaid = col(c::PLAN_TYPE).eq(lit("prepaid"));
+    let observed = customers.clone().lazy().filter(col(c::CHURN_DATE).lt_eq(lit(t))).with_columns([
+        lit(false).alias(CHURN_INFERRED),
+        when(prepaid.clone())
+            .then(col(c::CHURN_DATE) - lit(chrono::TimeDelta::days(wait)))
+            .otherwise(col(c::CHURN_DATE))
+            .alias(ACTIVE_UNTIL),
+    ]);
+    let active = DataFrame::new_infer_height(vec![active_ids.clone().with_name(c::CUSTOMER_ID.into())])?;
+    let silent = customers
+        .lazy()
+        .filter(loyalty_contract::dates::active_at(t).and(prepaid))
+        .join(active.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Anti))
+        .collect()?;
+    let last = last_activity(tables, params, silent.column(c::CUSTOMER_ID)?)?;
+    let inferred = silent
+        .lazy()
+        .join(last.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+        .with_column(col("__last_day").fill_null(day_num(col(c::SIGNUP_DATE))).cast(DataType::Date).alias(ACTIVE_UNTIL))
+        .with_columns([
+            (col(ACTIVE_UNTIL) + lit(chrono::TimeDelta::days(wait))).clip_max(lit(t)).alias(c::CHURN_DATE),
+            lit(INFERRED_REASON).alias(c::CHURN_REASON),
+            lit(true).alias(CHURN_INFERRED),
+        ])
+        .drop(cols(["__last_day"]));
+    let order = [
+        c::CUSTOMER_ID,
+        c::PLAN_TYPE,
+        c::MARKET_ID,
+        c::SIGNUP_DATE,
+        c::CHURN_DATE,
+        CHURN_INFERRED,
+        c::CHURN_REASON,
+        ACTIVE_UNTIL,
+    ];
+    concat([observed.select(order.map(col)), inferred.select(order.map(col))], UnionArgs::default())?
+        .with_column(reasons.class_of(col(c::CHURN_REASON)).alias(REASON_CLASS))
+        .sort([c::CUSTOMER_ID], SortMultipleOptions::default())
+        .collect()
+}
+
+/// The last day of activity by T of each of `ids` (a top-up, or a bill with usage or a
+/// charge: the end of its month), as `__last_day` in days since the epoch.
+fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column) -> PolarsResult<DataFrame> {
+    let t_day = crate::epoch_days(params.as_of);
+    let ids = DataFrame::new_infer_height(vec![ids.clone()])?.lazy();
+    let semi = |lf: LazyFrame| {
+        lf.join(ids.clone(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Semi))
+    };
+    let z = |name: &str| col(name).cast(DataType::Float64).fill_null(lit(0.0));
+    let used = (z(c::VOICE_MINUTES) + z(c::DATA_MB) + z(c::SMS_COUNT) + col(c::TOTAL_CHARGE)).gt(lit(0.0));
+    let bills = semi(tables[&Table::Billing].clone())
+        .filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())).and(used))
+        .group_by([col(c::CUSTOMER_ID)])
+        .agg([day_num(col(c::BILL_MONTH).max().dt().month_end()).clip_max(lit(t_day)).alias("__last_day")]);
+    let mut parts = vec![bills];
+    if let Some(topups) = tables.get(&Table::Topups) {
+        let day = day_num(col(c::TS));
+        parts.push(
+            semi(topups.clone())
+                .filter(day.clone().lt_eq(lit(t_day)))
+                .group_by([col(c::CUSTOMER_ID)])
+                .agg([day.max().alias("__last_day")]),
+        );
+    }
+    let all = concat(parts, UnionArgs::default())?;
+    collect_streaming(all.group_by([col(c::CUSTOMER_ID)]).agg([col("__last_day").max()]))
+}
+
+/// Each leaver's and joiner's monthly value, from one pass over the bills known at T:
+/// `charge_before_leaving`, `margin_before_leaving` and
+/// `collected_margin_before_leaving` (means over their bills in the 3 months up to the
+/// month of `active_until`), `lifetime_collected_margin` (every known bill), and
+/// `charge_after_joining`, `margin_after_joining` (means over the bills of the signup
+/// month and the 2 after). `people` has customer_id, signup_date and, for leavers,
+/// active_until. Collected margin counts only what was paid (amount_paid - cost).
+pub fn bill_values(tables: &Tables, params: &FeatureParams, people: &DataFrame) -> PolarsResult<DataFrame> {
+    let charge = col(c::TOTAL_CHARGE);
+    let margin = (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate));
+    let unpaid = (charge.clone() - col(c::AMOUNT_PAID)).clip_min(lit(0.0)).fill_null(lit(0.0));
+    let month = |e: Expr| e.dt().truncate(lit("1mo"));
+    let windows = people.clone().lazy().select([
+        col(c::CUSTOMER_ID),
+        month(col(c::SIGNUP_DATE)).alias("__join_from"),
+        month(col(c::SIGNUP_DATE)).dt().offset_by(lit("2mo")).alias("__join_to"),
+        month(col(ACTIVE_UNTIL)).dt().offset_by(lit("-2mo")).alias("__leave_from"),
+        month(col(ACTIVE_UNTIL)).alias("__leave_to"),
+    ]);
+    let bm = || col(c::BILL_MONTH);
+    let rows = tables[&Table::Billing]
+        .clone()
+        .filter(bm().lt_eq(lit(params.last_known_bill_month())))
+        .join(windows, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Inner))
+        .select([
+            col(c::CUSTOMER_ID),
+            charge.clone().alias("__charge"),
+            margin.clone().alias("__margin"),
+            (margin - unpaid).alias("__collected"),
+            bm().gt_eq(col("__leave_from")).and(bm().lt_eq(col("__leave_to"))).fill_null(lit(false)).alias("__leave"),
+            bm().gt_eq(col("__join_from")).and(bm().lt_eq(col("__join_to"))).alias("__join"),
+        ]);
+    let mean_where = |value: &str, flag: &str| {
+        let k = col(flag).cast(DataType::Float64);
+        let count = k.clone().sum();
+        when(count.clone().gt(lit(0.0)))
+            .then(exact_sum(col(value) * k) / count)
+            .otherwise(lit(NULL).cast(DataType::Float64))
+    };
+    collect_streaming(rows.group_by([col(c::CUSTOMER_ID)]).agg([
+        mean_where("__charge", "__leave").alias("charge_before_leaving"),
+        mean_where("__margin", "__leave").alias("margin_before_leaving"),
+        mean_where("__collected", "__leave").alias("collected_margin_before_leaving"),
+        exact_sum(col("__collected")).alias("lifetime_collected_margin"),
+        exact_sum(col("__margin")).alias("lifetime_margin"),
+        len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
+        mean_where("__charge", "__join").alias("charge_after_joining"),
+        mean_where("__margin", "__join").alias("margin_after_joining"),
+    ]))
+}
+
+/// The first day of the month of `d`.
+pub(crate) fn month_start(d: NaiveDate) -> NaiveDate {
+    d.with_day(1).expect("day 1 exists")
+}
+
+/// The leaky bucket, one row per calendar month from `first_month` to T's month:
+/// `opening_base`, `gross_adds`, `churners` (by plan type and reason class),
+/// `churn_rate` (churners / opening base), `net_adds`, `closing_base`, and the monthly
+/// revenue and margin that left with the churners (their bills before leaving) and
+/// came with the joiners (their first bills). `customers` holds every customer's
+/// customer_id and signup_date; `leavers` is [`leavers`]; `values` is [`bill_values`]
+/// of both. A churner counts in the month of their churn_date.
+pub fn base_movement(
+    customers: &DataFrame,
+    leavers: &DataFrame,
+    values: &DataFrame,
+    first_month: NaiveDate,
+    t: NaiveDate,
+) -> PolarsResult<DataFrame> {
+    let first = month_start(first_month);
+    let mut months = vec![first];
+    while let Some(next) = months.last().and_then(|m| m.checked_add_months(chrono::Months::new(1))) {
+        if next > t {
+            break;
+        }
+        months.push(next);
+    }
+    let calendar = DataFrame::new_infer_height(vec![Column::new("month".into(), months)])?.lazy();
+    let month_of = |name: &str| col(name).dt().truncate(lit("1mo")).alias("month");
+    let with_values = |lf: LazyFrame| {
+        lf.join(values.clone().lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+    };
+    let signed_up = customers.clone().lazy().filter(col(c::SIGNUP_DATE).lt_eq(lit(t)));
+    let churn_day = signed_up.clone().join(
+        leavers.clone().lazy().select([col(c::CUSTOMER_ID), col(c::CHURN_DATE)]),
+        [col(c::CUSTOMER_ID)],
+        [col(c::CUSTOMER_ID)],
+        JoinArgs::new(JoinType::Left),
+    );
+    let opening = churn_day
+        .filter(
+            col(c::SIGNUP_DATE)
+                .lt(lit(first))
+                .and(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt_eq(lit(first)))),
+        )
+        .select([len().cast(DataType::Int64).alias("__opening0")])
+        .collect()?
+        .column("__opening0")?
+        .i64()?
+        .get(0)
+        .unwrap_or(0);
+    let adds = with_values(signed_up.filter(col(c::SIGNUP_DATE).gt_eq(lit(first))))
+        .group_by([month_of(c::SIGNUP_DATE)])
+        .agg([
+            len().cast(DataType::Int64).alias("gross_adds"),
+            col("charge_after_joining").sum().alias("revenue_gained"),
+            col("margin_after_joining").sum().alias("margin_gained"),
+        ]);
+    let count_if = |cond: Expr, name: &str| cond.cast(DataType::Int64).sum().alias(name);
+    let mut leave_aggs = vec![
+        len().cast(DataType::Int64).alias("churners"),
+        count_if(col(c::PLAN_TYPE).eq(lit("postpaid")), "churners_postpaid"),
+        count_if(col(c::PLAN_TYPE).eq(lit("prepaid")), "churners_prepaid"),
+    ];
+    leave_aggs.extend(CLASSES.map(|k| count_if(col(REASON_CLASS).eq(lit(k)), &format!("churners_{k}"))));
+    leave_aggs.extend([
+        col("charge_before_leaving").sum().alias("revenue_lost"),
+        col("margin_before_leaving").sum().alias("margin_lost"),
+    ]);
+    let leaves = with_values(leavers.clone().lazy().filter(col(c::CHURN_DATE).gt_eq(lit(first))))
+        .group_by([month_of(c::CHURN_DATE)])
+        .agg(leave_aggs);
+    let joined = calendar
+        .join(adds, [col("month")], [col("month")], JoinArgs::new(JoinType::Left))
+        .join(leaves, [col("month")], [col("month")], JoinArgs::new(JoinType::Left))
+        .sort(["month"], SortMultipleOptions::default())
+        .with_columns([all().exclude_cols(["month"]).as_expr().fill_null(lit(0))]);
+    let net = col("gross_adds") - col("churners");
+    joined
+        .with_column(net.clone().alias("net_adds"))
+        .with_column((lit(opening) + col("net_adds").cum_sum(false) - col("net_adds")).alias("opening_base"))
+        .with_columns([
+            (col("opening_base") + col("net_adds")).alias("closing_base"),
+            when(col("opening_base").gt(lit(0)))
+                .then(col("churners").cast(DataType::Float64) / col("opening_base").cast(DataType::Float64))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("churn_rate"),
+            (col("revenue_gained") - col("revenue_lost")).alias("net_revenue"),
+            (col("margin_gained") - col("margin_lost")).alias("net_margin"),
+        ])
+        .select([
+            col("month"),
+            col("opening_base"),
+            col("gross_adds"),
+            col("churners"),
+            col("churn_rate"),
+            col("net_adds"),
+            col("closing_base"),
+            cols(["churners_postpaid", "churners_prepaid"]).as_expr(),
+            cols(CLASSES.map(|k| format!("churners_{k}"))).as_expr(),
+            col("revenue_lost"),
+            col("margin_lost"),
+            col("revenue_gained"),
+            col("margin_gained"),
+            col("net_revenue"),
+            col("net_margin"),
+        ])
+        .collect()
+}
+
+/// The reason mix of `leavers` by `key` (a column of theirs): per group and reason
+/// class, leavers and their share of the group.
+pub fn reason_mix(leavers: &DataFrame, key: &str, grouping: &str) -> PolarsResult<DataFrame> {
+    leavers
+        .clone()
+        .lazy()
+        .group_by([col(key).cast(DataType::String).fill_null(lit("unknown")).alias("group"), col(REASON_CLASS)])
+        .agg([len().cast(DataType::Int64).alias("leavers")])
+        .with_column(
+            (col("leavers").cast(DataType::Float64)
+                / col("leavers").sum().over([col("group")])?.cast(DataType::Float64))
+            .alias("share"),
+        )
+        .with_column(lit(grouping.to_string()).alias("grouping"))
+        .select([col("grouping"), col("group"), col(REASON_CLASS), col("leavers"), col("share")])
+        .sort(["group", REASON_CLASS], SortMultipleOptions::default())
+        .collect()
+}
+
+/// What the run reports about the customers who left and joined.
+pub struct LeaverTables {
+    /// The win-back list ([`crate::retention::winback`]).
+    pub winback: DataFrame,
+    /// The leaky bucket ([`base_movement`]).
+    pub movement: DataFrame,
+    /// The reason mix of the leavers of the win-back window by plan type, competition
+    /// level and the tier their margin before leaving reaches in today's pyramid.
+    pub reason_mix: DataFrame,
+    /// Leavers in the win-back window per reason class, before any exclusion.
+    pub leavers_in_window: usize,
+}
+
+/// The leavers, the win-back list, the leaky bucket from `first_month` and the reason
+/// mix. `active` is the segmented table of customers active at T (customer_id, tier,
+/// margin_monthly).
+pub fn analyse(
+    tables: &Tables,
+    params: &FeatureParams,
+    active: &DataFrame,
+    reasons: &ReasonMap,
+    winback_months: u32,
+    first_month: NaiveDate,
+) -> PolarsResult<LeaverTables> {
+    let gone = leavers(tables, params, active.column(c::CUSTOMER_ID)?, reasons)?;
+    let everyone =
+        collect_streaming(tables[&Table::Customers].clone().select([col(c::CUSTOMER_ID), col(c::SIGNUP_DATE)]))?;
+    let people = everyone
+        .clone()
+        .lazy()
+        .join(
+            gone.clone().lazy().select([col(c::CUSTOMER_ID), col(ACTIVE_UNTIL)]),
+            [col(c::CUSTOMER_ID)],
+            [col(c::CUSTOMER_ID)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .filter(col(ACTIVE_UNTIL).is_not_null().or(col(c::SIGNUP_DATE).gt_eq(lit(month_start(first_month)))))
+        .collect()?;
+    let values = bill_values(tables, params, &people)?;
+    let winback = crate::retention::winback(&gone, &values, params, winback_months, reasons)?;
+    let movement = base_movement(&everyone, &gone, &values, first_month, params.as_of)?;
+    let from = params.as_of.checked_sub_months(chrono::Months::new(winback_months)).unwrap_or(params.as_of);
+    let recent = gone.lazy().filter(col(c::CHURN_DATE).gt(lit(from)));
+    let recent = crate::per_customer::with_competition(recent, tables, params)
+        .join(values.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+        .with_column(tier_by_margin(active)?.alias(crate::segments::TIER))
+        .collect()?;
+    let reason_mix = concat(
+        [
+            reason_mix(&recent, c::PLAN_TYPE, "plan_type")?.lazy(),
+            reason_mix(&recent, n::COMPETITION_LEVEL, "competition_level")?.lazy(),
+            reason_mix(&recent, crate::segments::TIER, "tier")?.lazy(),
+            reason_mix(&recent.clone().lazy().with_column(lit("all").alias("__all")).collect()?, "__all", "all")?
+                .lazy(),
+        ],
+        UnionArgs::default(),
+    )?
+    .collect()?;
+    Ok(LeaverTables { winback, movement, reason_mix, leavers_in_window: recent.height() })
+}
+
+/// A leaver's tier in today's pyramid from their monthly margin before leaving: at or
+/// above the smallest margin in today's platinum (gold) tier, platinum (gold); lead at
+/// or below zero, billed or collected; iron otherwise.
+fn tier_by_margin(active: &DataFrame) -> PolarsResult<Expr> {
+    let floor = |tier: &str| -> PolarsResult<f64> {
+        let lf = active.clone().lazy().filter(col(crate::segments::TIER).eq(lit(tier)));
+        let df = lf.select([col(n::MARGIN_MONTHLY).min()]).collect()?;
+        Ok(df.column(n::MARGIN_MONTHLY)?.f64()?.get(0).unwrap_or(f64::INFINITY))
+    };
+    let (platinum, gold) = (floor("platinum")?, floor("gold")?);
+    let billed = col("margin_before_leaving");
+    let collected = col("collected_margin_before_leaving");
+    Ok(when(billed.clone().is_null())
+        .then(lit("unknown"))
+        .when(billed.clone().lt_eq(lit(0.0)).or(collected.lt_eq(lit(0.0)).fill_null(lit(false))))
+        .then(lit("lead"))
+        .when(billed.clone().gt_eq(lit(platinum)))
+        .then(lit("platinum"))
+        .when(billed.gt_eq(lit(gold)))
+        .then(lit("gold"))
+        .otherwise(lit("iron")))
+}
