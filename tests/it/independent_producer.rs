@@ -100,6 +100,10 @@ fn pyarrow_dataset_runs_and_writes_summary() {
         "retention_economics.csv",
         "base_movement.csv",
         "churn_reasons.csv",
+        "nps.csv",
+        "loyalty_ladder.csv",
+        "loyalty_kinds.csv",
+        "offers.parquet",
         "report.html",
     ] {
         assert!(out.join(file).exists(), "{file} missing");

@@ -13,6 +13,7 @@ pub mod curves;
 pub mod leavers;
 pub mod migration;
 pub mod names;
+pub mod offers;
 mod params;
 mod per_customer;
 pub mod profiles;

@@ -38,6 +38,10 @@ pub struct Outputs {
     pub ladder: DataFrame,
     /// Transactional against emotional loyalty: the 2x2 with margin.
     pub loyalty_kinds: DataFrame,
+    /// The top next-best offers of every active customer (empty without a catalog).
+    pub offers: DataFrame,
+    /// The offers per value segment and service.
+    pub offer_summary: DataFrame,
     /// Movement since the previous run, when one was given.
     pub migration: Option<MigrationTable>,
     /// Customers who left in the win-back window, before reasons are excluded.
@@ -84,6 +88,7 @@ impl Outputs {
     /// Replace the customer ids of every per-customer table.
     pub(crate) fn pseudonymize(&mut self, p: &Pseudonymizer) -> PolarsResult<()> {
         p.apply(&mut self.customers)?;
+        p.apply(&mut self.offers)?;
         p.apply(&mut self.winback)
     }
 
@@ -92,6 +97,7 @@ impl Outputs {
     pub(crate) fn write(&mut self, dir: &Path) -> Result<()> {
         loyalty_io::write_parquet(&mut self.customers, &dir.join("customers.parquet"))?;
         loyalty_io::write_parquet(&mut self.survival, &dir.join("survival.parquet"))?;
+        loyalty_io::write_parquet(&mut self.offers, &dir.join("offers.parquet"))?;
         for (name, df) in [
             ("segments", &mut self.segments),
             ("tiers", &mut self.tiers),
@@ -113,6 +119,7 @@ impl Outputs {
             ("nps", &mut self.nps),
             ("loyalty_ladder", &mut self.ladder),
             ("loyalty_kinds", &mut self.loyalty_kinds),
+            ("offers_by_segment", &mut self.offer_summary),
         ] {
             loyalty_io::write_csv(df, &dir.join(format!("{name}.csv")))?;
         }

@@ -12,7 +12,9 @@ use std::time::Instant;
 use loyalty_contract::summary::DatasetSummary;
 use loyalty_contract::{Validated, col as c};
 use loyalty_features::curves::satisfaction_curves;
-use loyalty_features::{FeatureParams, SurvivalCurves, leavers, migration, names as n, profiles, retention, segments};
+use loyalty_features::{
+    FeatureParams, SurvivalCurves, leavers, migration, names as n, offers, profiles, retention, segments,
+};
 use polars::prelude::*;
 use tracing::{info, warn};
 
@@ -168,6 +170,8 @@ fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Output
     let nps = profiles::nps_table(&customers)?;
     let ladder = profiles::ladder_and_quadrants(&customers, n::LOYALTY)?;
     let loyalty_kinds = profiles::loyalty_kinds(&customers, n::LOYALTY)?;
+    let offers = offers::next_best_offers(&customers, &v.tables, params).during("next-best offers")?;
+    let offer_summary = offers::offer_summary(&offers)?;
 
     stages.begin("curves")?;
     let curve_tables = satisfaction_curves(&v.tables, params, &cfg.curves, &customers, n::LOYALTY)
@@ -204,6 +208,8 @@ fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Output
         ladder,
         loyalty_kinds,
         migration: None,
+        offers,
+        offer_summary,
         economics,
         survival: curves_km.table()?,
         sbg,

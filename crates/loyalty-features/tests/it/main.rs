@@ -3,6 +3,7 @@
 
 mod generated;
 mod leavers;
+mod offers;
 
 use std::collections::BTreeMap;
 

@@ -25,25 +25,33 @@ pub(super) fn segments(out: &Outputs, cfg: &RunConfig) -> Section {
             "Each bubble is a segment: mean CCV against mean loyalty; the area is the number of customers.",
             bubble_chart("The eight value segments", "mean CCV", "mean loyalty", &bubbles),
         )],
-        tables: vec![table(
-            seg,
-            "Segments",
-            &[
-                "value_segment",
-                "customers",
-                "share",
-                "revenue_share",
-                "margin_share",
-                "bad_debt_share",
-                "mean_ccv",
-                "median_ccv",
-                "mean_cpv",
-                "mean_loyalty",
-                "mean_clv",
-                "strategy",
-            ],
-            20,
-        )],
+        tables: vec![
+            table(
+                seg,
+                "Segments",
+                &[
+                    "value_segment",
+                    "customers",
+                    "share",
+                    "revenue_share",
+                    "margin_share",
+                    "bad_debt_share",
+                    "mean_ccv",
+                    "median_ccv",
+                    "mean_cpv",
+                    "mean_loyalty",
+                    "mean_clv",
+                    "strategy",
+                ],
+                20,
+            ),
+            table(
+                &out.offer_summary,
+                "Next-best offers: per segment, the services that add most expected monthly margin as a customer's top-3 offer (offers_by_segment.csv; per customer in offers.parquet)",
+                &[],
+                64,
+            ),
+        ],
     }
 }
 

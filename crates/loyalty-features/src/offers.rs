@@ -1,0 +1,85 @@
+//! Next-best offers: per active customer, the optional services they do not hold,
+//! ranked by the margin each is expected to add a month. The adoption probabilities
+//! are CPV's own ([`crate::adoption_rates`]), so the offers add up to `cpv_monthly`.
+
+use loyalty_contract::col as c;
+use polars::prelude::*;
+
+use crate::segments::VALUE_SEGMENT;
+use crate::{FeatureError, FeatureParams, Tables, adoption_rates};
+
+/// How many offers each customer gets at most.
+pub const OFFERS_PER_CUSTOMER: u32 = 3;
+
+/// The top offers of every customer of `customers` (the segmented table at T):
+/// customer_id, value_segment, offer_rank (1 = best), service, p_adopt,
+/// monthly_margin, expected_monthly_margin (p_adopt x monthly_margin). Ties go to the
+/// service name. Empty without services or a catalog.
+pub fn next_best_offers(
+    customers: &DataFrame,
+    tables: &Tables,
+    params: &FeatureParams,
+) -> Result<DataFrame, FeatureError> {
+    let rates = adoption_rates(customers, tables, params)?;
+    if rates.height() == 0 {
+        return Ok(no_offers()?);
+    }
+    let segment = customers.select([c::CUSTOMER_ID, VALUE_SEGMENT])?;
+    Ok(rates
+        .lazy()
+        .filter(col("held").not())
+        .with_column((col("p_adopt") * col(c::MONTHLY_MARGIN)).alias("expected_monthly_margin"))
+        .sort(
+            [c::CUSTOMER_ID, "expected_monthly_margin", c::SERVICE],
+            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+        )
+        .with_column(
+            col(c::SERVICE).cum_count(false).over([col(c::CUSTOMER_ID)])?.cast(DataType::Int64).alias("offer_rank"),
+        )
+        .filter(col("offer_rank").lt_eq(lit(i64::from(OFFERS_PER_CUSTOMER))))
+        .join(segment.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+        .select([
+            col(c::CUSTOMER_ID),
+            col(VALUE_SEGMENT),
+            col("offer_rank"),
+            col(c::SERVICE),
+            col("p_adopt"),
+            col(c::MONTHLY_MARGIN),
+            col("expected_monthly_margin"),
+        ])
+        .collect()?)
+}
+
+/// The offers table of a dataset without services or a catalog: its columns, no rows.
+fn no_offers() -> PolarsResult<DataFrame> {
+    df!(
+        c::CUSTOMER_ID => Vec::<i64>::new(),
+        VALUE_SEGMENT => Vec::<String>::new(),
+        "offer_rank" => Vec::<i64>::new(),
+        c::SERVICE => Vec::<String>::new(),
+        "p_adopt" => Vec::<f64>::new(),
+        c::MONTHLY_MARGIN => Vec::<f64>::new(),
+        "expected_monthly_margin" => Vec::<f64>::new(),
+    )
+}
+
+/// Per value segment and service, over the customers' top offers: customers offered
+/// it, how many as their best offer, the expected monthly margin it adds in total and
+/// the mean adoption probability; sorted by segment, then margin added.
+pub fn offer_summary(offers: &DataFrame) -> PolarsResult<DataFrame> {
+    offers
+        .clone()
+        .lazy()
+        .group_by([col(VALUE_SEGMENT), col(c::SERVICE)])
+        .agg([
+            len().cast(DataType::Int64).alias("customers_offered"),
+            col("offer_rank").eq(lit(1i64)).cast(DataType::Int64).sum().alias("as_best_offer"),
+            col("expected_monthly_margin").sum().alias("expected_monthly_margin_total"),
+            col("p_adopt").mean().alias("mean_p_adopt"),
+        ])
+        .sort(
+            [VALUE_SEGMENT, "expected_monthly_margin_total", c::SERVICE],
+            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+        )
+        .collect()
+}
