@@ -276,7 +276,7 @@ pub fn grouped_bars(title: &str, y_label: &str, categories: &[String], groups: &
 
 /// A matrix of counts as coloured cells (darker: more), each with its number: rows
 /// down the left (the first at the top), columns along the bottom. The chart is taller
-/// with more rows, so labels never overlap.
+/// with more rows and wider with more columns, so labels do not overlap.
 pub fn heatmap(
     title: &str,
     row_label: &str,
@@ -290,7 +290,9 @@ pub fn heatmap(
     let height = (120 + 34 * nr as u32).max(260);
     let mut buf = String::new();
     {
-        let root = SVGBackend::with_string(&mut buf, (SIZE.0 + 80, height)).into_drawing_area();
+        // Wide enough for a label like `least_valuable` under every column.
+        let width = (130 + 100 * nc as u32).max(SIZE.0);
+        let root = SVGBackend::with_string(&mut buf, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))

@@ -64,7 +64,8 @@ main{padding:8px 28px 40px 28px;max-width:1400px}section{margin-top:26px}h2{bord
 .figs{display:flex;flex-wrap:wrap;gap:16px}figure.chart{margin:0;background:#fff;border:1px solid #ddd;padding:6px}\
 figure.chart svg{display:block;width:640px;height:400px}figcaption{font-size:12px;color:#555;max-width:640px}\
 table{border-collapse:collapse;margin:10px 0;font-size:13px;background:#fff}caption{text-align:left;font-weight:600;padding:4px 0}\
-th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#eef3f6}td:first-child,th:first-child{text-align:left}\
+div.table{max-width:100%;overflow-x:auto}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}\
+td.text{white-space:normal;min-width:16em}th{background:#eef3f6}td:first-child,th:first-child{text-align:left}\
 #render-check{display:none}";
 
 const CHECK: &str = r#"(function(){var errors=[];
@@ -114,7 +115,8 @@ impl Document {
                 h.push_str("</div>\n");
             }
             for t in &s.tables {
-                let _ = write!(h, "<table><caption>{}</caption><thead><tr>", escape(&t.caption));
+                // A wide table scrolls inside its box instead of widening the page.
+                let _ = write!(h, "<div class=\"table\"><table><caption>{}</caption><thead><tr>", escape(&t.caption));
                 for c in &t.header {
                     let _ = write!(h, "<th>{}</th>", escape(c));
                 }
@@ -122,11 +124,13 @@ impl Document {
                 for r in &t.rows {
                     h.push_str("<tr>");
                     for c in r {
-                        let _ = write!(h, "<td>{}</td>", escape(c));
+                        // Numbers and dates stay on one line; sentences may wrap.
+                        let class = if c.len() > 32 && c.contains(' ') { " class=\"text\"" } else { "" };
+                        let _ = write!(h, "<td{class}>{}</td>", escape(c));
                     }
                     h.push_str("</tr>");
                 }
-                h.push_str("</tbody></table>\n");
+                h.push_str("</tbody></table></div>\n");
             }
             h.push_str("</section>\n");
         }
@@ -155,6 +159,10 @@ mod tests {
         let html = d.html();
         assert!(html.contains("a &lt;b&gt;") && html.contains("S &amp; T") && html.contains("&lt;x&gt;"));
         assert!(html.contains("<figure class=\"chart\" id=\"f\"><svg></svg>"));
+        assert!(
+            html.contains("<div class=\"table\"><table>") && html.contains("overflow-x:auto"),
+            "wide tables scroll"
+        );
         // nothing fetched from elsewhere
         assert!(!html.contains("href=\"http") && !html.contains(" src=") && !html.contains("<link"));
     }

@@ -4,6 +4,7 @@ use loyalty_features::leavers::CLASSES;
 use loyalty_features::migration;
 use loyalty_report::charts::{LineChart, Series, grouped_bars, heatmap, range};
 use loyalty_report::{Figure, Section};
+use polars::prelude::*;
 
 use super::{count, figure, floats, fmt_percent, strings, table};
 use crate::outputs::{MigrationTable, Outputs};
@@ -24,6 +25,16 @@ const MOVEMENT_COLUMNS: [&str; 13] = [
     "margin_lost",
     "margin_gained",
 ];
+
+/// `movement` with its months as `YYYY-MM` (one short cell a row).
+fn by_month(movement: &DataFrame) -> DataFrame {
+    let months: Vec<String> = strings(movement, "month").iter().map(|m| m.get(..7).unwrap_or(m).to_string()).collect();
+    let mut out = movement.clone();
+    if out.with_column(Column::new("month".into(), months)).is_err() {
+        return movement.clone();
+    }
+    out
+}
 
 /// Joiners, leavers and net adds per month.
 fn movement_figure(out: &Outputs) -> Figure {
@@ -117,7 +128,12 @@ pub(super) fn section(out: &Outputs, cfg: &RunConfig) -> Section {
         paragraphs: vec![summary(out, cfg)],
         figures: vec![movement_figure(out), reason_figure(out)],
         tables: vec![
-            table(&out.movement, "Base movement per month (base_movement.csv)", &MOVEMENT_COLUMNS, usize::MAX),
+            table(
+                &by_month(&out.movement),
+                "Base movement per month (base_movement.csv)",
+                &MOVEMENT_COLUMNS,
+                usize::MAX,
+            ),
             table(
                 &out.reason_mix,
                 "Churn reason classes of the win-back window's leavers by plan type, competition level and tier (churn_reasons.csv)",
@@ -156,6 +172,12 @@ fn migration_figure(m: &MigrationTable, kind: &str, title: &str) -> Figure {
     )
 }
 
+/// The tier rows of the migration table (the segment rows are in the heatmap).
+fn tier_rows(table: &DataFrame) -> DataFrame {
+    let tier = strings(table, "kind").iter().map(|k| k == "tier").collect::<BooleanChunked>();
+    table.filter(&tier).unwrap_or_else(|_| table.clone())
+}
+
 pub(super) fn migration_section(out: &Outputs) -> Option<Section> {
     let m = out.migration.as_ref()?;
     let sum_where = |to: Option<&str>, from: Option<&str>| -> f64 {
@@ -186,6 +208,11 @@ pub(super) fn migration_section(out: &Outputs) -> Option<Section> {
             migration_figure(m, "value_segment", "Value segment movement"),
             migration_figure(m, "tier", "Tier movement"),
         ],
-        tables: vec![table(&m.table, "Movement between segments and tiers (migration.csv)", &[], usize::MAX)],
+        tables: vec![table(
+            &tier_rows(&m.table),
+            "Movement between tiers (migration.csv also has the value segments)",
+            &[],
+            usize::MAX,
+        )],
     })
 }

@@ -161,7 +161,10 @@ fn data_section(out: &Outputs, summary: &DatasetSummary) -> Section {
     let mut rows: Vec<Vec<String>> = summary
         .tables
         .iter()
-        .map(|t| vec![t.table.to_string(), t.files.to_string(), t.rows_read.to_string(), t.rows_rejected.to_string()])
+        .map(|t| {
+            let n = |x: u64| count(x as f64);
+            vec![t.table.to_string(), n(t.files as u64), n(t.rows_read as u64), n(t.rows_rejected as u64)]
+        })
         .collect();
     rows.sort();
     Section {

@@ -3,7 +3,7 @@
 use loyalty_report::charts::{LineChart, Series, range};
 use loyalty_report::{Figure, Section, Table};
 
-use super::{figure, table};
+use super::{figure, fmt_f, fmt_percent, table};
 use crate::cohorts::SbgRetention;
 use crate::outputs::Outputs;
 use crate::settings::RunConfig;
@@ -30,6 +30,29 @@ fn sbg_figure(s: &SbgRetention) -> Figure {
         }
         .svg(),
     )
+}
+
+/// alpha + beta above this: the beta distribution of churn probabilities is a spike.
+const DEGENERATE_SBG: f64 = 1e4;
+
+/// The sBG fit in words; a fit whose alpha and beta run off to huge values is said to
+/// be degenerate: the cohorts' churn does not vary between customers, and sBG reduces
+/// to a constant churn probability per term (a geometric model).
+fn sbg_paragraph(s: &SbgRetention) -> String {
+    let (a, b) = (s.model.alpha, s.model.beta);
+    let fit = format!("Contract cohorts on {}-month terms: shifted-beta-geometric fit", s.contract_months);
+    if a + b > DEGENERATE_SBG {
+        format!(
+            "{fit} degenerate (alpha {}, beta {}): both run off to very large values, which means the data shows no \
+             spread in churn between customers; the model reduces to a constant churn of {} per term, and its \
+             retention does not rise with tenure as sBG's usually does.",
+            fmt_f(a),
+            fmt_f(b),
+            fmt_percent(a / (a + b))
+        )
+    } else {
+        format!("{fit} alpha {a:.3}, beta {b:.3} (mean churn per term {}).", fmt_percent(a / (a + b)))
+    }
 }
 
 const ECONOMICS_COLUMNS: [&str; 13] = [
@@ -84,14 +107,25 @@ fn tables(out: &Outputs, cfg: &RunConfig) -> Vec<Table> {
 
 pub(super) fn section(out: &Outputs, cfg: &RunConfig) -> Section {
     let (paragraphs, figures) = match &out.sbg {
-        Some(s) => (
-            vec![format!(
-                "Contract cohorts on {}-month terms: shifted-beta-geometric fit alpha {:.3}, beta {:.3}.",
-                s.contract_months, s.model.alpha, s.model.beta
-            )],
-            vec![sbg_figure(s)],
-        ),
+        Some(s) => (vec![sbg_paragraph(s)], vec![sbg_figure(s)]),
         None => (vec!["No contract cohort has completed a term: no sBG fit.".into()], vec![]),
     };
     Section { id: "retention".into(), title: "Retention".into(), paragraphs, figures, tables: tables(out, cfg) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fit(alpha: f64, beta: f64) -> SbgRetention {
+        SbgRetention { contract_months: 24, model: loyalty_models::sbg::Sbg { alpha, beta }, curve: vec![] }
+    }
+
+    #[test]
+    fn a_degenerate_sbg_fit_is_said_in_words() {
+        let text = sbg_paragraph(&fit(576_369.167, 9_297_757.548));
+        assert!(text.contains("degenerate") && text.contains("576,369") && text.contains("5.8% per term"), "{text}");
+        let text = sbg_paragraph(&fit(0.704, 1.182));
+        assert!(!text.contains("degenerate") && text.contains("alpha 0.704, beta 1.182"), "{text}");
+    }
 }

@@ -46,13 +46,21 @@ pub(super) fn segments(out: &Outputs, cfg: &RunConfig) -> Section {
                 20,
             ),
             table(
-                &out.offer_summary,
-                "Next-best offers: per segment, the services that add most expected monthly margin as a customer's top-3 offer (offers_by_segment.csv; per customer in offers.parquet)",
+                &top_offers(&out.offer_summary, 3),
+                "Next-best offers: per segment, the three services that add most expected monthly margin as a customer's top-3 offer (all in offers_by_segment.csv; per customer in offers.parquet)",
                 &[],
-                64,
+                usize::MAX,
             ),
         ],
     }
+}
+
+/// The first `k` rows of each segment of the offer summary (sorted best first).
+fn top_offers(summary: &polars::prelude::DataFrame, k: usize) -> polars::prelude::DataFrame {
+    let segments = strings(summary, "value_segment");
+    let keep: polars::prelude::BooleanChunked =
+        (0..segments.len()).map(|i| i < k || segments[i - k] != segments[i]).collect();
+    summary.filter(&keep).unwrap_or_else(|_| summary.clone())
 }
 
 /// What the segments are, where each axis turns high, and a warning when CPV is unknown.
