@@ -112,6 +112,10 @@ fn pyarrow_dataset_runs_and_writes_summary() {
     assert!(html.contains("No churn classifier"), "the report says why there is no model");
     assert!(html.contains("fig-base-movement") && html.contains("Joiners and leavers"), "no base movement section");
     leavers_by_hand(&out);
+    // NPS: the latest surveys at T of the active customers give recommend 10 (1) and 3
+    // (3); 6 gave none.
+    let nps = std::fs::read_to_string(out.join("nps.csv")).unwrap();
+    assert!(nps.contains("all,all,2,1,0,1,0.0"), "{nps}");
 }
 
 /// The leaky bucket, churn reasons and win-back list of the fixture, counted by hand:

@@ -148,6 +148,22 @@ fn wa_churn_imports_and_cross_validates() {
     // Better than the base rate's Brier score, 0.265 * 0.735 = 0.195.
     let brier = j["cross_validated"][1]["brier"].as_f64().unwrap();
     assert!(brier < 0.15, "{brier}");
+    // The whole run on another producer's data: offers from the telco's own services.
+    let out = dir.path().join("out");
+    let o = loyalty(&["run", "--data", p(&data), "--out", p(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    use polars::prelude::*;
+    let path = out.join("offers.parquet");
+    let offers = LazyFrame::scan_parquet(PlRefPath::new(p(&path)), Default::default()).unwrap().collect().unwrap();
+    assert!(offers.height() > 7043, "{} offers", offers.height());
+    let best = offers.column("offer_rank").unwrap().i64().unwrap().into_no_null_iter().filter(|r| *r == 1).count();
+    let customers = offers.column("customer_id").unwrap().n_unique().unwrap();
+    assert_eq!(best, customers, "one best offer per customer offered anything");
+    let by_segment = std::fs::read_to_string(out.join("offers_by_segment.csv")).unwrap();
+    assert!(by_segment.lines().count() > 8, "{by_segment}");
+    for file in ["base_movement.csv", "churn_reasons.csv", "nps.csv", "loyalty_kinds.csv", "loyalty_ladder.csv"] {
+        assert!(out.join(file).exists(), "{file}");
+    }
 }
 
 #[test]

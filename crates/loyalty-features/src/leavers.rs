@@ -19,6 +19,8 @@ pub const INFERRED_REASON: &str = "inactive_inferred";
 /// The last day a leaver was active (the churn_date, or for prepaid the start of the
 /// silence that led to it).
 pub const ACTIVE_UNTIL: &str = "active_until";
+/// In [`bill_values`]' people: sum every bill of this customer, not only the windows.
+pub const WHOLE_HISTORY: &str = "whole_history";
 pub const CLASSES: [&str; 4] = ["controllable", "uncontrollable", "involuntary", "unknown"];
 
 /// How churn reason codes map to classes. Codes are matched without regard to case
@@ -188,10 +190,13 @@ fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column) -> Polar
 /// Each leaver's and joiner's monthly value, from one pass over the bills known at T:
 /// `charge_before_leaving`, `margin_before_leaving` and
 /// `collected_margin_before_leaving` (means over their bills in the 3 months up to the
-/// month of `active_until`), `lifetime_collected_margin` (every known bill), and
-/// `charge_after_joining`, `margin_after_joining` (means over the bills of the signup
-/// month and the 2 after). `people` has customer_id, signup_date and, for leavers,
-/// active_until. Collected margin counts only what was paid (amount_paid - cost).
+/// month of `active_until`), `charge_after_joining`, `margin_after_joining` (means
+/// over the bills of the signup month and the 2 after), and for the people marked
+/// `whole_history` `lifetime_margin`, `lifetime_collected_margin` and `months_billed`
+/// over every known bill (null for the others: only the windows' bills are read for
+/// them, which keeps the group-by small). `people` has customer_id, signup_date,
+/// active_until (null for joiners who stay) and whole_history. Collected margin counts
+/// only what was paid (amount_paid - cost).
 pub fn bill_values(tables: &Tables, params: &FeatureParams, people: &DataFrame) -> PolarsResult<DataFrame> {
     let charge = col(c::TOTAL_CHARGE);
     let margin = (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate));
@@ -203,6 +208,7 @@ pub fn bill_values(tables: &Tables, params: &FeatureParams, people: &DataFrame) 
         month(col(c::SIGNUP_DATE)).dt().offset_by(lit("2mo")).alias("__join_to"),
         month(col(ACTIVE_UNTIL)).dt().offset_by(lit("-2mo")).alias("__leave_from"),
         month(col(ACTIVE_UNTIL)).alias("__leave_to"),
+        col(WHOLE_HISTORY).alias("__whole"),
     ]);
     let bm = || col(c::BILL_MONTH);
     let rows = tables[&Table::Billing]
@@ -216,7 +222,9 @@ pub fn bill_values(tables: &Tables, params: &FeatureParams, people: &DataFrame) 
             (margin - unpaid).alias("__collected"),
             bm().gt_eq(col("__leave_from")).and(bm().lt_eq(col("__leave_to"))).fill_null(lit(false)).alias("__leave"),
             bm().gt_eq(col("__join_from")).and(bm().lt_eq(col("__join_to"))).alias("__join"),
-        ]);
+            col("__whole"),
+        ])
+        .filter(col("__leave").or(col("__join")).or(col("__whole")));
     let mean_where = |value: &str, flag: &str| {
         let k = col(flag).cast(DataType::Float64);
         let count = k.clone().sum();
@@ -224,13 +232,14 @@ pub fn bill_values(tables: &Tables, params: &FeatureParams, people: &DataFrame) 
             .then(exact_sum(col(value) * k) / count)
             .otherwise(lit(NULL).cast(DataType::Float64))
     };
+    let whole = |e: Expr| when(col("__whole").any(false)).then(e).otherwise(lit(NULL));
     collect_streaming(rows.group_by([col(c::CUSTOMER_ID)]).agg([
         mean_where("__charge", "__leave").alias("charge_before_leaving"),
         mean_where("__margin", "__leave").alias("margin_before_leaving"),
         mean_where("__collected", "__leave").alias("collected_margin_before_leaving"),
-        exact_sum(col("__collected")).alias("lifetime_collected_margin"),
-        exact_sum(col("__margin")).alias("lifetime_margin"),
-        len().cast(DataType::Int64).alias(n::MONTHS_BILLED),
+        whole(exact_sum(col("__collected"))).alias("lifetime_collected_margin"),
+        whole(exact_sum(col("__margin"))).alias("lifetime_margin"),
+        whole(len().cast(DataType::Int64)).alias(n::MONTHS_BILLED),
         mean_where("__charge", "__join").alias("charge_after_joining"),
         mean_where("__margin", "__join").alias("margin_after_joining"),
     ]))
@@ -374,8 +383,11 @@ pub struct LeaverTables {
     /// The reason mix of the leavers of the win-back window by plan type, competition
     /// level and the tier their margin before leaving reaches in today's pyramid.
     pub reason_mix: DataFrame,
-    /// Leavers in the win-back window per reason class, before any exclusion.
+    /// How many customers left in the win-back window, before any exclusion.
     pub leavers_in_window: usize,
+    /// Every leaver by T: customer_id, churn_date, reason_class (to attribute the
+    /// leavers of a previous run to the segment they had then).
+    pub leavers: DataFrame,
 }
 
 /// The leavers, the win-back list, the leaky bucket from `first_month` and the reason
@@ -392,22 +404,28 @@ pub fn analyse(
     let gone = leavers(tables, params, active.column(c::CUSTOMER_ID)?, reasons)?;
     let everyone =
         collect_streaming(tables[&Table::Customers].clone().select([col(c::CUSTOMER_ID), col(c::SIGNUP_DATE)]))?;
+    let from = params.as_of.checked_sub_months(chrono::Months::new(winback_months)).unwrap_or(params.as_of);
+    // The win-back list shows its leavers' lifetime margin: their every bill is read.
     let people = everyone
         .clone()
         .lazy()
         .join(
-            gone.clone().lazy().select([col(c::CUSTOMER_ID), col(ACTIVE_UNTIL)]),
+            gone.clone().lazy().select([
+                col(c::CUSTOMER_ID),
+                col(ACTIVE_UNTIL),
+                col(c::CHURN_DATE).gt(lit(from)).alias(WHOLE_HISTORY),
+            ]),
             [col(c::CUSTOMER_ID)],
             [col(c::CUSTOMER_ID)],
             JoinArgs::new(JoinType::Left),
         )
         .filter(col(ACTIVE_UNTIL).is_not_null().or(col(c::SIGNUP_DATE).gt_eq(lit(month_start(first_month)))))
+        .with_column(col(WHOLE_HISTORY).fill_null(lit(false)))
         .collect()?;
     let values = bill_values(tables, params, &people)?;
     let winback = crate::retention::winback(&gone, &values, params, winback_months, reasons)?;
     let movement = base_movement(&everyone, &gone, &values, first_month, params.as_of)?;
-    let from = params.as_of.checked_sub_months(chrono::Months::new(winback_months)).unwrap_or(params.as_of);
-    let recent = gone.lazy().filter(col(c::CHURN_DATE).gt(lit(from)));
+    let recent = gone.clone().lazy().filter(col(c::CHURN_DATE).gt(lit(from)));
     let recent = crate::per_customer::with_competition(recent, tables, params)
         .join(values.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
         .with_column(tier_by_margin(active)?.alias(crate::segments::TIER))
@@ -423,7 +441,8 @@ pub fn analyse(
         UnionArgs::default(),
     )?
     .collect()?;
-    Ok(LeaverTables { winback, movement, reason_mix, leavers_in_window: recent.height() })
+    let leavers = gone.select([c::CUSTOMER_ID, c::CHURN_DATE, REASON_CLASS])?;
+    Ok(LeaverTables { winback, movement, reason_mix, leavers_in_window: recent.height(), leavers })
 }
 
 /// A leaver's tier in today's pyramid from their monthly margin before leaving: at or

@@ -91,6 +91,30 @@ pub fn migration(previous: &DataFrame, current: &DataFrame) -> PolarsResult<(Dat
     Ok((out, matched as usize))
 }
 
+/// The reason mix of the customers of the previous run who have left since, by the
+/// value segment and tier they had then (`grouping` `value_segment (previous run)` and
+/// `tier (previous run)`), in the layout of [`crate::leavers::reason_mix`]. `leavers`
+/// has customer_id and reason_class; ids are compared as text, as in [`migration`].
+pub fn reasons_by_previous_segment(previous: &DataFrame, leavers: &DataFrame) -> PolarsResult<DataFrame> {
+    let id = || col(c::CUSTOMER_ID).cast(DataType::String);
+    let gone = previous
+        .clone()
+        .lazy()
+        .with_column(id())
+        .join(
+            leavers.clone().lazy().select([id(), col(crate::leavers::REASON_CLASS)]),
+            [col(c::CUSTOMER_ID)],
+            [col(c::CUSTOMER_ID)],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .collect()?;
+    let parts = [(VALUE_SEGMENT, "value_segment (previous run)"), (TIER, "tier (previous run)")]
+        .into_iter()
+        .map(|(key, grouping)| crate::leavers::reason_mix(&gone, key, grouping).map(DataFrame::lazy))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    concat(parts, UnionArgs::default())?.collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +165,21 @@ mod tests {
                 "tier gold>iron 1 8.0 20.0",
                 "tier iron>gone 1 0.0 0.0",
             ]
+        );
+        // 3 left (moved) since the previous run, where it was loyal and iron.
+        let leavers =
+            df!(c::CUSTOMER_ID => [3i64, 9], crate::leavers::REASON_CLASS => ["uncontrollable", "controllable"])
+                .unwrap();
+        let mix = reasons_by_previous_segment(&previous, &leavers).unwrap();
+        let rows: Vec<String> = (0..mix.height())
+            .map(|i| {
+                let get = |c: &str| mix.column(c).unwrap().get(i).unwrap().to_string().trim_matches('"').to_string();
+                format!("{} {} {} {}", get("grouping"), get("group"), get("reason_class"), get("leavers"))
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            ["value_segment (previous run) loyal uncontrollable 1", "tier (previous run) iron uncontrollable 1"]
         );
         // Pseudonymised ids (text) against plain ones: nobody matches.
         let hashed = current.clone().lazy().with_column(lit("c0123").alias(c::CUSTOMER_ID)).collect().unwrap();

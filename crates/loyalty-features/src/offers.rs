@@ -6,7 +6,7 @@ use loyalty_contract::col as c;
 use polars::prelude::*;
 
 use crate::segments::VALUE_SEGMENT;
-use crate::{FeatureError, FeatureParams, Tables, adoption_rates};
+use crate::{FeatureError, FeatureParams, Tables};
 
 /// How many offers each customer gets at most.
 pub const OFFERS_PER_CUSTOMER: u32 = 3;
@@ -20,13 +20,9 @@ pub fn next_best_offers(
     tables: &Tables,
     params: &FeatureParams,
 ) -> Result<DataFrame, FeatureError> {
-    let rates = adoption_rates(customers, tables, params)?;
-    if rates.height() == 0 {
-        return Ok(no_offers()?);
-    }
+    let Some(rates) = crate::value::adoption_rows(customers, tables, params)? else { return Ok(no_offers()?) };
     let segment = customers.select([c::CUSTOMER_ID, VALUE_SEGMENT])?;
     Ok(rates
-        .lazy()
         .filter(col("held").not())
         .with_column((col("p_adopt") * col(c::MONTHLY_MARGIN)).alias("expected_monthly_margin"))
         .sort(

@@ -118,8 +118,19 @@ fn held(tables: &Tables, params: &FeatureParams) -> Option<LazyFrame> {
 /// Estimated P(customer adopts service) for every (active customer, catalog service):
 /// columns customer_id, service, p_adopt, held (at T), monthly_margin.
 pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+    let Some(rows) = adoption_rows(base, tables, params)? else { return Ok(DataFrame::empty()) };
+    Ok(collect_streaming(rows.sort([c::CUSTOMER_ID, c::SERVICE], SortMultipleOptions::default()))?)
+}
+
+/// The rows of [`adoption_rates`] in no particular order (None without services or a
+/// catalog).
+pub(crate) fn adoption_rows(
+    base: &DataFrame,
+    tables: &Tables,
+    params: &FeatureParams,
+) -> Result<Option<LazyFrame>, FeatureError> {
     let (Some((rates, cells)), Some(held)) = (cell_rates(base, tables, params)?, held(tables, params)) else {
-        return Ok(DataFrame::empty());
+        return Ok(None);
     };
     let out = cells
         .join(rates, [col(CELL)], [col(CELL)], JoinArgs::new(JoinType::Inner))
@@ -135,9 +146,8 @@ pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams)
             col("p_adopt"),
             col("held").fill_null(lit(false)),
             col(c::MONTHLY_MARGIN),
-        ])
-        .sort([c::CUSTOMER_ID, c::SERVICE], SortMultipleOptions::default());
-    Ok(collect_streaming(out)?)
+        ]);
+    Ok(Some(out))
 }
 
 /// CPV per month: the cell's expected margin over all services, less the services

@@ -46,6 +46,8 @@ pub struct Outputs {
     pub migration: Option<MigrationTable>,
     /// Customers who left in the win-back window, before reasons are excluded.
     pub leavers_in_window: usize,
+    /// Every leaver by T (customer_id, churn_date, reason_class); not written.
+    pub leavers: DataFrame,
     pub economics: DataFrame,
     /// The Kaplan-Meier curves the customers without a churn score fall back on.
     pub survival: DataFrame,
@@ -89,6 +91,7 @@ impl Outputs {
     pub(crate) fn pseudonymize(&mut self, p: &Pseudonymizer) -> PolarsResult<()> {
         p.apply(&mut self.customers)?;
         p.apply(&mut self.offers)?;
+        p.apply(&mut self.leavers)?;
         p.apply(&mut self.winback)
     }
 

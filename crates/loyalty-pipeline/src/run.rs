@@ -84,6 +84,9 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     }
     if let Some(previous) = &previous {
         out.migration = Some(migration_since(previous, &out.customers, &cfg)?);
+        // Why the customers of the previous run left, by the segment they had then.
+        let by_segment = migration::reasons_by_previous_segment(previous, &out.leavers)?;
+        out.reason_mix.vstack_mut(&by_segment)?;
     }
 
     stages.begin("report")?;
@@ -204,6 +207,7 @@ fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Output
         movement: gone.movement,
         reason_mix: gone.reason_mix,
         leavers_in_window: gone.leavers_in_window,
+        leavers: gone.leavers,
         nps,
         ladder,
         loyalty_kinds,
