@@ -27,7 +27,12 @@ fn fixture() -> &'static Fixture {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let out = tmp.path().join("out");
         let config = repo_root().join("loyalty.example.toml");
-        let o = loyalty(&["run", "--data", p(&data), "--out", p(&out), "--config", p(&config)]);
+        // Last month's run, for the movement since then (as a monthly job has it).
+        let previous = tmp.path().join("previous");
+        let o = loyalty(&["run", "--data", p(&data), "--out", p(&previous), "--as-of", "2024-11-30", "-q"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let args = ["run", "--data", p(&data), "--out", p(&out), "--config", p(&config), "--previous", p(&previous)];
+        let o = loyalty(&args);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert!(stderr(&o).contains("report.html"), "the run says where the report is: {}", stderr(&o));
         Fixture { _tmp: tmp, data, out }
@@ -62,6 +67,14 @@ fn the_run_writes_every_output() {
         "winback.parquet",
         "winback.csv",
         "retention_economics.csv",
+        "base_movement.csv",
+        "churn_reasons.csv",
+        "nps.csv",
+        "loyalty_ladder.csv",
+        "loyalty_kinds.csv",
+        "offers.parquet",
+        "offers_by_segment.csv",
+        "migration.csv",
         "model_quality.json",
         "report.html",
         "run.json",
@@ -187,10 +200,20 @@ fn the_report_renders_in_a_real_browser() {
         assert!(!html.contains(fetch), "the report would fetch something: {fetch}");
     }
     let expected = html.matches("<figure class=\"chart\"").count();
-    assert!(expected >= 12, "only {expected} figures");
-    for part in
-        ["id=\"fig-base-movement\"", "id=\"fig-churn-reasons\"", "Base movement per month", "Churn reason classes"]
-    {
+    assert!(expected >= 14, "only {expected} figures");
+    for part in [
+        "id=\"fig-base-movement\"",
+        "id=\"fig-churn-reasons\"",
+        "id=\"fig-migration-value-segment\"",
+        "id=\"fig-migration-tier\"",
+        "Base movement per month",
+        "Churn reason classes",
+        "NPS per competition level",
+        "Loyalty-ladder stages",
+        "Transactional against emotional loyalty",
+        "Next-best offers",
+        "Movement between tiers",
+    ] {
         assert!(html.contains(part), "the report has no {part}");
     }
     let profile = tempfile::tempdir().unwrap();
