@@ -6,6 +6,7 @@ use loyalty_contract::col as c;
 use polars::prelude::*;
 
 use crate::segments::VALUE_SEGMENT;
+use crate::value::Adoption;
 use crate::{FeatureError, FeatureParams, Tables};
 
 /// How many offers each customer gets at most.
@@ -20,19 +21,28 @@ pub fn next_best_offers(
     tables: &Tables,
     params: &FeatureParams,
 ) -> Result<DataFrame, FeatureError> {
-    let Some(rates) = crate::value::adoption_rows(customers, tables, params)? else { return Ok(no_offers()?) };
+    let Some(adoption) = Adoption::of(customers, tables, params)? else { return Ok(no_offers()?) };
     let segment = customers.select([c::CUSTOMER_ID, VALUE_SEGMENT])?;
-    Ok(rates
-        .filter(col("held").not())
-        .with_column((col("p_adopt") * col(c::MONTHLY_MARGIN)).alias("expected_monthly_margin"))
-        .sort(
-            [c::CUSTOMER_ID, "expected_monthly_margin", c::SERVICE],
-            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
-        )
-        .with_column(
-            col(c::SERVICE).cum_count(false).over([col(c::CUSTOMER_ID)])?.cast(DataType::Int64).alias("offer_rank"),
-        )
-        .filter(col("offer_rank").lt_eq(lit(i64::from(OFFERS_PER_CUSTOMER))))
+    // In chunks of `customers_per_partition` customers (0: all at once): every
+    // customer x service pair of 1M customers and 7 services is about 0.35 GB.
+    let n = adoption.cells.height();
+    let size = match params.customers_per_partition {
+        0 => n.max(1),
+        k => usize::try_from(k).unwrap_or(usize::MAX),
+    };
+    let mut parts = Vec::with_capacity(n.div_ceil(size).max(1));
+    for start in (0..n).step_by(size) {
+        loyalty_contract::cancel::check()?;
+        let chunk = adoption.cells.slice(start as i64, size.min(n - start));
+        parts.push(top_offers(adoption.rows(chunk.lazy()))?);
+    }
+    let offers = match parts.len() {
+        0 => no_offers()?,
+        _ => concat(parts.into_iter().map(DataFrame::lazy).collect::<Vec<_>>(), UnionArgs::default())?.collect()?,
+    };
+    Ok(offers
+        .lazy()
+        .sort([c::CUSTOMER_ID, "offer_rank"], SortMultipleOptions::default())
         .join(segment.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
         .select([
             col(c::CUSTOMER_ID),
@@ -44,6 +54,29 @@ pub fn next_best_offers(
             col("expected_monthly_margin"),
         ])
         .collect()?)
+}
+
+/// The best [`OFFERS_PER_CUSTOMER`] services not held of each customer in `rows`.
+fn top_offers(rows: LazyFrame) -> PolarsResult<DataFrame> {
+    rows.filter(col("held").not())
+        .with_column((col("p_adopt") * col(c::MONTHLY_MARGIN)).alias("expected_monthly_margin"))
+        .sort(
+            [c::CUSTOMER_ID, "expected_monthly_margin", c::SERVICE],
+            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+        )
+        .with_column(
+            col(c::SERVICE).cum_count(false).over([col(c::CUSTOMER_ID)])?.cast(DataType::Int64).alias("offer_rank"),
+        )
+        .filter(col("offer_rank").lt_eq(lit(i64::from(OFFERS_PER_CUSTOMER))))
+        .select([
+            col(c::CUSTOMER_ID),
+            col("offer_rank"),
+            col(c::SERVICE),
+            col("p_adopt"),
+            col(c::MONTHLY_MARGIN),
+            col("expected_monthly_margin"),
+        ])
+        .collect()
 }
 
 /// The offers table of a dataset without services or a catalog: its columns, no rows.

@@ -118,36 +118,53 @@ fn held(tables: &Tables, params: &FeatureParams) -> Option<LazyFrame> {
 /// Estimated P(customer adopts service) for every (active customer, catalog service):
 /// columns customer_id, service, p_adopt, held (at T), monthly_margin.
 pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
-    let Some(rows) = adoption_rows(base, tables, params)? else { return Ok(DataFrame::empty()) };
+    let Some(a) = Adoption::of(base, tables, params)? else { return Ok(DataFrame::empty()) };
+    let rows = a.rows(a.cells.clone().lazy());
     Ok(collect_streaming(rows.sort([c::CUSTOMER_ID, c::SERVICE], SortMultipleOptions::default()))?)
 }
 
-/// The rows of [`adoption_rates`] in no particular order (None without services or a
-/// catalog).
-pub(crate) fn adoption_rows(
-    base: &DataFrame,
-    tables: &Tables,
-    params: &FeatureParams,
-) -> Result<Option<LazyFrame>, FeatureError> {
-    let (Some((rates, cells)), Some(held)) = (cell_rates(base, tables, params)?, held(tables, params)) else {
-        return Ok(None);
-    };
-    let out = cells
-        .join(rates, [col(CELL)], [col(CELL)], JoinArgs::new(JoinType::Inner))
-        .join(
-            held.with_column(lit(true).alias("held")),
-            [col(c::CUSTOMER_ID), col(c::SERVICE)],
-            [col(c::CUSTOMER_ID), col(c::SERVICE)],
-            JoinArgs::new(JoinType::Left),
-        )
-        .select([
-            col(c::CUSTOMER_ID),
-            col(c::SERVICE),
-            col("p_adopt"),
-            col("held").fill_null(lit(false)),
-            col(c::MONTHLY_MARGIN),
-        ]);
-    Ok(Some(out))
+/// The adoption model, collected: each customer's comparable-customer cell, the rates
+/// of every cell x service, the services held at T. Its rows for a subset of the
+/// customers ([`Adoption::rows`]) let a caller go through the base in chunks.
+pub(crate) struct Adoption {
+    /// customer_id, `__cell`.
+    pub(crate) cells: DataFrame,
+    rates: DataFrame,
+    held: DataFrame,
+}
+
+impl Adoption {
+    /// None without services or a catalog.
+    pub(crate) fn of(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<Option<Self>, FeatureError> {
+        let (Some((rates, cells)), Some(held)) = (cell_rates(base, tables, params)?, held(tables, params)) else {
+            return Ok(None);
+        };
+        Ok(Some(Adoption {
+            cells: cells.collect()?,
+            rates: rates.collect()?,
+            held: collect_streaming(held.with_column(lit(true).alias("held")))?,
+        }))
+    }
+
+    /// The rows of [`adoption_rates`] for the customers in `cells` (a slice of
+    /// [`Adoption::cells`]), in no particular order.
+    pub(crate) fn rows(&self, cells: LazyFrame) -> LazyFrame {
+        cells
+            .join(self.rates.clone().lazy(), [col(CELL)], [col(CELL)], JoinArgs::new(JoinType::Inner))
+            .join(
+                self.held.clone().lazy(),
+                [col(c::CUSTOMER_ID), col(c::SERVICE)],
+                [col(c::CUSTOMER_ID), col(c::SERVICE)],
+                JoinArgs::new(JoinType::Left),
+            )
+            .select([
+                col(c::CUSTOMER_ID),
+                col(c::SERVICE),
+                col("p_adopt"),
+                col("held").fill_null(lit(false)),
+                col(c::MONTHLY_MARGIN),
+            ])
+    }
 }
 
 /// CPV per month: the cell's expected margin over all services, less the services

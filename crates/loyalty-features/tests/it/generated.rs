@@ -395,3 +395,17 @@ fn satisfaction_curves_recover_the_generators_truth() {
         "curves: {cells} cells, truth inside 95% in {inside95}, worst |error| / 99.9% half-width {worst:.2}\n{cv}"
     );
 }
+
+#[test]
+fn offers_in_customer_chunks_equal_them_at_once() {
+    use loyalty_features::offers::next_best_offers;
+    let t = tables(generated());
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let params = |customers_per_partition| FeatureParams { as_of, customers_per_partition, ..Default::default() };
+    let (active, _) = customer_features(&t, &params(0)).unwrap();
+    let active = active.lazy().with_column(lit("gold").alias("value_segment")).collect().unwrap();
+    let (whole, chunks) =
+        (next_best_offers(&active, &t, &params(0)).unwrap(), next_best_offers(&active, &t, &params(1_500)).unwrap());
+    assert!(active.height() > 3_000 && whole.height() > active.height(), "{} offers", whole.height());
+    assert!(whole.equals_missing(&chunks), "offers differ when ranked in chunks of 1,500 customers");
+}
