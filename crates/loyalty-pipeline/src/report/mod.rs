@@ -163,7 +163,7 @@ fn data_section(out: &Outputs, summary: &DatasetSummary) -> Section {
         .iter()
         .map(|t| {
             let n = |x: u64| count(x as f64);
-            vec![t.table.to_string(), n(t.files as u64), n(t.rows_read as u64), n(t.rows_rejected as u64)]
+            vec![t.table.to_string(), n(t.files as u64), n(t.rows_read), n(t.rows_rejected)]
         })
         .collect();
     rows.sort();
