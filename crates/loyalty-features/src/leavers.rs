@@ -108,16 +108,31 @@ pub fn leavers(
     active_ids: &Column,
     reasons: &ReasonMap,
 ) -> PolarsResult<DataFrame> {
-    let t = params.as_of;
-    let wait = params.prepaid_inactivity_days;
-    let customers = collect_streaming(tables[&Table::Customers].clone().select([
+    leavers_among(&customer_columns(tables)?, tables, params, active_ids, reasons)
+}
+
+/// The customers table's columns that [`leavers`] and the base movement read, once.
+fn customer_columns(tables: &Tables) -> PolarsResult<DataFrame> {
+    collect_streaming(tables[&Table::Customers].clone().select([
         col(c::CUSTOMER_ID),
         col(c::PLAN_TYPE),
         col(c::MARKET_ID),
         col(c::SIGNUP_DATE),
         col(c::CHURN_DATE),
         col(c::CHURN_REASON),
-    ]))?;
+    ]))
+}
+
+/// [`leavers`] of `customers` (from [`customer_columns`]).
+fn leavers_among(
+    customers: &DataFrame,
+    tables: &Tables,
+    params: &FeatureParams,
+    active_ids: &Column,
+    reasons: &ReasonMap,
+) -> PolarsResult<DataFrame> {
+    let t = params.as_of;
+    let wait = params.prepaid_inactivity_days;
     let prepaid = col(c::PLAN_TYPE).eq(lit("prepaid"));
     let observed = customers.clone().lazy().filter(col(c::CHURN_DATE).lt_eq(lit(t))).with_columns([
         lit(false).alias(CHURN_INFERRED),
@@ -128,6 +143,7 @@ pub fn leavers(
     ]);
     let active = DataFrame::new_infer_height(vec![active_ids.clone().with_name(c::CUSTOMER_ID.into())])?;
     let silent = customers
+        .clone()
         .lazy()
         .filter(loyalty_contract::dates::active_at(t).and(prepaid))
         .join(active.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Anti))
@@ -401,9 +417,9 @@ pub fn analyse(
     winback_months: u32,
     first_month: NaiveDate,
 ) -> PolarsResult<LeaverTables> {
-    let gone = leavers(tables, params, active.column(c::CUSTOMER_ID)?, reasons)?;
-    let everyone =
-        collect_streaming(tables[&Table::Customers].clone().select([col(c::CUSTOMER_ID), col(c::SIGNUP_DATE)]))?;
+    let customers = customer_columns(tables)?;
+    let gone = leavers_among(&customers, tables, params, active.column(c::CUSTOMER_ID)?, reasons)?;
+    let everyone = customers.select([c::CUSTOMER_ID, c::SIGNUP_DATE])?;
     let from = params.as_of.checked_sub_months(chrono::Months::new(winback_months)).unwrap_or(params.as_of);
     // The win-back list shows its leavers' lifetime margin: their every bill is read.
     let people = everyone
@@ -459,7 +475,7 @@ fn tier_by_margin(active: &DataFrame) -> PolarsResult<Expr> {
     let collected = col("collected_margin_before_leaving");
     Ok(when(billed.clone().is_null())
         .then(lit("unknown"))
-        .when(billed.clone().lt_eq(lit(0.0)).or(collected.lt_eq(lit(0.0)).fill_null(lit(false))))
+        .when(crate::segments::unprofitable(billed.clone(), Some(collected)))
         .then(lit("lead"))
         .when(billed.clone().gt_eq(lit(platinum)))
         .then(lit("platinum"))

@@ -99,6 +99,16 @@ pub fn cuts(df: &DataFrame, loyalty_col: &str, split: Split, cpv_estimated: bool
     Ok(Cuts { ccv, cpv: cpv_estimated.then_some(cpv), loyalty })
 }
 
+/// The lead tier's rule: the customer costs more than they bring, billed or (where
+/// payments are known) collected.
+pub(crate) fn unprofitable(billed: Expr, collected: Option<Expr>) -> Expr {
+    let billed = billed.lt_eq(lit(0.0));
+    match collected {
+        Some(paid) => billed.or(paid.lt_eq(lit(0.0)).fill_null(lit(false))),
+        None => billed,
+    }
+}
+
 /// Add value_segment, tier, stage and nps_group to `df` (customers active at T, with
 /// ccv, cpv, `loyalty_col`, margin_monthly, tenure_months, referrals_made and
 /// survey_recommend). High means above the cut, or at it as [`Cut`] says; without a CPV
@@ -134,12 +144,8 @@ pub fn assign(
         .rank(RankOptions { method: RankMethod::Ordinal, descending: true }, None)
         .cast(DataType::Float64)
         / lit(count);
-    // Lead: costs more than it brings, billed or (where payments are known) collected.
-    let mut unprofitable = col(n::MARGIN_MONTHLY).fill_null(lit(0.0)).lt_eq(lit(0.0));
-    if df.column(n::MARGIN_COLLECTED_MONTHLY).is_ok() {
-        unprofitable = unprofitable.or(col(n::MARGIN_COLLECTED_MONTHLY).lt_eq(lit(0.0)).fill_null(lit(false)));
-    }
-    let tier = when(unprofitable)
+    let collected = df.column(n::MARGIN_COLLECTED_MONTHLY).is_ok().then(|| col(n::MARGIN_COLLECTED_MONTHLY));
+    let tier = when(unprofitable(col(n::MARGIN_MONTHLY).fill_null(lit(0.0)), collected))
         .then(lit("lead"))
         .when(rank.clone().lt_eq(lit(tier_shares[0])))
         .then(lit("platinum"))

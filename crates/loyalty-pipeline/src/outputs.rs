@@ -61,9 +61,6 @@ pub struct Outputs {
 pub struct MigrationTable {
     /// Per kind, from and to state: customers and margin (migration.csv).
     pub table: DataFrame,
-    /// Customers in both runs.
-    pub matched: usize,
-    pub previous_customers: usize,
     /// The earlier run's output folder.
     pub source: std::path::PathBuf,
 }

@@ -78,7 +78,12 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     let input = read_input(&req.data)?;
     cfg.model.as_of = as_of(cfg.as_of_pinned.then_some(cfg.model.as_of), input.summary.billing.last_month)?;
     cfg.model.engine = crate::engine::connect(&req.engine, &req.data.data, &req.out, &input.validated)?;
-    let mut out = compute(&input.validated, &cfg, &mut stages)?;
+    // The summary already read the first bill month: the leaky bucket starts there.
+    let first_month = match input.summary.billing.first_month {
+        Some(m) => m,
+        None => crate::dataset::first_bill_month(&input.validated)?,
+    };
+    let mut out = compute(&input.validated, &cfg, first_month, &mut stages)?;
     if let Some(p) = &pseudonyms {
         out.pseudonymize(p)?;
     }
@@ -129,7 +134,7 @@ fn migration_since(previous: &DataFrame, customers: &DataFrame, cfg: &RunConfig)
         warn!("no customer of the previous run is in this one: a different dataset, or another pseudonym key?");
     }
     let source = cfg.output.previous.clone().unwrap_or_default();
-    Ok(MigrationTable { table, matched, previous_customers: previous.height(), source })
+    Ok(MigrationTable { table, source })
 }
 
 fn read_input(data: &DataOptions) -> Result<Input> {
@@ -146,7 +151,7 @@ fn cpv_estimated(v: &Validated) -> bool {
 }
 
 /// Every table of the run, from the validated data and the resolved settings.
-fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Outputs> {
+fn compute(v: &Validated, cfg: &RunConfig, first_month: chrono::NaiveDate, stages: &mut Stages) -> Result<Outputs> {
     let params = &cfg.model;
     // Features at T once: the classifier scores them and CLV reads the scores back.
     stages.begin("features")?;
@@ -185,7 +190,6 @@ fn compute(v: &Validated, cfg: &RunConfig, stages: &mut Stages) -> Result<Output
     };
 
     stages.begin("retention")?;
-    let first_month = crate::dataset::first_bill_month(v)?;
     let gone =
         leavers::analyse(&v.tables, params, &customers, &cfg.churn_reasons, cfg.output.winback_months, first_month)
             .during("leavers, win-back list and base movement")?;

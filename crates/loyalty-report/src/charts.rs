@@ -221,6 +221,18 @@ pub fn bubble_chart(title: &str, x_label: &str, y_label: &str, bubbles: &[Bubble
     Ok(buf)
 }
 
+/// The name of the category whose slot [i, i + 1) has its middle at `v` (an axis of
+/// categories puts a tick at every half slot; only the middles are labelled), counted
+/// from the far end when `flip` (rows drawn top down); empty elsewhere.
+fn category_at(names: &[String], v: f64, flip: bool) -> String {
+    let i = v.floor() as usize;
+    let i = if flip { names.len().checked_sub(i + 1) } else { Some(i) };
+    match i {
+        Some(i) if (v - v.floor() - 0.5).abs() < 0.01 && i < names.len() => names[i].clone(),
+        _ => String::new(),
+    }
+}
+
 /// Grouped bars: categories along x, one bar per group within each.
 pub fn grouped_bars(title: &str, y_label: &str, categories: &[String], groups: &[(String, Vec<f64>)]) -> Res<String> {
     let ymax = groups.iter().flat_map(|g| g.1.iter().copied()).filter(|v| v.is_finite()).fold(0.0, f64::max);
@@ -243,10 +255,7 @@ pub fn grouped_bars(title: &str, y_label: &str, categories: &[String], groups: &
             .configure_mesh()
             .y_desc(y_label)
             .x_labels(categories.len() * 2 + 1)
-            .x_label_formatter(&move |x| {
-                let i = x.floor() as usize;
-                if (x - x.floor() - 0.5).abs() < 0.01 && i < cats.len() { cats[i].clone() } else { String::new() }
-            })
+            .x_label_formatter(&move |x| category_at(&cats, *x, false))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;
@@ -302,17 +311,8 @@ pub fn heatmap(
             .build_cartesian_2d(0.0..nc as f64, 0.0..nr as f64)
             .map_err(err)?;
         let (r2, c2) = (rows.to_vec(), cols.to_vec());
-        let label = |names: Vec<String>, flip: bool| {
-            move |v: &f64| {
-                let i = v.floor() as usize;
-                let i = if flip { names.len().checked_sub(i + 1) } else { Some(i) };
-                match i {
-                    Some(i) if (v - v.floor() - 0.5).abs() < 0.01 && i < names.len() => names[i].clone(),
-                    _ => String::new(),
-                }
-            }
-        };
-        let (fx, fy) = (label(c2, false), label(r2, true));
+        let fx = move |v: &f64| category_at(&c2, *v, false);
+        let fy = move |v: &f64| category_at(&r2, *v, true);
         chart
             .configure_mesh()
             .x_desc(col_label)

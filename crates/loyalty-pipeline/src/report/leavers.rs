@@ -180,25 +180,20 @@ fn tier_rows(table: &DataFrame) -> DataFrame {
 
 pub(super) fn migration_section(out: &Outputs) -> Option<Section> {
     let m = out.migration.as_ref()?;
-    let sum_where = |to: Option<&str>, from: Option<&str>| -> f64 {
-        let (kind, f, t, n) = (
-            strings(&m.table, "kind"),
-            strings(&m.table, "from"),
-            strings(&m.table, "to"),
-            floats(&m.table, "customers"),
-        );
-        (0..kind.len())
-            .filter(|&i| kind[i] == "tier" && to.is_none_or(|x| t[i] == x) && from.is_none_or(|x| f[i] == x))
-            .map(|i| n[i])
-            .sum()
+    // Every customer of either run is in one tier row: the counts follow from them.
+    let (kind, from, to, n) =
+        (strings(&m.table, "kind"), strings(&m.table, "from"), strings(&m.table, "to"), floats(&m.table, "customers"));
+    let sum_where = |keep: &dyn Fn(&str, &str) -> bool| -> f64 {
+        (0..kind.len()).filter(|&i| kind[i] == "tier" && keep(&from[i], &to[i])).map(|i| n[i]).sum()
     };
+    let (new, gone) = (migration::NEW, migration::GONE);
     let paragraph = format!(
         "Compared with the run in {}: {} of its {} active customers are still active; gone since: {}; new since: {}.",
         m.source.display(),
-        count(m.matched as f64),
-        count(m.previous_customers as f64),
-        count(sum_where(Some(migration::GONE), None)),
-        count(sum_where(None, Some(migration::NEW))),
+        count(sum_where(&|f, t| f != new && t != gone)),
+        count(sum_where(&|f, _| f != new)),
+        count(sum_where(&|_, t| t == gone)),
+        count(sum_where(&|f, _| f == new)),
     );
     Some(Section {
         id: "migration".into(),
