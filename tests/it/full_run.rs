@@ -133,7 +133,7 @@ fn the_run_writes_every_output() {
     let stages: Vec<&str> = run["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
     assert_eq!(
         stages,
-        ["validate", "features", "churn model", "clv", "segments", "curves", "retention", "report", "write"]
+        ["validate", "buckets", "features", "churn model", "clv", "segments", "curves", "retention", "report", "write"]
     );
     assert!(run["stages"].as_array().unwrap().iter().all(|s| s["peak_rss_mib"].as_f64().unwrap() > 1.0));
 

@@ -2,7 +2,7 @@
 //! of who is a customer at T.
 
 use chrono::{Datelike, Days, Months, NaiveDate};
-use polars::prelude::{Expr, col, lit};
+use polars::prelude::*;
 
 use crate::col as c;
 
@@ -33,6 +33,56 @@ pub fn end_of_month(d: NaiveDate) -> Option<NaiveDate> {
 /// day number of the following month, so 31 May minus 3 months is 28/29 February).
 pub fn month_end_minus(t: NaiveDate, months: u32) -> Option<NaiveDate> {
     t.succ_opt()?.checked_sub_months(Months::new(months))?.pred_opt()
+}
+
+/// (year, month 1-12, day 1-31) of a Polars day number, by Howard Hinnant's
+/// `civil_from_days`: integer arithmetic only, exact for every i32. Polars' own
+/// `dt().year()` and friends go through chrono per value, which costs more than
+/// reading the column.
+pub fn civil_from_days(days: i32) -> (i64, u32, u32) {
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `year * 12 + month` of a day number: consecutive months are consecutive numbers.
+pub fn month_number(days: i32) -> i64 {
+    let (year, month, _) = civil_from_days(days);
+    year * 12 + i64::from(month)
+}
+
+/// A Date column mapped value by value through `f` of its day numbers (nulls stay null).
+fn map_days<T>(e: Expr, name: &'static str, f: fn(i32) -> T::Native) -> Expr
+where
+    T: PolarsNumericType,
+    T::Array: polars::prelude::ArrayFromIterDtype<T::Native> + polars::prelude::ArrayFromIterDtype<Option<T::Native>>,
+{
+    e.map_with_fmt_str(
+        move |c| {
+            let days = c.as_materialized_series().to_physical_repr().cast(&DataType::Int32)?;
+            let out: ChunkedArray<T> = days.i32()?.apply_nonnull_values_generic(T::get_static_dtype(), f);
+            Ok(out.with_name(c.name().clone()).into_series().into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), T::get_static_dtype())),
+        name,
+    )
+}
+
+/// [`month_number`] of a Date expression, as Int64.
+pub fn month_number_expr(e: Expr) -> Expr {
+    map_days::<Int64Type>(e, "month_number", month_number)
+}
+
+/// The day of the month (1-31) of a Date expression, as Int32.
+pub fn day_of_month_expr(e: Expr) -> Expr {
+    map_days::<Int32Type>(e, "day_of_month", |days| civil_from_days(days).2 as i32)
 }
 
 /// Customers at the end of day `t`: signed up by then and not churned by then (a
@@ -67,6 +117,27 @@ mod tests {
         }
         assert_eq!(epoch_days(d(1970, 1, 2)), 1);
         assert_eq!(epoch_days(d(1969, 12, 31)), -1);
+    }
+
+    #[test]
+    fn civil_dates_agree_with_chrono() {
+        // Every day from 1600 to 2400, and the ends of the i32 range chrono can hold.
+        for days in (epoch_days(d(1600, 1, 1))..=epoch_days(d(2400, 12, 31))).chain([-719_468, -719_469]) {
+            let date = from_epoch_days(days).unwrap();
+            let (y, m, day) = civil_from_days(days);
+            assert_eq!((y, m, day), (i64::from(date.year()), date.month(), date.day()), "{date}");
+            assert_eq!(month_number(days), i64::from(date.year()) * 12 + i64::from(date.month()));
+        }
+        let df = polars::df!("d" => [Some(d(2024, 2, 29)), None, Some(d(1969, 12, 31))]).unwrap();
+        let out = df
+            .lazy()
+            .select([month_number_expr(col("d")).alias("m"), day_of_month_expr(col("d")).alias("day")])
+            .collect()
+            .unwrap();
+        let m: Vec<Option<i64>> = out.column("m").unwrap().i64().unwrap().iter().collect();
+        let day: Vec<Option<i32>> = out.column("day").unwrap().i32().unwrap().iter().collect();
+        assert_eq!(m, [Some(2024 * 12 + 2), None, Some(1969 * 12 + 12)]);
+        assert_eq!(day, [Some(29), None, Some(31)]);
     }
 
     #[test]

@@ -12,10 +12,12 @@ pub mod partition;
 pub mod rules;
 pub mod spec;
 pub mod summary;
+pub mod tables;
 pub mod validate;
 
 pub use error::{ContractError, SchemaProblem};
 pub use spec::{Kind, Table, col};
+pub use tables::Tables;
 pub use validate::{RawDataset, RawTable, TableReport, Validated, ValidationReport, Violation, trust, validate};
 
 use polars::prelude::{DataFrame, Engine, LazyFrame, PolarsResult};

@@ -118,7 +118,7 @@ pub fn row_rules(spec: &TableSpec) -> Vec<RowRule> {
                 c::BILL_MONTH,
                 "not_first_of_month",
                 "`bill_month` must be the first day of the billed month".into(),
-                col(c::BILL_MONTH).dt().day().neq(lit(1)),
+                crate::dates::day_of_month_expr(col(c::BILL_MONTH)).neq(lit(1)),
             ));
             for column in [
                 c::TOTAL_CHARGE,

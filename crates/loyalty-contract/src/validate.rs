@@ -1,9 +1,12 @@
 //! Checking a whole dataset against the contract.
 //!
-//! Each table costs a few streaming passes: one global aggregation that counts the
-//! breaks of every row rule at once, one group-by for duplicate keys and one for
-//! references to parents (both on the customer key, so they stay small). Examples
-//! of offending rows are fetched only for the rules that were broken.
+//! A table costs two streaming passes when it is clean: one global aggregation that
+//! counts the breaks of every row rule at once (and the range of a month key), and
+//! one group-by per customer that answers both duplicate months and references to
+//! unknown customers (a few bytes of state per customer, so it runs over every
+//! customer at once). Keys not led by a customer id (services, customers' markets)
+//! get a group-by of their own. Examples of offending rows are fetched only for the
+//! rules that were broken.
 
 use std::collections::BTreeMap;
 
@@ -13,15 +16,12 @@ use serde::Serialize;
 use crate::collect_streaming;
 use crate::error::{ContractError, SchemaProblem};
 use crate::normalize::{Normalized, normalize};
-use crate::partition::{Slice, partition_count};
 use crate::rules::{ForeignKey, foreign_keys, row_rules};
 use crate::spec::{Table, TableSpec, col as c};
+use crate::tables::Tables;
 
 /// How many offending rows a message quotes.
 pub const EXAMPLES: usize = 5;
-
-/// Customers per partition of the per-customer checks.
-pub const CUSTOMERS_PER_PARTITION: u64 = 1_000_000;
 
 /// One table as found on disk: a lazy scan, and the same scan with a `source_file` column.
 pub struct RawTable {
@@ -81,7 +81,7 @@ impl ValidationReport {
 /// The outcome of validation: clean tables (canonical types, bad rows removed), the
 /// bad rows with the rules they broke, and the report.
 pub struct Validated {
-    pub tables: BTreeMap<Table, LazyFrame>,
+    pub tables: Tables,
     pub rejects: BTreeMap<Table, LazyFrame>,
     pub report: ValidationReport,
 }
@@ -119,7 +119,7 @@ fn rows_sum(df: &DataFrame) -> PolarsResult<u64> {
 /// input already validated upstream (`--skip-validation`). Table- and column-level
 /// problems still fail.
 pub fn trust(raw: RawDataset) -> Result<Validated, ContractError> {
-    let mut out = Validated { tables: BTreeMap::new(), rejects: BTreeMap::new(), report: ValidationReport::default() };
+    let mut out = Validated { tables: Tables::new(), rejects: BTreeMap::new(), report: ValidationReport::default() };
     let mut problems = Vec::new();
     for (table, t) in raw.tables {
         let spec = table.spec();
@@ -172,24 +172,11 @@ pub fn validate(raw: RawDataset) -> Result<Validated, ContractError> {
         return Err(ContractError::Schema(problems));
     }
 
-    // The per-customer checks (duplicate keys, unknown customers) run in customer
-    // hash partitions of about `CUSTOMERS_PER_PARTITION` customers each.
-    let parts = match normalized.get(&Table::Customers) {
-        Some((plain, _)) => {
-            let n = collect_streaming(plain.lf.clone().select([len().cast(DataType::UInt64).alias(ROWS)]))
-                .map_err(pl(Table::Customers))?;
-            partition_count(
-                n.column(ROWS).and_then(|c| Ok(c.u64()?.get(0))).ok().flatten().unwrap_or(0),
-                CUSTOMERS_PER_PARTITION,
-            )
-        }
-        None => 1,
-    };
-    let mut out = Validated { tables: BTreeMap::new(), rejects: BTreeMap::new(), report: ValidationReport::default() };
+    let mut out = Validated { tables: Tables::new(), rejects: BTreeMap::new(), report: ValidationReport::default() };
     for table in Table::ALL {
         let Some((plain, with_files)) = normalized.remove(&table) else { continue };
         let t = &raw.tables[&table];
-        validate_table(table.spec(), t, plain, with_files, parts, &mut out).map_err(pl(table))?;
+        validate_table(table.spec(), t, plain, with_files, &mut out).map_err(pl(table))?;
     }
     let empty: Vec<SchemaProblem> =
         out.report.tables.iter().filter(|r| r.table.required() && r.rows_read == 0).map(empty_table).collect();
@@ -215,21 +202,29 @@ fn validate_table(
     raw: &RawTable,
     plain: Normalized,
     with_files: Normalized,
-    parts: u32,
     out: &mut Validated,
 ) -> PolarsResult<()> {
     let table = spec.table;
     let mut rules = plain.parse_rules.clone();
     rules.extend(row_rules(spec));
 
-    // Pass 1: row count and the number of rows breaking each row rule.
+    // Pass 1: row count, the number of rows breaking each row rule, and the range of
+    // a (customer, month) key's months.
+    let months = month_key(spec);
     let mut aggs = vec![len().cast(DataType::UInt64).alias(ROWS)];
     aggs.extend(
         rules.iter().enumerate().map(|(i, r)| {
             r.violates.clone().fill_null(lit(false)).cast(DataType::UInt64).sum().alias(format!("__v{i}"))
         }),
     );
+    if let Some((_, month)) = months {
+        aggs.push(crate::dates::month_number_expr(col(month)).min().alias("__lo"));
+        aggs.push(crate::dates::month_number_expr(col(month)).max().alias("__hi"));
+    }
+    let started = std::time::Instant::now();
     let counts = collect_streaming(plain.lf.clone().select(aggs))?;
+    tracing::debug!("{table}: row rules in {:.2}s", started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
     let rows_read = counts.column(ROWS)?.u64()?.get(0).unwrap_or(0);
     let mut broken: Vec<(usize, u64)> = Vec::new();
     for i in 0..rules.len() {
@@ -239,10 +234,21 @@ fn validate_table(
         }
     }
 
-    // Pass 2 and 3: duplicate keys and unknown references.
+    // Pass 2: one group-by per customer for a (customer, month) key; a group-by per
+    // check otherwise.
+    let per_customer = match months {
+        Some((customer, month)) => {
+            let range = (counts.column("__lo")?.i64()?.get(0), counts.column("__hi")?.i64()?.get(0));
+            Some(MonthsByCustomer::collect(plain.lf.clone(), customer, month, range)?)
+        }
+        None => None,
+    };
     let mut key_violations = Vec::new();
     if spec.unique_key {
-        let dups = duplicate_keys(plain.lf.clone(), spec.key, parts)?;
+        let dups = match &per_customer {
+            Some(p) => p.duplicate_months(plain.lf.clone())?,
+            None => duplicate_keys(plain.lf.clone(), spec.key)?,
+        };
         if dups.height() > 0 {
             key_violations.push(KeyViolation {
                 column: spec.key[spec.key.len() - 1],
@@ -255,7 +261,11 @@ fn validate_table(
     }
     for fk in foreign_keys(table) {
         let Some(parent) = out.tables.get(&fk.parent) else { continue };
-        let orphans = unknown_references(plain.lf.clone(), parent.clone(), &fk, parts)?;
+        let values = match &per_customer {
+            Some(p) if p.customer == fk.column => p.references(),
+            _ => references(plain.lf.clone(), fk.column),
+        };
+        let orphans = unknown_references(values, parent.clone(), &fk)?;
         if orphans.height() > 0 {
             key_violations.push(KeyViolation {
                 column: fk.column,
@@ -267,6 +277,7 @@ fn validate_table(
         }
     }
 
+    tracing::debug!("{table}: keys and references in {:.2}s", started.elapsed().as_secs_f64());
     let canonical: Vec<Expr> = spec.columns.iter().map(|col_spec| col(col_spec.name)).collect();
     if broken.is_empty() && key_violations.is_empty() {
         out.tables.insert(table, plain.lf.select(canonical));
@@ -369,115 +380,130 @@ fn validate_table(
     Ok(())
 }
 
-/// `check` run on each customer partition of `lf` (by `column`, a customer id) and
-/// the results stacked; at once when `parts` is 1 or `column` is not a customer id.
-fn by_partition(
-    lf: LazyFrame,
-    column: &str,
-    parts: u32,
-    check: impl Fn(LazyFrame, Option<Slice>) -> PolarsResult<DataFrame>,
-) -> PolarsResult<DataFrame> {
-    if parts <= 1 || !CUSTOMER_COLUMNS.contains(&column) {
-        return check(lf, None);
-    }
-    let mut out = DataFrame::empty();
-    for (k, slice) in Slice::partitions(parts).enumerate() {
-        crate::cancel::check()?;
-        let part = check(lf.clone().filter(slice.predicate(column)), Some(slice))?;
-        if k == 0 {
-            out = part;
-        } else {
-            out.vstack_mut(&part)?;
+/// The (customer, month) columns of a unique key made of exactly those, e.g. billing's
+/// (customer_id, bill_month): checked by [`MonthsByCustomer`].
+fn month_key(spec: &TableSpec) -> Option<(&'static str, &'static str)> {
+    match spec.key {
+        [customer, month] if spec.unique_key && crate::partition::customer_column(spec.table) == Some(*customer) => {
+            Some((customer, month))
         }
+        _ => None,
     }
-    out.rechunk_mut();
-    Ok(out)
 }
 
-/// Columns holding a customer id: checks keyed on them can run partition by partition.
-const CUSTOMER_COLUMNS: [&str; 2] = [c::CUSTOMER_ID, c::REFERRED_ID];
-
-/// Keys that occur more than once, with `__rows`. A two-column key is first grouped by
-/// its leading column alone (one group per customer, not per customer-month).
-fn duplicate_keys(lf: LazyFrame, key: &[&'static str], parts: u32) -> PolarsResult<DataFrame> {
-    let lf = lf.filter(all_not_null(key));
-    by_partition(lf, key[0], parts, |lf, _| duplicate_keys_at_once(lf, key))
-}
-
-fn duplicate_keys_at_once(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame> {
-    if let [first, second] = key {
-        let flagged = months_seen_twice(lf.clone(), first, second)?;
-        if flagged.height() == 0 {
-            // The same columns as a non-empty answer, so partitions stack.
-            let mut counted = lf.group_by(exprs(key)).agg([len().cast(DataType::UInt64).alias(ROWS)]);
-            let schema = counted.collect_schema()?;
-            return Ok(DataFrame::empty_with_schema(&schema));
-        }
-        let on = [col(*first)];
-        let suspects = lf.join(flagged.lazy(), on.clone(), on, JoinArgs::new(JoinType::Semi));
-        return collect_streaming(
-            suspects
-                .group_by(exprs(key))
-                .agg([len().cast(DataType::UInt64).alias(ROWS)])
-                .filter(col(ROWS).gt(lit(1u64))),
-        );
-    }
+/// Keys that occur more than once, with `__rows` (a key with a null is not checked).
+fn duplicate_keys(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame> {
     collect_streaming(
-        lf.group_by(exprs(key)).agg([len().cast(DataType::UInt64).alias(ROWS)]).filter(col(ROWS).gt(lit(1u64))),
+        lf.filter(all_not_null(key))
+            .group_by(exprs(key))
+            .agg([len().cast(DataType::UInt64).alias(ROWS)])
+            .filter(col(ROWS).gt(lit(1u64))),
     )
 }
 
-/// The values of `first` that have a value of the month column `second` on more than
-/// one row, as a one-column frame.
+/// One row per customer of a table keyed by (customer, month): its rows, its rows with
+/// a month, and the month bits that tell whether a month repeats.
 ///
-/// Per value of `first`: the row count and, for each 31-month word of the months
-/// present, the sum of 2^(month index within the word). A sum of powers of two has as
-/// many one bits as terms exactly when no power repeats (a repeated power carries, and
+/// Per customer: the row count and, for each 31-month word of the months present, the
+/// sum of 2^(month index within the word). A sum of powers of two has as many one bits
+/// as terms exactly when no power repeats (a repeated power carries, and
 /// popcount(c) < c for every count c >= 2), so a customer has a month twice iff the one
 /// bits of their sums fall short of their rows. Counts and sums stream with a few
 /// bytes of state per customer; a per-customer `n_unique` of the months holds every
 /// row (8 GB at 3 million customers x 36 months).
-fn months_seen_twice(lf: LazyFrame, first: &str, second: &str) -> PolarsResult<DataFrame> {
-    let month =
-        |e: Expr| e.clone().dt().year().cast(DataType::Int64) * lit(12i64) + e.dt().month().cast(DataType::Int64);
-    let range = collect_streaming(
-        lf.clone().select([month(col(second)).min().alias("lo"), month(col(second)).max().alias("hi")]),
-    )?;
-    let (Some(lo), Some(hi)) = (range.column("lo")?.i64()?.get(0), range.column("hi")?.i64()?.get(0)) else {
-        return Ok(DataFrame::empty_with_schema(&Schema::from_iter([Field::new(first.into(), DataType::Int64)])));
-    };
-    const WORD: i64 = 31;
-    let k = month(col(second)) - lit(lo);
-    let mut aggs = vec![len().cast(DataType::UInt64).alias(ROWS)];
-    for w in 0..=(hi - lo) / WORD {
-        let bit = lit(2i64).pow((k.clone() % lit(WORD)).cast(DataType::UInt32)).cast(DataType::Int64);
-        let in_word = k.clone().floor_div(lit(WORD)).eq(lit(w));
-        aggs.push(when(in_word).then(bit).otherwise(lit(0i64)).sum().alias(format!("__w{w}")));
-    }
-    let per_key = collect_streaming(lf.group_by([col(first)]).agg(aggs))?;
-    let rows = per_key.column(ROWS)?.u64()?;
-    let mut ones = vec![0u64; per_key.height()];
-    for c in per_key.columns().iter().filter(|c| c.name().starts_with("__w")) {
-        for (acc, v) in ones.iter_mut().zip(c.i64()?.iter()) {
-            *acc += v.map_or(0, |v| u64::from(v.count_ones()));
-        }
-    }
-    let mask: BooleanChunked = rows.iter().zip(&ones).map(|(n, ones)| Some(n.unwrap_or(0) != *ones)).collect();
-    per_key.select([first])?.filter(&mask)
+struct MonthsByCustomer {
+    customer: &'static str,
+    month: &'static str,
+    /// customer, `__rows` (every row), `__dated` (rows with a month), `__w0..`.
+    per_customer: DataFrame,
 }
 
-/// Values of `fk.column` that are not keys of the (clean) parent, with `__rows`.
-fn unknown_references(lf: LazyFrame, parent: LazyFrame, fk: &ForeignKey, parts: u32) -> PolarsResult<DataFrame> {
-    let lf = lf.filter(col(fk.column).is_not_null());
-    let found = by_partition(lf, fk.column, parts, |lf, slice| {
-        let values = lf.group_by([col(fk.column)]).agg([len().cast(DataType::UInt64).alias(ROWS)]);
-        let parent = match slice {
-            Some(s) => parent.clone().filter(s.predicate(fk.parent_column)),
-            None => parent.clone(),
-        };
-        let keys = parent.select([col(fk.parent_column).alias(fk.column)]).unique(None, UniqueKeepStrategy::Any);
-        collect_streaming(values.join(keys, [col(fk.column)], [col(fk.column)], JoinArgs::new(JoinType::Anti)))
-    })?;
+impl MonthsByCustomer {
+    /// `range`: the lowest and highest [`crate::dates::month_number`] of the table (None: no months).
+    fn collect(
+        lf: LazyFrame,
+        customer: &'static str,
+        month: &'static str,
+        range: (Option<i64>, Option<i64>),
+    ) -> PolarsResult<Self> {
+        let mut aggs = vec![
+            len().cast(DataType::UInt64).alias(ROWS),
+            col(month).is_not_null().cast(DataType::UInt64).sum().alias("__dated"),
+        ];
+        let mut lf = lf.filter(col(customer).is_not_null());
+        if let (Some(lo), Some(hi)) = range {
+            lf = lf.with_column((crate::dates::month_number_expr(col(month)) - lit(lo)).alias("__k"));
+            for w in 0..=(hi - lo) / WORD {
+                aggs.push(month_bit(col("__k"), w).sum().alias(format!("__w{w}")));
+            }
+        }
+        let per_customer = collect_streaming(lf.group_by([col(customer)]).agg(aggs))?;
+        Ok(Self { customer, month, per_customer })
+    }
+
+    /// The customers that have a month on more than one row, as a one-column frame.
+    fn months_seen_twice(&self) -> PolarsResult<DataFrame> {
+        let dated = self.per_customer.column("__dated")?.u64()?;
+        let mut ones = vec![0u64; self.per_customer.height()];
+        for c in self.per_customer.columns().iter().filter(|c| c.name().starts_with("__w")) {
+            for (acc, v) in ones.iter_mut().zip(c.i64()?.iter()) {
+                *acc += v.map_or(0, |v| u64::from(v.count_ones()));
+            }
+        }
+        let mask: BooleanChunked = dated.iter().zip(&ones).map(|(n, ones)| Some(n.unwrap_or(0) != *ones)).collect();
+        self.per_customer.select([self.customer])?.filter(&mask)
+    }
+
+    /// The (customer, month) keys on more than one row, with `__rows`: the repeated
+    /// months of the customers [`Self::months_seen_twice`] found, read from `lf`.
+    fn duplicate_months(&self, lf: LazyFrame) -> PolarsResult<DataFrame> {
+        let key = [self.customer, self.month];
+        let flagged = self.months_seen_twice()?;
+        if flagged.height() == 0 {
+            let schema = lf.select(exprs(&key)).collect_schema()?;
+            let mut empty = DataFrame::empty_with_schema(&schema);
+            empty.with_column(Column::new_empty(ROWS.into(), &DataType::UInt64))?;
+            return Ok(empty);
+        }
+        let on = [col(self.customer)];
+        duplicate_keys(lf.join(flagged.lazy(), on.clone(), on, JoinArgs::new(JoinType::Semi)), &key)
+    }
+
+    /// Each customer with its row count, as [`references`] gives them.
+    fn references(&self) -> LazyFrame {
+        self.per_customer.clone().lazy().select([col(self.customer), col(ROWS)])
+    }
+}
+
+/// Months per word of [`MonthsByCustomer`]: 31 distinct powers of two sum below 2^31.
+const WORD: i64 = 31;
+
+/// 2^(k mod 31) where month offset `k` falls in word `w` (k div 31 = w), else 0.
+fn month_bit(k: Expr, w: i64) -> Expr {
+    k.map_with_fmt_str(
+        move |c| {
+            let k = c.as_materialized_series().cast(&DataType::Int64)?;
+            let bits: Int64Chunked = k.i64()?.apply_nonnull_values_generic(DataType::Int64, |k| {
+                if k.div_euclid(WORD) == w { 1i64 << k.rem_euclid(WORD) } else { 0 }
+            });
+            Ok(bits.with_name(c.name().clone()).into_series().into_column())
+        },
+        |_, f| Ok(Field::new(f.name().clone(), DataType::Int64)),
+        "month_bit",
+    )
+}
+
+/// Each non-null value of `column` with `__rows`, its row count.
+fn references(lf: LazyFrame, column: &str) -> LazyFrame {
+    lf.filter(col(column).is_not_null()).group_by([col(column)]).agg([len().cast(DataType::UInt64).alias(ROWS)])
+}
+
+/// The referenced values (`fk.column`, `__rows`) that are not keys of the (clean)
+/// parent, sorted.
+fn unknown_references(values: LazyFrame, parent: LazyFrame, fk: &ForeignKey) -> PolarsResult<DataFrame> {
+    let keys = parent.select([col(fk.parent_column).alias(fk.column)]).unique(None, UniqueKeepStrategy::Any);
+    let found =
+        collect_streaming(values.join(keys, [col(fk.column)], [col(fk.column)], JoinArgs::new(JoinType::Anti)))?;
     found.sort([fk.column], SortMultipleOptions::default())
 }
 
@@ -616,42 +642,56 @@ mod tests {
             "bill_month" => rows.iter().map(|r| d(r.1)).collect::<Vec<_>>(),
         )
         .unwrap();
-        let flagged = months_seen_twice(df.lazy(), "customer_id", "bill_month").unwrap();
+        let flagged = by_customer(df.lazy()).months_seen_twice().unwrap();
         let mut ids: Vec<i64> = flagged.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
         ids.sort();
         assert_eq!(ids, [2, 4, 5]);
     }
 
+    /// The per-customer pass over billing rows, with the month range pass 1 finds.
+    fn by_customer(billing: LazyFrame) -> MonthsByCustomer {
+        let range = billing
+            .clone()
+            .select([
+                crate::dates::month_number_expr(col("bill_month")).min().alias("lo"),
+                crate::dates::month_number_expr(col("bill_month")).max().alias("hi"),
+            ])
+            .collect()
+            .unwrap();
+        let at = |name: &str| range.column(name).unwrap().i64().unwrap().get(0);
+        MonthsByCustomer::collect(billing, "customer_id", "bill_month", (at("lo"), at("hi"))).unwrap()
+    }
+
     #[test]
-    fn checks_in_partitions_find_what_checks_at_once_find() {
-        // 200 customers; billing with a duplicate month for 7 of them and 11 unknown ids.
+    fn one_pass_per_customer_finds_repeated_months_and_unknown_customers() {
+        // 200 customers; billing with a duplicate month for 7 of them, 11 unknown ids,
+        // and a row without a month (not a duplicate, still a reference).
         let ids: Vec<i64> = (1..=200).collect();
         let customers = df!("customer_id" => &ids).unwrap();
+        let month = |m: &str| Some(chrono::NaiveDate::parse_from_str(m, "%Y-%m-%d").unwrap());
         let mut bill_ids: Vec<i64> = ids.clone();
-        let mut months: Vec<&str> = vec!["2024-01-01"; ids.len()];
+        let mut months = vec![month("2024-01-01"); ids.len()];
         for id in [3i64, 17, 50, 51, 120, 199, 200] {
             bill_ids.push(id);
-            months.push("2024-01-01");
+            months.push(month("2024-01-01"));
         }
         for id in 1000..1011 {
             bill_ids.push(id);
-            months.push("2024-02-01");
+            months.push(month("2024-02-01"));
         }
-        let bill_month: Vec<chrono::NaiveDate> =
-            months.iter().map(|m| chrono::NaiveDate::parse_from_str(m, "%Y-%m-%d").unwrap()).collect();
-        let billing = df!("customer_id" => &bill_ids, "bill_month" => &bill_month).unwrap();
+        bill_ids.push(3000);
+        months.push(None);
+        let billing = df!("customer_id" => &bill_ids, "bill_month" => &months).unwrap();
+        let p = by_customer(billing.clone().lazy());
+        let dups = p.duplicate_months(billing.lazy()).unwrap();
+        let mut dup_ids: Vec<i64> = dups.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
+        dup_ids.sort();
+        assert_eq!(dup_ids, [3, 17, 50, 51, 120, 199, 200]);
+        assert_eq!(rows_sum(&dups).unwrap(), 14);
         let fk = foreign_keys(Table::Billing).remove(0);
-        for parts in [1, 3, 16] {
-            let dups = duplicate_keys(billing.clone().lazy(), &["customer_id", "bill_month"], parts).unwrap();
-            let mut dup_ids: Vec<i64> = dups.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
-            dup_ids.sort();
-            assert_eq!(dup_ids, [3, 17, 50, 51, 120, 199, 200], "{parts} partitions");
-            assert_eq!(rows_sum(&dups).unwrap(), 14);
-            let orphans = unknown_references(billing.clone().lazy(), customers.clone().lazy(), &fk, parts).unwrap();
-            let orphan_ids: Vec<i64> = orphans.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
-            assert_eq!(orphan_ids, (1000..1011).collect::<Vec<_>>(), "{parts} partitions");
-            let unique = duplicate_keys(customers.clone().lazy(), &["customer_id"], parts).unwrap();
-            assert_eq!(unique.height(), 0);
-        }
+        let orphans = unknown_references(p.references(), customers.clone().lazy(), &fk).unwrap();
+        let orphan_ids: Vec<i64> = orphans.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
+        assert_eq!(orphan_ids, (1000..1011).chain([3000]).collect::<Vec<_>>());
+        assert_eq!(duplicate_keys(customers.lazy(), &["customer_id"]).unwrap().height(), 0);
     }
 }

@@ -24,8 +24,6 @@ pub mod survival;
 pub mod transactions;
 mod value;
 
-use std::collections::BTreeMap;
-
 use loyalty_contract::Table;
 use polars::prelude::*;
 
@@ -49,7 +47,7 @@ pub enum FeatureError {
 }
 
 /// The clean tables of a dataset (as validated), by table.
-pub type Tables = BTreeMap<Table, LazyFrame>;
+pub use loyalty_contract::Tables;
 
 pub use loyalty_contract::epoch_days;
 
@@ -59,18 +57,17 @@ pub fn customer_slices(
     tables: &Tables,
     params: &FeatureParams,
 ) -> PolarsResult<Vec<Option<loyalty_contract::partition::Slice>>> {
-    use loyalty_contract::partition::{Slice, partition_count};
+    use loyalty_contract::partition::Slice;
     let customers = loyalty_contract::collect_streaming(
         tables[&Table::Customers].clone().select([len().cast(DataType::UInt64).alias("n")]),
     )?;
     let n = customers.column("n")?.u64()?.get(0).unwrap_or(0);
-    let parts = partition_count(n, params.customers_per_partition);
-    Ok(Slice::split(parts))
+    Ok(Slice::split(tables.partition_count(n, params.customers_per_partition)))
 }
 
 /// `tables` restricted to the customers of `slice`.
 pub fn restricted(tables: &Tables, slice: Option<loyalty_contract::partition::Slice>) -> Tables {
-    tables.iter().map(|(t, lf)| (*t, loyalty_contract::partition::restrict(*t, lf.clone(), slice))).collect()
+    tables.restricted(slice)
 }
 
 /// Only the streaming per-customer aggregates of the active base (no scores, CPV, CLV).

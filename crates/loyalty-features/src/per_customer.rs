@@ -10,7 +10,7 @@ use crate::billing_kernel::{self, BillingKernel, Slots};
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epoch_days};
-use loyalty_contract::partition::{Slice, partition_count};
+use loyalty_contract::partition::Slice;
 
 /// year * 12 + month of a date expression.
 pub(crate) fn month_num(e: Expr) -> Expr {
@@ -496,7 +496,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     };
     // The local aggregates, one customer partition at a time: the group-by state and
     // the billing kernel hold one partition's customers.
-    let parts = partition_count(ids.len() as u64, params.customers_per_partition);
+    let parts = tables.partition_count(ids.len() as u64, params.customers_per_partition);
     let mut local: Vec<DataFrame> = Vec::new();
     for slice in Slice::split(parts) {
         loyalty_contract::cancel::check()?;

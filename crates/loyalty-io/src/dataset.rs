@@ -2,7 +2,8 @@
 //!
 //! A table is `<name>.parquet` (a file, or a folder of files) or `<name>/`. Folders
 //! are walked recursively; `key=value` folder names are hive partitions whose values
-//! become columns (as text; the contract layer parses them). Names starting with `_`
+//! become columns (typed as the contract's column when the value reads as that
+//! type, as text otherwise, for the contract layer to report). Names starting with `_`
 //! or `.` (`_SUCCESS`, `.crc` files) are skipped, as Spark and Hive writers expect.
 //! Every file is checked to be Parquet before any scan, so a stray CSV is named
 //! rather than surfacing as an obscure decoder error.
@@ -12,7 +13,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use loyalty_contract::{RawDataset, RawTable, Table, col};
+use loyalty_contract::{Kind, RawDataset, RawTable, Table, col};
 use polars::prelude::*;
 
 use crate::error::IoError;
@@ -208,6 +209,26 @@ pub fn find_unreadable_file(dir: &Path) -> Option<IoError> {
 /// A lazy scan of `files`, with hive partition values added as text columns, and
 /// optionally the source file of each row.
 pub fn scan_files(files: &[DataFile], with_file_column: bool) -> Result<LazyFrame, IoError> {
+    scan_partitioned(files, with_file_column, |_, value| lit(value.to_string()))
+}
+
+/// A partition value as a literal of its column's type in `table`'s contract: a
+/// `bill_month=2024-01-01` folder becomes a Date constant, so no row parses text.
+/// A value that does not read as that type stays text, for validation to report.
+fn partition_literal(table: Table, key: &str, value: &str) -> Expr {
+    let text = || lit(value.to_string());
+    match table.spec().column(key).map(|c| c.kind) {
+        Some(Kind::Date) => chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").map_or_else(|_| text(), lit),
+        Some(Kind::Int) => value.parse::<i64>().map_or_else(|_| text(), lit),
+        _ => text(),
+    }
+}
+
+fn scan_partitioned(
+    files: &[DataFile],
+    with_file_column: bool,
+    literal: impl Fn(&str, &str) -> Expr,
+) -> Result<LazyFrame, IoError> {
     // One scan per partition; partitions with the same keys are concatenated.
     let mut groups: BTreeMap<Vec<(String, String)>, Vec<PlRefPath>> = BTreeMap::new();
     for f in files {
@@ -230,7 +251,7 @@ pub fn scan_files(files: &[DataFile], with_file_column: bool) -> Result<LazyFram
             let added: Vec<Expr> = parts
                 .iter()
                 .filter(|(k, _)| schema.get(k.as_str()).is_none())
-                .map(|(k, v)| lit(v.clone()).alias(k.as_str()))
+                .map(|(k, v)| literal(k, v).alias(k.as_str()))
                 .collect();
             lf = lf.with_columns(added);
         }
@@ -268,12 +289,13 @@ pub fn open_dataset(dir: &Path) -> Result<RawDataset, IoError> {
             check_parquet(&f.path)?;
         }
         check_same_schema(table, &files)?;
-        let mut lf = scan_files(&files, false)?;
+        let literal = |key: &str, value: &str| partition_literal(table, key, value);
+        let mut lf = scan_partitioned(&files, false, literal)?;
         let schema = lf.collect_schema().map_err(|e| IoError::Polars {
             context: format!("reading the schema of {}", location.display()),
             source: e,
         })?;
-        let lf_with_files = scan_files(&files, true)?;
+        let lf_with_files = scan_partitioned(&files, true, literal)?;
         raw.tables.insert(
             table,
             RawTable {

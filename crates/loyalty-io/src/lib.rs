@@ -1,5 +1,6 @@
 //! Filesystem access for `loyalty`: this is the only crate that opens files.
 
+pub mod buckets;
 pub mod dataset;
 pub mod error;
 pub mod fingerprint;
@@ -7,6 +8,7 @@ pub mod import;
 pub mod output;
 pub mod write;
 
+pub use buckets::bucketed;
 pub use dataset::{
     DataFile, check_parquet, find_unreadable_file, list_files, locate_table, open_dataset, panic_text, scan_files,
 };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use loyalty_contract::{Table, Validated, col as c, collect_streaming};
+use loyalty_contract::{Table, Tables, Validated, col as c, collect_streaming};
 use polars::prelude::*;
 use tracing::{info, warn};
 
@@ -57,6 +57,22 @@ pub fn load_validated(opts: &DataOptions) -> Result<Validated> {
         report.rows_rejected()
     );
     Ok(validated)
+}
+
+/// `tables` copied once into customer hash buckets in a scratch folder beside `out`
+/// when a pass over every customer runs in more than one partition of about
+/// `per_partition` customers (each partition then reads its bucket, not every file);
+/// as they are otherwise.
+pub fn bucketed(tables: Tables, customers: u64, per_partition: u64, out: &Path) -> Result<Tables> {
+    let parts = loyalty_contract::partition::partition_count(customers, per_partition);
+    if parts <= 1 {
+        return Ok(tables);
+    }
+    let started = Instant::now();
+    let beside = out.parent().unwrap_or(Path::new("."));
+    let copy = loyalty_io::bucketed(&tables, parts, beside).during("copying the tables into customer buckets")?;
+    info!("copied the per-customer tables into {parts} customer buckets in {:.2}s", started.elapsed().as_secs_f64());
+    Ok(copy)
 }
 
 /// Alters a frame before it is written (e.g. pseudonymised ids).

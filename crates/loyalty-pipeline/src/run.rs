@@ -50,8 +50,8 @@ pub struct RunOutcome {
 }
 
 /// The stages a run reports to its observer, in order.
-pub const STAGES: [&str; 9] =
-    ["validate", "features", "churn model", "clv", "segments", "curves", "retention", "report", "write"];
+pub const STAGES: [&str; 10] =
+    ["validate", "buckets", "features", "churn model", "clv", "segments", "curves", "retention", "report", "write"];
 
 /// The validated dataset and what the run knows about it before computing anything.
 struct Input {
@@ -75,7 +75,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     let mut stages = Stages::new(observer, STAGES.len());
 
     stages.begin("validate")?;
-    let input = read_input(&req.data)?;
+    let mut input = read_input(&req.data)?;
     cfg.model.as_of = as_of(cfg.as_of_pinned.then_some(cfg.model.as_of), input.summary.billing.last_month)?;
     cfg.model.engine = crate::engine::connect(&req.engine, &req.data.data, &req.out, &input.validated)?;
     // The summary already read the first bill month: the leaky bucket starts there.
@@ -83,6 +83,10 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
         Some(m) => m,
         None => crate::dataset::first_bill_month(&input.validated)?,
     };
+    stages.begin("buckets")?;
+    let tables = std::mem::take(&mut input.validated.tables);
+    input.validated.tables =
+        crate::dataset::bucketed(tables, input.summary.customers, cfg.model.customers_per_partition, &req.out)?;
     let mut out = compute(&input.validated, &cfg, first_month, &mut stages)?;
     if let Some(p) = &pseudonyms {
         out.pseudonymize(p)?;

@@ -100,3 +100,57 @@ fn a_bad_setting_is_the_users_fault_and_nothing_is_written() {
     assert!(matches!(err, PipelineError::Settings(_)) && err.is_bad_input(), "{err}");
     assert!(err.to_string().contains("segments.split"), "{err}");
 }
+
+/// `a` and `b` (sorted by customer_id) equal: floats within `tol` relative, the rest exactly.
+fn assert_same_customers(a: &DataFrame, b: &DataFrame, what: &str, tol: f64) {
+    let sort = |df: &DataFrame| df.sort(["customer_id"], SortMultipleOptions::default()).unwrap();
+    let (a, b) = (sort(a), sort(b));
+    assert_eq!(a.get_column_names(), b.get_column_names(), "{what}");
+    assert_eq!(a.height(), b.height(), "{what}");
+    for (x, y) in a.columns().iter().zip(b.columns()) {
+        if x.dtype().is_float() {
+            let (x, y) = (x.f64().unwrap(), y.f64().unwrap());
+            for (i, (u, v)) in x.iter().zip(y.iter()).enumerate() {
+                match (u, v) {
+                    (Some(u), Some(v)) => {
+                        assert!((u - v).abs() <= tol * (1.0 + u.abs()), "{what}: {} row {i}: {u} vs {v}", x.name())
+                    }
+                    (u, v) => assert_eq!(u.is_some(), v.is_some(), "{what}: {} row {i}", x.name()),
+                }
+            }
+        } else {
+            assert!(x.as_materialized_series().equals_missing(y.as_materialized_series()), "{what}: {}", x.name());
+        }
+    }
+}
+
+#[test]
+fn runs_in_customer_partitions_give_the_outputs_of_a_run_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 3_000, 24);
+    let run = |name: &str, per_partition: usize| {
+        let out = tmp.path().join(name);
+        let config = format!(
+            "[churn]\nclassifier = \"logistic\"\n[model]\nchurn_horizon_months = 3\ncustomers_per_partition = {per_partition}\n"
+        );
+        loyalty_pipeline::run(request(&data, &out, &config), &mut Quiet).unwrap()
+    };
+    let at_once = run("at-once", 1_000_000);
+    // 3 and 8 partitions: each reads its bucket of a scratch copy; the model's finer
+    // top-up partitions read a quarter of a bucket.
+    for per_partition in [1_000, 400] {
+        let parts = run(&format!("parts-{per_partition}"), per_partition);
+        let what = format!("{per_partition} customers per partition");
+        assert_same_customers(&at_once.outputs.customers, &parts.outputs.customers, &what, 1e-9);
+        assert!(at_once.outputs.segments.equals_missing(&parts.outputs.segments), "{what}: segments");
+        assert!(at_once.outputs.curves.equals_missing(&parts.outputs.curves), "{what}: curves");
+    }
+    // The scratch copies are gone: only the datasets, outputs and their config files.
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".loyalty-buckets"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -1,6 +1,5 @@
 //! Features on generated data: no leakage, and CPV adoption against the truth.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
@@ -24,7 +23,7 @@ fn generated() -> &'static Generated {
 }
 
 fn tables(g: &Generated) -> Tables {
-    let mut t = BTreeMap::new();
+    let mut t = Tables::new();
     for table in Table::ALL {
         if let Some(df) = g.frames.get(table.name()) {
             t.insert(table, df.clone().lazy());

@@ -5,8 +5,6 @@ mod generated;
 mod leavers;
 mod offers;
 
-use std::collections::BTreeMap;
-
 use chrono::NaiveDate;
 use loyalty_contract::Table;
 use loyalty_features::{
@@ -43,7 +41,7 @@ fn with(mut df: DataFrame, cols: Vec<Column>) -> LazyFrame {
 
 /// The fixture of the known-answer test; see `hand_computed_features` for the story.
 fn fixture() -> Tables {
-    let mut t: Tables = BTreeMap::new();
+    let mut t = Tables::new();
     t.insert(
         Table::Customers,
         with(

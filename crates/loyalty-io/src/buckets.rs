@@ -1,0 +1,242 @@
+//! A customer-bucketed scratch copy of the clean tables.
+//!
+//! The passes that hold per-customer state (feature aggregates, model summaries,
+//! curves) run one customer partition at a time to bound memory. Without a copy, each
+//! partition filters every file by a hash of the customer id, so P partitions decode
+//! the data P times. Here each per-customer table is read once and its rows are routed
+//! by the same hash into `count` buckets of Parquet files (as Spark's shuffle and
+//! DuckDB's radix partitioning do); a partition then reads its own bucket.
+//!
+//! The copy lives in a scratch folder beside the run's outputs (same disk, so no
+//! surprise on a small `/tmp`), named `.loyalty-buckets-*`, and is removed when the
+//! last plan reading it is dropped.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+
+use loyalty_contract::partition::{customer_column, customer_hash};
+use loyalty_contract::{Tables, collect_streaming};
+use polars::prelude::*;
+
+use crate::error::IoError;
+
+/// Rows a bucket gathers before they are written as one file (a few row groups).
+const ROWS_PER_FILE: usize = 262_144;
+
+/// `tables` with their per-customer tables copied into `count` customer hash buckets
+/// under a scratch folder in `parent`: partition `k` of `count` (or of a multiple of
+/// it) then reads bucket `k % count`. Tables that are not per customer stay as they are.
+pub fn bucketed(tables: &Tables, count: u32, parent: &Path) -> Result<Tables, IoError> {
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+    fs::create_dir_all(parent).map_err(|source| IoError::Io { path: parent.to_path_buf(), source })?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".loyalty-buckets-")
+        .tempdir_in(parent)
+        .map_err(|source| IoError::Io { path: parent.to_path_buf(), source })?;
+    let mut out = Tables::new();
+    let mut scans = BTreeMap::new();
+    for (table, lf) in tables {
+        let Some(id) = customer_column(*table) else {
+            out.insert(*table, lf.clone());
+            continue;
+        };
+        loyalty_contract::cancel::check()
+            .map_err(|e| IoError::Polars { context: "bucketing".into(), source: polars_err!(ComputeError: "{e}") })?;
+        let context = || format!("writing the customer buckets of `{table}`");
+        let pl = |source| IoError::Polars { context: context(), source };
+        let schema = lf.clone().collect_schema().map_err(pl)?;
+        let files = write_buckets(lf.clone(), id, &scratch.path().join(table.name()), count).map_err(pl)?;
+        let scan = |paths: &[PathBuf]| scan_or_empty(paths, &schema);
+        out.insert(*table, scan(&files.concat()).map_err(pl)?);
+        scans.insert(*table, files.iter().map(|f| scan(f)).collect::<PolarsResult<Vec<_>>>().map_err(pl)?);
+    }
+    Ok(out.with_buckets(count, scans, Arc::new(scratch)))
+}
+
+/// A scan of `paths`, or an empty frame of `schema` when there are none.
+fn scan_or_empty(paths: &[PathBuf], schema: &Schema) -> PolarsResult<LazyFrame> {
+    if paths.is_empty() {
+        return Ok(DataFrame::empty_with_schema(schema).lazy());
+    }
+    let paths: Vec<PlRefPath> = paths.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
+    let args = ScanArgsParquet { hive_options: HiveOptions::new_disabled(), ..Default::default() };
+    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+}
+
+/// Stream `lf` once, writing each row into bucket `customer_hash(id) % count` under
+/// `dir`; the files of each bucket. Rows without a customer id belong to no partition
+/// (as with a partition filter) and are dropped.
+fn write_buckets(lf: LazyFrame, id: &'static str, dir: &Path, count: u32) -> PolarsResult<Vec<Vec<PathBuf>>> {
+    let writer = Arc::new(Mutex::new(BucketWriter::new(dir, id, count)?));
+    let sink = writer.clone();
+    let plan = lf.sink_batches(
+        PlanCallback::new(move |df: DataFrame| {
+            let mut w = sink.lock().map_err(|_| polars_err!(ComputeError: "bucket writer poisoned"))?;
+            w.push(&df)?;
+            Ok(false)
+        }),
+        false,
+        None,
+    )?;
+    let streamed = collect_streaming(plan);
+    let mut w = writer.lock().map_err(|_| polars_err!(ComputeError: "bucket writer poisoned"))?;
+    let written = w.finish();
+    streamed?;
+    written
+}
+
+/// Rows waiting per bucket, the files written so far, and the thread that encodes
+/// them: Parquet encoding then overlaps the scan's decoding instead of holding up the
+/// batches behind the one lock.
+struct BucketWriter {
+    dirs: Vec<PathBuf>,
+    id: &'static str,
+    pending: Vec<Vec<DataFrame>>,
+    pending_rows: Vec<usize>,
+    files: Vec<Vec<PathBuf>>,
+    to_encoder: Option<mpsc::SyncSender<(PathBuf, DataFrame)>>,
+    encoder: Option<thread::JoinHandle<PolarsResult<()>>>,
+}
+
+/// Write each (path, frame) received as a Snappy Parquet file, until the sender is gone.
+fn encode(files: mpsc::Receiver<(PathBuf, DataFrame)>) -> PolarsResult<()> {
+    for (path, mut df) in files {
+        let file = File::create(&path).map_err(|e| polars_err!(ComputeError: "creating {}: {e}", path.display()))?;
+        ParquetWriter::new(BufWriter::new(file)).with_compression(ParquetCompression::Snappy).finish(&mut df)?;
+    }
+    Ok(())
+}
+
+impl BucketWriter {
+    fn new(dir: &Path, id: &'static str, count: u32) -> PolarsResult<Self> {
+        let dirs: Vec<PathBuf> = (0..count).map(|k| dir.join(format!("bucket-{k}"))).collect();
+        for d in &dirs {
+            fs::create_dir_all(d).map_err(|e| polars_err!(ComputeError: "creating {}: {e}", d.display()))?;
+        }
+        let n = count as usize;
+        // Two frames in flight at most: the memory of the copy stays a few buckets' worth.
+        let (to_encoder, files) = mpsc::sync_channel(2);
+        let encoder = thread::Builder::new()
+            .name("bucket-encoder".into())
+            .spawn(move || encode(files))
+            .map_err(|e| polars_err!(ComputeError: "starting the bucket encoder: {e}"))?;
+        Ok(Self {
+            dirs,
+            id,
+            pending: vec![Vec::new(); n],
+            pending_rows: vec![0; n],
+            files: vec![Vec::new(); n],
+            to_encoder: Some(to_encoder),
+            encoder: Some(encoder),
+        })
+    }
+
+    /// Write what is left, wait for the encoder, and give the files of each bucket.
+    fn finish(&mut self) -> PolarsResult<Vec<Vec<PathBuf>>> {
+        let flushed = (0..self.dirs.len()).try_for_each(|k| self.flush(k));
+        self.to_encoder = None;
+        self.encoded()?;
+        flushed?;
+        Ok(std::mem::take(&mut self.files))
+    }
+
+    /// The encoder's outcome, once it has stopped.
+    fn encoded(&mut self) -> PolarsResult<()> {
+        match self.encoder.take().map(thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(polars_err!(ComputeError: "the bucket encoder panicked")),
+            None => Ok(()),
+        }
+    }
+
+    /// Route the rows of one batch to their buckets, writing a bucket out when it is full.
+    fn push(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        let count = self.dirs.len();
+        let ids = df.column(self.id)?.as_materialized_series().cast(&DataType::Int64)?;
+        let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); count];
+        for (i, id) in ids.i64()?.iter().enumerate() {
+            if let Some(id) = id {
+                rows[customer_hash(id) as usize % count].push(i as IdxSize);
+            }
+        }
+        for (k, idx) in rows.into_iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
+            let part = df.take(&IdxCa::from_vec(PlSmallStr::EMPTY, idx))?;
+            self.pending_rows[k] += part.height();
+            self.pending[k].push(part);
+            if self.pending_rows[k] >= ROWS_PER_FILE {
+                self.flush(k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write bucket `k`'s waiting rows as one file.
+    fn flush(&mut self, k: usize) -> PolarsResult<()> {
+        let mut frames = std::mem::take(&mut self.pending[k]).into_iter();
+        self.pending_rows[k] = 0;
+        let Some(mut df) = frames.next() else { return Ok(()) };
+        for f in frames {
+            df.vstack_mut_owned(f)?;
+        }
+        let path = self.dirs[k].join(format!("part-{:05}.parquet", self.files[k].len()));
+        self.files[k].push(path.clone());
+        let sent = self.to_encoder.as_ref().is_some_and(|tx| tx.send((path, df)).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The encoder stopped: its error says why.
+        self.to_encoder = None;
+        self.encoded()?;
+        Err(polars_err!(ComputeError: "the bucket encoder stopped"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loyalty_contract::Table;
+    use loyalty_contract::partition::Slice;
+
+    fn sorted(lf: LazyFrame) -> DataFrame {
+        lf.sort(["customer_id", "x"], SortMultipleOptions::default()).collect().unwrap()
+    }
+
+    #[test]
+    fn a_bucket_holds_exactly_its_partition() {
+        let ids: Vec<i64> = (0..5_000).map(|i| i * 7 % 1_301).collect();
+        let x: Vec<i64> = (0..5_000).collect();
+        let billing = df!("customer_id" => &ids, "x" => &x).unwrap();
+        let markets = df!("market_id" => ["a"]).unwrap();
+        let tables: Tables =
+            [(Table::Billing, billing.clone().lazy()), (Table::Markets, markets.lazy())].into_iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        let copy = bucketed(&tables, 4, dir.path()).unwrap();
+        assert_eq!(copy.bucket_count(), Some(4));
+        let whole = sorted(copy[&Table::Billing].clone());
+        assert!(whole.equals(&sorted(billing.clone().lazy())), "{whole:?}");
+        // Partitions of the bucket count, of a multiple of it, and of another count.
+        for count in [4, 8, 3] {
+            let mut seen = 0;
+            for slice in Slice::partitions(count) {
+                let from_copy = sorted(copy.restricted(Some(slice))[&Table::Billing].clone());
+                let filtered = sorted(billing.clone().lazy().filter(slice.predicate("customer_id")));
+                assert!(from_copy.equals(&filtered), "{slice:?}");
+                seen += from_copy.height();
+            }
+            assert_eq!(seen, billing.height(), "{count} partitions");
+        }
+        assert_eq!(copy.restricted(None)[&Table::Markets].clone().collect().unwrap().height(), 1);
+        // The scratch folder goes with the last copy of the tables.
+        let scratch: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(scratch.len(), 1);
+        drop(copy);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
