@@ -102,11 +102,11 @@ struct BucketWriter {
     encoder: Option<thread::JoinHandle<PolarsResult<()>>>,
 }
 
-/// Write each (path, frame) received as a Snappy Parquet file, until the sender is gone.
+/// Write each (path, frame) received as an LZ4 Parquet file, until the sender is gone.
 fn encode(files: mpsc::Receiver<(PathBuf, DataFrame)>) -> PolarsResult<()> {
     for (path, mut df) in files {
         let file = File::create(&path).map_err(|e| polars_err!(ComputeError: "creating {}: {e}", path.display()))?;
-        ParquetWriter::new(BufWriter::new(file)).with_compression(ParquetCompression::Snappy).finish(&mut df)?;
+        ParquetWriter::new(BufWriter::new(file)).with_compression(ParquetCompression::Lz4Raw).finish(&mut df)?;
     }
     Ok(())
 }
