@@ -7,9 +7,11 @@
 pub mod cancel;
 pub mod dates;
 pub mod error;
+mod keys;
 pub mod normalize;
 pub mod partition;
 pub mod rules;
+pub mod slots;
 pub mod spec;
 pub mod summary;
 pub mod tables;

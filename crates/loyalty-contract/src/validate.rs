@@ -4,17 +4,19 @@
 //! counts the breaks of every row rule at once (and the range of a month key), and
 //! one group-by per customer that answers both duplicate months and references to
 //! unknown customers (a few bytes of state per customer, so it runs over every
-//! customer at once). Keys not led by a customer id (services, customers' markets)
-//! get a group-by of their own. Examples of offending rows are fetched only for the
+//! customer at once). The other keys (services' three columns, the customers'
+//! market) get a group-by of their own. Examples of offending rows are fetched only for the
 //! rules that were broken.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use polars::prelude::*;
 use serde::Serialize;
 
 use crate::collect_streaming;
 use crate::error::{ContractError, SchemaProblem};
+use crate::keys;
 use crate::normalize::{Normalized, normalize};
 use crate::rules::{ForeignKey, foreign_keys, row_rules};
 use crate::spec::{Table, TableSpec, col as c};
@@ -96,7 +98,7 @@ struct KeyViolation {
     join_on: Vec<&'static str>,
 }
 
-const ROWS: &str = "__rows";
+pub(crate) const ROWS: &str = "__rows";
 const REJECT_RULE: &str = "reject_rule";
 
 fn pl(table: Table) -> impl Fn(PolarsError) -> ContractError {
@@ -173,10 +175,16 @@ pub fn validate(raw: RawDataset) -> Result<Validated, ContractError> {
     }
 
     let mut out = Validated { tables: Tables::new(), rejects: BTreeMap::new(), report: ValidationReport::default() };
+    // The clean customers' ids, once they are checked: the index the key checks of
+    // every per-customer table look customers up in.
+    let mut customers: Option<Arc<keys::Customers>> = None;
     for table in Table::ALL {
         let Some((plain, with_files)) = normalized.remove(&table) else { continue };
         let t = &raw.tables[&table];
-        validate_table(table.spec(), t, plain, with_files, &mut out).map_err(pl(table))?;
+        validate_table(table.spec(), t, plain, with_files, customers.clone(), &mut out).map_err(pl(table))?;
+        if table == Table::Customers {
+            customers = Some(Arc::new(keys::Customers::new(clean_ids(&out.tables[&table]).map_err(pl(table))?)));
+        }
     }
     let empty: Vec<SchemaProblem> =
         out.report.tables.iter().filter(|r| r.table.required() && r.rows_read == 0).map(empty_table).collect();
@@ -184,6 +192,12 @@ pub fn validate(raw: RawDataset) -> Result<Validated, ContractError> {
         return Err(ContractError::Schema(empty));
     }
     Ok(out)
+}
+
+/// The customer ids of the clean customers table.
+fn clean_ids(customers: &LazyFrame) -> PolarsResult<Vec<i64>> {
+    let df = collect_streaming(customers.clone().select([col(c::CUSTOMER_ID)]))?;
+    Ok(df.column(c::CUSTOMER_ID)?.i64()?.iter().flatten().collect())
 }
 
 /// A required table without a row: nothing can be computed from it.
@@ -202,6 +216,7 @@ fn validate_table(
     raw: &RawTable,
     plain: Normalized,
     with_files: Normalized,
+    customers: Option<Arc<keys::Customers>>,
     out: &mut Validated,
 ) -> PolarsResult<()> {
     let table = spec.table;
@@ -214,7 +229,7 @@ fn validate_table(
     let mut aggs = vec![len().cast(DataType::UInt64).alias(ROWS)];
     aggs.extend(
         rules.iter().enumerate().map(|(i, r)| {
-            r.violates.clone().fill_null(lit(false)).cast(DataType::UInt64).sum().alias(format!("__v{i}"))
+            r.violates.clone().fill_null(lit(false)).sum().cast(DataType::UInt64).alias(format!("__v{i}"))
         }),
     );
     if let Some((_, month)) = months {
@@ -234,20 +249,34 @@ fn validate_table(
         }
     }
 
-    // Pass 2: one group-by per customer for a (customer, month) key; a group-by per
-    // check otherwise.
-    let per_customer = match months {
-        Some((customer, month)) => {
-            let range = (counts.column("__lo")?.i64()?.get(0), counts.column("__hi")?.i64()?.get(0));
-            Some(MonthsByCustomer::collect(plain.lf.clone(), customer, month, range)?)
+    // Pass 2: the customer kernel (unknown customers, and repeated months when the
+    // bit sets are small); a group-by per remaining check.
+    let range = match months {
+        Some(_) => (counts.column("__lo")?.i64()?.get(0), counts.column("__hi")?.i64()?.get(0)),
+        None => (None, None),
+    };
+    let bits = match (months, range) {
+        (Some((_, column)), (Some(lo), Some(hi))) if (hi - lo) / 64 < keys::MAX_WORDS => {
+            Some(keys::Months { column, lo, words: ((hi - lo) / 64 + 1) as usize })
         }
-        None => None,
+        _ => None,
+    };
+    let found = match customers {
+        Some(known) if customer_reference(table).is_some() => {
+            Some(keys::check(plain.lf.clone(), c::CUSTOMER_ID, bits, known)?)
+        }
+        _ => None,
     };
     let mut key_violations = Vec::new();
     if spec.unique_key {
-        let dups = match &per_customer {
-            Some(p) => p.duplicate_months(plain.lf.clone())?,
-            None => duplicate_keys(plain.lf.clone(), spec.key)?,
+        let dups = match (months, &found) {
+            (Some(_), Some(f)) if bits.is_some() => rows_of_keys(plain.lf.clone(), &f.repeated, spec.key)?,
+            (Some((customer, month)), _) => {
+                let flagged =
+                    MonthsByCustomer::collect(plain.lf.clone(), customer, month, range)?.months_seen_twice()?;
+                rows_of_keys(plain.lf.clone(), &flagged, spec.key)?
+            }
+            (None, _) => duplicate_keys(plain.lf.clone(), spec.key)?,
         };
         if dups.height() > 0 {
             key_violations.push(KeyViolation {
@@ -261,11 +290,10 @@ fn validate_table(
     }
     for fk in foreign_keys(table) {
         let Some(parent) = out.tables.get(&fk.parent) else { continue };
-        let values = match &per_customer {
-            Some(p) if p.customer == fk.column => p.references(),
-            _ => references(plain.lf.clone(), fk.column),
+        let orphans = match &found {
+            Some(f) if customer_reference(table) == Some(fk.rule) => f.unknown.clone(),
+            _ => unknown_references(references(plain.lf.clone(), fk.column), parent.clone(), &fk)?,
         };
-        let orphans = unknown_references(values, parent.clone(), &fk)?;
         if orphans.height() > 0 {
             key_violations.push(KeyViolation {
                 column: fk.column,
@@ -391,6 +419,27 @@ fn month_key(spec: &TableSpec) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// The rule of `table`'s reference from `customer_id` to the customers, if it has one.
+fn customer_reference(table: Table) -> Option<&'static str> {
+    foreign_keys(table)
+        .into_iter()
+        .find(|fk| fk.column == c::CUSTOMER_ID && fk.parent == Table::Customers)
+        .map(|fk| fk.rule)
+}
+
+/// The keys on more than one row among the rows of the customers in `flagged` (a
+/// one-column frame of customer ids), with `__rows`.
+fn rows_of_keys(lf: LazyFrame, flagged: &DataFrame, key: &[&'static str]) -> PolarsResult<DataFrame> {
+    if flagged.height() == 0 {
+        let schema = lf.select(exprs(key)).collect_schema()?;
+        let mut empty = DataFrame::empty_with_schema(&schema);
+        empty.with_column(Column::new_empty(ROWS.into(), &DataType::UInt64))?;
+        return Ok(empty);
+    }
+    let on = [col(key[0])];
+    duplicate_keys(lf.join(flagged.clone().lazy(), on.clone(), on, JoinArgs::new(JoinType::Semi)), key)
+}
+
 /// Keys that occur more than once, with `__rows` (a key with a null is not checked).
 fn duplicate_keys(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame> {
     collect_streaming(
@@ -402,7 +451,8 @@ fn duplicate_keys(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame
 }
 
 /// One row per customer of a table keyed by (customer, month): its rows, its rows with
-/// a month, and the month bits that tell whether a month repeats.
+/// a month, and the month bits that tell whether a month repeats. For month ranges too
+/// wide for the bit sets of [`keys::check`].
 ///
 /// Per customer: the row count and, for each 31-month word of the months present, the
 /// sum of 2^(month index within the word). A sum of powers of two has as many one bits
@@ -413,7 +463,6 @@ fn duplicate_keys(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame
 /// row (8 GB at 3 million customers x 36 months).
 struct MonthsByCustomer {
     customer: &'static str,
-    month: &'static str,
     /// customer, `__rows` (every row), `__dated` (rows with a month), `__w0..`.
     per_customer: DataFrame,
 }
@@ -438,7 +487,7 @@ impl MonthsByCustomer {
             }
         }
         let per_customer = collect_streaming(lf.group_by([col(customer)]).agg(aggs))?;
-        Ok(Self { customer, month, per_customer })
+        Ok(Self { customer, per_customer })
     }
 
     /// The customers that have a month on more than one row, as a one-column frame.
@@ -452,26 +501,6 @@ impl MonthsByCustomer {
         }
         let mask: BooleanChunked = dated.iter().zip(&ones).map(|(n, ones)| Some(n.unwrap_or(0) != *ones)).collect();
         self.per_customer.select([self.customer])?.filter(&mask)
-    }
-
-    /// The (customer, month) keys on more than one row, with `__rows`: the repeated
-    /// months of the customers [`Self::months_seen_twice`] found, read from `lf`.
-    fn duplicate_months(&self, lf: LazyFrame) -> PolarsResult<DataFrame> {
-        let key = [self.customer, self.month];
-        let flagged = self.months_seen_twice()?;
-        if flagged.height() == 0 {
-            let schema = lf.select(exprs(&key)).collect_schema()?;
-            let mut empty = DataFrame::empty_with_schema(&schema);
-            empty.with_column(Column::new_empty(ROWS.into(), &DataType::UInt64))?;
-            return Ok(empty);
-        }
-        let on = [col(self.customer)];
-        duplicate_keys(lf.join(flagged.lazy(), on.clone(), on, JoinArgs::new(JoinType::Semi)), &key)
-    }
-
-    /// Each customer with its row count, as [`references`] gives them.
-    fn references(&self) -> LazyFrame {
-        self.per_customer.clone().lazy().select([col(self.customer), col(ROWS)])
     }
 }
 
@@ -617,6 +646,26 @@ mod tests {
     }
 
     #[test]
+    fn repeated_months_are_found_over_any_span() {
+        // A span the kernel's bit sets hold (2 years), and one they do not (40 years:
+        // the group-by checks); customer 9 is unknown in both.
+        for far in ["2022-03-01", "1984-03-01"] {
+            let b = df!(
+                "customer_id" => [1i64, 1, 2, 9],
+                "bill_month" => ["2024-03-01", "2024-03-01", far, "2024-03-01"],
+                "total_charge" => [1.0, 1.0, 1.0, 1.0],
+            )
+            .unwrap();
+            let v = validate(dataset(customers(), b)).unwrap();
+            assert_eq!(
+                rules_broken(&v),
+                ["billing.bill_month:duplicate_key=2", "billing.customer_id:unknown_customer=1"],
+                "{far}"
+            );
+        }
+    }
+
+    #[test]
     fn months_seen_twice_is_exact_across_words() {
         // 1: three months, no repeat. 2: January twice. 3: months 38 months apart (other
         // words), no repeat. 4: March twice and a gap (as many rows as months spanned).
@@ -663,9 +712,10 @@ mod tests {
     }
 
     #[test]
-    fn one_pass_per_customer_finds_repeated_months_and_unknown_customers() {
-        // 200 customers; billing with a duplicate month for 7 of them, 11 unknown ids,
-        // and a row without a month (not a duplicate, still a reference).
+    fn the_group_by_checks_find_repeated_months_and_unknown_customers() {
+        // The checks for month ranges too wide for the kernel's bit sets. 200 customers;
+        // billing with a duplicate month for 7 of them, 11 unknown ids, and a row
+        // without a month (not a duplicate, still a reference).
         let ids: Vec<i64> = (1..=200).collect();
         let customers = df!("customer_id" => &ids).unwrap();
         let month = |m: &str| Some(chrono::NaiveDate::parse_from_str(m, "%Y-%m-%d").unwrap());
@@ -682,14 +732,15 @@ mod tests {
         bill_ids.push(3000);
         months.push(None);
         let billing = df!("customer_id" => &bill_ids, "bill_month" => &months).unwrap();
-        let p = by_customer(billing.clone().lazy());
-        let dups = p.duplicate_months(billing.lazy()).unwrap();
+        let flagged = by_customer(billing.clone().lazy()).months_seen_twice().unwrap();
+        let dups = rows_of_keys(billing.clone().lazy(), &flagged, &["customer_id", "bill_month"]).unwrap();
         let mut dup_ids: Vec<i64> = dups.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
         dup_ids.sort();
         assert_eq!(dup_ids, [3, 17, 50, 51, 120, 199, 200]);
         assert_eq!(rows_sum(&dups).unwrap(), 14);
         let fk = foreign_keys(Table::Billing).remove(0);
-        let orphans = unknown_references(p.references(), customers.clone().lazy(), &fk).unwrap();
+        let values = references(billing.lazy(), "customer_id");
+        let orphans = unknown_references(values, customers.clone().lazy(), &fk).unwrap();
         let orphan_ids: Vec<i64> = orphans.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
         assert_eq!(orphan_ids, (1000..1011).chain([3000]).collect::<Vec<_>>());
         assert_eq!(duplicate_keys(customers.lazy(), &["customer_id"]).unwrap().height(), 0);

@@ -8,8 +8,8 @@
 //! DuckDB's radix partitioning do); a partition then reads its own bucket.
 //!
 //! The copy lives in a scratch folder beside the run's outputs (same disk, so no
-//! surprise on a small `/tmp`), named `.loyalty-buckets-*`, and is removed when the
-//! last plan reading it is dropped.
+//! surprise on a small `/tmp`; [`crate::OutputDir::scratch`]), removed when the last
+//! plan reading it is dropped.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -23,20 +23,16 @@ use loyalty_contract::{Tables, collect_streaming};
 use polars::prelude::*;
 
 use crate::error::IoError;
+use crate::output::ScratchDir;
 
 /// Rows a bucket gathers before they are written as one file (a few row groups).
 const ROWS_PER_FILE: usize = 262_144;
 
 /// `tables` with their per-customer tables copied into `count` customer hash buckets
-/// under a scratch folder in `parent`: partition `k` of `count` (or of a multiple of
-/// it) then reads bucket `k % count`. Tables that are not per customer stay as they are.
-pub fn bucketed(tables: &Tables, count: u32, parent: &Path) -> Result<Tables, IoError> {
-    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-    fs::create_dir_all(parent).map_err(|source| IoError::Io { path: parent.to_path_buf(), source })?;
-    let scratch = tempfile::Builder::new()
-        .prefix(".loyalty-buckets-")
-        .tempdir_in(parent)
-        .map_err(|source| IoError::Io { path: parent.to_path_buf(), source })?;
+/// in `scratch`: partition `k` of `count` (or of a multiple of it) then reads bucket
+/// `k % count`. Tables that are not per customer stay as they are. The result owns
+/// `scratch`: the folder goes when the last copy of the tables does.
+pub fn bucketed(tables: &Tables, count: u32, scratch: ScratchDir) -> Result<Tables, IoError> {
     let mut out = Tables::new();
     let mut scans = BTreeMap::new();
     for (table, lf) in tables {
@@ -217,7 +213,8 @@ mod tests {
         let tables: Tables =
             [(Table::Billing, billing.clone().lazy()), (Table::Markets, markets.lazy())].into_iter().collect();
         let dir = tempfile::tempdir().unwrap();
-        let copy = bucketed(&tables, 4, dir.path()).unwrap();
+        let staged = crate::OutputDir::begin(&dir.path().join("out"), crate::Holds::Outputs, &[]).unwrap();
+        let copy = bucketed(&tables, 4, staged.scratch(crate::ScratchKind::Buckets).unwrap()).unwrap();
         assert_eq!(copy.bucket_count(), Some(4));
         let whole = sorted(copy[&Table::Billing].clone());
         assert!(whole.equals(&sorted(billing.clone().lazy())), "{whole:?}");
@@ -234,9 +231,14 @@ mod tests {
         }
         assert_eq!(copy.restricted(None)[&Table::Markets].clone().collect().unwrap().height(), 1);
         // The scratch folder goes with the last copy of the tables.
-        let scratch: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(scratch.len(), 1);
+        let scratch = || {
+            fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".out.buckets-"))
+                .count()
+        };
+        assert_eq!(scratch(), 1);
         drop(copy);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(scratch(), 0);
     }
 }

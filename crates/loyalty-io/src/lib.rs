@@ -14,7 +14,9 @@ pub use dataset::{
 };
 pub use error::IoError;
 pub use fingerprint::{InputFile, fingerprints};
-pub use output::{DATASET_MARKER, Holds, OUTPUT_MARKER, OutputDir, check_output_file, write_file_atomic};
+pub use output::{
+    DATASET_MARKER, Holds, OUTPUT_MARKER, OutputDir, ScratchDir, ScratchKind, check_output_file, write_file_atomic,
+};
 pub use write::{
     AppendWriter, read_parquet_columns, read_text, sink_parquet, write_csv, write_json, write_parquet,
     write_table_atomic, write_text,

@@ -260,8 +260,9 @@ impl Drop for DestinationLock {
 }
 
 /// `.NAME.tmp-RUN`, `.NAME.old-RUN`, `.NAME.exchange-RUN` (the distributed engine's
-/// scratch folder) with RUN a pid-hex or a bare pid, or `.NAME.old`: names only a run
-/// writing NAME creates.
+/// scratch folder), `.NAME.buckets-RUN` (the customer buckets, [`OutputDir::scratch`])
+/// with RUN a pid-hex or a bare pid, or `.NAME.old`: names only a run writing NAME
+/// creates.
 fn is_leftover(entry: &str, name: &str) -> bool {
     let run = |rest: &str| {
         let mut parts = rest.splitn(2, '-');
@@ -269,7 +270,8 @@ fn is_leftover(entry: &str, name: &str) -> bool {
         pid_ok && parts.next().is_none_or(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
     };
     let Some(rest) = entry.strip_prefix('.').and_then(|e| e.strip_prefix(name)) else { return false };
-    rest == ".old" || [".old-", ".tmp-", ".exchange-"].iter().any(|kind| rest.strip_prefix(kind).is_some_and(run))
+    rest == ".old"
+        || [".old-", ".tmp-", ".exchange-", ".buckets-"].iter().any(|kind| rest.strip_prefix(kind).is_some_and(run))
 }
 
 /// Remove what dead runs left beside `name` in `parent`; the lock proves they are dead.
@@ -303,6 +305,45 @@ fn clear_leftovers(parent: &Path, name: &str, target: &Path) -> Result<(), IoErr
 
 // ---------------------------------------------------------------------------------
 // The output folder.
+
+/// What a scratch folder beside an output holds (its name says it, so a dead run's
+/// scratch is recognised as a leftover).
+#[derive(Debug, Clone, Copy)]
+pub enum ScratchKind {
+    /// The customer-bucketed copy of the tables (`crate::buckets`).
+    Buckets,
+}
+
+impl ScratchKind {
+    fn name(self) -> &'static str {
+        match self {
+            ScratchKind::Buckets => "buckets",
+        }
+    }
+}
+
+/// A scratch folder made by [`OutputDir::scratch`], removed on drop.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("could not remove the scratch folder {}: {e}", self.path.display());
+        }
+        unregister(&self.path);
+    }
+}
 
 /// An output folder built beside its final place and swapped into it on success.
 /// [`OutputDir::begin`] does every check of the destination, so call it before any
@@ -340,6 +381,17 @@ impl OutputDir {
         fs::create_dir(&staging).map_err(io_err(&staging))?;
         register(&staging);
         Ok(Self { target, parent, staging, holds, committed: false, _lock: lock })
+    }
+
+    /// A scratch folder beside the output, `.NAME.KIND-RUN` (KIND: `buckets`), for data
+    /// the run reads back and never publishes. It is removed when the guard is
+    /// dropped, when the process exits abruptly on a signal ([`abandon`]), and by the
+    /// next run on the same output if this one is killed outright.
+    pub fn scratch(&self, kind: ScratchKind) -> Result<ScratchDir, IoError> {
+        let path = self.parent.join(format!(".{}.{}-{}", file_name(&self.target), kind.name(), run_id()));
+        fs::create_dir(&path).map_err(io_err(&path))?;
+        register(&path);
+        Ok(ScratchDir { path })
     }
 
     /// Where to write the outputs until [`commit`](Self::commit).
@@ -616,13 +668,26 @@ mod tests {
     }
 
     #[test]
+    fn a_scratch_folder_is_a_leftover_while_it_exists_and_goes_with_its_guard() {
+        let tmp = tempfile::tempdir().unwrap();
+        let staged = OutputDir::begin(&tmp.path().join("out"), Holds::Outputs, &[]).unwrap();
+        let scratch = staged.scratch(ScratchKind::Buckets).unwrap();
+        let name = file_name(scratch.path());
+        assert!(name.starts_with(".out.buckets-") && is_leftover(&name, "out"), "{name}");
+        fs::write(scratch.path().join("f"), "x").unwrap();
+        let path = scratch.path().to_path_buf();
+        drop(scratch);
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn leftovers_of_dead_runs_are_removed_and_a_missing_target_restored() {
         let tmp = tempfile::tempdir().unwrap();
         let target = tmp.path().join("out");
         // Another folder's lock, whose name starts like a leftover's, stays.
         fs::write(tmp.path().join(".out.old-x.lock"), "").unwrap();
         assert!(!is_leftover(".out.old-x.lock", "out") && is_leftover(".out.tmp-12", "out"));
-        for leftover in [".out.tmp-1-a", ".out.old", ".out.old-2-b"] {
+        for leftover in [".out.tmp-1-a", ".out.old", ".out.old-2-b", ".out.buckets-3-c"] {
             fs::create_dir_all(tmp.path().join(leftover).join("sub")).unwrap();
             fs::write(tmp.path().join(leftover).join("sub/f"), leftover).unwrap();
         }

@@ -59,18 +59,19 @@ pub fn load_validated(opts: &DataOptions) -> Result<Validated> {
     Ok(validated)
 }
 
-/// `tables` copied once into customer hash buckets in a scratch folder beside `out`
-/// when a pass over every customer runs in more than one partition of about
-/// `per_partition` customers (each partition then reads its bucket, not every file);
-/// as they are otherwise.
-pub fn bucketed(tables: Tables, customers: u64, per_partition: u64, out: &Path) -> Result<Tables> {
+/// `tables` copied once into customer hash buckets in a scratch folder beside the
+/// output `staged` when a pass over every customer runs in more than one partition of
+/// about `per_partition` customers (each partition then reads its bucket, not every
+/// file); as they are otherwise.
+pub fn bucketed(tables: Tables, customers: u64, per_partition: u64, staged: &loyalty_io::OutputDir) -> Result<Tables> {
     let parts = loyalty_contract::partition::partition_count(customers, per_partition);
     if parts <= 1 {
         return Ok(tables);
     }
     let started = Instant::now();
-    let beside = out.parent().unwrap_or(Path::new("."));
-    let copy = loyalty_io::bucketed(&tables, parts, beside).during("copying the tables into customer buckets")?;
+    let context = "copying the tables into customer buckets";
+    let scratch = staged.scratch(loyalty_io::ScratchKind::Buckets).during(context)?;
+    let copy = loyalty_io::bucketed(&tables, parts, scratch).during(context)?;
     info!("copied the per-customer tables into {parts} customer buckets in {:.2}s", started.elapsed().as_secs_f64());
     Ok(copy)
 }

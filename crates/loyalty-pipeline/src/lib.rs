@@ -40,6 +40,6 @@ pub mod text;
 pub use dataset::DataOptions;
 pub use engine::{BallistaSettings, EngineChoice};
 pub use error::{Context, PipelineError, Result};
-pub use observer::{Observer, Quiet, StageRecord};
+pub use observer::{Observer, Quiet, StageRecord, StageUse};
 pub use run::{RunOutcome, RunRequest, run};
 pub use settings::{Overrides, RunConfig, resolve};

@@ -10,9 +10,19 @@ use tracing::info;
 pub trait Observer {
     /// Stage `index` (1-based) of `total`, called `name`, starts.
     fn stage_started(&mut self, name: &'static str, index: usize, total: usize);
-    /// The stage ended; returns the peak resident memory during it in MiB, when the
-    /// observer can measure it.
-    fn stage_finished(&mut self, name: &'static str) -> Option<f64>;
+    /// The stage ended; returns what the observer could measure of it.
+    fn stage_finished(&mut self, name: &'static str) -> StageUse;
+}
+
+/// What a stage used, as far as the observer can tell (None: not measured).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageUse {
+    /// Peak resident memory of the process during the stage, MiB.
+    pub peak_rss_mib: Option<f64>,
+    /// Bytes the process read through system calls during the stage, MiB: the input
+    /// and scratch files when polars reads them (`POLARS_FORCE_ASYNC=1`); memory-mapped
+    /// reads, polars' default for local files, do not count.
+    pub read_mib: Option<f64>,
 }
 
 /// An observer that shows nothing and measures no memory.
@@ -21,8 +31,8 @@ pub struct Quiet;
 impl Observer for Quiet {
     fn stage_started(&mut self, _: &'static str, _: usize, _: usize) {}
 
-    fn stage_finished(&mut self, _: &'static str) -> Option<f64> {
-        None
+    fn stage_finished(&mut self, _: &'static str) -> StageUse {
+        StageUse::default()
     }
 }
 
@@ -33,6 +43,8 @@ pub struct StageRecord {
     pub wall_seconds: f64,
     /// Peak resident memory of the process during the stage, as the observer measured it.
     pub peak_rss_mib: Option<f64>,
+    /// Bytes read through system calls during the stage (see [`StageUse::read_mib`]).
+    pub read_mib: Option<f64>,
 }
 
 /// The stages of one run as they pass: each ends where the next begins.
@@ -59,8 +71,10 @@ impl<'o> Stages<'o> {
 
     pub(crate) fn end(&mut self) {
         if let Some((stage, started)) = self.current.take() {
-            let peak_rss_mib = self.observer.stage_finished(stage);
-            let record = StageRecord { stage, wall_seconds: started.elapsed().as_secs_f64(), peak_rss_mib };
+            let used = self.observer.stage_finished(stage);
+            let peak_rss_mib = used.peak_rss_mib;
+            let wall_seconds = started.elapsed().as_secs_f64();
+            let record = StageRecord { stage, wall_seconds, peak_rss_mib, read_mib: used.read_mib };
             info!(
                 "stage {stage} done in {:.2}s (peak {:.0} MiB)",
                 record.wall_seconds,

@@ -86,7 +86,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     stages.begin("buckets")?;
     let tables = std::mem::take(&mut input.validated.tables);
     input.validated.tables =
-        crate::dataset::bucketed(tables, input.summary.customers, cfg.model.customers_per_partition, &req.out)?;
+        crate::dataset::bucketed(tables, input.summary.customers, cfg.model.customers_per_partition, &staged)?;
     let mut out = compute(&input.validated, &cfg, first_month, &mut stages)?;
     if let Some(p) = &pseudonyms {
         out.pseudonymize(p)?;
@@ -104,6 +104,8 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     stages.begin("write")?;
     let dir = staged.path().to_path_buf();
     write_run_rejects(&input.validated, &dir, pseudonyms.as_ref())?;
+    // The bucketed copy is read no more: its scratch folder goes now, not after the swap.
+    drop(std::mem::take(&mut input.validated.tables));
     out.write(&dir)?;
     loyalty_io::write_text(&html, &dir.join("report.html"))?;
     let records = stages.finish();

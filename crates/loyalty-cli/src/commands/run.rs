@@ -1,13 +1,23 @@
 //! `loyalty run`: the whole pipeline, with a spinner per stage and each stage's peak memory.
 
-use loyalty_pipeline::{Observer, Overrides, RunRequest};
+use loyalty_pipeline::{Observer, Overrides, RunRequest, StageUse};
 
 use crate::cli::RunArgs;
 use crate::settings::{data_options, engine_choice, resolve};
 
 /// Spinners on a terminal, and the kernel's peak-RSS counter reset at each stage so
-/// each stage reports its own peak (Linux >= 4.0: VmHWM after a write to clear_refs).
-struct Progress(Option<indicatif::ProgressBar>);
+/// each stage reports its own peak (Linux >= 4.0: VmHWM after a write to clear_refs),
+/// with the bytes read since the stage started (`rchar` of /proc/self/io).
+#[derive(Default)]
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    read_at_start: Option<u64>,
+}
+
+fn bytes_read() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines().find_map(|l| l.strip_prefix("rchar:")).and_then(|v| v.trim().parse().ok())
+}
 
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -19,14 +29,16 @@ fn peak_rss_mib() -> Option<f64> {
 impl Observer for Progress {
     fn stage_started(&mut self, name: &'static str, index: usize, total: usize) {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
-        self.0 = Some(crate::logging::stage_spinner(&format!("[{index}/{total}] {name}")));
+        self.read_at_start = bytes_read();
+        self.bar = Some(crate::logging::stage_spinner(&format!("[{index}/{total}] {name}")));
     }
 
-    fn stage_finished(&mut self, _: &'static str) -> Option<f64> {
-        if let Some(bar) = self.0.take() {
+    fn stage_finished(&mut self, _: &'static str) -> StageUse {
+        if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        peak_rss_mib()
+        let read = bytes_read().zip(self.read_at_start.take()).map(|(now, then)| now.saturating_sub(then));
+        StageUse { peak_rss_mib: peak_rss_mib(), read_mib: read.map(|b| b as f64 / 1_048_576.0) }
     }
 }
 
@@ -44,7 +56,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         engine: engine_choice(&args.engine),
         command_line: std::env::args().collect(),
     };
-    let outcome = loyalty_pipeline::run(request, &mut Progress(None))?;
+    let outcome = loyalty_pipeline::run(request, &mut Progress::default())?;
     eprintln!("report: {}", outcome.target.join("report.html").display());
     Ok(())
 }
