@@ -2,10 +2,10 @@
 //!
 //! A table costs two streaming passes when it is clean: one global aggregation that
 //! counts the breaks of every row rule at once (and the range of a month key), and
-//! one group-by per customer that answers both duplicate months and references to
-//! unknown customers (a few bytes of state per customer, so it runs over every
-//! customer at once). The other keys (services' three columns, the customers'
-//! market) get a group-by of their own. Examples of offending rows are fetched only for the
+//! one pass of the customer key kernel (`keys.rs`) that answers both duplicate
+//! months and references to unknown customers (a few bytes of state per customer, so
+//! it runs over every customer at once). The other keys (services' three columns, the
+//! customers' market) get a group-by of their own. Examples of offending rows are fetched only for the
 //! rules that were broken.
 
 use std::collections::BTreeMap;
