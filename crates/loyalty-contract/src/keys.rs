@@ -61,9 +61,12 @@ struct Kernel {
 
 impl Kernel {
     fn update(&mut self, ids: &Int64Chunked, months: Option<&Int32Chunked>) {
-        for (row, id) in ids.iter().enumerate() {
+        // A chunked array's `get(row)` walks its chunks: the months are read in step.
+        let mut months = months.map(|m| m.iter());
+        for id in ids.iter() {
+            let days = months.as_mut().and_then(|m| m.next()).flatten();
             let Some(id) = id else { continue };
-            let month = months.and_then(|m| m.get(row)).map(|days| crate::dates::month_number(days) - self.lo);
+            let month = days.map(|days| crate::dates::month_number(days) - self.lo);
             match self.customers.slots.get(id) {
                 Some(slot) => {
                     let Some(k) = month else { continue };

@@ -46,13 +46,6 @@ impl Tables {
         self.frames.insert(table, lf)
     }
 
-    pub fn remove(&mut self, table: &Table) -> Option<LazyFrame> {
-        if let Some(b) = &mut self.buckets {
-            b.scans.remove(table);
-        }
-        self.frames.remove(table)
-    }
-
     pub fn get(&self, table: &Table) -> Option<&LazyFrame> {
         self.frames.get(table)
     }
@@ -63,10 +56,6 @@ impl Tables {
 
     pub fn iter(&self) -> impl Iterator<Item = (&Table, &LazyFrame)> {
         self.frames.iter()
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &Table> {
-        self.frames.keys()
     }
 
     /// These tables, with `scans[table][k]` holding the rows of partition `k` of

@@ -463,7 +463,7 @@ fn duplicate_keys(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame
 /// row (8 GB at 3 million customers x 36 months).
 struct MonthsByCustomer {
     customer: &'static str,
-    /// customer, `__rows` (every row), `__dated` (rows with a month), `__w0..`.
+    /// customer, `__dated` (rows with a month), `__w0..`.
     per_customer: DataFrame,
 }
 
@@ -475,10 +475,7 @@ impl MonthsByCustomer {
         month: &'static str,
         range: (Option<i64>, Option<i64>),
     ) -> PolarsResult<Self> {
-        let mut aggs = vec![
-            len().cast(DataType::UInt64).alias(ROWS),
-            col(month).is_not_null().cast(DataType::UInt64).sum().alias("__dated"),
-        ];
+        let mut aggs = vec![col(month).is_not_null().cast(DataType::UInt64).sum().alias("__dated")];
         let mut lf = lf.filter(col(customer).is_not_null());
         if let (Some(lo), Some(hi)) = range {
             lf = lf.with_column((crate::dates::month_number_expr(col(month)) - lit(lo)).alias("__k"));
