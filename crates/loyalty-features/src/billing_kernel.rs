@@ -131,7 +131,7 @@ fn mask_sums(mask: u16) -> (f64, f64, f64) {
 
 /// A numeric column of one batch: borrowed when it is one chunk without nulls, else a
 /// copy with NaN for null (NaN is not a valid value: rule `finite`).
-enum Nums<'a> {
+pub(crate) enum Nums<'a> {
     F64(&'a [f64]),
     I64(&'a [i64]),
     Owned(Vec<f64>),
@@ -139,7 +139,7 @@ enum Nums<'a> {
 
 impl Nums<'_> {
     #[inline]
-    fn get(&self, i: usize) -> f64 {
+    pub(crate) fn get(&self, i: usize) -> f64 {
         match self {
             Nums::F64(v) => v[i],
             Nums::I64(v) => v[i] as f64,
@@ -148,7 +148,7 @@ impl Nums<'_> {
     }
 }
 
-fn nums<'a>(df: &'a DataFrame, name: &str) -> PolarsResult<Nums<'a>> {
+pub(crate) fn nums<'a>(df: &'a DataFrame, name: &str) -> PolarsResult<Nums<'a>> {
     let column = df.column(name)?;
     if column.null_count() == 0 {
         match column.dtype() {

@@ -7,7 +7,7 @@ use loyalty_contract::{Table, col as c, collect_streaming};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::per_customer::{day_num, exact_sum};
+use crate::per_customer::day_num;
 use crate::{FeatureParams, Tables, names as n};
 
 /// Whether a churn_date was recorded or inferred from prepaid inactivity.
@@ -214,51 +214,8 @@ fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column) -> Polar
 /// active_until (null for joiners who stay) and whole_history. Collected margin counts
 /// only what was paid (amount_paid - cost).
 pub fn bill_values(tables: &Tables, params: &FeatureParams, people: &DataFrame) -> PolarsResult<DataFrame> {
-    let charge = col(c::TOTAL_CHARGE);
-    let margin = (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate));
-    let unpaid = (charge.clone() - col(c::AMOUNT_PAID)).clip_min(lit(0.0)).fill_null(lit(0.0));
-    let month = |e: Expr| e.dt().truncate(lit("1mo"));
-    let windows = people.clone().lazy().select([
-        col(c::CUSTOMER_ID),
-        month(col(c::SIGNUP_DATE)).alias("__join_from"),
-        month(col(c::SIGNUP_DATE)).dt().offset_by(lit("2mo")).alias("__join_to"),
-        month(col(ACTIVE_UNTIL)).dt().offset_by(lit("-2mo")).alias("__leave_from"),
-        month(col(ACTIVE_UNTIL)).alias("__leave_to"),
-        col(WHOLE_HISTORY).alias("__whole"),
-    ]);
-    let bm = || col(c::BILL_MONTH);
-    let rows = tables[&Table::Billing]
-        .clone()
-        .filter(bm().lt_eq(lit(params.last_known_bill_month())))
-        .join(windows, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Inner))
-        .select([
-            col(c::CUSTOMER_ID),
-            charge.clone().alias("__charge"),
-            margin.clone().alias("__margin"),
-            (margin - unpaid).alias("__collected"),
-            bm().gt_eq(col("__leave_from")).and(bm().lt_eq(col("__leave_to"))).fill_null(lit(false)).alias("__leave"),
-            bm().gt_eq(col("__join_from")).and(bm().lt_eq(col("__join_to"))).alias("__join"),
-            col("__whole"),
-        ])
-        .filter(col("__leave").or(col("__join")).or(col("__whole")));
-    let mean_where = |value: &str, flag: &str| {
-        let k = col(flag).cast(DataType::Float64);
-        let count = k.clone().sum();
-        when(count.clone().gt(lit(0.0)))
-            .then(exact_sum(col(value) * k) / count)
-            .otherwise(lit(NULL).cast(DataType::Float64))
-    };
-    let whole = |e: Expr| when(col("__whole").any(false)).then(e).otherwise(lit(NULL));
-    collect_streaming(rows.group_by([col(c::CUSTOMER_ID)]).agg([
-        mean_where("__charge", "__leave").alias("charge_before_leaving"),
-        mean_where("__margin", "__leave").alias("margin_before_leaving"),
-        mean_where("__collected", "__leave").alias("collected_margin_before_leaving"),
-        whole(exact_sum(col("__collected"))).alias("lifetime_collected_margin"),
-        whole(exact_sum(col("__margin"))).alias("lifetime_margin"),
-        whole(len().cast(DataType::Int64)).alias(n::MONTHS_BILLED),
-        mean_where("__charge", "__join").alias("charge_after_joining"),
-        mean_where("__margin", "__join").alias("margin_after_joining"),
-    ]))
+    let known = tables[&Table::Billing].clone().filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())));
+    crate::leaver_kernel::bill_values(known, people, params.margin_rate)
 }
 
 /// The first day of the month of `d`.
@@ -420,6 +377,8 @@ pub fn analyse(
     let customers = customer_columns(tables)?;
     let gone = leavers_among(&customers, tables, params, active.column(c::CUSTOMER_ID)?, reasons)?;
     let everyone = customers.select([c::CUSTOMER_ID, c::SIGNUP_DATE])?;
+    // Only ids and signup dates are read from here on: the text columns go now.
+    drop(customers);
     let from = params.as_of.checked_sub_months(chrono::Months::new(winback_months)).unwrap_or(params.as_of);
     // The win-back list shows its leavers' lifetime margin: their every bill is read.
     let people = everyone
@@ -439,6 +398,7 @@ pub fn analyse(
         .with_column(col(WHOLE_HISTORY).fill_null(lit(false)))
         .collect()?;
     let values = bill_values(tables, params, &people)?;
+    drop(people);
     let winback = crate::retention::winback(&gone, &values, params, winback_months, reasons)?;
     let movement = base_movement(&everyone, &gone, &values, first_month, params.as_of)?;
     let recent = gone.clone().lazy().filter(col(c::CHURN_DATE).gt(lit(from)));

@@ -10,6 +10,7 @@
 
 mod billing_kernel;
 pub mod curves;
+mod leaver_kernel;
 pub mod leavers;
 pub mod migration;
 pub mod names;

@@ -6,7 +6,7 @@ use loyalty_contract::col as c;
 use polars::prelude::*;
 
 use crate::segments::VALUE_SEGMENT;
-use crate::value::Adoption;
+use crate::value::{Adoption, CELL};
 use crate::{FeatureError, FeatureParams, Tables};
 
 /// How many offers each customer gets at most.
@@ -22,28 +22,53 @@ pub fn next_best_offers(
     params: &FeatureParams,
 ) -> Result<DataFrame, FeatureError> {
     let Some(adoption) = Adoption::of(customers, tables, params)? else { return Ok(no_offers()?) };
-    let segment = customers.select([c::CUSTOMER_ID, VALUE_SEGMENT])?;
+    let id = || [col(c::CUSTOMER_ID)];
+    // Customers in id order, so the chunks' offers stack up already sorted: a sort and
+    // a join of the whole table at the end held three copies of it at once.
+    let cells = adoption
+        .cells
+        .clone()
+        .lazy()
+        .join(
+            customers.clone().lazy().select([col(c::CUSTOMER_ID), col(VALUE_SEGMENT)]),
+            id(),
+            id(),
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort([c::CUSTOMER_ID], SortMultipleOptions::default())
+        .collect()?;
     // In chunks of `customers_per_partition` customers (0: all at once): every
     // customer x service pair of 1M customers and 7 services is about 0.35 GB.
-    let n = adoption.cells.height();
+    let n = cells.height();
     let size = match params.customers_per_partition {
         0 => n.max(1),
         k => usize::try_from(k).unwrap_or(usize::MAX),
     };
-    let mut parts = Vec::with_capacity(n.div_ceil(size).max(1));
+    let mut offers: Option<DataFrame> = None;
     for start in (0..n).step_by(size) {
         loyalty_contract::cancel::check()?;
-        let chunk = adoption.cells.slice(start as i64, size.min(n - start));
-        parts.push(top_offers(adoption.rows(chunk.lazy()))?);
+        let chunk = cells.slice(start as i64, size.min(n - start));
+        let top = top_offers(adoption.rows(&chunk.select([c::CUSTOMER_ID, CELL])?)?)?;
+        let top = with_segment(top, &chunk)?;
+        match offers.as_mut() {
+            Some(all) => {
+                all.vstack_mut(&top)?;
+            }
+            None => offers = Some(top),
+        }
     }
-    let offers = match parts.len() {
-        0 => no_offers()?,
-        _ => concat(parts.into_iter().map(DataFrame::lazy).collect::<Vec<_>>(), UnionArgs::default())?.collect()?,
-    };
-    Ok(offers
-        .lazy()
-        .sort([c::CUSTOMER_ID, "offer_rank"], SortMultipleOptions::default())
-        .join(segment.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
+    match offers {
+        Some(offers) => Ok(offers),
+        None => Ok(no_offers()?),
+    }
+}
+
+/// A chunk's offers (sorted by customer, then rank) with each customer's value segment.
+fn with_segment(top: DataFrame, chunk: &DataFrame) -> PolarsResult<DataFrame> {
+    let id = || [col(c::CUSTOMER_ID)];
+    let keep_order = JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) };
+    top.lazy()
+        .join(chunk.clone().lazy().select([col(c::CUSTOMER_ID), col(VALUE_SEGMENT)]), id(), id(), keep_order)
         .select([
             col(c::CUSTOMER_ID),
             col(VALUE_SEGMENT),
@@ -53,7 +78,7 @@ pub fn next_best_offers(
             col(c::MONTHLY_MARGIN),
             col("expected_monthly_margin"),
         ])
-        .collect()?)
+        .collect()
 }
 
 /// The best [`OFFERS_PER_CUSTOMER`] services not held of each customer in `rows`.

@@ -17,7 +17,7 @@ use crate::per_customer::{exact_sum, held_at};
 use crate::survival::SurvivalModel;
 use crate::{FeatureError, FeatureParams, Tables, annuity_factor, monthly_discount_rate};
 
-const CELL: &str = "__cell";
+pub(crate) const CELL: &str = "__cell";
 
 /// Percentile rank in [0, 1] (average ties) within `over`; nulls score 0.5.
 /// Inputs are rounded to 6 decimals first: parallel float sums differ in their last
@@ -119,7 +119,7 @@ fn held(tables: &Tables, params: &FeatureParams) -> Option<LazyFrame> {
 /// columns customer_id, service, p_adopt, held (at T), monthly_margin.
 pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
     let Some(a) = Adoption::of(base, tables, params)? else { return Ok(DataFrame::empty()) };
-    let rows = a.rows(a.cells.clone().lazy());
+    let rows = a.rows(&a.cells)?;
     Ok(collect_streaming(rows.sort([c::CUSTOMER_ID, c::SERVICE], SortMultipleOptions::default()))?)
 }
 
@@ -148,11 +148,24 @@ impl Adoption {
 
     /// The rows of [`adoption_rates`] for the customers in `cells` (a slice of
     /// [`Adoption::cells`]), in no particular order.
-    pub(crate) fn rows(&self, cells: LazyFrame) -> LazyFrame {
-        cells
+    pub(crate) fn rows(&self, cells: &DataFrame) -> PolarsResult<LazyFrame> {
+        // Only the held services of the slice's id range reach the join: it hashes its
+        // right side, and at 10M customers every held service is a few GB of keys.
+        let ids = cells.column(c::CUSTOMER_ID)?.as_materialized_series();
+        let held = match (ids.min::<i64>()?, ids.max::<i64>()?) {
+            (Some(lo), Some(hi)) => self
+                .held
+                .clone()
+                .lazy()
+                .filter(col(c::CUSTOMER_ID).gt_eq(lit(lo)).and(col(c::CUSTOMER_ID).lt_eq(lit(hi)))),
+            _ => self.held.clone().lazy(),
+        };
+        Ok(cells
+            .clone()
+            .lazy()
             .join(self.rates.clone().lazy(), [col(CELL)], [col(CELL)], JoinArgs::new(JoinType::Inner))
             .join(
-                self.held.clone().lazy(),
+                held,
                 [col(c::CUSTOMER_ID), col(c::SERVICE)],
                 [col(c::CUSTOMER_ID), col(c::SERVICE)],
                 JoinArgs::new(JoinType::Left),
@@ -163,7 +176,7 @@ impl Adoption {
                 col("p_adopt"),
                 col("held").fill_null(lit(false)),
                 col(c::MONTHLY_MARGIN),
-            ])
+            ]))
     }
 }
 

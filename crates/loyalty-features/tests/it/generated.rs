@@ -408,3 +408,85 @@ fn offers_in_customer_chunks_equal_them_at_once() {
     assert!(active.height() > 3_000 && whole.height() > active.height(), "{} offers", whole.height());
     assert!(whole.equals_missing(&chunks), "offers differ when ranked in chunks of 1,500 customers");
 }
+
+/// The leavers' and joiners' bill values as the group-by over the window rows they
+/// were computed with before the kernel (the reference for [`bill_values`]).
+fn bill_values_by_group_by(t: &Tables, params: &FeatureParams, people: &DataFrame) -> DataFrame {
+    use loyalty_features::leavers::{ACTIVE_UNTIL, WHOLE_HISTORY};
+    let charge = col(c::TOTAL_CHARGE);
+    let margin = (charge.clone() - col(c::COST)).fill_null(charge.clone() * lit(params.margin_rate));
+    let unpaid = (charge.clone() - col(c::AMOUNT_PAID)).clip_min(lit(0.0)).fill_null(lit(0.0));
+    let month = |e: Expr| e.dt().truncate(lit("1mo"));
+    let windows = people.clone().lazy().select([
+        col(c::CUSTOMER_ID),
+        month(col(c::SIGNUP_DATE)).alias("__join_from"),
+        month(col(c::SIGNUP_DATE)).dt().offset_by(lit("2mo")).alias("__join_to"),
+        month(col(ACTIVE_UNTIL)).dt().offset_by(lit("-2mo")).alias("__leave_from"),
+        month(col(ACTIVE_UNTIL)).alias("__leave_to"),
+        col(WHOLE_HISTORY).alias("__whole"),
+    ]);
+    let bm = || col(c::BILL_MONTH);
+    let rows = t[&Table::Billing]
+        .clone()
+        .filter(bm().lt_eq(lit(params.last_known_bill_month())))
+        .join(windows, [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Inner))
+        .select([
+            col(c::CUSTOMER_ID),
+            charge.clone().alias("__charge"),
+            margin.clone().alias("__margin"),
+            (margin - unpaid).alias("__collected"),
+            bm().gt_eq(col("__leave_from")).and(bm().lt_eq(col("__leave_to"))).fill_null(lit(false)).alias("__leave"),
+            bm().gt_eq(col("__join_from")).and(bm().lt_eq(col("__join_to"))).alias("__join"),
+            col("__whole"),
+        ])
+        .filter(col("__leave").or(col("__join")).or(col("__whole")));
+    let mean_where = |value: &str, flag: &str| {
+        let k = col(flag).cast(DataType::Float64);
+        when(k.clone().sum().gt(lit(0.0))).then((col(value) * k.clone()).sum() / k.sum()).otherwise(lit(NULL))
+    };
+    let whole = |e: Expr| when(col("__whole").any(false)).then(e).otherwise(lit(NULL));
+    rows.group_by([col(c::CUSTOMER_ID)])
+        .agg([
+            mean_where("__charge", "__leave").alias("charge_before_leaving"),
+            mean_where("__margin", "__leave").alias("margin_before_leaving"),
+            mean_where("__collected", "__leave").alias("collected_margin_before_leaving"),
+            whole(col("__collected").sum()).alias("lifetime_collected_margin"),
+            whole(col("__margin").sum()).alias("lifetime_margin"),
+            whole(len().cast(DataType::Int64)).alias("months_billed"),
+            mean_where("__charge", "__join").alias("charge_after_joining"),
+            mean_where("__margin", "__join").alias("margin_after_joining"),
+        ])
+        .sort([c::CUSTOMER_ID], SortMultipleOptions::default())
+        .collect()
+        .unwrap()
+}
+
+#[test]
+fn leaver_bill_values_are_the_numbers_of_the_group_by() {
+    use loyalty_features::leavers::{ACTIVE_UNTIL, WHOLE_HISTORY, bill_values};
+    let t = tables(generated());
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let params = FeatureParams { as_of, ..Default::default() };
+    // Leavers (some with their whole history), joiners who stay, and people without a
+    // bill in either window.
+    let people = t[&Table::Customers]
+        .clone()
+        .select([
+            col(c::CUSTOMER_ID),
+            col(c::SIGNUP_DATE),
+            col(c::CHURN_DATE).alias(ACTIVE_UNTIL),
+            col(c::CHURN_DATE)
+                .gt(lit(NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()))
+                .fill_null(lit(false))
+                .alias(WHOLE_HISTORY),
+        ])
+        .collect()
+        .unwrap();
+    let got =
+        bill_values(&t, &params, &people).unwrap().sort([c::CUSTOMER_ID], SortMultipleOptions::default()).unwrap();
+    let expected = bill_values_by_group_by(&t, &params, &people);
+    assert!(got.column("lifetime_margin").unwrap().null_count() < got.height(), "some whole histories");
+    assert!(got.column("charge_before_leaving").unwrap().null_count() < got.height(), "some leavers");
+    assert!(got.height() > 5_000, "{} people", got.height());
+    assert_same(&got, &expected);
+}

@@ -42,7 +42,8 @@ pub struct ChurnFit {
     pub test_frame: DataFrame,
     /// `customer_id`, `p_churn_<h>m`, `loyalty`, `churn_model`, `churn_reasons` for
     /// every customer scored at T (by their plan's classifier, or prepaid ones by
-    /// BG/NBD), sorted by customer_id.
+    /// BG/NBD), sorted by customer_id. `loyalty run` empties it once the scores are
+    /// columns of its customers table.
     pub scores: DataFrame,
     /// Everything `loyalty churn train --format json` prints (model_quality.json).
     pub report: ChurnReport,
