@@ -31,7 +31,7 @@ CONFIG ?=
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help build run demo test lint fmt bench fixtures fuzz clean pipeline report notebooks cluster-up cluster-down bench-scale bench-engines bench-churn
+.PHONY: help build run demo test lint fmt bench fixtures fuzz clean pipeline report notebooks cluster-up cluster-down bench-scale bench-engines bench-churn bench-reads bench-build
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -125,6 +125,12 @@ bench-churn: build $(VENV)/.peers-v3 ## `loyalty run` vs a DuckDB + LightGBM chu
 
 bench-scale: build ## `loyalty run` at 1M, 3M and 10M customers x 36 months: time, memory, per stage, into BENCHMARKS.md (~1-2 h)
 	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py scale
+
+bench-reads: build ## `loyalty run` at 1M x 36 with memory-mapped reads and with POLARS_FORCE_ASYNC=1, into BENCHMARKS.md
+	BIN=$(BIN) $(PYTHON) bench/scale.py reads
+
+bench-build: ## A cold build of what `make test` builds, timed per crate (cargo --timings), into BENCHMARKS.md (~as long as the build)
+	FEATURES=$(FEATURES) $(PYTHON) bench/scale.py build
 
 fuzz: build ## Property-test the importers on 5 million mutated inputs (bounded: 20 minutes; not in CI)
 	LOYALTY_FUZZ_CASES=5000000 timeout 1200 $(CARGO) test --release --workspace $(CARGO_FEATURES) -- importers_never_panic

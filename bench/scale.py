@@ -8,6 +8,12 @@ scale:   `loyalty gen --hive` at 1M, 3M and 10M customers x 36 months, a bare sc
 churn:   the whole `loyalty run` (twice: same time? same bytes?) against a hand-written
          DuckDB + LightGBM churn job on the same snapshots (bench/churn_peer.py), on
          the demo and at 1M x 36: out-of-time AUC per plan type and times.
+reads:   the whole `loyalty run` at SCALE_CUSTOMERS (default 1M) x 36, with polars'
+         default reads of local files (memory-mapped) and with POLARS_FORCE_ASYNC=1
+         (bounded reads), back to back: time and peak RSS per stage.
+build:   a cold build of what `make test` builds (a fresh target folder, every
+         dependency compiled) with `cargo --timings`: the wall time, and where it
+         goes (compile time per crate family, the slowest crates).
 engines: the per-customer aggregation at 1M x 24 on the local engine (Polars),
          on Ballista (one scheduler and two executors on this machine, started with
          `loyalty cluster`) and on DuckDB, in one run; bench/compare.py checks that
@@ -19,7 +25,9 @@ time from a monotonic clock, peak RSS from the kernel's rusage of the child.
 """
 
 import datetime
+import html
 import json
+import re
 import os
 import pathlib
 import shutil
@@ -341,8 +349,103 @@ def churn():
     write_section("churn", lines)
 
 
+def run_reads_case(data, out, env_extra):
+    """One `loyalty run` with extra environment: wall time, peak RSS, stages."""
+    env = dict(os.environ, **env_extra)
+    start = time.monotonic()
+    proc = subprocess.Popen([BIN, "--quiet", "run", "--data", str(data), "--out", str(out)], stdout=subprocess.DEVNULL,
+                            env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"loyalty run failed on {data} with {env_extra}")
+    stages = json.loads((out / "run.json").read_text())["stages"]
+    shutil.rmtree(out, ignore_errors=True)
+    rss = max([usage.ru_maxrss / MIB] + [s["peak_rss_mib"] for s in stages if s.get("peak_rss_mib")])
+    return dict(wall=wall, rss=rss, stages=stages)
+
+
+def reads():
+    sizes = [int(x) for x in os.environ.get("SCALE_CUSTOMERS", "1000000").split(",")]
+    cases = [("memory-mapped (default)", {}), ("POLARS_FORCE_ASYNC=1", {"POLARS_FORCE_ASYNC": "1"})]
+    lines = ["## Reading local files: memory-mapped or bounded reads (`make bench-reads`)", "",
+             f"Written by `make bench-reads` on {datetime.date.today().isoformat()} at {commit()}, same machine. "
+             "The whole `loyalty run --data DIR --out OUT` (defaults) on the scale datasets, once with polars' default "
+             "reads of local Parquet files (memory-mapped) and once with `POLARS_FORCE_ASYNC=1` (bounded reads through "
+             "its async reader), back to back. Peak RSS as in the scale section (the largest per-stage high-water "
+             "mark); read MiB is `rchar` of /proc/self/io over the run (it does not see memory-mapped pages).", "",
+             "| customers x months | reads | wall time | peak RSS | read MiB | validate | features | churn model | "
+             "segments | retention |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for customers in sizes:
+        data, _ = dataset(customers, 36, True)
+        for name, env in cases:
+            r = run_reads_case(data, WORK / f"reads-out-{customers // 1000}k", env)
+            st = {s["stage"]: s for s in r["stages"]}
+            read = sum(s.get("read_mib") or 0.0 for s in r["stages"])
+            cell = lambda k: f"{st[k]['wall_seconds']:.1f} s / {st[k]['peak_rss_mib'] / MIB:.2f} GiB" if k in st else ""
+            lines.append(f"| {customers:,} x 36 | {name} | {r['wall']:.0f} s | {r['rss'] / MIB:.2f} GiB | {read:,.0f} | "
+                         + " | ".join(cell(k) for k in ["validate", "features", "churn model", "segments", "retention"])
+                         + " |")
+            print(f"{customers:,} {name}: {r['wall']:.0f} s, {r['rss']:,.0f} MiB", flush=True)
+    lines += ["", "Stage cells: wall time / peak RSS. Reproduce: `make bench-reads` "
+              "(`SCALE_CUSTOMERS=1000000,3000000` for more sizes)."]
+    write_section("reads", lines)
+
+
+# Crate families of a build: the first match names a unit's family.
+FAMILIES = [("polars", r"^polars"), ("DataFusion, Ballista, arrow-rs and their RPC stack",
+                                     r"^(datafusion|ballista|arrow|parquet$|sqlparser|prost|tonic|axum|object_store)"),
+            ("loyalty (this workspace)", r"^loyalty"), ("everything else", r"")]
+
+
+def timing_units(report):
+    """The units of a `cargo build --timings` HTML report: name, target, seconds."""
+    text = pathlib.Path(report).read_text()
+    m = re.search(r"const UNIT_DATA = (\[.*?\]);", text, re.S)
+    if not m:
+        sys.exit(f"no UNIT_DATA in {report}")
+    return [dict(name=u["name"], target=html.unescape(u.get("target", "")).strip(), seconds=u["duration"])
+            for u in json.loads(m.group(1))]
+
+
+def build_lines(wall, units, cmd, rustc):
+    total = sum(u["seconds"] for u in units)
+    lines = ["## Cold build (`make bench-build`)", "",
+             f"Written by `make bench-build` on {datetime.date.today().isoformat()} at {commit()}, same machine "
+             f"(2 cores), {rustc}. `{cmd}` into an empty target folder: every dependency compiled, as on a fresh "
+             "machine (crate downloads excluded: the registry cache was warm). Compile time is the sum of the units' "
+             "times from `--timings` (two cores overlap them, so it exceeds the wall time).", "",
+             f"**Wall time: {wall / 60:.1f} min** ({len(units)} units, {total / 60:.1f} min of compile time).", "",
+             "| crate family | units | compile time | share |", "|---|---:|---:|---:|"]
+    family_of = lambda name: next(f for f, pattern in FAMILIES if re.search(pattern, name))
+    for family, _ in FAMILIES:
+        mine = [u for u in units if family_of(u["name"]) == family]
+        t = sum(u["seconds"] for u in mine)
+        lines.append(f"| {family} | {len(mine)} | {t / 60:.1f} min | {t / total:.0%} |")
+    lines += ["", "Slowest units:", "", "| unit | compile time |", "|---|---:|"]
+    for u in sorted(units, key=lambda u: -u["seconds"])[:15]:
+        lines.append(f"| {u['name']} {u['target']} | {u['seconds']:.0f} s |")
+    lines += ["", "Reproduce: `make bench-build` (about as long as the build; the cores must be otherwise idle)."]
+    return lines
+
+
+def build():
+    features = os.environ.get("FEATURES", "loyalty-cli/ballista,loyalty-e2e/ballista")
+    target = pathlib.Path(os.environ.get("BUILD_TARGET_DIR", "/var/tmp/loyalty-cold-build"))
+    shutil.rmtree(target, ignore_errors=True)
+    cargo = ["cargo", "build", "--release", "--workspace", "--all-targets"] + (["--features", features] if features else [])
+    start = time.monotonic()
+    subprocess.run(cargo + ["--timings"], cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(target)))
+    wall = time.monotonic() - start
+    report = target / "cargo-timings" / "cargo-timing.html"
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    write_section("build", build_lines(wall, timing_units(report), " ".join(cargo), rustc))
+    print(f"cold build: {wall / 60:.1f} min (target kept in {target})")
+
+
 if __name__ == "__main__":
     WORK.mkdir(exist_ok=True)
     for section in sys.argv[1:] or ["scale"]:
-        {"scale": scale, "engines": engines, "churn": churn}[section]()
+        {"scale": scale, "engines": engines, "churn": churn, "reads": reads, "build": build}[section]()
     print("wrote BENCHMARKS.md")
