@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 # Build outside the clone by default, so every clone and CI run on this machine shares
-# one compiled polars (a clean build of it takes ~30 min on 2 cores). Override with
+# one compiled polars (a clean build of everything takes ~17 min on 2 cores). Override with
 # CARGO_TARGET_DIR=... as usual.
 export CARGO_TARGET_DIR ?= /var/tmp/loyalty-target
 BIN := $(CARGO_TARGET_DIR)/release/loyalty

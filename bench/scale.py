@@ -409,23 +409,44 @@ def timing_units(report):
             for u in json.loads(m.group(1))]
 
 
-def build_lines(wall, units, cmd, rustc):
-    total = sum(u["seconds"] for u in units)
-    lines = ["## Cold build (`make bench-build`)", "",
-             f"Written by `make bench-build` on {datetime.date.today().isoformat()} at {commit()}, same machine "
-             f"(2 cores), {rustc}. `{cmd}` into an empty target folder: every dependency compiled, as on a fresh "
-             "machine (crate downloads excluded: the registry cache was warm). Compile time is the sum of the units' "
-             "times from `--timings` (two cores overlap them, so it exceeds the wall time).", "",
-             f"**Wall time: {wall / 60:.1f} min** ({len(units)} units, {total / 60:.1f} min of compile time).", "",
-             "| crate family | units | compile time | share |", "|---|---:|---:|---:|"]
+def family_times(units):
     family_of = lambda name: next(f for f, pattern in FAMILIES if re.search(pattern, name))
-    for family, _ in FAMILIES:
-        mine = [u for u in units if family_of(u["name"]) == family]
-        t = sum(u["seconds"] for u in mine)
-        lines.append(f"| {family} | {len(mine)} | {t / 60:.1f} min | {t / total:.0%} |")
-    lines += ["", "Slowest units:", "", "| unit | compile time |", "|---|---:|"]
-    for u in sorted(units, key=lambda u: -u["seconds"])[:15]:
-        lines.append(f"| {u['name']} {u['target']} | {u['seconds']:.0f} s |")
+    return {family: sum(u["seconds"] for u in units if family_of(u["name"]) == family) for family, _ in FAMILIES}
+
+
+def record_build(report, wall, at):
+    """Keep one cold build's figures (bench-data/build-runs.json) and rewrite the section."""
+    units = timing_units(report)
+    saved = WORK / "build-runs.json"
+    runs = json.loads(saved.read_text()) if saved.exists() else []
+    runs = [r for r in runs if r["commit"] != at]
+    runs.append(dict(commit=at, date=datetime.date.today().isoformat(), wall=wall, units=len(units),
+                     families=family_times(units),
+                     slowest=[[u["name"] + (f" {u['target']}" if u["target"] else ""), u["seconds"]]
+                              for u in sorted(units, key=lambda u: -u["seconds"])[:15]]))
+    saved.write_text(json.dumps(runs, indent=1))
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    write_section("build", build_lines(runs, rustc))
+
+
+def build_lines(runs, rustc):
+    names = [f for f, _ in FAMILIES]
+    lines = ["## Cold build (`make bench-build`)", "",
+             f"Written by `make bench-build`, same machine (2 cores), {rustc}. What `make test` builds "
+             "(`cargo build --release --workspace --all-targets --features loyalty-cli/ballista,loyalty-e2e/ballista`) "
+             "into an empty target folder: every dependency compiled, as on a fresh machine (downloads excluded: the "
+             "registry cache was warm). Compile time is the sum of the units' times from `cargo --timings`; two cores "
+             "overlap them, so the wall time is about half of it.", "",
+             "| measured at | wall time | units | compile time | " + " | ".join(names) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(names)]
+    for r in runs:
+        total = sum(r["families"].values())
+        lines.append(f"| {r['date']} `{r['commit']}` | **{r['wall'] / 60:.1f} min** | {r['units']} | {total / 60:.1f} min | "
+                     + " | ".join(f"{r['families'][f] / 60:.1f} min ({r['families'][f] / total:.0%})" for f in names)
+                     + " |")
+    last = runs[-1]
+    lines += ["", f"Slowest units at `{last['commit']}`:", "", "| unit | compile time |", "|---|---:|"]
+    lines += [f"| {name} | {seconds:.0f} s |" for name, seconds in last["slowest"]]
     lines += ["", "Reproduce: `make bench-build` (about as long as the build; the cores must be otherwise idle)."]
     return lines
 
@@ -438,11 +459,9 @@ def build():
     start = time.monotonic()
     subprocess.run(cargo + ["--timings"], cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(target)))
     wall = time.monotonic() - start
-    report = target / "cargo-timings" / "cargo-timing.html"
-    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
-    write_section("build", build_lines(wall, timing_units(report), " ".join(cargo), rustc))
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    record_build(target / "cargo-timings" / "cargo-timing.html", wall, head)
     print(f"cold build: {wall / 60:.1f} min (target kept in {target})")
-
 
 if __name__ == "__main__":
     WORK.mkdir(exist_ok=True)
