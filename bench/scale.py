@@ -234,14 +234,16 @@ def engines():
     lines = [
         "## The aggregation on three engines (`make bench-engines`)",
         "",
-        f"Written by `make bench-engines` on {datetime.date.today().isoformat()}, same machine. The per-customer "
+        f"Written by `make bench-engines` on {datetime.date.today().isoformat()} at {commit()}, same machine. The per-customer "
         f"aggregation stage (`loyalty features --skip-validation --stage aggregates`, as of {as_of}) on 1,000,000 "
         f"customers x 24 months ({rows:,} billing rows, one file per chunk). Ballista runs the billing, top-up, "
         "interaction and survey aggregations as DataFusion SQL jobs on a cluster started by `loyalty cluster` on "
         "this machine (one scheduler, two executors with one task slot each, so the two cores are shared as in the "
         "local run); the client places the results onto the base as the local engine does. The wall time of the "
         "Ballista row is the client's, with the cluster already up; its peak RSS is the client's, and the cluster "
-        f"process (scheduler and both executors) peaked at {cluster_peak:,.0f} MiB.",
+        f"process (scheduler and both executors) peaked at {cluster_peak:,.0f} MiB. `loyalty` builds DataFusion and "
+        "Ballista without optimisation (docs/performance.md), so the Ballista row measures this trial cluster, not "
+        "Ballista's own release builds.",
         "",
         "| engine | wall time | billing rows/s | peak RSS | vs local |",
         "|---|---:|---:|---:|---:|",
@@ -373,18 +375,23 @@ def reads():
              "The whole `loyalty run --data DIR --out OUT` (defaults) on the scale datasets, once with polars' default "
              "reads of local Parquet files (memory-mapped) and once with `POLARS_FORCE_ASYNC=1` (bounded reads through "
              "its async reader), back to back. Peak RSS as in the scale section (the largest per-stage high-water "
-             "mark); read MiB is `rchar` of /proc/self/io over the run (it does not see memory-mapped pages).", "",
-             "| customers x months | reads | wall time | peak RSS | read MiB | validate | features | churn model | "
-             "segments | retention |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "mark); read MiB is `rchar` of /proc/self/io summed over the stages (it does not see memory-mapped pages), "
+             "and over the dataset's Parquet bytes it says how many times the run read the data: under bounded reads, "
+             "where every byte goes through a read call.", "",
+             "| customers x months | reads | wall time | peak RSS | read MiB | read / dataset size | validate | features | "
+             "churn model | segments | retention |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for customers in sizes:
         data, _ = dataset(customers, 36, True)
-        for name, env in cases:
+        size_mib = sum(f.stat().st_size for f in data.rglob("*.parquet") if "truth" not in f.parts) / MIB / MIB
+        # The larger sizes first read the other way round, so neither mode always runs second.
+        for name, env in (cases if customers == sizes[0] else cases[::-1]):
             r = run_reads_case(data, WORK / f"reads-out-{customers // 1000}k", env)
             st = {s["stage"]: s for s in r["stages"]}
             read = sum(s.get("read_mib") or 0.0 for s in r["stages"])
             cell = lambda k: f"{st[k]['wall_seconds']:.1f} s / {st[k]['peak_rss_mib'] / MIB:.2f} GiB" if k in st else ""
             lines.append(f"| {customers:,} x 36 | {name} | {r['wall']:.0f} s | {r['rss'] / MIB:.2f} GiB | {read:,.0f} | "
+                         f"{read / size_mib:.1f}x | "
                          + " | ".join(cell(k) for k in ["validate", "features", "churn model", "segments", "retention"])
                          + " |")
             print(f"{customers:,} {name}: {r['wall']:.0f} s, {r['rss']:,.0f} MiB", flush=True)
