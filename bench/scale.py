@@ -391,7 +391,7 @@ def reads():
             read = sum(s.get("read_mib") or 0.0 for s in r["stages"])
             cell = lambda k: f"{st[k]['wall_seconds']:.1f} s / {st[k]['peak_rss_mib'] / MIB:.2f} GiB" if k in st else ""
             lines.append(f"| {customers:,} x 36 | {name} | {r['wall']:.0f} s | {r['rss'] / MIB:.2f} GiB | {read:,.0f} | "
-                         f"{read / size_mib:.1f}x | "
+                         + (f"{read / size_mib:.1f}x | " if env else " | ")
                          + " | ".join(cell(k) for k in ["validate", "features", "churn model", "segments", "retention"])
                          + " |")
             print(f"{customers:,} {name}: {r['wall']:.0f} s, {r['rss']:,.0f} MiB", flush=True)
@@ -469,6 +469,7 @@ def build():
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     record_build(target / "cargo-timings" / "cargo-timing.html", wall, head)
     print(f"cold build: {wall / 60:.1f} min (target kept in {target})")
+
 
 if __name__ == "__main__":
     WORK.mkdir(exist_ok=True)
