@@ -44,10 +44,10 @@ BENCH = ROOT / "BENCHMARKS.md"
 MIB = 1024.0
 
 
-def measure(cmd, allow_failure=False):
+def measure(cmd, allow_failure=False, env=None):
     """Run cmd; return (wall seconds, peak RSS in MiB), and the exit code if allowed to fail."""
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
     code = os.waitstatus_to_exitcode(status)
@@ -62,11 +62,20 @@ def rows_of(data):
     return dict(json.loads((data / "truth" / "ground_truth.json").read_text())["rows"])
 
 
+def head():
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def run_peak(rss, stages):
+    """A run's peak RSS: it resets the kernel's high-water mark at every stage (for its
+    per-stage peaks), which resets the rusage figure too, so its peak is the largest stage's."""
+    return max([rss] + [s["peak_rss_mib"] for s in stages if s.get("peak_rss_mib")])
+
+
 def commit():
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
-    return f"`{head}`" + (" (with uncommitted changes)" if dirty else "")
+    return f"`{head()}`" + (" (with uncommitted changes)" if dirty else "")
 
 
 def write_section(name, lines):
@@ -96,7 +105,7 @@ def dataset(customers, months, hive, prefix="scale"):
 def scale():
     sizes = [int(x) for x in os.environ.get("SCALE_CUSTOMERS", "1000000,3000000,10000000").split(",")]
     months = 36
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = head()
     # Sizes not measured in this call keep their last figures (with the commit they
     # were measured at), so one size can be re-measured alone.
     saved = WORK / "scale-runs.json"
@@ -109,9 +118,7 @@ def scale():
         out = WORK / f"scale-out-{customers // 1000}k"
         wall, rss, code = measure([BIN, "--quiet", "run", "--data", str(data), "--out", str(out)], allow_failure=True)
         stages = json.loads((out / "run.json").read_text())["stages"] if code == 0 else []
-        # The run resets the kernel's high-water mark at every stage (for its per-stage
-        # peaks), which resets the rusage figure too: its peak is the largest stage's.
-        rss = max([rss] + [s["peak_rss_mib"] for s in stages if s.get("peak_rss_mib")])
+        rss = run_peak(rss, stages)
         runs.append(dict(customers=customers, rows=rows, gen=gen, scan=scan, wall=wall, rss=rss, stages=stages, code=code,
                          commit=commit, date=datetime.date.today().isoformat()))
         print(f"{customers:,}: run exit {code}, {wall:.0f} s, peak {rss:,.0f} MiB, scan {scan[0]:.1f} s", flush=True)
@@ -353,18 +360,10 @@ def churn():
 
 def run_reads_case(data, out, env_extra):
     """One `loyalty run` with extra environment: wall time, peak RSS, stages."""
-    env = dict(os.environ, **env_extra)
-    start = time.monotonic()
-    proc = subprocess.Popen([BIN, "--quiet", "run", "--data", str(data), "--out", str(out)], stdout=subprocess.DEVNULL,
-                            env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"loyalty run failed on {data} with {env_extra}")
+    wall, rss = measure([BIN, "--quiet", "run", "--data", str(data), "--out", str(out)], env=dict(os.environ, **env_extra))
     stages = json.loads((out / "run.json").read_text())["stages"]
     shutil.rmtree(out, ignore_errors=True)
-    rss = max([usage.ru_maxrss / MIB] + [s["peak_rss_mib"] for s in stages if s.get("peak_rss_mib")])
-    return dict(wall=wall, rss=rss, stages=stages)
+    return dict(wall=wall, rss=run_peak(rss, stages), stages=stages)
 
 
 def reads():
@@ -466,8 +465,7 @@ def build():
     start = time.monotonic()
     subprocess.run(cargo + ["--timings"], cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(target)))
     wall = time.monotonic() - start
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    record_build(target / "cargo-timings" / "cargo-timing.html", wall, head)
+    record_build(target / "cargo-timings" / "cargo-timing.html", wall, head())
     print(f"cold build: {wall / 60:.1f} min (target kept in {target})")
 
 
