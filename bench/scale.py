@@ -401,7 +401,7 @@ def reads():
 
 # Crate families of a build: the first match names a unit's family.
 FAMILIES = [("polars", r"^polars"), ("DataFusion, Ballista, arrow-rs and their RPC stack",
-                                     r"^(datafusion|ballista|arrow|parquet$|sqlparser|prost|tonic|axum|object_store)"),
+                                     r"^(datafusion|ballista|arrow|parquet$|sqlparser|prost|tonic|axum)"),
             ("loyalty (this workspace)", r"^loyalty"), ("everything else", r"")]
 
 
@@ -420,13 +420,13 @@ def family_times(units):
     return {family: sum(u["seconds"] for u in units if family_of(u["name"]) == family) for family, _ in FAMILIES}
 
 
-def record_build(report, wall, at):
+def record_build(report, wall, at, command):
     """Keep one cold build's figures (bench-data/build-runs.json) and rewrite the section."""
     units = timing_units(report)
     saved = WORK / "build-runs.json"
     runs = json.loads(saved.read_text()) if saved.exists() else []
     runs = [r for r in runs if r["commit"] != at]
-    runs.append(dict(commit=at, date=datetime.date.today().isoformat(), wall=wall, units=len(units),
+    runs.append(dict(commit=at, date=datetime.date.today().isoformat(), wall=wall, command=command, units=len(units),
                      families=family_times(units),
                      slowest=[[u["name"] + (f" {u['target']}" if u["target"] else ""), u["seconds"]]
                               for u in sorted(units, key=lambda u: -u["seconds"])[:15]]))
@@ -439,8 +439,7 @@ def build_lines(runs, rustc):
     names = [f for f, _ in FAMILIES]
     lines = ["## Cold build (`make bench-build`)", "",
              f"Written by `make bench-build`, same machine (2 cores), {rustc}. What `make test` builds "
-             "(`cargo build --release --workspace --all-targets --features loyalty-cli/ballista,loyalty-e2e/ballista`) "
-             "into an empty target folder: every dependency compiled, as on a fresh machine (downloads excluded: the "
+             f"(`{runs[-1]['command']}`) into an empty target folder: every dependency compiled, as on a fresh machine (downloads excluded: the "
              "registry cache was warm). Compile time is the sum of the units' times from `cargo --timings`; two cores "
              "overlap them, so the wall time is about half of it.", "",
              "| measured at | wall time | units | compile time | " + " | ".join(names) + " |",
@@ -465,7 +464,7 @@ def build():
     start = time.monotonic()
     subprocess.run(cargo + ["--timings"], cwd=ROOT, check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(target)))
     wall = time.monotonic() - start
-    record_build(target / "cargo-timings" / "cargo-timing.html", wall, head())
+    record_build(target / "cargo-timings" / "cargo-timing.html", wall, head(), " ".join(cargo))
     print(f"cold build: {wall / 60:.1f} min (target kept in {target})")
 
 
