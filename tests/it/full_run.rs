@@ -133,7 +133,7 @@ fn the_run_writes_every_output() {
     let stages: Vec<&str> = run["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
     assert_eq!(
         stages,
-        ["validate", "buckets", "features", "churn model", "clv", "segments", "curves", "retention", "report", "write"]
+        ["validate", "buckets", "churn model", "features", "clv", "segments", "curves", "retention", "report", "write"]
     );
     assert!(run["stages"].as_array().unwrap().iter().all(|s| s["peak_rss_mib"].as_f64().unwrap() > 1.0));
 
@@ -282,6 +282,12 @@ fn pseudonymized_outputs_hold_no_raw_ids_and_never_the_key() {
         customers.column("customer_id").unwrap().str().unwrap().iter().flatten().map(String::from).collect();
     assert_eq!(ids.len(), customers.height());
     assert!(ids.iter().all(|id| id.len() == 17 && id.starts_with('c')), "{:?}", &ids[..3]);
+    // offers.parquet is written while the run ranks them, before the other tables
+    let offers = parquet(&out.join("offers.parquet"));
+    let offered: Vec<&str> = offers.column("customer_id").unwrap().str().unwrap().iter().flatten().collect();
+    assert!(!offered.is_empty() && offered.len() == offers.height());
+    let known: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    assert!(offered.iter().all(|id| known.contains(id)), "offers for customers not in the table");
     // the raw ids of the plain run's win-back list appear nowhere in the shared outputs
     let plain = parquet(&f.out.join("winback.parquet"));
     let raw: Vec<String> =

@@ -129,6 +129,13 @@ impl AppendWriter {
     }
 
     pub fn append(&mut self, df: &DataFrame) -> Result<(), IoError> {
+        // The writer walks the frame's chunks as record batches: a frame put together
+        // from slices of different tables needs its columns' chunks aligned first.
+        if df.should_rechunk() {
+            let mut aligned = df.clone();
+            aligned.align_chunks_par();
+            return self.writer.write_batch(&aligned).map_err(pl_err(&self.path));
+        }
         self.writer.write_batch(df).map_err(pl_err(&self.path))
     }
 

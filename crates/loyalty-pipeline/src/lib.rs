@@ -35,6 +35,7 @@ pub mod report;
 pub mod run;
 pub mod scan;
 pub mod settings;
+mod spill;
 pub mod text;
 
 pub use dataset::DataOptions;

@@ -2,19 +2,23 @@
 
 use std::path::Path;
 
-use loyalty_contract::Validated;
+use loyalty_contract::{Tables, Validated};
+use loyalty_features::{FeatureParams, offers};
 use polars::prelude::*;
 
 use crate::churn::{ChurnFit, ChurnReport};
 use crate::cohorts::SbgRetention;
 use crate::dataset::{Rewrite, write_rejects};
-use crate::error::Result;
+use crate::error::{Context, Result};
 use crate::pseudonym::Pseudonymizer;
 
 /// The tables, models and figures' data of one run.
 pub struct Outputs {
-    /// One row per customer active at T: features, value, loyalty, churn, segments.
+    /// One row per customer active at T: features, value, loyalty, churn, segments;
+    /// without the columns only customers.parquet holds (most model inputs and the churn
+    /// reasons, see `spill`), which wait on disk until it is written.
     pub customers: DataFrame,
+    pub(crate) customers_spilled: Option<crate::spill::Spilled>,
     pub segments: DataFrame,
     pub tiers: DataFrame,
     pub lorenz: DataFrame,
@@ -38,9 +42,8 @@ pub struct Outputs {
     pub ladder: DataFrame,
     /// Transactional against emotional loyalty: the 2x2 with margin.
     pub loyalty_kinds: DataFrame,
-    /// The top next-best offers of every active customer (empty without a catalog).
-    pub offers: DataFrame,
-    /// The offers per value segment and service.
+    /// The offers per value segment and service (the offers themselves are written as
+    /// they are ranked: [`OffersFile`]).
     pub offer_summary: DataFrame,
     /// Movement since the previous run, when one was given.
     pub migration: Option<MigrationTable>,
@@ -55,6 +58,40 @@ pub struct Outputs {
     pub sbg: Option<SbgRetention>,
     /// The churn model, when the history was long enough to train one.
     pub churn: Option<ChurnFit>,
+}
+
+/// Where the top next-best offers of every active customer go: offers.parquet, written
+/// a chunk of customers at a time (at 10M customers the whole table is over a gigabyte).
+pub(crate) struct OffersFile<'a> {
+    pub path: std::path::PathBuf,
+    pub pseudonyms: Option<&'a Pseudonymizer>,
+}
+
+impl OffersFile<'_> {
+    /// Rank and write the offers of `customers` (the segmented table at T); their
+    /// summary per value segment and service.
+    pub(crate) fn write(&self, customers: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame> {
+        let mut writer: Option<loyalty_io::AppendWriter> = None;
+        let summary = offers::stream_offers(customers, tables, params, |mut chunk| -> Result<()> {
+            if let Some(p) = self.pseudonyms {
+                p.apply(&mut chunk)?;
+            }
+            match writer.as_mut() {
+                Some(w) => w.append(&chunk)?,
+                None => {
+                    let mut w = loyalty_io::AppendWriter::create(&self.path, chunk.schema())?;
+                    w.append(&chunk)?;
+                    writer = Some(w);
+                }
+            }
+            Ok(())
+        })
+        .during("next-best offers")?;
+        if let Some(w) = writer {
+            w.finish()?;
+        }
+        Ok(summary)
+    }
 }
 
 /// How customers moved between segments and tiers since an earlier run.
@@ -87,7 +124,6 @@ impl Outputs {
     /// Replace the customer ids of every per-customer table.
     pub(crate) fn pseudonymize(&mut self, p: &Pseudonymizer) -> PolarsResult<()> {
         p.apply(&mut self.customers)?;
-        p.apply(&mut self.offers)?;
         p.apply(&mut self.leavers)?;
         p.apply(&mut self.winback)
     }
@@ -95,9 +131,11 @@ impl Outputs {
     /// Write every table into `dir`: the large ones as Parquet, the ones analysts open
     /// in a spreadsheet as CSV too, the small ones as CSV only.
     pub(crate) fn write(&mut self, dir: &Path) -> Result<()> {
-        loyalty_io::write_parquet(&mut self.customers, &dir.join("customers.parquet"))?;
+        match &self.customers_spilled {
+            Some(spilled) => spilled.write_joined(&self.customers, &dir.join("customers.parquet"))?,
+            None => loyalty_io::write_parquet(&mut self.customers, &dir.join("customers.parquet"))?,
+        }
         loyalty_io::write_parquet(&mut self.survival, &dir.join("survival.parquet"))?;
-        loyalty_io::write_parquet(&mut self.offers, &dir.join("offers.parquet"))?;
         for (name, df) in [
             ("segments", &mut self.segments),
             ("tiers", &mut self.tiers),

@@ -1,7 +1,7 @@
 //! `loyalty run`: every stage in order, outputs staged in a temporary folder and
 //! swapped into the output folder only when everything succeeded.
 //!
-//! validate -> features at T -> churn model -> CLV from the churn scores -> segments
+//! validate -> churn model (trained before T) -> features at T -> scores and CLV -> segments
 //! -> satisfaction curves -> retention (leavers, win-back, base movement, economics,
 //! sBG) -> report -> write.
 
@@ -12,20 +12,18 @@ use std::time::Instant;
 use loyalty_contract::summary::DatasetSummary;
 use loyalty_contract::{Validated, col as c};
 use loyalty_features::curves::satisfaction_curves;
-use loyalty_features::{
-    FeatureParams, SurvivalCurves, leavers, migration, names as n, offers, profiles, retention, segments,
-};
+use loyalty_features::{FeatureParams, SurvivalCurves, leavers, migration, names as n, profiles, retention, segments};
 use polars::prelude::*;
 use tracing::{info, warn};
 
-use crate::churn::{ChurnFit, fit_churn};
+use crate::churn::{ChurnFit, TrainedChurn, train_churn};
 use crate::cohorts::sbg_retention;
 use crate::dataset::{DataOptions, as_of, load_validated};
 use crate::engine::EngineChoice;
 use crate::error::{Context, Result};
 use crate::manifest::RunManifest;
 use crate::observer::{Observer, Stages};
-use crate::outputs::{MigrationTable, Outputs, write_run_rejects};
+use crate::outputs::{MigrationTable, OffersFile, Outputs, write_run_rejects};
 use crate::pseudonym::Pseudonymizer;
 use crate::settings::RunConfig;
 
@@ -51,7 +49,7 @@ pub struct RunOutcome {
 
 /// The stages a run reports to its observer, in order.
 pub const STAGES: [&str; 10] =
-    ["validate", "buckets", "features", "churn model", "clv", "segments", "curves", "retention", "report", "write"];
+    ["validate", "buckets", "churn model", "features", "clv", "segments", "curves", "retention", "report", "write"];
 
 /// The validated dataset and what the run knows about it before computing anything.
 struct Input {
@@ -87,7 +85,7 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     let tables = std::mem::take(&mut input.validated.tables);
     input.validated.tables =
         crate::dataset::bucketed(tables, input.summary.customers, cfg.model.customers_per_partition, &staged)?;
-    let mut out = compute(&input.validated, &cfg, first_month, &mut stages)?;
+    let mut out = compute(&input.validated, &cfg, first_month, (staged.path(), pseudonyms.as_ref()), &mut stages)?;
     if let Some(p) = &pseudonyms {
         out.pseudonymize(p)?;
     }
@@ -157,17 +155,31 @@ fn cpv_estimated(v: &Validated) -> bool {
 }
 
 /// Every table of the run, from the validated data and the resolved settings.
-fn compute(v: &Validated, cfg: &RunConfig, first_month: chrono::NaiveDate, stages: &mut Stages) -> Result<Outputs> {
+fn compute(
+    v: &Validated,
+    cfg: &RunConfig,
+    first_month: chrono::NaiveDate,
+    (staged, pseudonyms): (&Path, Option<&Pseudonymizer>),
+    stages: &mut Stages,
+) -> Result<Outputs> {
     let params = &cfg.model;
+    // The classifiers are trained on snapshots before T first, so that the training
+    // rows and the feature table at T are never in memory together.
+    stages.begin("churn model")?;
+    let trained = train_churn_model(v, cfg)?;
+
     // Features at T once: the classifier scores them and CLV reads the scores back.
     stages.begin("features")?;
     let (customers, curves_km) = loyalty_features::customer_features(&v.tables, params).during("computing features")?;
 
-    stages.begin("churn model")?;
-    let mut churn = churn_model(v, cfg, &customers)?;
-
     stages.begin("clv")?;
+    let mut churn = match trained {
+        Some(trained) => Some(trained.score(v, params, &customers).during("scoring the customers at T")?),
+        None => None,
+    };
     let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;
+    // What only customers.parquet reads waits on disk from here on.
+    let (customers, customers_spilled) = crate::spill::spill(customers, staged)?;
     // The scores are columns of the customers table now: the fit's copy (about 0.5 GB
     // at 10M customers) is read no more.
     if let Some(fit) = churn.as_mut() {
@@ -189,8 +201,10 @@ fn compute(v: &Validated, cfg: &RunConfig, first_month: chrono::NaiveDate, stage
     let nps = profiles::nps_table(&customers)?;
     let ladder = profiles::ladder_and_quadrants(&customers, n::LOYALTY)?;
     let loyalty_kinds = profiles::loyalty_kinds(&customers, n::LOYALTY)?;
-    let offers = offers::next_best_offers(&customers, &v.tables, params).during("next-best offers")?;
-    let offer_summary = offers::offer_summary(&offers)?;
+    // Offers go straight into the staged folder as they are ranked; every other table is
+    // written at the end.
+    let offers_file = OffersFile { path: staged.join("offers.parquet"), pseudonyms };
+    let offer_summary = offers_file.write(&customers, &v.tables, params)?;
 
     stages.begin("curves")?;
     let curve_tables = satisfaction_curves(&v.tables, params, &cfg.curves, &customers, n::LOYALTY)
@@ -208,6 +222,7 @@ fn compute(v: &Validated, cfg: &RunConfig, first_month: chrono::NaiveDate, stage
     let sbg = sbg_retention(v, params.as_of).during("sBG retention curves")?;
     Ok(Outputs {
         customers,
+        customers_spilled,
         segments: segment_table,
         tiers: tier_table,
         lorenz,
@@ -227,7 +242,6 @@ fn compute(v: &Validated, cfg: &RunConfig, first_month: chrono::NaiveDate, stage
         ladder,
         loyalty_kinds,
         migration: None,
-        offers,
         offer_summary,
         economics,
         survival: curves_km.table()?,
@@ -236,11 +250,11 @@ fn compute(v: &Validated, cfg: &RunConfig, first_month: chrono::NaiveDate, stage
     })
 }
 
-/// The churn model, or None when the history cannot train one (loyalty then comes
-/// from the Kaplan-Meier curves alone).
-fn churn_model(v: &Validated, cfg: &RunConfig, customers: &DataFrame) -> Result<Option<ChurnFit>> {
-    match fit_churn(v, &cfg.churn, &cfg.model, Some(customers)) {
-        Ok(fit) => Ok(Some(fit)),
+/// The churn classifiers trained before T, or None when the history cannot train one
+/// (loyalty then comes from the Kaplan-Meier curves alone).
+fn train_churn_model(v: &Validated, cfg: &RunConfig) -> Result<Option<TrainedChurn>> {
+    match train_churn(v, &cfg.churn, &cfg.model) {
+        Ok(trained) => Ok(Some(trained)),
         Err(e) if e.is_untrainable() => {
             warn!("no churn classifier ({e}); loyalty comes from the Kaplan-Meier curves alone");
             Ok(None)

@@ -26,6 +26,10 @@ fn request(data: &Path, out: &Path, config: &str) -> RunRequest {
     }
 }
 
+fn parquet(path: &Path) -> DataFrame {
+    LazyFrame::scan_parquet(PlRefPath::new(path.to_str().unwrap()), Default::default()).unwrap().collect().unwrap()
+}
+
 fn floats(df: &DataFrame, name: &str) -> Vec<f64> {
     df.column(name).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect()
 }
@@ -47,6 +51,15 @@ fn a_run_returns_its_outputs_and_writes_them() {
     let p = floats(&o.customers, &n::p_churn(3));
     assert!(loyalty.iter().zip(&p).all(|(l, p)| (l + p - 1.0).abs() < 1e-12 && (0.0..=1.0).contains(l)));
     assert_eq!(o.segments.height(), 8, "eight value segments");
+    // customers.parquet has every column: those in memory, and those that waited on disk
+    // (most model inputs, the churn reasons), on the same customers' rows.
+    let written = parquet(&outcome.target.join("customers.parquet"));
+    assert_eq!(written.height(), o.customers.height());
+    assert!(written.width() > o.customers.width() && written.column(n::CHURN_REASONS).is_ok());
+    for name in o.customers.get_column_names() {
+        let (a, b) = (written.column(name).unwrap(), o.customers.column(name).unwrap());
+        assert!(a.equals_missing(b), "{name} differs in customers.parquet");
+    }
 
     // The churn model scored with the configured classifier, and says so.
     let fit = o.churn.as_ref().expect("24 months are enough to train");
@@ -80,7 +93,9 @@ fn a_short_history_runs_without_a_classifier() {
     generate(&data, 800, 6);
     let outcome = loyalty_pipeline::run(request(&data, &out, ""), &mut Quiet).unwrap();
     assert!(outcome.outputs.churn.is_none());
-    let models = outcome.outputs.customers.column(n::CHURN_MODEL).unwrap().str().unwrap().clone();
+    let customers = parquet(&outcome.target.join("customers.parquet"));
+    assert_eq!(customers.height(), outcome.outputs.customers.height());
+    let models = customers.column(n::CHURN_MODEL).unwrap().str().unwrap().clone();
     assert!(models.iter().all(|m| m == Some("kaplan_meier")));
     // The reason is a typed error the caller can tell apart.
     let v = loyalty_pipeline::dataset::load_validated(&DataOptions::strict(&data)).unwrap();
@@ -143,8 +158,28 @@ fn runs_in_customer_partitions_give_the_outputs_of_a_run_at_once() {
         let parts = run(&format!("parts-{per_partition}"), per_partition);
         let what = format!("{per_partition} customers per partition");
         assert_same_customers(&at_once.outputs.customers, &parts.outputs.customers, &what, 1e-9);
+        // customers.parquet: the table in memory and the columns that waited on disk
+        let written = |out: &loyalty_pipeline::RunOutcome| parquet(&out.target.join("customers.parquet"));
+        assert_same_customers(&written(&at_once), &written(&parts), &what, 1e-9);
         assert!(at_once.outputs.segments.equals_missing(&parts.outputs.segments), "{what}: segments");
         assert!(at_once.outputs.curves.equals_missing(&parts.outputs.curves), "{what}: curves");
+        // The offers are written a partition of customers at a time; their summary adds
+        // up each partition's counts and sums.
+        let offers = |out: &loyalty_pipeline::RunOutcome| parquet(&out.target.join("offers.parquet"));
+        let (whole, chunked) = (offers(&at_once), offers(&parts));
+        assert!(whole.height() > 3_000, "{} offers", whole.height());
+        assert!(whole.equals_missing(&chunked), "{what}: offers.parquet");
+        let (a, b) = (&at_once.outputs.offer_summary, &parts.outputs.offer_summary);
+        assert_eq!(a.height(), b.height(), "{what}: offer summary");
+        for name in ["value_segment", "service", "customers_offered", "as_best_offer"] {
+            assert!(a.column(name).unwrap().equals_missing(b.column(name).unwrap()), "{what}: offer summary {name}");
+        }
+        for name in ["expected_monthly_margin_total", "mean_p_adopt"] {
+            assert_eq!(floats(a, name).len(), floats(b, name).len());
+            for (u, v) in floats(a, name).iter().zip(floats(b, name)) {
+                assert!((u - v).abs() <= 1e-9 * (1.0 + u.abs()), "{what}: offer summary {name}: {u} vs {v}");
+            }
+        }
     }
     // The scratch copies are gone: only the datasets, outputs and their config files.
     let left: Vec<String> = std::fs::read_dir(tmp.path())

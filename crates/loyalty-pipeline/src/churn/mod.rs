@@ -217,14 +217,25 @@ fn refit(o: &mut OutOfTime, classifier: Classifier, cfg: &ChurnConfig) -> Result
     Fitted::fit(classifier, &all, &all_y, &cfg.boosting(), cfg.max_train_rows)
 }
 
-/// One plan type's classifier: compared and chosen out of time, refitted, applied at T.
+/// One plan type's classifier, compared and chosen out of time and refitted.
+struct PlanTrained {
+    o: OutOfTime,
+    results: Vec<ModelMetrics>,
+    chosen: Classifier,
+    chosen_p: Vec<f64>,
+    by_competition: Vec<CompetitionMetrics>,
+    fitted: Fitted,
+    designs: Option<PlanDesigns>,
+}
+
+/// One plan type's classifier applied at T.
 struct PlanFit {
     report: PlanReport,
     scored: train::Scored,
     designs: Option<PlanDesigns>,
 }
 
-fn fit_plan(mut o: OutOfTime, cfg: &ChurnConfig, at_t: &DataFrame, extra: &Extra) -> Result<PlanFit> {
+fn train_plan(mut o: OutOfTime, cfg: &ChurnConfig) -> Result<PlanTrained> {
     let designs = match cfg.keep_designs {
         true => Some(PlanDesigns {
             plan: o.plan,
@@ -236,6 +247,11 @@ fn fit_plan(mut o: OutOfTime, cfg: &ChurnConfig, at_t: &DataFrame, extra: &Extra
     let (results, chosen, chosen_p) = compare(&o, cfg)?;
     let by_competition = report::by_competition(&o.test_design, &chosen_p, &o.eval_y);
     let fitted = refit(&mut o, chosen, cfg)?;
+    Ok(PlanTrained { o, results, chosen, chosen_p, by_competition, fitted, designs })
+}
+
+fn score_plan(p: PlanTrained, at_t: &DataFrame, extra: &Extra) -> Result<PlanFit> {
+    let PlanTrained { o, results, chosen, chosen_p, by_competition, fitted, designs } = p;
     let scored = score_at(at_t, o.plan, &o.names, extra, &fitted)?;
     let parts = report::PlanParts { o: &o, results, chosen, chosen_p: &chosen_p, by_competition };
     Ok(PlanFit { report: report::plan_report(parts, &fitted, &scored.p), scored, designs })
@@ -291,9 +307,37 @@ fn prepaid_ids(features: &DataFrame) -> Result<Vec<i64>> {
 ///
 /// Features at every date are computed with `base` (its date replaced), so the model
 /// is trained on the features it scores; its horizon is the label's. `at_t` is the
-/// feature table at `base.as_of` when the caller has it (`loyalty run` computes it
-/// once for both); without it the features at T are computed here.
+/// feature table at `base.as_of` when the caller has it; without it the features at T
+/// are computed here.
 pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: Option<&DataFrame>) -> Result<ChurnFit> {
+    let trained = train_churn(v, cfg, base)?;
+    match at_t {
+        Some(df) => trained.score(v, base, df),
+        None => {
+            let t = base.as_of;
+            let computed = customer_features(&v.tables, base).during_with(|| format!("features as of {t}"))?.0;
+            trained.score(v, base, &computed)
+        }
+    }
+}
+
+/// The classifiers trained before T, not yet applied at T: `loyalty run` trains them
+/// before it computes the features at T, so the training snapshots and the feature
+/// table at T are never in memory together.
+pub struct TrainedChurn {
+    plans: Vec<PlanTrained>,
+    topup_model: Option<BgNbd>,
+    test_frame: DataFrame,
+    test_t0: NaiveDate,
+    train_t0: Vec<NaiveDate>,
+    prepaid_at_test: Vec<i64>,
+    classifier: Classifier,
+    seconds: f64,
+}
+
+/// The training half of [`fit_churn`]: snapshots before T, the out-of-time comparison
+/// and the refit of each plan type's classifier.
+pub fn train_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams) -> Result<TrainedChurn> {
     let started = std::time::Instant::now();
     let (t, h) = (base.as_of, base.churn_horizon_months);
     let (test_t0, train_t0) = snapshot_dates(v, t, h, cfg.train_snapshots)?;
@@ -307,35 +351,51 @@ pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: O
     }
     let topup_model = snaps.topup_model.take();
     drop(snaps);
-    let computed;
-    let at_t = match at_t {
-        Some(df) => df,
-        None => {
-            computed = customer_features(&v.tables, base).during_with(|| format!("features as of {t}"))?.0;
-            &computed
-        }
-    };
-    let prepaid_classified = plans.iter().any(|o| o.plan == Plan::Prepaid);
-    let extra = Extra::at(&v.tables, t, base, topup_model.as_ref().filter(|_| prepaid_classified))?;
-    let mut fits = plans.into_iter().map(|o| fit_plan(o, cfg, at_t, &extra)).collect::<Result<Vec<_>>>()?;
-    let designs = fits.iter_mut().filter_map(|f| f.designs.take()).collect();
-    // BG/NBD only where the prepaid churn could not be learned.
-    let (prepaid, prepaid_test) = if prepaid_classified {
-        (None, None)
-    } else {
-        (prepaid_loyalty(v, t, &prepaid_ids(at_t)?, base)?, prepaid_out_of_time(v, test_t0, &prepaid_at_test, base)?)
-    };
-    let prepaid_report = prepaid.as_ref().map(|pp| report::prepaid_report(pp, prepaid_test));
-    let (scores, plans) = scores_table(fits, prepaid.as_ref(), h)?;
-    let report = ChurnReport {
-        horizon_months: h,
-        as_of: t.to_string(),
-        test_snapshot: test_t0.to_string(),
-        train_snapshots: train_t0.iter().map(|d| d.to_string()).collect(),
-        classifier: cfg.classifier,
+    let plans = plans.into_iter().map(|o| train_plan(o, cfg)).collect::<Result<Vec<_>>>()?;
+    Ok(TrainedChurn {
         plans,
-        prepaid_bgnbd: prepaid_report,
-        wall_seconds: started.elapsed().as_secs_f64(),
-    };
-    Ok(ChurnFit { test_frame, scores, report, designs })
+        topup_model,
+        test_frame,
+        test_t0,
+        train_t0,
+        prepaid_at_test,
+        classifier: cfg.classifier,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl TrainedChurn {
+    /// The scoring half of [`fit_churn`]: every customer of `at_t` (the feature table at
+    /// `base.as_of`) scored by their plan's classifier, or prepaid ones by BG/NBD where
+    /// no prepaid classifier could be trained.
+    pub fn score(self, v: &Validated, base: &FeatureParams, at_t: &DataFrame) -> Result<ChurnFit> {
+        let started = std::time::Instant::now();
+        let (t, h) = (base.as_of, base.churn_horizon_months);
+        let prepaid_classified = self.plans.iter().any(|p| p.o.plan == Plan::Prepaid);
+        let extra = Extra::at(&v.tables, t, base, self.topup_model.as_ref().filter(|_| prepaid_classified))?;
+        let mut fits = self.plans.into_iter().map(|p| score_plan(p, at_t, &extra)).collect::<Result<Vec<_>>>()?;
+        let designs = fits.iter_mut().filter_map(|f| f.designs.take()).collect();
+        // BG/NBD only where the prepaid churn could not be learned.
+        let (prepaid, prepaid_test) = if prepaid_classified {
+            (None, None)
+        } else {
+            (
+                prepaid_loyalty(v, t, &prepaid_ids(at_t)?, base)?,
+                prepaid_out_of_time(v, self.test_t0, &self.prepaid_at_test, base)?,
+            )
+        };
+        let prepaid_report = prepaid.as_ref().map(|pp| report::prepaid_report(pp, prepaid_test));
+        let (scores, plans) = scores_table(fits, prepaid.as_ref(), h)?;
+        let report = ChurnReport {
+            horizon_months: h,
+            as_of: t.to_string(),
+            test_snapshot: self.test_t0.to_string(),
+            train_snapshots: self.train_t0.iter().map(|d| d.to_string()).collect(),
+            classifier: self.classifier,
+            plans,
+            prepaid_bgnbd: prepaid_report,
+            wall_seconds: self.seconds + started.elapsed().as_secs_f64(),
+        };
+        Ok(ChurnFit { test_frame: self.test_frame, scores, report, designs })
+    }
 }

@@ -1,0 +1,138 @@
+//! The customers table at T out of memory where no stage reads it: once CLV is known,
+//! the columns only the churn classifier reads (most model inputs) and the churn
+//! reasons go to a scratch Parquet file in the staged output folder; customers.parquet
+//! gets them back row by row when it is written. At 10M customers that is about 1.7 GB
+//! the later stages do not hold.
+
+use std::path::{Path, PathBuf};
+
+use loyalty_contract::col as c;
+use loyalty_features::names as n;
+use polars::prelude::*;
+
+use crate::error::Result;
+
+/// The columns of the customers table that no stage after CLV reads: the classifier's
+/// inputs that no segment, curve, offer, retention table or report uses, and the churn
+/// model and reasons of each customer (not arpu_12m and data_mb_3m: the offers' adoption
+/// cells read them). A column a later stage starts to read must
+/// leave this list; a column missing from the table is skipped.
+const WRITE_ONLY: [&str; 29] = [
+    n::MONTHS_BILLED,
+    n::MONTHS_TO_CONTRACT_END,
+    n::COMPETITION_INDEX,
+    n::LAST_BILL_MONTH,
+    n::RECENCY_DAYS,
+    n::TOPUPS_12M,
+    n::TOPUPS_PER_MONTH,
+    n::TOPUP_AMOUNT_12M,
+    n::CHARGE_TREND,
+    n::CHARGE_VOLATILITY,
+    n::DISCOUNT_SHARE_12M,
+    n::VOICE_TREND,
+    n::DATA_TREND,
+    n::LATE_PAYMENT_RATE_12M,
+    n::MAX_DAYS_LATE_12M,
+    n::UNPAID_AMOUNT_12M,
+    n::DAYS_LATE_TREND,
+    n::CONTACTS_12M,
+    n::UNRESOLVED_12M,
+    n::CHANNELS_USED_12M,
+    n::SURVEYS_ANSWERED,
+    n::SURVEY_AGE_DAYS,
+    n::REFERRALS_12M,
+    n::SERVICES_HELD,
+    n::SERVICES_MARGIN_MONTHLY,
+    n::PREMIUM_PCT,
+    n::CPV_MONTHLY,
+    n::CHURN_MODEL,
+    n::CHURN_REASONS,
+];
+
+/// The survey aspect scores (survey_product, ...): model inputs only, as above.
+fn aspect_columns() -> Vec<String> {
+    c::ASPECTS.iter().map(|a| n::survey_aspect(a)).collect()
+}
+
+/// Rows of the table joined back and written at a time.
+const WRITE_ROWS: usize = 500_000;
+
+/// Where the write-only columns of a customers table went, and the table's column
+/// order then.
+pub(crate) struct Spilled {
+    path: PathBuf,
+    order: Vec<PlSmallStr>,
+}
+
+/// `customers` without its write-only columns, which go to a scratch file in `dir`
+/// (with customer_id, to check the rows still line up when they come back).
+pub(crate) fn spill(customers: DataFrame, dir: &Path) -> Result<(DataFrame, Option<Spilled>)> {
+    let aspects = aspect_columns();
+    let out: Vec<PlSmallStr> = WRITE_ONLY
+        .iter()
+        .copied()
+        .chain(aspects.iter().map(String::as_str))
+        .filter(|name| customers.column(name).is_ok())
+        .map(PlSmallStr::from)
+        .collect();
+    if out.is_empty() {
+        return Ok((customers, None));
+    }
+    let path = dir.join(".customers-write-only.parquet");
+    let mut part = customers.select(std::iter::once(PlSmallStr::from(c::CUSTOMER_ID)).chain(out.iter().cloned()))?;
+    loyalty_io::write_parquet(&mut part, &path)?;
+    drop(part);
+    let order = customers.get_column_names_owned();
+    let kept = customers.drop_many(out);
+    Ok((kept, Some(Spilled { path, order })))
+}
+
+impl Spilled {
+    /// `customers` (the kept columns, rows in the order they were spilled, columns added
+    /// since at the end) with the spilled columns back, into the Parquet file `path`
+    /// a slice of rows at a time; the scratch file goes.
+    pub(crate) fn write_joined(&self, customers: &DataFrame, path: &Path) -> Result<()> {
+        let scratch =
+            LazyFrame::scan_parquet(PlRefPath::new(self.path.to_string_lossy().as_ref()), Default::default())?;
+        let mut order = self.order.clone();
+        order.extend(customers.get_column_names_owned().into_iter().filter(|name| !self.order.contains(name)));
+        let rows = customers.height();
+        let mut writer: Option<loyalty_io::AppendWriter> = None;
+        for start in (0..rows.max(1)).step_by(WRITE_ROWS) {
+            let len = WRITE_ROWS.min(rows - start);
+            let back = scratch.clone().slice(start as i64, len as IdxSize).collect()?;
+            let joined = self.joined(customers.slice(start as i64, len), back, &order)?;
+            match writer.as_mut() {
+                Some(w) => w.append(&joined)?,
+                None => {
+                    let mut w = loyalty_io::AppendWriter::create(path, joined.schema())?;
+                    w.append(&joined)?;
+                    writer = Some(w);
+                }
+            }
+        }
+        if let Some(w) = writer {
+            w.finish()?;
+        }
+        std::fs::remove_file(&self.path)
+            .map_err(|source| loyalty_io::IoError::Io { path: self.path.clone(), source })?;
+        Ok(())
+    }
+
+    /// One slice of rows: the kept columns and the spilled ones, in `order`.
+    fn joined(&self, mut kept: DataFrame, back: DataFrame, order: &[PlSmallStr]) -> Result<DataFrame> {
+        let ids = back.column(c::CUSTOMER_ID)?;
+        let now = kept.column(c::CUSTOMER_ID)?;
+        // A stage that reordered the rows would pair customers with others' columns (a
+        // program error, exit 2). Pseudonymised ids are text by now and are not checked.
+        if now.dtype() == ids.dtype() && !now.equals_missing(ids) {
+            return Err(PolarsError::ComputeError(
+                "the customers table changed row order after its write-only columns were set aside".into(),
+            )
+            .into());
+        }
+        let back = back.drop(c::CUSTOMER_ID)?;
+        kept.hstack_mut(back.columns())?;
+        Ok(kept.select(order.iter().cloned())?)
+    }
+}
