@@ -100,11 +100,15 @@ impl Fitted {
         })
     }
 
-    /// P(churn) and the top three reasons of each row.
-    pub(crate) fn score(&self, d: &Design) -> (Vec<f64>, Vec<Vec<String>>) {
+    /// P(churn) and the top three reasons of each row (joined by ", ").
+    pub(crate) fn score(&self, d: &Design) -> (Vec<f64>, Vec<String>) {
         match self {
-            Fitted::Boosting(gbm, platt) => (platt.apply(&gbm.predict(d)), gbm.reasons(d, 3)),
-            Fitted::Logistic(lr) => (lr.predict(d), lr.reasons(d, 3)),
+            Fitted::Boosting(gbm, platt) => {
+                let (p, top) = gbm.predict_with_reasons(d, 3);
+                let joined = top.iter().map(|t| t.iter().map(|&j| gbm.feature_name(j)).collect::<Vec<_>>().join(", "));
+                (platt.apply(&p), joined.collect())
+            }
+            Fitted::Logistic(lr) => (lr.predict(d), lr.reasons(d, 3).iter().map(|r| r.join(", ")).collect()),
         }
     }
 
@@ -162,8 +166,8 @@ pub(crate) fn score_at(
         let (cp, cr) = model.score(&design);
         ids.extend(chunk_ids);
         p.extend(cp);
-        let joined = cr.iter().map(|r| r.join(", "));
-        reasons.append_owned(StringChunked::from_iter_values(n::CHURN_REASONS.into(), joined))?;
+        reasons
+            .append_owned(StringChunked::from_iter_values(n::CHURN_REASONS.into(), cr.iter().map(String::as_str)))?;
         tracing::debug!("scored rows {start}..{} of {}", start + CHUNK, features.height());
     }
     Ok(Scored { ids, p, reasons })
