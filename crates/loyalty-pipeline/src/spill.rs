@@ -136,3 +136,50 @@ impl Spilled {
         Ok(kept.select(order.iter().cloned())?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> DataFrame {
+        df!(
+            c::CUSTOMER_ID => [3i64, 5, 8, 13],
+            n::LOYALTY => [0.9, 0.8, 0.7, 0.6],
+            n::RECENCY_DAYS => [1.0, 2.0, 3.0, 4.0],
+            n::CHURN_REASONS => ["a", "b, c", "", "d"],
+            n::MARGIN_MONTHLY => [10.0, 20.0, 30.0, 40.0],
+        )
+        .unwrap()
+    }
+
+    fn read(path: &Path) -> DataFrame {
+        LazyFrame::scan_parquet(PlRefPath::new(path.to_str().unwrap()), Default::default()).unwrap().collect().unwrap()
+    }
+
+    #[test]
+    fn spilled_columns_come_back_in_place_with_the_columns_added_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut kept, spilled) = spill(table(), dir.path()).unwrap();
+        let spilled = spilled.expect("two write-only columns");
+        assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::LOYALTY, n::MARGIN_MONTHLY]);
+        kept.with_column(Column::new("tier".into(), ["gold", "iron", "iron", "lead"])).unwrap();
+        let out = dir.path().join("customers.parquet");
+        spilled.write_joined(&kept, &out).unwrap();
+        let mut expected = table();
+        expected.with_column(Column::new("tier".into(), ["gold", "iron", "iron", "lead"])).unwrap();
+        assert!(read(&out).equals_missing(&expected));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the scratch file is gone");
+    }
+
+    #[test]
+    fn rows_out_of_order_are_refused_and_a_table_without_write_only_columns_stays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, spilled) = spill(table(), dir.path()).unwrap();
+        let reversed = kept.reverse();
+        let err = spilled.unwrap().write_joined(&reversed, &dir.path().join("customers.parquet")).unwrap_err();
+        assert!(err.to_string().contains("row order"), "{err}");
+        let narrow = table().select([c::CUSTOMER_ID, n::LOYALTY]).unwrap();
+        let (same, none) = spill(narrow.clone(), dir.path()).unwrap();
+        assert!(none.is_none() && same.equals_missing(&narrow));
+    }
+}
