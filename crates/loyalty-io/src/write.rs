@@ -112,35 +112,42 @@ pub fn write_json<T: Serialize>(value: &T, path: &Path) -> Result<(), IoError> {
     w.flush().map_err(io_err(path))
 }
 
-/// Appends frames to one Parquet file, a row group per call.
+/// Appends frames to one Parquet file, a row group per call; the file is created with
+/// the first frame's schema (nothing appended: no file).
 pub struct AppendWriter {
     path: PathBuf,
-    writer: polars::io::parquet::write::BatchedWriter<BufWriter<File>>,
+    writer: Option<polars::io::parquet::write::BatchedWriter<BufWriter<File>>>,
 }
 
 impl AppendWriter {
-    pub fn create(path: &Path, schema: &Schema) -> Result<Self, IoError> {
-        let file = create(path)?;
-        let writer = ParquetWriter::new(BufWriter::new(file))
-            .with_compression(ParquetCompression::Snappy)
-            .batched(schema)
-            .map_err(pl_err(path))?;
-        Ok(Self { path: path.to_path_buf(), writer })
+    pub fn new(path: &Path) -> Self {
+        Self { path: path.to_path_buf(), writer: None }
     }
 
     pub fn append(&mut self, df: &DataFrame) -> Result<(), IoError> {
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => self.writer.insert(
+                ParquetWriter::new(BufWriter::new(create(&self.path)?))
+                    .with_compression(ParquetCompression::Snappy)
+                    .batched(df.schema())
+                    .map_err(pl_err(&self.path))?,
+            ),
+        };
         // The writer walks the frame's chunks as record batches: a frame put together
         // from slices of different tables needs its columns' chunks aligned first.
         if df.should_rechunk() {
             let mut aligned = df.clone();
             aligned.align_chunks_par();
-            return self.writer.write_batch(&aligned).map_err(pl_err(&self.path));
+            return writer.write_batch(&aligned).map_err(pl_err(&self.path));
         }
-        self.writer.write_batch(df).map_err(pl_err(&self.path))
+        writer.write_batch(df).map_err(pl_err(&self.path))
     }
 
     pub fn finish(self) -> Result<(), IoError> {
-        self.writer.finish().map_err(pl_err(&self.path))?;
+        if let Some(writer) = self.writer {
+            writer.finish().map_err(pl_err(&self.path))?;
+        }
         Ok(())
     }
 }

@@ -45,12 +45,11 @@ impl Sink for FsSink {
 
     fn append(&mut self, table: &str, df: DataFrame) -> Result<(), SinkError> {
         stop_if_asked()?;
-        if !self.writers.contains_key(table) {
-            let path = self.root.join(format!("{table}.parquet"));
-            let writer = AppendWriter::create(&path, df.schema()).map_err(sink_err)?;
-            self.writers.insert(table.to_string(), writer);
-        }
-        let writer = self.writers.get_mut(table).expect("writer just inserted");
+        let root = &self.root;
+        let writer = self
+            .writers
+            .entry(table.to_string())
+            .or_insert_with(|| AppendWriter::new(&root.join(format!("{table}.parquet"))));
         writer.append(&df).map_err(sink_err)
     }
 }

@@ -71,25 +71,15 @@ impl OffersFile<'_> {
     /// Rank and write the offers of `customers` (the segmented table at T); their
     /// summary per value segment and service.
     pub(crate) fn write(&self, customers: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame> {
-        let mut writer: Option<loyalty_io::AppendWriter> = None;
+        let mut writer = loyalty_io::AppendWriter::new(&self.path);
         let summary = offers::stream_offers(customers, tables, params, |mut chunk| -> Result<()> {
             if let Some(p) = self.pseudonyms {
                 p.apply(&mut chunk)?;
             }
-            match writer.as_mut() {
-                Some(w) => w.append(&chunk)?,
-                None => {
-                    let mut w = loyalty_io::AppendWriter::create(&self.path, chunk.schema())?;
-                    w.append(&chunk)?;
-                    writer = Some(w);
-                }
-            }
-            Ok(())
+            Ok(writer.append(&chunk)?)
         })
         .during("next-best offers")?;
-        if let Some(w) = writer {
-            w.finish()?;
-        }
+        writer.finish()?;
         Ok(summary)
     }
 }

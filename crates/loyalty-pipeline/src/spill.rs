@@ -97,23 +97,13 @@ impl Spilled {
         let mut order = self.order.clone();
         order.extend(customers.get_column_names_owned().into_iter().filter(|name| !self.order.contains(name)));
         let rows = customers.height();
-        let mut writer: Option<loyalty_io::AppendWriter> = None;
+        let mut writer = loyalty_io::AppendWriter::new(path);
         for start in (0..rows.max(1)).step_by(WRITE_ROWS) {
             let len = WRITE_ROWS.min(rows - start);
             let back = scratch.clone().slice(start as i64, len as IdxSize).collect()?;
-            let joined = self.joined(customers.slice(start as i64, len), back, &order)?;
-            match writer.as_mut() {
-                Some(w) => w.append(&joined)?,
-                None => {
-                    let mut w = loyalty_io::AppendWriter::create(path, joined.schema())?;
-                    w.append(&joined)?;
-                    writer = Some(w);
-                }
-            }
+            writer.append(&self.joined(customers.slice(start as i64, len), back, &order)?)?;
         }
-        if let Some(w) = writer {
-            w.finish()?;
-        }
+        writer.finish()?;
         std::fs::remove_file(&self.path)
             .map_err(|source| loyalty_io::IoError::Io { path: self.path.clone(), source })?;
         Ok(())
