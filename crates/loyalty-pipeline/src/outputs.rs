@@ -112,10 +112,14 @@ impl Outputs {
     }
 
     /// Replace the customer ids of every per-customer table.
-    pub(crate) fn pseudonymize(&mut self, p: &Pseudonymizer) -> PolarsResult<()> {
+    pub(crate) fn pseudonymize(&mut self, p: &Pseudonymizer) -> Result<()> {
+        // The rows of the columns on disk are matched by position from here on.
+        if let Some(spilled) = &self.customers_spilled {
+            spilled.check_rows(&self.customers)?;
+        }
         p.apply(&mut self.customers)?;
         p.apply(&mut self.leavers)?;
-        p.apply(&mut self.winback)
+        Ok(p.apply(&mut self.winback)?)
     }
 
     /// Write every table into `dir`: the large ones as Parquet, the ones analysts open

@@ -109,22 +109,38 @@ impl Spilled {
         Ok(())
     }
 
+    /// Whether `customers` still has the rows of the spilled columns, in their order: a
+    /// stage that reordered them would pair customers with others' columns (a program
+    /// error, exit 2). Called before the ids are pseudonymised, which
+    /// [`Spilled::write_joined`] can then no longer compare.
+    pub(crate) fn check_rows(&self, customers: &DataFrame) -> Result<()> {
+        let scratch =
+            LazyFrame::scan_parquet(PlRefPath::new(self.path.to_string_lossy().as_ref()), Default::default())?;
+        let ids = scratch.select([col(c::CUSTOMER_ID)]).collect()?;
+        same_rows(customers.column(c::CUSTOMER_ID)?, ids.column(c::CUSTOMER_ID)?)
+    }
+
     /// One slice of rows: the kept columns and the spilled ones, in `order`.
     fn joined(&self, mut kept: DataFrame, back: DataFrame, order: &[PlSmallStr]) -> Result<DataFrame> {
-        let ids = back.column(c::CUSTOMER_ID)?;
-        let now = kept.column(c::CUSTOMER_ID)?;
-        // A stage that reordered the rows would pair customers with others' columns (a
-        // program error, exit 2). Pseudonymised ids are text by now and are not checked.
-        if now.dtype() == ids.dtype() && !now.equals_missing(ids) {
-            return Err(PolarsError::ComputeError(
-                "the customers table changed row order after its write-only columns were set aside".into(),
-            )
-            .into());
+        let (now, then) = (kept.column(c::CUSTOMER_ID)?, back.column(c::CUSTOMER_ID)?);
+        // Pseudonymised ids are text by now: `check_rows` compared them before.
+        if now.dtype() == then.dtype() {
+            same_rows(now, then)?;
         }
         let back = back.drop(c::CUSTOMER_ID)?;
         kept.hstack_mut(back.columns())?;
         Ok(kept.select(order.iter().cloned())?)
     }
+}
+
+fn same_rows(now: &Column, then: &Column) -> Result<()> {
+    if now.equals_missing(then) {
+        return Ok(());
+    }
+    Err(PolarsError::ComputeError(
+        "the customers table changed row order after its write-only columns were set aside".into(),
+    )
+    .into())
 }
 
 #[cfg(test)]
@@ -168,6 +184,9 @@ mod tests {
         let reversed = kept.reverse();
         let err = spilled.unwrap().write_joined(&reversed, &dir.path().join("customers.parquet")).unwrap_err();
         assert!(err.to_string().contains("row order"), "{err}");
+        let spilled = spill(table(), dir.path()).unwrap().1.unwrap();
+        assert!(spilled.check_rows(&table()).is_ok());
+        assert!(spilled.check_rows(&reversed).unwrap_err().to_string().contains("row order"));
         let narrow = table().select([c::CUSTOMER_ID, n::LOYALTY]).unwrap();
         let (same, none) = spill(narrow.clone(), dir.path()).unwrap();
         assert!(none.is_none() && same.equals_missing(&narrow));
