@@ -6,6 +6,8 @@
 //! from the birth, in periods of `unit_days`; mean_value is the mean value of the
 //! repeat transactions (the first is left out, as the spend model requires).
 
+use std::sync::{Arc, Mutex};
+
 use chrono::NaiveDate;
 use loyalty_contract::col as c;
 use polars::prelude::*;
@@ -38,9 +40,7 @@ pub fn rfm_summary(
     let end = epoch_days(calibration_end);
     let events = topups
         .select([col(c::CUSTOMER_ID), day_num(col(c::TS)).alias(DAY), col(c::AMOUNT).cast(DataType::Float64)])
-        .filter(col(DAY).lt_eq(lit(end)).and(col(c::CUSTOMER_ID).is_not_null()))
-        .collect_with_engine(Engine::Streaming)?
-        .unwrap_single();
+        .filter(col(DAY).lt_eq(lit(end)).and(col(c::CUSTOMER_ID).is_not_null()));
     let people = customers
         .select([
             col(c::CUSTOMER_ID),
@@ -50,8 +50,7 @@ pub fn rfm_summary(
         .filter(col(c::CUSTOMER_ID).is_not_null())
         .sort([c::CUSTOMER_ID], SortMultipleOptions::default())
         .collect()?;
-    let histories = histories(&events)?;
-    drop(events);
+    let histories = histories(read_events(events)?);
     summary_frame(&people, &histories, end, unit_days)
 }
 
@@ -71,20 +70,36 @@ struct History {
     later_value: f64,
 }
 
+/// (customer_id, day, amount) of every row of `events`, batch by batch as the
+/// streaming engine reads them: 24 bytes a top-up, never a frame of them all.
+fn read_events(events: LazyFrame) -> PolarsResult<Vec<(i64, i32, f64)>> {
+    let rows = Arc::new(Mutex::new(Vec::new()));
+    let sink = rows.clone();
+    events
+        .sink_batches(
+            PlanCallback::new(move |df: DataFrame| {
+                let ids = df.column(c::CUSTOMER_ID)?.i64()?;
+                let days = df.column(DAY)?.i32()?;
+                let amounts = df.column(c::AMOUNT)?.f64()?;
+                let batch = ids.iter().zip(days.iter()).zip(amounts.iter());
+                let mut rows = sink.lock().map_err(|_| polars_err!(ComputeError: "top-up reader poisoned"))?;
+                rows.extend(batch.filter_map(|((id, day), amount)| Some((id?, day?, amount.unwrap_or(0.0)))));
+                Ok(false)
+            }),
+            false,
+            None,
+        )?
+        .collect_with_engine(Engine::Streaming)?;
+    let rows = std::mem::take(&mut *rows.lock().map_err(|_| polars_err!(ComputeError: "top-up reader poisoned"))?);
+    Ok(rows)
+}
+
 /// Every customer's history from (customer_id, day, amount) rows, sorted by customer_id.
-fn histories(events: &DataFrame) -> PolarsResult<Vec<History>> {
+fn histories(mut rows: Vec<(i64, i32, f64)>) -> Vec<History> {
     use rayon::prelude::*;
-    let ids = events.column(c::CUSTOMER_ID)?.i64()?;
-    let days = events.column(DAY)?.i32()?;
-    let amounts = events.column(c::AMOUNT)?.f64()?;
-    let mut rows: Vec<(i64, i32, f64)> = ids
-        .iter()
-        .zip(days.iter())
-        .zip(amounts.iter())
-        .filter_map(|((id, day), amount)| Some((id?, day?, amount.unwrap_or(0.0))))
-        .collect();
-    // Stable: a day's purchases are added in the order they were read.
-    rows.par_sort_by_key(|&(id, day, _)| (id, day));
+    // Batches arrive in any order: sorting by the amount too adds a day's purchases in
+    // one order, so the sums are the same from run to run.
+    rows.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.total_cmp(&b.2)));
     let mut out: Vec<History> = Vec::new();
     for (id, day, amount) in rows {
         match out.last_mut() {
@@ -98,7 +113,7 @@ fn histories(events: &DataFrame) -> PolarsResult<Vec<History>> {
             _ => out.push(History { id, first: day, first_value: amount, later: 0, last: day, later_value: 0.0 }),
         }
     }
-    Ok(out)
+    out
 }
 
 /// The summary of each customer of `people` (sorted by customer_id) who is prepaid or
@@ -285,11 +300,18 @@ mod tests {
         let s = rfm_summary(people, log, day(end), 7.0).unwrap();
         let ids: Vec<i64> = s.column(c::CUSTOMER_ID).unwrap().i64().unwrap().into_no_null_iter().collect();
         assert_eq!(ids, [1, 2, 3]);
-        let f = |name: &str| s.column(name).unwrap().f64().unwrap().iter().collect::<Vec<_>>();
-        assert_eq!(f(cols::X), [Some(0.0), Some(2.0), Some(1.0)]);
-        assert_eq!(f(cols::T_X), [Some(0.0), Some(15.0 / 7.0), Some(2.0 / 7.0)]);
-        assert_eq!(f(cols::T), [Some(100.0 / 7.0), Some(95.0 / 7.0), Some(99.0 / 7.0)]);
-        assert_eq!(f(cols::MEAN_VALUE), [None, Some(5.0), Some(8.0)]);
+        let close = |name: &str, want: [Option<f64>; 3]| {
+            let got = s.column(name).unwrap().f64().unwrap().iter().collect::<Vec<_>>();
+            let same = got.iter().zip(&want).all(|(g, w)| match (g, w) {
+                (Some(g), Some(w)) => (g - w).abs() < 1e-12,
+                (g, w) => g == w,
+            });
+            assert!(same, "{name}: {got:?}, want {want:?}");
+        };
+        close(cols::X, [Some(0.0), Some(2.0), Some(1.0)]);
+        close(cols::T_X, [Some(0.0), Some(15.0 / 7.0), Some(2.0 / 7.0)]);
+        close(cols::T, [Some(100.0 / 7.0), Some(95.0 / 7.0), Some(99.0 / 7.0)]);
+        close(cols::MEAN_VALUE, [None, Some(5.0), Some(8.0)]);
         let births = s.column(cols::BIRTH).unwrap().cast(&DataType::Int32).unwrap();
         assert_eq!(births.i32().unwrap().into_no_null_iter().collect::<Vec<_>>(), [0, 5, 1]);
     }

@@ -32,7 +32,7 @@ pub(crate) type Summaries = (Vec<Rfm>, Vec<(i64, History)>);
 
 /// Every customer's compressed (x, t_x, T) rows for the fit, and the histories of
 /// the customers `wanted` says to keep, one customer partition at a time (a
-/// per-customer, per-day group-by of the top-ups).
+/// pass over the partition's top-ups).
 pub(crate) fn summaries(
     tables: &Tables,
     t: NaiveDate,
@@ -41,10 +41,10 @@ pub(crate) fn summaries(
 ) -> Result<Summaries> {
     let mut fit_rows: Vec<Rfm> = Vec::new();
     let mut asked: Vec<(i64, History)> = Vec::new();
-    // The group-by holds one entry per customer and top-up day (~100 per prepaid
-    // customer over three years): partitions of a quarter of the usual size (at 10M
-    // customers x 36 months, 1M-customer partitions added 2 GiB at each).
-    let finer = FeatureParams { customers_per_partition: base.customers_per_partition.div_ceil(4), ..base.clone() };
+    // The summaries hold every top-up of a partition's customers (24 bytes each, ~16
+    // per customer and year): partitions of half the usual size keep that near 200 MB
+    // at three years of history.
+    let finer = FeatureParams { customers_per_partition: base.customers_per_partition.div_ceil(2), ..base.clone() };
     for slice in loyalty_features::customer_slices(tables, &finer)? {
         loyalty_contract::cancel::check()?;
         let part = loyalty_features::restricted(tables, slice);
