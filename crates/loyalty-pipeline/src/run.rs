@@ -171,15 +171,21 @@ fn compute(
     // Features at T once: the classifier scores them and CLV reads the scores back.
     stages.begin("features")?;
     let (customers, curves_km) = loyalty_features::customer_features(&v.tables, params).during("computing features")?;
+    // What only the classifier and customers.parquet read waits on disk from here on.
+    let (customers, spilled) = crate::spill::spill(customers, staged, None)?;
 
     stages.begin("clv")?;
-    let mut churn = match trained {
-        Some(trained) => Some(trained.score(v, params, &customers).during("scoring the customers at T")?),
-        None => None,
+    let mut churn = match (trained, &spilled) {
+        (Some(trained), Some(spilled)) => {
+            let at_t = crate::spill::WithSpilled { kept: &customers, spilled };
+            Some(trained.score(v, params, &at_t).during("scoring the customers at T")?)
+        }
+        (Some(trained), None) => Some(trained.score(v, params, &customers).during("scoring the customers at T")?),
+        (None, _) => None,
     };
     let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;
-    // What only customers.parquet reads waits on disk from here on.
-    let (customers, customers_spilled) = crate::spill::spill(customers, staged)?;
+    // The churn model and reasons of each customer join them.
+    let (customers, customers_spilled) = crate::spill::spill(customers, staged, spilled)?;
     // The scores are columns of the customers table now: the fit's copy (about 0.5 GB
     // at 10M customers) is read no more.
     if let Some(fit) = churn.as_mut() {

@@ -1,8 +1,10 @@
-//! The customers table at T out of memory where no stage reads it: once CLV is known,
-//! the columns only the churn classifier reads (most model inputs) and the churn
-//! reasons go to a scratch Parquet file in the staged output folder; customers.parquet
-//! gets them back row by row when it is written. At 10M customers that is about 1.7 GB
-//! the later stages do not hold.
+//! The customers table at T out of memory where no stage reads it whole: once the
+//! features are computed, the columns only the churn classifier reads (most model
+//! inputs) go to a scratch Parquet file in the staged output folder, and the
+//! classifier reads them back a chunk of rows at a time; once CLV is known the churn
+//! model and reasons follow into a second file. customers.parquet gets every column
+//! back a slice of rows at a time when it is written. At 10M customers that is about
+//! 1.7 GB that the scoring and the later stages do not hold.
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +12,10 @@ use loyalty_contract::col as c;
 use loyalty_features::names as n;
 use polars::prelude::*;
 
+use crate::churn::{FeatureRows, SCORE_ROWS};
 use crate::error::Result;
 
-/// The columns of the customers table that no stage after CLV reads: the classifier's
+/// The columns of the customers table that no stage but the classifier reads: its
 /// inputs that no segment, curve, offer, retention table or report uses, and the churn
 /// model and reasons of each customer (not arpu_12m and data_mb_3m: the offers' adoption
 /// cells read them). A column a later stage starts to read must
@@ -54,19 +57,26 @@ fn aspect_columns() -> Vec<String> {
     c::ASPECTS.iter().map(|a| n::survey_aspect(a)).collect()
 }
 
-/// Rows of the table joined back and written at a time.
-const WRITE_ROWS: usize = 500_000;
+/// Rows of the table joined back and written at a time (whole row groups of the
+/// scratch files).
+const WRITE_ROWS: usize = 2 * SCORE_ROWS;
 
-/// Where the write-only columns of a customers table went, and the table's column
-/// order then.
+/// Where the write-only columns of a customers table went (one scratch file per
+/// [`spill`]), and the table's column order.
 pub(crate) struct Spilled {
-    path: PathBuf,
+    parts: Vec<PathBuf>,
     order: Vec<PlSmallStr>,
 }
 
-/// `customers` without its write-only columns, which go to a scratch file in `dir`
-/// (with customer_id, to check the rows still line up when they come back).
-pub(crate) fn spill(customers: DataFrame, dir: &Path) -> Result<(DataFrame, Option<Spilled>)> {
+/// `customers` without the write-only columns it has, which go to a new scratch file
+/// in `dir` (with customer_id, to check the rows still line up when they come back),
+/// in row groups of [`SCORE_ROWS`] so that the classifier decodes each once. `before`:
+/// what earlier calls set aside.
+pub(crate) fn spill(
+    customers: DataFrame,
+    dir: &Path,
+    before: Option<Spilled>,
+) -> Result<(DataFrame, Option<Spilled>)> {
     let aspects = aspect_columns();
     let out: Vec<PlSmallStr> = WRITE_ONLY
         .iter()
@@ -76,37 +86,78 @@ pub(crate) fn spill(customers: DataFrame, dir: &Path) -> Result<(DataFrame, Opti
         .map(PlSmallStr::from)
         .collect();
     if out.is_empty() {
-        return Ok((customers, None));
+        return Ok((customers, before));
     }
-    let path = dir.join(".customers-write-only.parquet");
-    let mut part = customers.select(std::iter::once(PlSmallStr::from(c::CUSTOMER_ID)).chain(out.iter().cloned()))?;
-    loyalty_io::write_parquet(&mut part, &path)?;
+    let Spilled { mut parts, mut order } = before.unwrap_or(Spilled { parts: Vec::new(), order: Vec::new() });
+    let path = dir.join(format!(".customers-write-only-{}.parquet", parts.len()));
+    let part = customers.select(std::iter::once(PlSmallStr::from(c::CUSTOMER_ID)).chain(out.iter().cloned()))?;
+    let mut writer = loyalty_io::AppendWriter::new(&path);
+    for start in (0..part.height().max(1)).step_by(SCORE_ROWS) {
+        writer.append(&part.slice(start as i64, SCORE_ROWS))?;
+    }
+    writer.finish()?;
     drop(part);
-    let order = customers.get_column_names_owned();
+    parts.push(path);
+    order.extend(added_since(&order, &customers));
     let kept = customers.drop_many(out);
-    Ok((kept, Some(Spilled { path, order })))
+    Ok((kept, Some(Spilled { parts, order })))
+}
+
+/// The columns of `customers` that `order` does not name, in the table's order.
+fn added_since(order: &[PlSmallStr], customers: &DataFrame) -> Vec<PlSmallStr> {
+    customers.get_column_names_owned().into_iter().filter(|name| !order.contains(name)).collect()
+}
+
+/// The customers table at T with its write-only columns on disk, as the classifier
+/// reads it.
+pub(crate) struct WithSpilled<'a> {
+    pub kept: &'a DataFrame,
+    pub spilled: &'a Spilled,
+}
+
+impl FeatureRows for WithSpilled<'_> {
+    fn in_memory(&self) -> &DataFrame {
+        self.kept
+    }
+
+    fn rows(&self, start: usize, len: usize) -> Result<DataFrame> {
+        self.spilled.rows(self.kept, start, len)
+    }
 }
 
 impl Spilled {
     /// `customers` (the kept columns, rows in the order they were spilled, columns added
     /// since at the end) with the spilled columns back, into the Parquet file `path`
-    /// a slice of rows at a time; the scratch file goes.
+    /// a slice of rows at a time; the scratch files go.
     pub(crate) fn write_joined(&self, customers: &DataFrame, path: &Path) -> Result<()> {
-        let scratch =
-            LazyFrame::scan_parquet(PlRefPath::new(self.path.to_string_lossy().as_ref()), Default::default())?;
-        let mut order = self.order.clone();
-        order.extend(customers.get_column_names_owned().into_iter().filter(|name| !self.order.contains(name)));
         let rows = customers.height();
         let mut writer = loyalty_io::AppendWriter::new(path);
         for start in (0..rows.max(1)).step_by(WRITE_ROWS) {
-            let len = WRITE_ROWS.min(rows - start);
-            let back = scratch.clone().slice(start as i64, len as IdxSize).collect()?;
-            writer.append(&self.joined(customers.slice(start as i64, len), back, &order)?)?;
+            writer.append(&self.rows(customers, start, WRITE_ROWS.min(rows - start))?)?;
         }
         writer.finish()?;
-        std::fs::remove_file(&self.path)
-            .map_err(|source| loyalty_io::IoError::Io { path: self.path.clone(), source })?;
+        for part in &self.parts {
+            std::fs::remove_file(part).map_err(|source| loyalty_io::IoError::Io { path: part.clone(), source })?;
+        }
         Ok(())
+    }
+
+    /// Rows `start..start + len` of `customers` (the kept columns) with the spilled
+    /// columns back, in the table's order (columns added since at the end).
+    fn rows(&self, customers: &DataFrame, start: usize, len: usize) -> Result<DataFrame> {
+        let mut joined = customers.slice(start as i64, len);
+        for part in &self.parts {
+            let back = scan(part)?.slice(start as i64, len as IdxSize).collect()?;
+            let (now, then) = (joined.column(c::CUSTOMER_ID)?, back.column(c::CUSTOMER_ID)?);
+            // Pseudonymised ids are text by now: `check_rows` compared them before.
+            if now.dtype() == then.dtype() {
+                same_rows(now, then)?;
+            }
+            joined.hstack_mut(back.drop(c::CUSTOMER_ID)?.columns())?;
+        }
+        let mut order = self.order.clone();
+        order.extend(added_since(&self.order, customers));
+        Ok(joined.select(order)?)
     }
 
     /// Whether `customers` still has the rows of the spilled columns, in their order: a
@@ -114,23 +165,16 @@ impl Spilled {
     /// error, exit 2). Called before the ids are pseudonymised, which
     /// [`Spilled::write_joined`] can then no longer compare.
     pub(crate) fn check_rows(&self, customers: &DataFrame) -> Result<()> {
-        let scratch =
-            LazyFrame::scan_parquet(PlRefPath::new(self.path.to_string_lossy().as_ref()), Default::default())?;
-        let ids = scratch.select([col(c::CUSTOMER_ID)]).collect()?;
-        same_rows(customers.column(c::CUSTOMER_ID)?, ids.column(c::CUSTOMER_ID)?)
-    }
-
-    /// One slice of rows: the kept columns and the spilled ones, in `order`.
-    fn joined(&self, mut kept: DataFrame, back: DataFrame, order: &[PlSmallStr]) -> Result<DataFrame> {
-        let (now, then) = (kept.column(c::CUSTOMER_ID)?, back.column(c::CUSTOMER_ID)?);
-        // Pseudonymised ids are text by now: `check_rows` compared them before.
-        if now.dtype() == then.dtype() {
-            same_rows(now, then)?;
+        for part in &self.parts {
+            let ids = scan(part)?.select([col(c::CUSTOMER_ID)]).collect()?;
+            same_rows(customers.column(c::CUSTOMER_ID)?, ids.column(c::CUSTOMER_ID)?)?;
         }
-        let back = back.drop(c::CUSTOMER_ID)?;
-        kept.hstack_mut(back.columns())?;
-        Ok(kept.select(order.iter().cloned())?)
+        Ok(())
     }
+}
+
+fn scan(path: &Path) -> Result<LazyFrame> {
+    Ok(LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())?)
 }
 
 fn same_rows(now: &Column, then: &Column) -> Result<()> {
@@ -165,7 +209,7 @@ mod tests {
     #[test]
     fn spilled_columns_come_back_in_place_with_the_columns_added_since() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut kept, spilled) = spill(table(), dir.path()).unwrap();
+        let (mut kept, spilled) = spill(table(), dir.path(), None).unwrap();
         let spilled = spilled.expect("two write-only columns");
         assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::LOYALTY, n::MARGIN_MONTHLY]);
         kept.with_column(Column::new("tier".into(), ["gold", "iron", "iron", "lead"])).unwrap();
@@ -178,17 +222,41 @@ mod tests {
     }
 
     #[test]
+    fn columns_set_aside_in_two_steps_are_read_back_by_rows_and_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = table().drop(n::CHURN_REASONS).unwrap();
+        let (mut kept, spilled) = spill(first, dir.path(), None).unwrap();
+        assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::LOYALTY, n::MARGIN_MONTHLY]);
+        let reasons = table().column(n::CHURN_REASONS).unwrap().clone();
+        kept.with_column(reasons).unwrap();
+        let (mut kept, spilled) = spill(kept, dir.path(), spilled).unwrap();
+        let spilled = spilled.unwrap();
+        assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::LOYALTY, n::MARGIN_MONTHLY]);
+        let rows = WithSpilled { kept: &kept, spilled: &spilled }.rows(1, 2).unwrap();
+        let order = [c::CUSTOMER_ID, n::LOYALTY, n::RECENCY_DAYS, n::MARGIN_MONTHLY, n::CHURN_REASONS];
+        let expected = table().select(order).unwrap();
+        assert!(rows.equals_missing(&expected.slice(1, 2)), "{rows}");
+        kept.with_column(Column::new("tier".into(), ["gold", "iron", "iron", "lead"])).unwrap();
+        let out = dir.path().join("customers.parquet");
+        spilled.write_joined(&kept, &out).unwrap();
+        let mut expected = expected;
+        expected.with_column(Column::new("tier".into(), ["gold", "iron", "iron", "lead"])).unwrap();
+        assert!(read(&out).equals_missing(&expected));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "both scratch files are gone");
+    }
+
+    #[test]
     fn rows_out_of_order_are_refused_and_a_table_without_write_only_columns_stays_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let (kept, spilled) = spill(table(), dir.path()).unwrap();
+        let (kept, spilled) = spill(table(), dir.path(), None).unwrap();
         let reversed = kept.reverse();
         let err = spilled.unwrap().write_joined(&reversed, &dir.path().join("customers.parquet")).unwrap_err();
         assert!(err.to_string().contains("row order"), "{err}");
-        let spilled = spill(table(), dir.path()).unwrap().1.unwrap();
+        let spilled = spill(table(), dir.path(), None).unwrap().1.unwrap();
         assert!(spilled.check_rows(&table()).is_ok());
         assert!(spilled.check_rows(&reversed).unwrap_err().to_string().contains("row order"));
         let narrow = table().select([c::CUSTOMER_ID, n::LOYALTY]).unwrap();
-        let (same, none) = spill(narrow.clone(), dir.path()).unwrap();
+        let (same, none) = spill(narrow.clone(), dir.path(), None).unwrap();
         assert!(none.is_none() && same.equals_missing(&narrow));
     }
 }

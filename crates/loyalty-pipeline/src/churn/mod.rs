@@ -33,6 +33,7 @@ use crate::settings::{ChurnConfig, Classifier};
 use prepaid::{Prepaid, prepaid_loyalty, prepaid_out_of_time};
 use snapshot::{Extra, Names, PlanRows, Snapshot, snapshot, snapshot_sample};
 use topups::TopupInputs;
+pub use train::SCORE_ROWS;
 use train::{Fitted, capped, capped_y, fit_calibrated_sampled, score_at};
 
 /// The churn models fitted out of time and applied at T.
@@ -250,11 +251,37 @@ fn train_plan(mut o: OutOfTime, cfg: &ChurnConfig) -> Result<PlanTrained> {
     Ok(PlanTrained { o, results, chosen, chosen_p, by_competition, fitted, designs })
 }
 
-fn score_plan(p: PlanTrained, at_t: &DataFrame, extra: &Extra) -> Result<PlanFit> {
+/// The feature table at T as the classifiers read it: whole in memory, or with some
+/// columns set aside on disk (as `loyalty run` keeps it).
+pub trait FeatureRows {
+    /// The columns in memory; customer_id and plan_type are among them.
+    fn in_memory(&self) -> &DataFrame;
+    /// Rows `start..start + len` with every column.
+    fn rows(&self, start: usize, len: usize) -> Result<DataFrame>;
+}
+
+impl FeatureRows for DataFrame {
+    fn in_memory(&self) -> &DataFrame {
+        self
+    }
+
+    fn rows(&self, start: usize, len: usize) -> Result<DataFrame> {
+        Ok(self.slice(start as i64, len))
+    }
+}
+
+/// Every plan's classifier applied to the feature table at T.
+fn score_plans(plans: Vec<PlanTrained>, at_t: &dyn FeatureRows, extra: &Extra) -> Result<Vec<PlanFit>> {
+    let models: Vec<(Plan, &[String], &Fitted)> =
+        plans.iter().map(|p| (p.o.plan, p.o.names.as_slice(), &p.fitted)).collect();
+    let scored = score_at(at_t, &models, extra)?;
+    Ok(plans.into_iter().zip(scored).map(|(p, scored)| plan_fit(p, scored)).collect())
+}
+
+fn plan_fit(p: PlanTrained, scored: train::Scored) -> PlanFit {
     let PlanTrained { o, results, chosen, chosen_p, by_competition, fitted, designs } = p;
-    let scored = score_at(at_t, o.plan, &o.names, extra, &fitted)?;
     let parts = report::PlanParts { o: &o, results, chosen, chosen_p: &chosen_p, by_competition };
-    Ok(PlanFit { report: report::plan_report(parts, &fitted, &scored.p), scored, designs })
+    PlanFit { report: report::plan_report(parts, &fitted, &scored.p), scored, designs }
 }
 
 /// The scores table: every plan's classifier scores, then prepaid BG/NBD scores.
@@ -368,19 +395,19 @@ impl TrainedChurn {
     /// The scoring half of [`fit_churn`]: every customer of `at_t` (the feature table at
     /// `base.as_of`) scored by their plan's classifier, or prepaid ones by BG/NBD where
     /// no prepaid classifier could be trained.
-    pub fn score(self, v: &Validated, base: &FeatureParams, at_t: &DataFrame) -> Result<ChurnFit> {
+    pub fn score(self, v: &Validated, base: &FeatureParams, at_t: &dyn FeatureRows) -> Result<ChurnFit> {
         let started = std::time::Instant::now();
         let (t, h) = (base.as_of, base.churn_horizon_months);
         let prepaid_classified = self.plans.iter().any(|p| p.o.plan == Plan::Prepaid);
         let extra = Extra::at(&v.tables, t, base, self.topup_model.as_ref().filter(|_| prepaid_classified))?;
-        let mut fits = self.plans.into_iter().map(|p| score_plan(p, at_t, &extra)).collect::<Result<Vec<_>>>()?;
+        let mut fits = score_plans(self.plans, at_t, &extra)?;
         let designs = fits.iter_mut().filter_map(|f| f.designs.take()).collect();
         // BG/NBD only where the prepaid churn could not be learned.
         let (prepaid, prepaid_test) = if prepaid_classified {
             (None, None)
         } else {
             (
-                prepaid_loyalty(v, t, &prepaid_ids(at_t)?, base)?,
+                prepaid_loyalty(v, t, &prepaid_ids(at_t.in_memory())?, base)?,
                 prepaid_out_of_time(v, self.test_t0, &self.prepaid_at_test, base)?,
             )
         };

@@ -5,6 +5,7 @@ use loyalty_models::gbm::{Gbm, GbmParams};
 use polars::prelude::*;
 use serde::Serialize;
 
+use super::FeatureRows;
 use super::snapshot::{Extra, Plan, design_of, model_rows};
 use crate::error::Result;
 use crate::settings::Classifier;
@@ -142,35 +143,43 @@ pub(crate) struct Scored {
     pub reasons: StringChunked,
 }
 
-/// The `plan` customers of the feature table at T and their scores, 200,000 rows
-/// of the table at a time: the design, the model's copies and its per-feature
-/// contributions exist for one chunk only, and each chunk's reasons are kept as one
-/// Arrow string array (at 10M customers a `String` per reason took gigabytes).
-pub(crate) fn score_at(
-    features: &DataFrame,
-    plan: Plan,
-    names: &[String],
-    extra: &Extra,
-    model: &Fitted,
-) -> Result<Scored> {
-    const CHUNK: usize = 200_000;
-    let (mut ids, mut p) = (Vec::new(), Vec::new());
-    let mut reasons = StringChunked::from_iter_values(n::CHURN_REASONS.into(), std::iter::empty::<&str>());
-    for start in (0..features.height()).step_by(CHUNK) {
-        loyalty_contract::cancel::check()?;
-        let rows = model_rows(features.slice(start as i64, CHUNK).lazy(), plan).collect()?;
-        if rows.height() == 0 {
-            continue;
-        }
-        let (chunk_ids, design) = design_of(&rows, names, extra)?;
-        let (cp, cr) = model.score(&design);
-        ids.extend(chunk_ids);
-        p.extend(cp);
-        reasons
-            .append_owned(StringChunked::from_iter_values(n::CHURN_REASONS.into(), cr.iter().map(String::as_str)))?;
-        tracing::debug!("scored rows {start}..{} of {}", start + CHUNK, features.height());
+/// Rows of the feature table at T scored at a time: the design, the model's copies
+/// and its per-feature contributions exist for one chunk only.
+pub const SCORE_ROWS: usize = 200_000;
+
+impl Scored {
+    fn empty() -> Scored {
+        let reasons = StringChunked::from_iter_values(n::CHURN_REASONS.into(), std::iter::empty::<&str>());
+        Scored { ids: Vec::new(), p: Vec::new(), reasons }
     }
-    Ok(Scored { ids, p, reasons })
+}
+
+/// Each plan's customers of the feature table at T and their scores by that plan's
+/// model, [`SCORE_ROWS`] rows of the table at a time (each chunk read once for every
+/// plan). Each chunk's reasons are kept as one Arrow string array (at 10M customers a
+/// `String` per reason took gigabytes).
+pub(crate) fn score_at(features: &dyn FeatureRows, plans: &[(Plan, &[String], &Fitted)], extra: &Extra) -> Result<Vec<Scored>> {
+    let mut out: Vec<Scored> = plans.iter().map(|_| Scored::empty()).collect();
+    let height = features.in_memory().height();
+    for start in (0..height).step_by(SCORE_ROWS) {
+        loyalty_contract::cancel::check()?;
+        let chunk = features.rows(start, SCORE_ROWS.min(height - start))?;
+        for ((plan, names, model), scored) in plans.iter().zip(&mut out) {
+            let rows = model_rows(chunk.clone().lazy(), *plan).collect()?;
+            if rows.height() == 0 {
+                continue;
+            }
+            let (chunk_ids, design) = design_of(&rows, names, extra)?;
+            let (cp, cr) = model.score(&design);
+            scored.ids.extend(chunk_ids);
+            scored.p.extend(cp);
+            scored
+                .reasons
+                .append_owned(StringChunked::from_iter_values(n::CHURN_REASONS.into(), cr.iter().map(String::as_str)))?;
+        }
+        tracing::debug!("scored rows {start}..{} of {height}", start + SCORE_ROWS);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
