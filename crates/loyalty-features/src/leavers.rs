@@ -374,8 +374,10 @@ pub fn analyse(
     winback_months: u32,
     first_month: NaiveDate,
 ) -> PolarsResult<LeaverTables> {
+    let started = std::time::Instant::now();
     let customers = customer_columns(tables)?;
     let gone = leavers_among(&customers, tables, params, active.column(c::CUSTOMER_ID)?, reasons)?;
+    tracing::debug!("{} leavers in {:.2}s", gone.height(), started.elapsed().as_secs_f64());
     let everyone = customers.select([c::CUSTOMER_ID, c::SIGNUP_DATE])?;
     // Only ids and signup dates are read from here on: the text columns go now.
     drop(customers);
@@ -397,10 +399,16 @@ pub fn analyse(
         .filter(col(ACTIVE_UNTIL).is_not_null().or(col(c::SIGNUP_DATE).gt_eq(lit(month_start(first_month)))))
         .with_column(col(WHOLE_HISTORY).fill_null(lit(false)))
         .collect()?;
+    let started = std::time::Instant::now();
     let values = bill_values(tables, params, &people)?;
+    tracing::debug!("bill values of {} customers in {:.2}s", people.height(), started.elapsed().as_secs_f64());
     drop(people);
+    let started = std::time::Instant::now();
     let winback = crate::retention::winback(&gone, &values, params, winback_months, reasons)?;
+    tracing::debug!("win-back list in {:.2}s", started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
     let movement = base_movement(&everyone, &gone, &values, first_month, params.as_of)?;
+    tracing::debug!("base movement in {:.2}s", started.elapsed().as_secs_f64());
     let recent = gone.clone().lazy().filter(col(c::CHURN_DATE).gt(lit(from)));
     let recent = crate::per_customer::with_competition(recent, tables, params)
         .join(values.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))

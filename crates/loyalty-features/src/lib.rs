@@ -33,7 +33,7 @@ pub use params::{
 };
 pub use remote::{AggregateFrames, AggregateRequest, Aggregator, Engine};
 pub use survival::{ChurnScores, SurvivalCurves, SurvivalModel};
-pub use value::{adoption_rates, with_survival};
+pub use value::{VALUE_INPUTS, adoption_rates, with_survival};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
@@ -80,10 +80,23 @@ pub fn customer_aggregates(tables: &Tables, params: &FeatureParams) -> Result<Da
 /// The features of every customer active at `params.as_of`, one row each, sorted by
 /// customer_id, with the survival model used for CLV.
 pub fn customer_features(tables: &Tables, params: &FeatureParams) -> Result<(DataFrame, SurvivalCurves), FeatureError> {
+    customer_features_with(tables, params, Ok)
+}
+
+/// As [`customer_features`], with the aggregates passed through `aside` before the
+/// scores and values are added: `loyalty run` sets aside there the columns no later
+/// step reads (every column but [`VALUE_INPUTS`] and the keys may go), so that they
+/// are not in memory while the rest is computed.
+pub fn customer_features_with<E: From<FeatureError>>(
+    tables: &Tables,
+    params: &FeatureParams,
+    aside: impl FnOnce(DataFrame) -> Result<DataFrame, E>,
+) -> Result<(DataFrame, SurvivalCurves), E> {
     params.check()?;
     let started = std::time::Instant::now();
     let base = per_customer::assemble(tables, params)?;
     tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
+    let base = aside(base)?;
     let started = std::time::Instant::now();
     let curves = survival::fit_kaplan_meier(tables, params)?;
     tracing::debug!("survival curves in {:.2}s", started.elapsed().as_secs_f64());

@@ -233,14 +233,31 @@ fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
 /// The rows of a one-row-per-customer frame placed at their customers' positions in
 /// the base (`slots`), null where a customer has no row; without the customer_id.
 pub(crate) fn align(slots: &Slots, height: usize, df: &DataFrame) -> PolarsResult<Vec<Column>> {
+    let idx = placement(slots, height, df)?;
+    Ok(df.drop(c::CUSTOMER_ID)?.take(&idx)?.into_columns())
+}
+
+/// As [`align`], each placed column added to `base` as it is made and its source
+/// freed: the table grows by one column at a time, never by a copy of `df`.
+fn align_into(base: &mut DataFrame, slots: &Slots, df: DataFrame) -> PolarsResult<()> {
+    let idx = placement(slots, base.height(), &df)?;
+    for column in df.drop(c::CUSTOMER_ID)?.into_columns() {
+        let placed = column.take(&idx)?;
+        drop(column);
+        base.hstack_mut(std::slice::from_ref(&placed))?;
+    }
+    Ok(())
+}
+
+/// For each row of the base (`slots`), the row of `df` with its customer, if any.
+fn placement(slots: &Slots, height: usize, df: &DataFrame) -> PolarsResult<IdxCa> {
     let mut idx: Vec<Option<IdxSize>> = vec![None; height];
     for (row, id) in df.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate() {
         if let Some(slot) = id.and_then(|id| slots.get(id)) {
             idx[slot] = Some(row as IdxSize);
         }
     }
-    let idx = IdxCa::from_iter_options("__idx".into(), idx.into_iter());
-    Ok(df.drop(c::CUSTOMER_ID)?.take(&idx)?.into_columns())
+    Ok(IdxCa::from_iter_options("__idx".into(), idx.into_iter()))
 }
 
 /// A left join that keeps the order of the left frame (the base, sorted by customer).
@@ -537,7 +554,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     frames.append(&mut local);
     let started = std::time::Instant::now();
     for df in frames.drain(..) {
-        base.hstack_mut(&align(&slots, base.height(), &df)?)?;
+        align_into(&mut base, &slots, df)?;
     }
     tracing::debug!("aggregates aligned in {:.2}s", started.elapsed().as_secs_f64());
 

@@ -202,6 +202,25 @@ fn cpv_monthly(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Res
         ]))
 }
 
+/// The aggregate columns that the scores, CPV and CLV read (besides the customers
+/// table's own columns and the survival model's inputs): what
+/// [`crate::customer_features_with`] must keep in memory.
+pub const VALUE_INPUTS: [&str; 13] = [
+    n::ARPU_12M,
+    n::COMPLAINTS_12M,
+    n::CONTACTS_12M,
+    n::DATA_MB_3M,
+    n::MARGIN_MONTHLY,
+    n::MONTHS_BILLED,
+    n::RECENCY_DAYS,
+    n::REFERRALS_MADE,
+    n::SURVEYS_ANSWERED,
+    n::SURVEY_RECOMMEND,
+    n::TENURE_MONTHS,
+    n::TOPUPS_PER_MONTH,
+    n::COMPETITION_LEVEL,
+];
+
 pub(crate) fn add_scores_and_value(
     base: DataFrame,
     tables: &Tables,

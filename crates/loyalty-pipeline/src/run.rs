@@ -170,9 +170,16 @@ fn compute(
 
     // Features at T once: the classifier scores them and CLV reads the scores back.
     stages.begin("features")?;
-    let (customers, curves_km) = loyalty_features::customer_features(&v.tables, params).during("computing features")?;
-    // What only the classifier and customers.parquet read waits on disk from here on.
-    let (customers, spilled) = crate::spill::spill(customers, staged, None)?;
+    // What only the classifier and customers.parquet read waits on disk from here on:
+    // what the scores and values do not read goes before they are computed.
+    let mut spilled = None;
+    let (customers, curves_km) = loyalty_features::customer_features_with(&v.tables, params, |base| {
+        let (kept, aside) = crate::spill::spill(base, staged, None, &loyalty_features::VALUE_INPUTS)?;
+        spilled = aside;
+        Ok::<_, crate::PipelineError>(kept)
+    })
+    .during("computing features")?;
+    let (customers, spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
 
     stages.begin("clv")?;
     let mut churn = match (trained, &spilled) {
@@ -185,7 +192,7 @@ fn compute(
     };
     let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;
     // The churn model and reasons of each customer join them.
-    let (customers, customers_spilled) = crate::spill::spill(customers, staged, spilled)?;
+    let (customers, customers_spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
     // The scores are columns of the customers table now: the fit's copy (about 0.5 GB
     // at 10M customers) is read no more.
     if let Some(fit) = churn.as_mut() {
@@ -224,8 +231,12 @@ fn compute(
     let gone =
         leavers::analyse(&v.tables, params, &customers, &cfg.churn_reasons, cfg.output.winback_months, first_month)
             .during("leavers, win-back list and base movement")?;
+    let started = Instant::now();
     let economics = retention::retention_economics(&customers, params, n::LOYALTY).during("retention economics")?;
+    tracing::debug!("retention economics in {:.2}s", started.elapsed().as_secs_f64());
+    let started = Instant::now();
     let sbg = sbg_retention(v, params.as_of).during("sBG retention curves")?;
+    tracing::debug!("sBG retention curves in {:.2}s", started.elapsed().as_secs_f64());
     Ok(Outputs {
         customers,
         customers_spilled,

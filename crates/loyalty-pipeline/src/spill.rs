@@ -68,21 +68,22 @@ pub(crate) struct Spilled {
     order: Vec<PlSmallStr>,
 }
 
-/// `customers` without the write-only columns it has, which go to a new scratch file
-/// in `dir` (with customer_id, to check the rows still line up when they come back),
-/// in row groups of [`SCORE_ROWS`] so that the classifier decodes each once. `before`:
-/// what earlier calls set aside.
+/// `customers` without the write-only columns it has but those in `keep`, which go to
+/// a new scratch file in `dir` (with customer_id, to check the rows still line up when
+/// they come back), in row groups of [`SCORE_ROWS`] so that the classifier decodes
+/// each once. `before`: what earlier calls set aside.
 pub(crate) fn spill(
     customers: DataFrame,
     dir: &Path,
     before: Option<Spilled>,
+    keep: &[&str],
 ) -> Result<(DataFrame, Option<Spilled>)> {
     let aspects = aspect_columns();
     let out: Vec<PlSmallStr> = WRITE_ONLY
         .iter()
         .copied()
         .chain(aspects.iter().map(String::as_str))
-        .filter(|name| customers.column(name).is_ok())
+        .filter(|name| customers.column(name).is_ok() && !keep.contains(name))
         .map(PlSmallStr::from)
         .collect();
     if out.is_empty() {
@@ -209,7 +210,7 @@ mod tests {
     #[test]
     fn spilled_columns_come_back_in_place_with_the_columns_added_since() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut kept, spilled) = spill(table(), dir.path(), None).unwrap();
+        let (mut kept, spilled) = spill(table(), dir.path(), None, &[]).unwrap();
         let spilled = spilled.expect("two write-only columns");
         assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::LOYALTY, n::MARGIN_MONTHLY]);
         kept.with_column(Column::new("tier".into(), ["gold", "iron", "iron", "lead"])).unwrap();
@@ -225,11 +226,11 @@ mod tests {
     fn columns_set_aside_in_two_steps_are_read_back_by_rows_and_written_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let first = table().drop(n::CHURN_REASONS).unwrap();
-        let (mut kept, spilled) = spill(first, dir.path(), None).unwrap();
+        let (mut kept, spilled) = spill(first, dir.path(), None, &[]).unwrap();
         assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::LOYALTY, n::MARGIN_MONTHLY]);
         let reasons = table().column(n::CHURN_REASONS).unwrap().clone();
         kept.with_column(reasons).unwrap();
-        let (mut kept, spilled) = spill(kept, dir.path(), spilled).unwrap();
+        let (mut kept, spilled) = spill(kept, dir.path(), spilled, &[]).unwrap();
         let spilled = spilled.unwrap();
         assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::LOYALTY, n::MARGIN_MONTHLY]);
         let rows = WithSpilled { kept: &kept, spilled: &spilled }.rows(1, 2).unwrap();
@@ -248,15 +249,15 @@ mod tests {
     #[test]
     fn rows_out_of_order_are_refused_and_a_table_without_write_only_columns_stays_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let (kept, spilled) = spill(table(), dir.path(), None).unwrap();
+        let (kept, spilled) = spill(table(), dir.path(), None, &[]).unwrap();
         let reversed = kept.reverse();
         let err = spilled.unwrap().write_joined(&reversed, &dir.path().join("customers.parquet")).unwrap_err();
         assert!(err.to_string().contains("row order"), "{err}");
-        let spilled = spill(table(), dir.path(), None).unwrap().1.unwrap();
+        let spilled = spill(table(), dir.path(), None, &[]).unwrap().1.unwrap();
         assert!(spilled.check_rows(&table()).is_ok());
         assert!(spilled.check_rows(&reversed).unwrap_err().to_string().contains("row order"));
         let narrow = table().select([c::CUSTOMER_ID, n::LOYALTY]).unwrap();
-        let (same, none) = spill(narrow.clone(), dir.path(), None).unwrap();
+        let (same, none) = spill(narrow.clone(), dir.path(), None, &[]).unwrap();
         assert!(none.is_none() && same.equals_missing(&narrow));
     }
 }
