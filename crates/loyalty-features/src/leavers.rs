@@ -213,9 +213,32 @@ fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column) -> Polar
 /// them, which keeps the group-by small). `people` has customer_id, signup_date,
 /// active_until (null for joiners who stay) and whole_history. Collected margin counts
 /// only what was paid (amount_paid - cost).
+///
+/// One customer partition at a time (each reading its bucket of the bills), rows
+/// grouped by partition: the kernel holds a partition's people only (at 10M customers
+/// the leavers and joiners of three years were 6M people, 0.7 GB of sums at once).
 pub fn bill_values(tables: &Tables, params: &FeatureParams, people: &DataFrame) -> PolarsResult<DataFrame> {
-    let known = tables[&Table::Billing].clone().filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())));
-    crate::leaver_kernel::bill_values(known, people, params.margin_rate)
+    let mut values: Option<DataFrame> = None;
+    for slice in crate::customer_slices(tables, params)? {
+        loyalty_contract::cancel::check()?;
+        let part = crate::restricted(tables, slice);
+        let known = part[&Table::Billing].clone().filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())));
+        let got = match slice {
+            Some(s) => {
+                let ids = people.column(c::CUSTOMER_ID)?.i64()?;
+                let mine: BooleanChunked = ids.iter().map(|id| id.is_some_and(|id| s.contains(id))).collect();
+                crate::leaver_kernel::bill_values(known, &people.filter(&mine)?, params.margin_rate)?
+            }
+            None => crate::leaver_kernel::bill_values(known, people, params.margin_rate)?,
+        };
+        match values.as_mut() {
+            Some(all) => {
+                all.vstack_mut(&got)?;
+            }
+            None => values = Some(got),
+        }
+    }
+    values.ok_or_else(|| polars_err!(ComputeError: "no customer partition"))
 }
 
 /// The first day of the month of `d`.

@@ -239,9 +239,10 @@ pub(crate) fn align(slots: &Slots, height: usize, df: &DataFrame) -> PolarsResul
 
 /// As [`align`], each placed column added to `base` as it is made and its source
 /// freed: the table grows by one column at a time, never by a copy of `df`.
-fn align_into(base: &mut DataFrame, slots: &Slots, df: DataFrame) -> PolarsResult<()> {
+fn align_into(base: &mut DataFrame, slots: &Slots, mut df: DataFrame) -> PolarsResult<()> {
     let idx = placement(slots, base.height(), &df)?;
-    for column in df.drop(c::CUSTOMER_ID)?.into_columns() {
+    df.drop_in_place(c::CUSTOMER_ID)?;
+    for column in df.into_columns() {
         let placed = column.take(&idx)?;
         drop(column);
         base.hstack_mut(std::slice::from_ref(&placed))?;
