@@ -7,7 +7,7 @@ use loyalty_contract::{Table, col as c, collect_streaming};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::per_customer::day_num;
+use crate::per_customer::{day_num, exact_sum};
 use crate::{FeatureParams, Tables, names as n};
 
 /// Whether a churn_date was recorded or inferred from prepaid inactivity.
@@ -286,8 +286,12 @@ pub fn base_movement(
                 .lt(lit(first))
                 .and(col(c::CHURN_DATE).is_null().or(col(c::CHURN_DATE).gt_eq(lit(first)))),
         )
-        .select([len().cast(DataType::Int64).alias("__opening0")])
-        .collect()?
+        .select([len().cast(DataType::Int64).alias("__opening0")]);
+    // Streaming, here and below: the joins of every customer with the leavers and of
+    // the joiners and leavers with their values are counted and summed as they go, not
+    // held (at 10M customers they were most of a gigabyte). The sums are in fixed
+    // point, so the order the engine adds them in does not show.
+    let opening = collect_streaming(opening)?
         .column("__opening0")?
         .i64()?
         .get(0)
@@ -296,8 +300,8 @@ pub fn base_movement(
         .group_by([month_of(c::SIGNUP_DATE)])
         .agg([
             len().cast(DataType::Int64).alias("gross_adds"),
-            col("charge_after_joining").sum().alias("revenue_gained"),
-            col("margin_after_joining").sum().alias("margin_gained"),
+            exact_sum(col("charge_after_joining")).alias("revenue_gained"),
+            exact_sum(col("margin_after_joining")).alias("margin_gained"),
         ]);
     let count_if = |cond: Expr, name: &str| cond.cast(DataType::Int64).sum().alias(name);
     let mut leave_aggs = vec![
@@ -307,8 +311,8 @@ pub fn base_movement(
     ];
     leave_aggs.extend(CLASSES.map(|k| count_if(col(REASON_CLASS).eq(lit(k)), &format!("churners_{k}"))));
     leave_aggs.extend([
-        col("charge_before_leaving").sum().alias("revenue_lost"),
-        col("margin_before_leaving").sum().alias("margin_lost"),
+        exact_sum(col("charge_before_leaving")).alias("revenue_lost"),
+        exact_sum(col("margin_before_leaving")).alias("margin_lost"),
     ]);
     let leaves = with_values(leavers.clone().lazy().filter(col(c::CHURN_DATE).gt_eq(lit(first))))
         .group_by([month_of(c::CHURN_DATE)])
@@ -319,7 +323,7 @@ pub fn base_movement(
         .sort(["month"], SortMultipleOptions::default())
         .with_columns([all().exclude_cols(["month"]).as_expr().fill_null(lit(0))]);
     let net = col("gross_adds") - col("churners");
-    joined
+    let table = joined
         .with_column(net.clone().alias("net_adds"))
         .with_column((lit(opening) + col("net_adds").cum_sum(false) - col("net_adds")).alias("opening_base"))
         .with_columns([
@@ -347,8 +351,8 @@ pub fn base_movement(
             col("margin_gained"),
             col("net_revenue"),
             col("net_margin"),
-        ])
-        .collect()
+        ]);
+    collect_streaming(table)
 }
 
 /// The reason mix of `leavers` by `key` (a column of theirs): per group and reason

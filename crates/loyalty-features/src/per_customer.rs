@@ -580,20 +580,23 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         n::CHARGE_3M,
     ];
     // The table is the size of the whole output here (gigabytes at 10M customers):
-    // the new columns are computed on their own and put in place, and the filter runs
-    // one column at a time, so that no step holds two copies of the table.
+    // the zero fills replace their columns one at a time, the new columns are computed
+    // on their own and put in place, and the filter runs one column at a time, so that
+    // no step holds two copies of the table (or of the fifteen filled columns).
     // Activity is looked for in the last 12 months: without any, recency counts from
     // the window's start (or signup, if later).
     let recency = (lit(t_days)
         - last_activity.fill_null(polars::lazy::dsl::max_horizontal([day_num(col(c::SIGNUP_DATE)), lit(t_12)])?))
     .cast(DataType::Float64);
+    for name in zero_filled {
+        let filled = base.clone().lazy().select([col(name).fill_null(lit(0))]).collect()?;
+        base.with_column(filled.column(name)?.clone())?;
+    }
     let derived = base
         .clone()
         .lazy()
-        .with_columns(zero_filled.map(|x| col(x).fill_null(lit(0))))
         .with_column(recency.alias(n::RECENCY_DAYS))
         .select([
-            cols(zero_filled).as_expr(),
             col(n::RECENCY_DAYS),
             (col(n::TOPUPS_12M) / f(col(n::TENURE_MONTHS).clip(lit(1), lit(12)))).alias(n::TOPUPS_PER_MONTH),
             when(col(c::CONTRACT_MONTHS).gt(lit(0)))
