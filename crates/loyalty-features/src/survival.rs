@@ -59,10 +59,20 @@ impl SurvivalModel for ChurnScores<'_> {
     fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>> {
         let h = f64::from(self.horizon_months.max(1));
         let fallback = self.fallback.discounted_survival(features, d, n)?;
-        self.per_row(features, fallback, |p| {
-            (1..=n).map(|t| (1.0 - p).powf(f64::from(t) / h) / (1.0 + d).powi(t as i32)).sum()
-        })
+        self.per_row(features, fallback, |p| discounted_geometric((1.0 - p).powf(1.0 / h) / (1.0 + d), n))
     }
+}
+
+/// The sum of r^t for t = 1..=n, by products: the discounted survival of a constant
+/// monthly retention (one `powf` per customer, not one per month: at 10M customers
+/// and 60 months the powers took 9 s).
+fn discounted_geometric(r: f64, n: u32) -> f64 {
+    let (mut term, mut sum) = (1.0, 0.0);
+    for _ in 0..n {
+        term *= r;
+        sum += term;
+    }
+    sum
 }
 
 /// Cells with fewer customers at risk than this borrow a coarser hazard.
@@ -340,6 +350,15 @@ pub fn kaplan_meier_by(tables: &Tables, params: &FeatureParams, by: &str) -> Res
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn discounted_geometric_sums_the_powers() {
+        for (p, d, h, n) in [(0.2, 0.01, 6.0, 60u32), (0.0, 0.0, 6.0, 36), (1.0, 0.008, 12.0, 60), (0.03, 0.1, 1.0, 120)] {
+            let direct: f64 = (1..=n).map(|t| (1.0_f64 - p).powf(f64::from(t) / h) / (1.0_f64 + d).powi(t as i32)).sum();
+            let fast = super::discounted_geometric((1.0_f64 - p).powf(1.0 / h) / (1.0 + d), n);
+            assert!((fast - direct).abs() <= 1e-12 * direct.max(1.0), "{p} {d}: {fast} vs {direct}");
+        }
+    }
+
     use super::*;
 
     #[test]
