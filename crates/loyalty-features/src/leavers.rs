@@ -108,17 +108,12 @@ pub fn leavers(
     active_ids: &Column,
     reasons: &ReasonMap,
 ) -> PolarsResult<DataFrame> {
-    leavers_among(&customer_columns(tables, params.as_of)?, tables, params, active_ids, reasons)
+    leavers_among(&customer_columns(tables)?, tables, params, active_ids, reasons)
 }
 
-/// The customers table's columns that [`leavers`] reads, of the customers who can have left by `t`.
-fn customer_columns(tables: &Tables, t: NaiveDate) -> PolarsResult<DataFrame> {
-    // Only who can be a leaver by T (churned by then, or prepaid and active by the
-    // record): the text columns of every customer took most of a gigabyte at 10M.
-    let candidates = col(c::CHURN_DATE)
-        .lt_eq(lit(t))
-        .or(loyalty_contract::dates::active_at(t).and(col(c::PLAN_TYPE).eq(lit("prepaid"))));
-    collect_streaming(tables[&Table::Customers].clone().filter(candidates).select([
+/// The customers table's columns that [`leavers`] and the base movement read, once.
+fn customer_columns(tables: &Tables) -> PolarsResult<DataFrame> {
+    collect_streaming(tables[&Table::Customers].clone().select([
         col(c::CUSTOMER_ID),
         col(c::PLAN_TYPE),
         col(c::MARKET_ID),
@@ -407,13 +402,12 @@ pub fn analyse(
     first_month: NaiveDate,
 ) -> PolarsResult<LeaverTables> {
     let started = std::time::Instant::now();
-    let customers = customer_columns(tables, params.as_of)?;
+    let customers = customer_columns(tables)?;
     let gone = leavers_among(&customers, tables, params, active.column(c::CUSTOMER_ID)?, reasons)?;
     tracing::debug!("{} leavers in {:.2}s", gone.height(), started.elapsed().as_secs_f64());
+    let everyone = customers.select([c::CUSTOMER_ID, c::SIGNUP_DATE])?;
+    // Only ids and signup dates are read from here on: the text columns go now.
     drop(customers);
-    // Only ids and signup dates of everyone are read from here on.
-    let everyone =
-        collect_streaming(tables[&Table::Customers].clone().select([col(c::CUSTOMER_ID), col(c::SIGNUP_DATE)]))?;
     let from = params.as_of.checked_sub_months(chrono::Months::new(winback_months)).unwrap_or(params.as_of);
     // The win-back list shows its leavers' lifetime margin: their every bill is read.
     let people = everyone

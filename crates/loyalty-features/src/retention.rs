@@ -197,21 +197,7 @@ pub fn retention_economics(df: &DataFrame, params: &FeatureParams, loyalty_col: 
             .alias(format!("__dlife_{tag}")),
         );
     }
-    // The per-customer terms once, a million customers at a time (the powers' temporary
-    // columns of the whole table at once, and a copy for each of the three groupings
-    // below, added most of a gigabyte at 10M customers).
-    const ROWS: usize = 1_000_000;
-    let mut terms: Option<DataFrame> = None;
-    for start in (0..df.height().max(1)).step_by(ROWS) {
-        let part = df.slice(start as i64, ROWS).lazy().select(exprs.clone()).collect()?;
-        match terms.as_mut() {
-            Some(all) => {
-                all.vstack_mut(&part)?;
-            }
-            None => terms = Some(part),
-        }
-    }
-    let per_customer = terms.ok_or_else(|| polars_err!(ComputeError: "no rows"))?.lazy();
+    let per_customer = df.clone().lazy().select(exprs);
     let aggs = || {
         let mut a = vec![
             len().cast(DataType::Int64).alias("customers"),
