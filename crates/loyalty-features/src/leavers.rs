@@ -291,11 +291,7 @@ pub fn base_movement(
     // the joiners and leavers with their values are counted and summed as they go, not
     // held (at 10M customers they were most of a gigabyte). The sums are in fixed
     // point, so the order the engine adds them in does not show.
-    let opening = collect_streaming(opening)?
-        .column("__opening0")?
-        .i64()?
-        .get(0)
-        .unwrap_or(0);
+    let opening = collect_streaming(opening)?.column("__opening0")?.i64()?.get(0).unwrap_or(0);
     let adds = with_values(signed_up.filter(col(c::SIGNUP_DATE).gt_eq(lit(first))))
         .group_by([month_of(c::SIGNUP_DATE)])
         .agg([

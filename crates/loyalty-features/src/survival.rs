@@ -352,8 +352,11 @@ pub fn kaplan_meier_by(tables: &Tables, params: &FeatureParams, by: &str) -> Res
 mod tests {
     #[test]
     fn discounted_geometric_sums_the_powers() {
-        for (p, d, h, n) in [(0.2, 0.01, 6.0, 60u32), (0.0, 0.0, 6.0, 36), (1.0, 0.008, 12.0, 60), (0.03, 0.1, 1.0, 120)] {
-            let direct: f64 = (1..=n).map(|t| (1.0_f64 - p).powf(f64::from(t) / h) / (1.0_f64 + d).powi(t as i32)).sum();
+        for (p, d, h, n) in
+            [(0.2, 0.01, 6.0, 60u32), (0.0, 0.0, 6.0, 36), (1.0, 0.008, 12.0, 60), (0.03, 0.1, 1.0, 120)]
+        {
+            let direct: f64 =
+                (1..=n).map(|t| (1.0_f64 - p).powf(f64::from(t) / h) / (1.0_f64 + d).powi(t as i32)).sum();
             let fast = super::discounted_geometric((1.0_f64 - p).powf(1.0 / h) / (1.0 + d), n);
             assert!((fast - direct).abs() <= 1e-12 * direct.max(1.0), "{p} {d}: {fast} vs {direct}");
         }

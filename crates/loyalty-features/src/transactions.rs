@@ -326,9 +326,8 @@ mod tests {
             state % n
         };
         let plans = ["prepaid", "postpaid"];
-        let people: Vec<(i64, Option<i32>, &str)> = (0..400)
-            .map(|i| (i * 3, (next(10) > 0).then(|| next(400) as i32), plans[next(2) as usize]))
-            .collect();
+        let people: Vec<(i64, Option<i32>, &str)> =
+            (0..400).map(|i| (i * 3, (next(10) > 0).then(|| next(400) as i32), plans[next(2) as usize])).collect();
         let log: Vec<(i64, i32, Option<f64>)> = (0..6_000)
             .map(|_| (next(1_300) as i64, next(420) as i32, (next(20) > 0).then(|| next(10_000) as f64 / 100.0)))
             .collect();
@@ -344,7 +343,9 @@ mod tests {
             let (a, b) = (fast.column(name).unwrap().f64().unwrap(), slow.column(name).unwrap().f64().unwrap());
             for (i, (a, b)) in a.iter().zip(b.iter()).enumerate() {
                 match (a, b) {
-                    (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{name} row {i}: {a} vs {b}"),
+                    (Some(a), Some(b)) => {
+                        assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{name} row {i}: {a} vs {b}")
+                    }
                     (a, b) => assert_eq!(a, b, "{name} row {i}"),
                 }
             }

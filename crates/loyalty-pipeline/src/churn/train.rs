@@ -158,7 +158,11 @@ impl Scored {
 /// model, [`SCORE_ROWS`] rows of the table at a time (each chunk read once for every
 /// plan). Each chunk's reasons are kept as one Arrow string array (at 10M customers a
 /// `String` per reason took gigabytes).
-pub(crate) fn score_at(features: &dyn FeatureRows, plans: &[(Plan, &[String], &Fitted)], extra: &Extra) -> Result<Vec<Scored>> {
+pub(crate) fn score_at(
+    features: &dyn FeatureRows,
+    plans: &[(Plan, &[String], &Fitted)],
+    extra: &Extra,
+) -> Result<Vec<Scored>> {
     let mut out: Vec<Scored> = plans.iter().map(|_| Scored::empty()).collect();
     let height = features.in_memory().height();
     for start in (0..height).step_by(SCORE_ROWS) {
@@ -173,9 +177,10 @@ pub(crate) fn score_at(features: &dyn FeatureRows, plans: &[(Plan, &[String], &F
             let (cp, cr) = model.score(&design);
             scored.ids.extend(chunk_ids);
             scored.p.extend(cp);
-            scored
-                .reasons
-                .append_owned(StringChunked::from_iter_values(n::CHURN_REASONS.into(), cr.iter().map(String::as_str)))?;
+            scored.reasons.append_owned(StringChunked::from_iter_values(
+                n::CHURN_REASONS.into(),
+                cr.iter().map(String::as_str),
+            ))?;
         }
         tracing::debug!("scored rows {start}..{} of {height}", start + SCORE_ROWS);
     }
