@@ -182,13 +182,10 @@ fn compute(
     let (customers, spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
 
     stages.begin("clv")?;
-    let mut churn = match (trained, &spilled) {
-        (Some(trained), Some(spilled)) => {
-            let at_t = crate::spill::WithSpilled { kept: &customers, spilled };
-            Some(trained.score(v, params, &at_t).during("scoring the customers at T")?)
-        }
-        (Some(trained), None) => Some(trained.score(v, params, &customers).during("scoring the customers at T")?),
-        (None, _) => None,
+    let at_t = crate::spill::WithSpilled { kept: &customers, spilled: spilled.as_ref() };
+    let mut churn = match trained {
+        Some(trained) => Some(trained.score(v, params, &at_t).during("scoring the customers at T")?),
+        None => None,
     };
     let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;
     // The churn model and reasons of each customer join them.

@@ -113,7 +113,8 @@ fn added_since(order: &[PlSmallStr], customers: &DataFrame) -> Vec<PlSmallStr> {
 /// reads it.
 pub(crate) struct WithSpilled<'a> {
     pub kept: &'a DataFrame,
-    pub spilled: &'a Spilled,
+    /// None: nothing was set aside, the table is whole in memory.
+    pub spilled: Option<&'a Spilled>,
 }
 
 impl FeatureRows for WithSpilled<'_> {
@@ -122,7 +123,10 @@ impl FeatureRows for WithSpilled<'_> {
     }
 
     fn rows(&self, start: usize, len: usize) -> Result<DataFrame> {
-        self.spilled.rows(self.kept, start, len)
+        match self.spilled {
+            Some(spilled) => spilled.rows(self.kept, start, len),
+            None => self.kept.rows(start, len),
+        }
     }
 }
 
@@ -233,7 +237,7 @@ mod tests {
         let (mut kept, spilled) = spill(kept, dir.path(), spilled, &[]).unwrap();
         let spilled = spilled.unwrap();
         assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::LOYALTY, n::MARGIN_MONTHLY]);
-        let rows = WithSpilled { kept: &kept, spilled: &spilled }.rows(1, 2).unwrap();
+        let rows = WithSpilled { kept: &kept, spilled: Some(&spilled) }.rows(1, 2).unwrap();
         let order = [c::CUSTOMER_ID, n::LOYALTY, n::RECENCY_DAYS, n::MARGIN_MONTHLY, n::CHURN_REASONS];
         let expected = table().select(order).unwrap();
         assert!(rows.equals_missing(&expected.slice(1, 2)), "{rows}");
