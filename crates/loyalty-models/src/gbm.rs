@@ -163,45 +163,135 @@ struct Tree {
 }
 
 impl Tree {
-    /// The leaf value a row reaches; `visit(feature, from, to)` is told each step's
-    /// feature and the nodes it leaves and enters (for attributions).
-    fn walk(&self, x: impl Fn(usize) -> f64, mut visit: impl FnMut(usize, usize, usize)) -> f64 {
-        let mut at = 0;
-        loop {
-            match &self.nodes[at] {
-                Node::Leaf { value } => return *value,
-                Node::Split { feature, threshold, missing_left, left, right, .. } => {
-                    let v = x(*feature);
-                    let next = if v.is_nan() {
-                        if *missing_left { *left } else { *right }
-                    } else if v <= *threshold {
-                        *left
-                    } else {
-                        *right
-                    };
-                    visit(*feature, at, next);
-                    at = next;
-                }
-            }
-        }
-    }
-
-    /// The leaf a row reaches.
-    fn leaf_of(&self, x: impl Fn(usize) -> f64) -> usize {
-        let mut at = 0;
-        while let Node::Split { feature, threshold, missing_left, left, right, .. } = &self.nodes[at] {
-            let v = x(*feature);
-            let goes_left = if v.is_nan() { *missing_left } else { v <= *threshold };
-            at = if goes_left { *left } else { *right };
-        }
-        at
-    }
-
     fn node_value(&self, at: usize) -> f64 {
         match &self.nodes[at] {
             Node::Leaf { value } | Node::Split { value, .. } => *value,
         }
     }
+}
+
+/// A node of [`Steps`].
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    threshold: f64,
+    /// A leaf's value.
+    value: f64,
+    /// The change of the node value from this node to its left and to its right
+    /// child: a row's attribution to the split feature.
+    up: [f64; 2],
+    /// The left and the right child.
+    next: [u32; 2],
+    feature: u32,
+    missing_left: bool,
+    leaf: bool,
+}
+
+/// Every tree's nodes in one array, laid out for scoring: a step reads one small
+/// node, where a [`Node`] is an enum twice its size, and the attribution of each step
+/// is subtracted once here instead of once per row (the same subtraction, so the same
+/// bits).
+struct Steps {
+    steps: Vec<Step>,
+    /// Each tree's root.
+    roots: Vec<usize>,
+}
+
+impl Steps {
+    fn of(trees: &[Tree]) -> Steps {
+        let mut steps = Vec::new();
+        let mut roots = Vec::with_capacity(trees.len());
+        for tree in trees {
+            let offset = steps.len();
+            roots.push(offset);
+            let at = |child: usize| (offset + child) as u32;
+            for (k, node) in tree.nodes.iter().enumerate() {
+                steps.push(match *node {
+                    Node::Leaf { value } => Step {
+                        threshold: 0.0,
+                        value,
+                        up: [0.0; 2],
+                        next: [0; 2],
+                        feature: 0,
+                        missing_left: false,
+                        leaf: true,
+                    },
+                    Node::Split { feature, threshold, missing_left, left, right, value } => Step {
+                        threshold,
+                        value,
+                        up: [tree.node_value(left) - tree.node_value(k), tree.node_value(right) - tree.node_value(k)],
+                        next: [at(left), at(right)],
+                        feature: feature as u32,
+                        missing_left,
+                        leaf: false,
+                    },
+                });
+            }
+        }
+        Steps { steps, roots }
+    }
+
+    /// The log-odds of each of the rows `xs` (row-major, `p` values each, at most
+    /// [`LANES`] rows) from `base`, with each row's attribution terms added to its `p`
+    /// cells of `terms` when asked for. The rows walk each tree side by side: one row's
+    /// steps wait on each other (node, value, comparison, next node), the rows' do not.
+    /// Each row's sums run in the same order as alone.
+    fn raw(&self, base: f64, xs: &[f64], p: usize, mut terms: Option<&mut [f64]>) -> [f64; LANES] {
+        let rows = xs.len() / p.max(1);
+        let mut raw = [base; LANES];
+        for &root in &self.roots {
+            let mut at = [root; LANES];
+            loop {
+                let mut moved = false;
+                for lane in 0..rows {
+                    let s = &self.steps[at[lane]];
+                    if s.leaf {
+                        continue;
+                    }
+                    moved = true;
+                    let feature = s.feature as usize;
+                    let v = xs[lane * p + feature];
+                    // Without branches: which way a row goes is as good as random to a predictor.
+                    let left = (v <= s.threshold) | (v.is_nan() & s.missing_left);
+                    let side = usize::from(!left);
+                    if let Some(terms) = terms.as_deref_mut() {
+                        terms[lane * p + feature] += s.up[side];
+                    }
+                    at[lane] = s.next[side] as usize;
+                }
+                if !moved {
+                    break;
+                }
+            }
+            for lane in 0..rows {
+                raw[lane] += self.steps[at[lane]].value;
+            }
+        }
+        raw
+    }
+}
+
+/// Rows that walk the trees side by side in [`Steps::raw`].
+const LANES: usize = 8;
+
+/// Rows `rows` of `d` copied into `xs`, row-major: the trees read each row many times,
+/// and a row's values lie one column apart in `d`.
+fn rows_into(d: &Design, rows: std::ops::Range<usize>, xs: &mut Vec<f64>) {
+    xs.clear();
+    for r in rows {
+        xs.extend(d.columns.iter().map(|column| column[r]));
+    }
+}
+
+/// `f` of each block of up to [`LANES`] rows of `d`, in parallel, the blocks' results
+/// in row order.
+fn per_lanes<T: Send>(d: &Design, f: impl Fn(std::ops::Range<usize>) -> Vec<T> + Sync) -> Vec<T> {
+    let blocks = d.rows.div_ceil(LANES);
+    let per_block: Vec<Vec<T>> = (0..blocks)
+        .into_par_iter()
+        .with_min_len(SCORE_CHUNK / LANES)
+        .map(|k| f(k * LANES..((k + 1) * LANES).min(d.rows)))
+        .collect();
+    per_block.into_iter().flatten().collect()
 }
 
 /// The best split of a leaf.
@@ -215,7 +305,7 @@ struct Split {
     left: Sums,
 }
 
-/// A leaf of the tree being grown: its rows are `order[start..end]`.
+/// A leaf of the tree being grown: its rows are `start..end` of the [`LeafOrdered`] rows.
 struct Open {
     node: usize,
     start: usize,
@@ -248,7 +338,10 @@ const MIN_BLOCK: usize = 8;
 #[derive(Default)]
 struct Scratch {
     free: Vec<Vec<Sums>>,
-    rows: Vec<u32>,
+    goes_left: Vec<bool>,
+    bytes: Vec<u8>,
+    floats: Vec<f64>,
+    pairs: Vec<(f64, f64)>,
 }
 
 impl Scratch {
@@ -267,10 +360,60 @@ fn better(a: Option<Split>, b: Option<Split>) -> Option<Split> {
     }
 }
 
-/// What growing trees needs besides the current scores.
+/// The training rows kept in leaf order: each open leaf's rows are one range of every
+/// array, so a histogram reads its rows' bins and gradients in sequence. Reading them
+/// through a list of row numbers instead missed the cache on nearly every row, and
+/// that was most of a fit's time. Splitting a leaf moves its rows (stably: left rows
+/// first, each side in its order), so every sum runs in the same row order as before.
+struct LeafOrdered {
+    features: usize,
+    /// Bin numbers, row-major: the i-th row's are `binned[i * features..][..features]`.
+    binned: Vec<u8>,
+    y: Vec<f64>,
+    /// The log-odds so far.
+    score: Vec<f64>,
+    /// Log-loss gradient and hessian at `score`.
+    gh: Vec<(f64, f64)>,
+}
+
+impl LeafOrdered {
+    fn new(binned: Vec<u8>, features: usize, y: &[f64], base: f64) -> LeafOrdered {
+        LeafOrdered { features, binned, y: y.to_vec(), score: vec![base; y.len()], gh: Vec::new() }
+    }
+
+    /// The bins of the i-th row.
+    fn row(&self, i: usize) -> &[u8] {
+        &self.binned[i * self.features..(i + 1) * self.features]
+    }
+
+    /// Rows `start..end` reordered: those `goes_left` first, then the others, each in
+    /// their order; returns where the right rows start.
+    fn partition(&mut self, start: usize, end: usize, goes_left: impl Fn(&[u8]) -> bool, s: &mut Scratch) -> usize {
+        s.goes_left.clear();
+        s.goes_left.extend((start..end).map(|i| goes_left(self.row(i))));
+        let w = self.features;
+        stable_partition(&mut self.binned[start * w..end * w], w, &s.goes_left, &mut s.bytes);
+        stable_partition(&mut self.y[start..end], 1, &s.goes_left, &mut s.floats);
+        stable_partition(&mut self.score[start..end], 1, &s.goes_left, &mut s.floats);
+        stable_partition(&mut self.gh[start..end], 1, &s.goes_left, &mut s.pairs);
+        start + s.goes_left.iter().filter(|&&l| l).count()
+    }
+}
+
+/// `items`, in runs of `width` (one per row), reordered: the rows marked in `left`
+/// first, then the others, each in their order.
+fn stable_partition<T: Copy>(items: &mut [T], width: usize, left: &[bool], scratch: &mut Vec<T>) {
+    scratch.clear();
+    for side in [true, false] {
+        for (row, _) in items.chunks_exact(width).zip(left).filter(|(_, l)| **l == side) {
+            scratch.extend_from_slice(row);
+        }
+    }
+    items.copy_from_slice(scratch);
+}
+
+/// What growing trees needs besides the rows.
 struct Grower<'a> {
-    /// Bin numbers, row-major: row r's are `binned[r * features..][..features]`.
-    binned: &'a [u8],
     features: usize,
     edges: &'a [Vec<f64>],
     /// Feature j's histogram cells are `cells[j]..cells[j + 1]`: its missing bin and
@@ -283,13 +426,13 @@ struct Grower<'a> {
 }
 
 impl<'a> Grower<'a> {
-    fn new(binned: &'a [u8], features: usize, edges: &'a [Vec<f64>], p: GbmParams) -> Grower<'a> {
+    fn new(features: usize, edges: &'a [Vec<f64>], p: GbmParams) -> Grower<'a> {
         let mut cells = vec![0];
         for e in edges {
             cells.push(cells.last().copied().unwrap_or(0) + e.len() + 2);
         }
         let block_width = features.div_ceil(rayon::current_num_threads()).max(MIN_BLOCK);
-        Grower { binned, features, edges, cells, block_width, p }
+        Grower { features, edges, cells, block_width, p }
     }
 
     /// The features of block k.
@@ -310,20 +453,17 @@ impl<'a> Grower<'a> {
         out
     }
 
-    /// Block k's histogram over `rows`, written over `h`: each cell summed in row order.
-    /// A row's updates go to different features' cells, so they do not wait for each other.
-    fn fill(&self, k: usize, rows: &[u32], gh: &[(f64, f64)], h: &mut [Sums]) {
+    /// Block k's histogram over the rows `range`, written over `h`: each cell summed in
+    /// row order. A row's updates go to different features' cells, so they do not wait
+    /// for each other.
+    fn fill(&self, k: usize, rows: &LeafOrdered, range: std::ops::Range<usize>, h: &mut [Sums]) {
         h.fill(Sums::default());
         let f = self.block(k);
         let base = self.cells[f.start];
         let offsets: Vec<usize> = self.cells[f.clone()].iter().map(|c| c - base).collect();
-        let row_of = |r: u32| {
-            let start = r as usize * self.features;
-            &self.binned[start + f.start..start + f.end]
-        };
-        for &r in rows {
-            let (g, hh) = gh[r as usize];
-            for (&o, &b) in offsets.iter().zip(row_of(r)) {
+        let bins = &rows.binned[range.start * self.features..range.end * self.features];
+        for (row, &(g, hh)) in bins.chunks_exact(self.features).zip(&rows.gh[range]) {
+            for (&o, &b) in offsets.iter().zip(&row[f.clone()]) {
                 let cell = &mut h[o + b as usize];
                 cell.g += g;
                 cell.h += hh;
@@ -389,11 +529,12 @@ impl<'a> Grower<'a> {
         results.into_iter().fold((None, None), |(a, b), (x, y)| (better(a, x), better(b, y)))
     }
 
-    /// The histogram of every row in `order` and the best split of the root.
-    fn root(&self, order: &[u32], gh: &[(f64, f64)], hist: &mut [Sums]) -> (Sums, Option<Split>) {
+    /// The histogram of every row and the best split of the root.
+    fn root(&self, rows: &LeafOrdered, hist: &mut [Sums]) -> (Sums, Option<Split>) {
+        let n = rows.y.len();
         let tasks: Vec<(usize, &mut [Sums])> = self.blocks(hist).into_iter().enumerate().collect();
-        self.per_block(order.len(), tasks, |k, h| {
-            self.fill(k, order, gh, h);
+        self.per_block(n, tasks, |k, h| {
+            self.fill(k, rows, 0..n, h);
             (None, None)
         });
         // The search needs the root's total: every feature's cells sum to it.
@@ -402,7 +543,7 @@ impl<'a> Grower<'a> {
             s
         });
         let tasks: Vec<(usize, &mut [Sums])> = self.blocks(hist).into_iter().enumerate().collect();
-        let (best, _) = self.per_block(order.len(), tasks, |k, h| (self.best_split(k, h, total), None));
+        let (best, _) = self.per_block(n, tasks, |k, h| (self.best_split(k, h, total), None));
         (total, best)
     }
 
@@ -410,38 +551,30 @@ impl<'a> Grower<'a> {
     /// `parent` (the parent minus the smaller), and the best split of each.
     fn children(
         &self,
-        small_rows: &[u32],
-        gh: &[(f64, f64)],
+        rows: &LeafOrdered,
+        small_rows: std::ops::Range<usize>,
         small: &mut [Sums],
         parent: &mut [Sums],
         sums: (Sums, Sums),
     ) -> (Option<Split>, Option<Split>) {
         let tasks: Vec<_> = self.blocks(small).into_iter().zip(self.blocks(parent)).enumerate().collect();
         self.per_block(small_rows.len(), tasks, |k, (s, p)| {
-            self.fill(k, small_rows, gh, s);
+            self.fill(k, rows, small_rows.clone(), s);
             p.iter_mut().zip(s.iter()).for_each(|(p, s)| *p = p.minus(*s));
             (self.best_split(k, s, sums.0), self.best_split(k, p, sums.1))
         })
     }
 
-    /// One tree on the current gradients; `order` ends grouped by leaf, and each
-    /// leaf's rows get its value added to `score`.
-    fn tree(
-        &self,
-        order: &mut [u32],
-        gh: &[(f64, f64)],
-        score: &mut [f64],
-        gain: &mut [f64],
-        scratch: &mut Scratch,
-    ) -> Tree {
+    /// One tree on the rows' current gradients; the rows end grouped by leaf, and each
+    /// leaf's rows get its value added to their score.
+    fn tree(&self, rows: &mut LeafOrdered, gain: &mut [f64], scratch: &mut Scratch) -> Tree {
         let l2 = self.p.l2;
         let lr = self.p.learning_rate;
         let cells = self.cells[self.features];
         let mut hist = scratch.histogram(cells);
-        let (sums, best) = self.root(order, gh, &mut hist);
+        let (sums, best) = self.root(rows, &mut hist);
         let mut nodes = vec![Node::Leaf { value: sums.value(l2) * lr }];
-        let mut open = vec![Open { node: 0, start: 0, end: order.len(), sums, hist, best }];
-        scratch.rows.resize(order.len(), 0);
+        let mut open = vec![Open { node: 0, start: 0, end: rows.y.len(), sums, hist, best }];
         while open.len() < self.p.leaves as usize {
             // The open leaf with the largest gain (ties: the first).
             let Some((k, split)) = open.iter().enumerate().filter_map(|(k, o)| o.best.map(|s| (k, s))).fold(
@@ -455,7 +588,11 @@ impl<'a> Grower<'a> {
             };
             let leaf = open.swap_remove(k);
             gain[split.feature] += split.gain;
-            let mid = self.partition(order, &mut scratch.rows, &leaf, &split);
+            let goes_left = |bins: &[u8]| match bins[split.feature] as usize {
+                0 => split.missing_left,
+                b => b <= split.bin,
+            };
+            let mid = rows.partition(leaf.start, leaf.end, goes_left, scratch);
             let right_sums = leaf.sums.minus(split.left);
             let (l, r) = (nodes.len(), nodes.len() + 1);
             nodes.push(Node::Leaf { value: split.left.value(l2) * lr });
@@ -470,13 +607,13 @@ impl<'a> Grower<'a> {
             };
             // Sum the smaller child; the larger is the parent minus it, in the parent's buffer.
             let left_smaller = mid - leaf.start <= leaf.end - mid;
-            let small_rows = if left_smaller { &order[leaf.start..mid] } else { &order[mid..leaf.end] };
+            let small_rows = if left_smaller { leaf.start..mid } else { mid..leaf.end };
             let (small_sums, large_sums) =
                 if left_smaller { (split.left, right_sums) } else { (right_sums, split.left) };
             let mut small = scratch.histogram(cells);
             let mut large = leaf.hist;
             let (small_best, large_best) =
-                self.children(small_rows, gh, &mut small, &mut large, (small_sums, large_sums));
+                self.children(rows, small_rows, &mut small, &mut large, (small_sums, large_sums));
             let ((lh, lb), (rh, rb)) = if left_smaller {
                 ((small, small_best), (large, large_best))
             } else {
@@ -487,34 +624,12 @@ impl<'a> Grower<'a> {
         }
         for o in open {
             let Node::Leaf { value } = nodes[o.node] else { unreachable!("open leaves are leaves") };
-            for &r in &order[o.start..o.end] {
-                score[r as usize] += value;
+            for s in &mut rows.score[o.start..o.end] {
+                *s += value;
             }
             scratch.free.push(o.hist);
         }
         Tree { nodes }
-    }
-
-    /// Rows of the leaf that go left first, then the others, each in their order;
-    /// returns where the right rows start.
-    fn partition(&self, order: &mut [u32], scratch: &mut [u32], leaf: &Open, s: &Split) -> usize {
-        let goes_left = |r: u32| {
-            let b = self.binned[r as usize * self.features + s.feature] as usize;
-            if b == 0 { s.missing_left } else { b <= s.bin }
-        };
-        let rows = &order[leaf.start..leaf.end];
-        let mut k = 0;
-        for &r in rows.iter().filter(|&&r| goes_left(r)) {
-            scratch[k] = r;
-            k += 1;
-        }
-        let lefts = k;
-        for &r in rows.iter().filter(|&&r| !goes_left(r)) {
-            scratch[k] = r;
-            k += 1;
-        }
-        order[leaf.start..leaf.end].copy_from_slice(&scratch[..k]);
-        leaf.start + lefts
     }
 }
 
@@ -534,7 +649,7 @@ fn gradients(score: &[f64], y: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Rows scored per task: enough to amortise the walk of every tree.
+/// Fewest rows scored per task: enough to amortise handing the task to a thread.
 const SCORE_CHUNK: usize = 1_024;
 
 impl Gbm {
@@ -550,18 +665,16 @@ impl Gbm {
         }
         let started = std::time::Instant::now();
         let bins = Bins::fit(d, p.bins as usize);
-        let binned = bins.apply(d);
-        let grower = Grower::new(&binned, d.columns.len(), &bins.edges, *p);
+        let grower = Grower::new(d.columns.len(), &bins.edges, *p);
         let rate = (y.iter().sum::<f64>() / y.len() as f64).clamp(1e-9, 1.0 - 1e-9);
         let base = (rate / (1.0 - rate)).ln();
-        let mut score = vec![base; d.rows];
-        let mut order: Vec<u32> = (0..d.rows as u32).collect();
+        let mut rows = LeafOrdered::new(bins.apply(d), d.columns.len(), y, base);
         let mut gain = vec![0.0; d.columns.len()];
         let mut trees = Vec::with_capacity(p.trees as usize);
         let mut scratch = Scratch::default();
         for _ in 0..p.trees {
-            let gh = gradients(&score, y);
-            trees.push(grower.tree(&mut order, &gh, &mut score, &mut gain, &mut scratch));
+            rows.gh = gradients(&rows.score, &rows.y);
+            trees.push(grower.tree(&mut rows, &mut gain, &mut scratch));
         }
         tracing::debug!(
             "boosting: {} trees of up to {} leaves on {} rows x {} features in {:.1}s",
@@ -586,16 +699,14 @@ impl Gbm {
 
     /// The log-odds of each row.
     pub fn raw(&self, d: &Design) -> Vec<f64> {
-        let mut out = vec![self.base; d.rows];
-        out.par_chunks_mut(SCORE_CHUNK).enumerate().for_each(|(k, chunk)| {
-            let start = k * SCORE_CHUNK;
-            for tree in &self.trees {
-                for (i, o) in chunk.iter_mut().enumerate() {
-                    *o += tree.node_value(tree.leaf_of(|j| d.columns[j][start + i]));
-                }
-            }
-        });
-        out
+        let steps = Steps::of(&self.trees);
+        let p = d.columns.len();
+        per_lanes(d, |rows| {
+            let mut xs = Vec::with_capacity(LANES * p);
+            let n = rows.len();
+            rows_into(d, rows, &mut xs);
+            steps.raw(self.base, &xs, p, None)[..n].to_vec()
+        })
     }
 
     /// P(y = 1) of each row.
@@ -607,22 +718,15 @@ impl Gbm {
     /// values along its path through every tree, Saabas' attribution); the terms and
     /// the bias sum to [`Gbm::raw`].
     pub fn contributions(&self, d: &Design) -> Vec<Vec<f64>> {
+        let steps = Steps::of(&self.trees);
         let p = d.columns.len();
-        (0..d.rows)
-            .into_par_iter()
-            .map(|r| {
-                let mut terms = vec![0.0; p];
-                for tree in &self.trees {
-                    tree.walk(
-                        |j| d.columns[j][r],
-                        |feature, from, to| {
-                            terms[feature] += tree.node_value(to) - tree.node_value(from);
-                        },
-                    );
-                }
-                terms
-            })
-            .collect()
+        per_lanes(d, |rows| {
+            let mut xs = Vec::with_capacity(LANES * p);
+            rows_into(d, rows, &mut xs);
+            let mut terms = vec![0.0; xs.len()];
+            steps.raw(self.base, &xs, p, Some(&mut terms));
+            terms.chunks(p.max(1)).map(<[f64]>::to_vec).collect()
+        })
     }
 
     /// For each row, the features that push its churn score up most (largest
@@ -638,26 +742,17 @@ impl Gbm {
     /// walk of each tree per row, without a row's terms outliving it: scoring millions
     /// of customers walked every tree twice and kept every row's terms.
     pub fn predict_with_reasons(&self, d: &Design, k: usize) -> (Vec<f64>, Vec<Vec<usize>>) {
+        let steps = Steps::of(&self.trees);
         let p = d.columns.len();
-        (0..d.rows)
-            .into_par_iter()
-            .map_init(
-                || vec![0.0; p],
-                |terms, r| {
-                    terms.fill(0.0);
-                    let mut raw = self.base;
-                    for tree in &self.trees {
-                        raw += tree.walk(
-                            |j| d.columns[j][r],
-                            |feature, from, to| {
-                                terms[feature] += tree.node_value(to) - tree.node_value(from);
-                            },
-                        );
-                    }
-                    (sigmoid(raw), top_terms(terms, k))
-                },
-            )
-            .unzip()
+        per_lanes(d, |rows| {
+            let mut xs = Vec::with_capacity(LANES * p);
+            rows_into(d, rows, &mut xs);
+            let mut terms = vec![0.0; xs.len()];
+            let raw = steps.raw(self.base, &xs, p, Some(&mut terms));
+            terms.chunks(p.max(1)).zip(raw).map(|(t, z)| (sigmoid(z), top_terms(t, k))).collect()
+        })
+        .into_iter()
+        .unzip()
     }
 
     /// The name of feature `j`.
@@ -787,6 +882,54 @@ mod tests {
             top.iter().map(|t| t.iter().map(|&j| m.feature_name(j).to_string()).collect()).collect();
         assert_eq!(names, m.reasons(&d, 3));
         assert!(names.iter().any(|r| r.len() > 1), "some rows have several reasons");
+    }
+
+    /// The log-odds and attribution terms of row r, walked one node at a time over the
+    /// trees as grown.
+    fn walked(m: &Gbm, d: &Design, r: usize) -> (f64, Vec<f64>) {
+        let mut terms = vec![0.0; d.columns.len()];
+        let mut raw = m.base;
+        for tree in &m.trees {
+            let mut at = 0;
+            while let Node::Split { feature, threshold, missing_left, left, right, .. } = tree.nodes[at] {
+                let v = d.columns[feature][r];
+                let next = if v.is_nan() {
+                    if missing_left { left } else { right }
+                } else if v <= threshold {
+                    left
+                } else {
+                    right
+                };
+                terms[feature] += tree.node_value(next) - tree.node_value(at);
+                at = next;
+            }
+            raw += tree.node_value(at);
+        }
+        (raw, terms)
+    }
+
+    #[test]
+    fn rows_scored_side_by_side_get_the_bits_of_one_row_walked_alone() {
+        // 1_003 rows: the last block of rows is not full; x1 has missing values.
+        let (d, y, _) = step_data(1_003, 6);
+        let m = Gbm::fit(&d, &y, &GbmParams { trees: 40, leaves: 7, ..GbmParams::default() }).unwrap();
+        let raw = m.raw(&d);
+        let terms = m.contributions(&d);
+        let (p, _) = m.predict_with_reasons(&d, 2);
+        for r in 0..d.rows {
+            let (want, want_terms) = walked(&m, &d, r);
+            assert_eq!(raw[r].to_bits(), want.to_bits(), "row {r}");
+            assert_eq!(p[r].to_bits(), sigmoid(want).to_bits(), "row {r}");
+            assert!(terms[r].iter().zip(&want_terms).all(|(a, b)| a.to_bits() == b.to_bits()), "row {r}");
+        }
+    }
+
+    #[test]
+    fn a_partition_keeps_each_side_in_its_order() {
+        let mut items = vec![1, 10, 2, 20, 3, 30, 4, 40];
+        let left = [false, true, true, false];
+        stable_partition(&mut items, 2, &left, &mut Vec::new());
+        assert_eq!(items, vec![2, 20, 3, 30, 1, 10, 4, 40]);
     }
 
     #[test]
