@@ -97,6 +97,20 @@ impl ReasonMap {
     }
 }
 
+/// The column of a customer's last day of activity by T, in days since the epoch.
+pub const LAST_DAY: &str = "__last_day";
+
+/// The prepaid customers without a churn_date by T who fell silent for longer than
+/// `prepaid_inactivity_days`, as the features at T found them: customer_id and
+/// `__last_day`, their last day of activity in the features' 12-month window (null:
+/// none in it). Where it is known, it is their last day of activity ever: the window
+/// ends at T, and a bill month in it ends after any top-up before it. [`analyse`]
+/// then reads the event tables only for the silent customers it does not know.
+#[derive(Debug, Clone)]
+pub struct SilentPrepaid {
+    pub last_seen: DataFrame,
+}
+
 /// Every customer who left by T, one row each: customer_id, plan_type, market_id,
 /// signup_date, churn_date, churn_inferred, churn_reason, reason_class, active_until.
 /// `active_ids` holds the customers active at T (the feature table's ids): a prepaid
@@ -108,7 +122,7 @@ pub fn leavers(
     active_ids: &Column,
     reasons: &ReasonMap,
 ) -> PolarsResult<DataFrame> {
-    leavers_among(&customer_columns(tables)?, tables, params, active_ids, reasons)
+    leavers_among(&customer_columns(tables)?, tables, params, active_ids, reasons, None)
 }
 
 /// The customers table's columns that [`leavers`] and the base movement read, once.
@@ -123,13 +137,15 @@ fn customer_columns(tables: &Tables) -> PolarsResult<DataFrame> {
     ]))
 }
 
-/// [`leavers`] of `customers` (from [`customer_columns`]).
+/// [`leavers`] of `customers` (from [`customer_columns`]), with the last activity of
+/// the silent prepaid customers the features found in `known`.
 fn leavers_among(
     customers: &DataFrame,
     tables: &Tables,
     params: &FeatureParams,
     active_ids: &Column,
     reasons: &ReasonMap,
+    known: Option<&SilentPrepaid>,
 ) -> PolarsResult<DataFrame> {
     let t = params.as_of;
     let wait = params.prepaid_inactivity_days;
@@ -148,17 +164,20 @@ fn leavers_among(
         .filter(loyalty_contract::dates::active_at(t).and(prepaid))
         .join(active.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Anti))
         .collect()?;
-    let last = last_activity(tables, params, silent.column(c::CUSTOMER_ID)?)?;
+    let last = match known {
+        Some(known) => last_activity_known(tables, params, silent.column(c::CUSTOMER_ID)?, known)?,
+        None => last_activity(tables, params, silent.column(c::CUSTOMER_ID)?)?,
+    };
     let inferred = silent
         .lazy()
         .join(last.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
-        .with_column(col("__last_day").fill_null(day_num(col(c::SIGNUP_DATE))).cast(DataType::Date).alias(ACTIVE_UNTIL))
+        .with_column(col(LAST_DAY).fill_null(day_num(col(c::SIGNUP_DATE))).cast(DataType::Date).alias(ACTIVE_UNTIL))
         .with_columns([
             (col(ACTIVE_UNTIL) + lit(chrono::TimeDelta::days(wait))).clip_max(lit(t)).alias(c::CHURN_DATE),
             lit(INFERRED_REASON).alias(c::CHURN_REASON),
             lit(true).alias(CHURN_INFERRED),
         ])
-        .drop(cols(["__last_day"]));
+        .drop(cols([LAST_DAY]));
     let order = [
         c::CUSTOMER_ID,
         c::PLAN_TYPE,
@@ -188,7 +207,7 @@ fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column) -> Polar
     let bills = semi(tables[&Table::Billing].clone())
         .filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())).and(used))
         .group_by([col(c::CUSTOMER_ID)])
-        .agg([day_num(col(c::BILL_MONTH).max().dt().month_end()).clip_max(lit(t_day)).alias("__last_day")]);
+        .agg([day_num(col(c::BILL_MONTH).max().dt().month_end()).clip_max(lit(t_day)).alias(LAST_DAY)]);
     let mut parts = vec![bills];
     if let Some(topups) = tables.get(&Table::Topups) {
         let day = day_num(col(c::TS));
@@ -196,11 +215,43 @@ fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column) -> Polar
             semi(topups.clone())
                 .filter(day.clone().lt_eq(lit(t_day)))
                 .group_by([col(c::CUSTOMER_ID)])
-                .agg([day.max().alias("__last_day")]),
+                .agg([day.max().alias(LAST_DAY)]),
         );
     }
     let all = concat(parts, UnionArgs::default())?;
-    collect_streaming(all.group_by([col(c::CUSTOMER_ID)]).agg([col("__last_day").max()]))
+    collect_streaming(all.group_by([col(c::CUSTOMER_ID)]).agg([col(LAST_DAY).max().cast(DataType::Int32)]))
+}
+
+/// [`last_activity`] of `ids`: where `known` has it, from there; the event tables are
+/// read only for the others (at 10M customers the read of every bill and top-up for
+/// them took half of the retention stage).
+fn last_activity_known(
+    tables: &Tables,
+    params: &FeatureParams,
+    ids: &Column,
+    known: &SilentPrepaid,
+) -> PolarsResult<DataFrame> {
+    let id = || col(c::CUSTOMER_ID);
+    let found = known
+        .last_seen
+        .clone()
+        .lazy()
+        .filter(col(LAST_DAY).is_not_null())
+        .select([id(), col(LAST_DAY).cast(DataType::Int32)]);
+    let unknown = DataFrame::new_infer_height(vec![ids.clone()])?
+        .lazy()
+        .join(found.clone(), [id()], [id()], JoinArgs::new(JoinType::Anti))
+        .collect()?;
+    tracing::debug!(
+        "last activity of {} silent customers read, {} known",
+        unknown.height(),
+        ids.len() - unknown.height()
+    );
+    if unknown.height() == 0 {
+        return found.collect();
+    }
+    let read = last_activity(tables, params, unknown.column(c::CUSTOMER_ID)?)?;
+    concat([found, read.lazy()], UnionArgs::default())?.collect()
 }
 
 /// Each leaver's and joiner's monthly value, from one pass over the bills known at T:
@@ -388,7 +439,9 @@ pub struct LeaverTables {
 
 /// The leavers, the win-back list, the leaky bucket from `first_month` and the reason
 /// mix. `active` is the segmented table of customers active at T (customer_id, tier,
-/// margin_monthly).
+/// margin_monthly); `silent`, when given, what the features at T found of the prepaid
+/// customers who fell silent (without it, their last activity is read from the
+/// event tables).
 pub fn analyse(
     tables: &Tables,
     params: &FeatureParams,
@@ -396,10 +449,11 @@ pub fn analyse(
     reasons: &ReasonMap,
     winback_months: u32,
     first_month: NaiveDate,
+    silent: Option<&SilentPrepaid>,
 ) -> PolarsResult<LeaverTables> {
     let started = std::time::Instant::now();
     let customers = customer_columns(tables)?;
-    let gone = leavers_among(&customers, tables, params, active.column(c::CUSTOMER_ID)?, reasons)?;
+    let gone = leavers_among(&customers, tables, params, active.column(c::CUSTOMER_ID)?, reasons, silent)?;
     tracing::debug!("{} leavers in {:.2}s", gone.height(), started.elapsed().as_secs_f64());
     let everyone = customers.select([c::CUSTOMER_ID, c::SIGNUP_DATE])?;
     // Only ids and signup dates are read from here on: the text columns go now.

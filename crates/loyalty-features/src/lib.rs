@@ -74,13 +74,24 @@ pub fn restricted(tables: &Tables, slice: Option<loyalty_contract::partition::Sl
 /// Only the streaming per-customer aggregates of the active base (no scores, CPV, CLV).
 pub fn customer_aggregates(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
     params.check()?;
-    per_customer::assemble(tables, params)
+    Ok(per_customer::assemble(tables, params)?.0)
 }
 
 /// The features of every customer active at `params.as_of`, one row each, sorted by
 /// customer_id, with the survival model used for CLV.
 pub fn customer_features(tables: &Tables, params: &FeatureParams) -> Result<(DataFrame, SurvivalCurves), FeatureError> {
-    customer_features_with(tables, params, Ok)
+    let at_t = customer_features_with(tables, params, Ok::<_, FeatureError>)?;
+    Ok((at_t.table, at_t.curves))
+}
+
+/// The features at T and what was found on the way.
+pub struct FeaturesAtT {
+    /// One row per customer active at T, sorted by customer_id.
+    pub table: DataFrame,
+    /// The survival model used for CLV.
+    pub curves: SurvivalCurves,
+    /// The prepaid customers who fell silent by T, for [`leavers::analyse`].
+    pub silent: leavers::SilentPrepaid,
 }
 
 /// As [`customer_features`], with the aggregates passed through `aside` before the
@@ -91,10 +102,10 @@ pub fn customer_features_with<E: From<FeatureError>>(
     tables: &Tables,
     params: &FeatureParams,
     aside: impl FnOnce(DataFrame) -> Result<DataFrame, E>,
-) -> Result<(DataFrame, SurvivalCurves), E> {
+) -> Result<FeaturesAtT, E> {
     params.check()?;
     let started = std::time::Instant::now();
-    let base = per_customer::assemble(tables, params)?;
+    let (base, silent) = per_customer::assemble(tables, params)?;
     tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
     let base = aside(base)?;
     let started = std::time::Instant::now();
@@ -103,7 +114,7 @@ pub fn customer_features_with<E: From<FeatureError>>(
     let started = std::time::Instant::now();
     let df = value::add_scores_and_value(base, tables, params, &curves)?;
     tracing::debug!("scores and value in {:.2}s", started.elapsed().as_secs_f64());
-    Ok((df, curves))
+    Ok(FeaturesAtT { table: df, curves, silent })
 }
 
 /// As [`customer_features`], with CLV from a churn model's scores (customer_id ->

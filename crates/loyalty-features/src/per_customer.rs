@@ -7,6 +7,7 @@ use polars::prelude::*;
 use std::sync::{Arc, Mutex};
 
 use crate::billing_kernel::{self, BillingKernel, Slots};
+use crate::leavers::{LAST_DAY, SilentPrepaid};
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epoch_days};
@@ -445,7 +446,7 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
 }
 
 /// The active base at T with every per-customer aggregate joined on.
-pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataFrame, SilentPrepaid), FeatureError> {
     let t = params.as_of;
     let t_days = epoch_days(t);
     let t_12 = epoch_days(t.checked_sub_months(Months::new(12)).unwrap_or(t));
@@ -586,7 +587,9 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
     // Activity is looked for in the last 12 months: without any, recency counts from
     // the window's start (or signup, if later).
     let recency = (lit(t_days)
-        - last_activity.fill_null(polars::lazy::dsl::max_horizontal([day_num(col(c::SIGNUP_DATE)), lit(t_12)])?))
+        - last_activity
+            .clone()
+            .fill_null(polars::lazy::dsl::max_horizontal([day_num(col(c::SIGNUP_DATE)), lit(t_12)])?))
     .cast(DataType::Float64);
     for name in zero_filled {
         let filled = base.clone().lazy().select([col(name).fill_null(lit(0))]).collect()?;
@@ -610,6 +613,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
                 .neq(lit("prepaid"))
                 .or(col(n::RECENCY_DAYS).lt_eq(lit(params.prepaid_inactivity_days as f64)))
                 .alias("__active"),
+            last_activity.clone().alias(LAST_DAY),
         ])
         .collect()?;
     // churn_date and churn_reason are after T for every active customer: leakage.
@@ -617,15 +621,20 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<DataFr
         base.drop_in_place(name)?;
     }
     let mut derived = derived.into_columns();
+    let last_day = derived.pop().ok_or_else(|| polars_err!(ComputeError: "no last activity"))?;
     let active = derived.pop().ok_or_else(|| polars_err!(ComputeError: "no activity mask"))?;
     for column in derived {
         base.with_column(column)?;
     }
     let active = active.bool()?.clone();
+    let silent = SilentPrepaid {
+        last_seen: DataFrame::new_infer_height(vec![base.column(c::CUSTOMER_ID)?.clone(), last_day])?
+            .filter(&!&active)?,
+    };
     let started = std::time::Instant::now();
     let out = filter_by_column(base, &active)?;
     tracing::debug!("assembled {} customers in {:.2}s", out.height(), started.elapsed().as_secs_f64());
-    Ok(out)
+    Ok((out, silent))
 }
 
 /// `df` filtered by `mask` one column at a time, each input column freed as its

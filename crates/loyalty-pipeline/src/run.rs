@@ -173,12 +173,13 @@ fn compute(
     // What only the classifier and customers.parquet read waits on disk from here on:
     // what the scores and values do not read goes before they are computed.
     let mut spilled = None;
-    let (customers, curves_km) = loyalty_features::customer_features_with(&v.tables, params, |base| {
+    let features = loyalty_features::customer_features_with(&v.tables, params, |base| {
         let (kept, aside) = crate::spill::spill(base, staged, None, &loyalty_features::VALUE_INPUTS)?;
         spilled = aside;
         Ok::<_, crate::PipelineError>(kept)
     })
     .during("computing features")?;
+    let loyalty_features::FeaturesAtT { table: customers, curves: curves_km, silent } = features;
     let (customers, spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
 
     stages.begin("clv")?;
@@ -225,9 +226,16 @@ fn compute(
     };
 
     stages.begin("retention")?;
-    let gone =
-        leavers::analyse(&v.tables, params, &customers, &cfg.churn_reasons, cfg.output.winback_months, first_month)
-            .during("leavers, win-back list and base movement")?;
+    let gone = leavers::analyse(
+        &v.tables,
+        params,
+        &customers,
+        &cfg.churn_reasons,
+        cfg.output.winback_months,
+        first_month,
+        Some(&silent),
+    )
+    .during("leavers, win-back list and base movement")?;
     let started = Instant::now();
     let economics = retention::retention_economics(&customers, params, n::LOYALTY).during("retention economics")?;
     tracing::debug!("retention economics in {:.2}s", started.elapsed().as_secs_f64());

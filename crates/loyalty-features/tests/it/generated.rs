@@ -241,9 +241,9 @@ fn leaver_tables_do_not_depend_on_the_order_bills_arrive_in() {
     let mut reversed = t.clone();
     reversed.insert(Table::Billing, t[&Table::Billing].clone().reverse());
     let params = FeatureParams { as_of: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
-    let (active, _) = customer_features(&t, &params).unwrap();
+    let at_t = loyalty_features::customer_features_with(&t, &params, Ok::<_, loyalty_features::FeatureError>).unwrap();
     let active = loyalty_features::segments::assign(
-        active.lazy().with_column(lit(0.5).alias("loyalty")).collect().unwrap(),
+        at_t.table.lazy().with_column(lit(0.5).alias("loyalty")).collect().unwrap(),
         "loyalty",
         loyalty_features::segments::Cuts {
             ccv: loyalty_features::segments::Cut::absolute(1.0),
@@ -255,13 +255,21 @@ fn leaver_tables_do_not_depend_on_the_order_bills_arrive_in() {
     )
     .unwrap();
     let first = NaiveDate::from_ymd_opt(2022, 1, 1).unwrap();
-    let run = |t: &Tables| analyse(t, &params, &active, &ReasonMap::default(), 12, first).unwrap();
+    let run = |t: &Tables| analyse(t, &params, &active, &ReasonMap::default(), 12, first, None).unwrap();
     let (a, b) = (run(&t), run(&reversed));
     assert!(a.winback.height() > 500, "{} win-back rows", a.winback.height());
     assert!(a.winback.column("churn_inferred").unwrap().bool().unwrap().any(), "prepaid leavers found silent");
     // Bit for bit: a float sum in arrival order moves its last bit (as it did at 1M rows).
     assert!(a.winback.equals_missing(&b.winback), "win-back differs when the bills arrive in reverse order");
     assert!(a.movement.equals_missing(&b.movement), "base movement differs when the bills arrive in reverse order");
+    // The silent prepaid customers' last activity as the features at T found it, instead
+    // of read from the event tables: the same tables.
+    assert!(at_t.silent.last_seen.height() > 50, "{} silent", at_t.silent.last_seen.height());
+    let c = analyse(&t, &params, &active, &ReasonMap::default(), 12, first, Some(&at_t.silent)).unwrap();
+    assert!(a.winback.equals_missing(&c.winback), "win-back differs with the features' last activity");
+    assert!(a.movement.equals_missing(&c.movement), "base movement differs with the features' last activity");
+    assert!(a.reason_mix.equals_missing(&c.reason_mix), "reason mix differs with the features' last activity");
+    assert!(a.leavers.equals_missing(&c.leavers), "leavers differ with the features' last activity");
 }
 
 #[test]

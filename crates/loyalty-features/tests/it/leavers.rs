@@ -1,7 +1,7 @@
 //! Leavers, the win-back list, the leaky bucket, reason classes and collected margin
 //! on the hand-computed fixture (see `fixture` in main.rs for its customers).
 
-use loyalty_features::leavers::{ReasonMap, analyse, leavers};
+use loyalty_features::leavers::{LAST_DAY, ReasonMap, SilentPrepaid, analyse, leavers};
 use loyalty_features::{
     BillingEngine, FeatureParams, MarginBasis, annuity_factor, customer_features, monthly_discount_rate, names as n,
 };
@@ -52,6 +52,34 @@ fn recorded_and_silent_leavers_with_their_reason_classes() {
 }
 
 #[test]
+fn silent_customers_last_activity_comes_from_the_features_where_they_found_it() {
+    let t = fixture();
+    let p = params();
+    let at_t = loyalty_features::customer_features_with(&t, &p, Ok::<_, loyalty_features::FeatureError>).unwrap();
+    // 5 fell silent after 31 January (days since the epoch: 19753).
+    assert_eq!(strs(&at_t.silent.last_seen, "customer_id"), ["5"]);
+    assert_eq!(strs(&at_t.silent.last_seen, LAST_DAY), ["19753"]);
+    let run = |silent: Option<&SilentPrepaid>| {
+        analyse(&t, &p, &active(), &ReasonMap::default(), 12, date("2024-01-01"), silent).unwrap()
+    };
+    let read = run(None);
+    let found = run(Some(&at_t.silent));
+    assert!(read.leavers.equals_missing(&found.leavers));
+    assert!(read.winback.equals_missing(&found.winback));
+    assert!(read.movement.equals_missing(&found.movement));
+    // Not found in the window (null), or not in the features at all: read from the bills
+    // and top-ups, the same.
+    let unknown = SilentPrepaid { last_seen: df!("customer_id" => [5i64], LAST_DAY => [None::<i32>]).unwrap() };
+    assert!(read.leavers.equals_missing(&run(Some(&unknown)).leavers));
+    let absent = SilentPrepaid { last_seen: df!("customer_id" => [9i64], LAST_DAY => [Some(19_000i32)]).unwrap() };
+    assert!(read.leavers.equals_missing(&run(Some(&absent)).leavers));
+    // A day the features found is taken as it is: 15 February, so gone on 15 May.
+    let later = SilentPrepaid { last_seen: df!("customer_id" => [5i64], LAST_DAY => [Some(19_768i32)]).unwrap() };
+    let moved = run(Some(&later)).leavers;
+    assert_eq!(strs(&moved, "churn_date"), ["2024-04-15", "2024-05-15"]);
+}
+
+#[test]
 fn reason_codes_map_to_classes_whatever_their_case_and_unknown_ones_are_counted() {
     let map = ReasonMap::default();
     let df =
@@ -65,7 +93,7 @@ fn winback_keeps_winnable_classes_and_ranks_by_collected_margin() {
     let t = fixture();
     let p = params();
     let annuity = annuity_factor(monthly_discount_rate(p.annual_discount_rate), p.valuation_months);
-    let run = |reasons: &ReasonMap| analyse(&t, &p, &active(), reasons, 12, date("2024-01-01")).unwrap();
+    let run = |reasons: &ReasonMap| analyse(&t, &p, &active(), reasons, 12, date("2024-01-01"), None).unwrap();
     // Default: "moved" is uncontrollable, so only 5 is on the list: its one January bill of
     // 10 without a cost is a margin of 3.5 at the 35% margin rate.
     let default = run(&ReasonMap::default());
@@ -89,7 +117,7 @@ fn winback_keeps_winnable_classes_and_ranks_by_collected_margin() {
         billing.with_column(when(april_of_3).then(lit(10.0)).otherwise(col("amount_paid")).alias("amount_paid")),
     );
     let reasons = ReasonMap { winback_excludes: vec![], ..ReasonMap::default() };
-    let w = analyse(&short, &p, &active(), &reasons, 12, date("2024-01-01")).unwrap().winback;
+    let w = analyse(&short, &p, &active(), &reasons, 12, date("2024-01-01"), None).unwrap().winback;
     assert_eq!(strs(&w, "customer_id"), ["5", "3"], "the short payer drops below 5");
     close(f64s(&w, "margin_monthly_before_churn"), &[3.5, 10.0]);
     assert!((f64s(&w, "collected_margin_monthly_before_churn")[1].unwrap() - 10.0 / 3.0).abs() < 1e-9);
@@ -99,7 +127,7 @@ fn winback_keeps_winnable_classes_and_ranks_by_collected_margin() {
 #[test]
 fn the_leaky_bucket_by_hand() {
     let t = fixture();
-    let out = analyse(&t, &params(), &active(), &ReasonMap::default(), 12, date("2024-01-01")).unwrap();
+    let out = analyse(&t, &params(), &active(), &ReasonMap::default(), 12, date("2024-01-01"), None).unwrap();
     let m = &out.movement;
     assert_eq!(strs(m, "month"), ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01", "2024-05-01", "2024-06-01"]);
     // Before January: 1, 3 and 5. 2 joins in February; 3 and 5 leave in April. 4 signs
@@ -124,7 +152,7 @@ fn the_leaky_bucket_by_hand() {
 #[test]
 fn reason_mix_by_plan_competition_and_tier() {
     let t = fixture();
-    let out = analyse(&t, &params(), &active(), &ReasonMap::default(), 12, date("2024-01-01")).unwrap();
+    let out = analyse(&t, &params(), &active(), &ReasonMap::default(), 12, date("2024-01-01"), None).unwrap();
     let mix = &out.reason_mix;
     let rows: Vec<String> = (0..mix.height())
         .map(|i| {
