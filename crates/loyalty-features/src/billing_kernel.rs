@@ -37,6 +37,9 @@ const LAST_6: u16 = 0b11_1111;
 struct Acc {
     last_bill: i32,
     last_active: i32,
+    /// The last bill month with usage before the window (for the silent prepaid
+    /// customers the leavers need the last activity of).
+    last_active_before: i32,
     months_billed: u32,
     months: u16,
     voice_known: u16,
@@ -68,6 +71,7 @@ impl Default for Acc {
         Acc {
             last_bill: i32::MIN,
             last_active: i32::MIN,
+            last_active_before: i32::MIN,
             months_billed: 0,
             months: 0,
             voice_known: 0,
@@ -271,7 +275,11 @@ impl BillingKernel {
             let a = &mut self.acc[slot];
             a.months_billed += 1;
             a.last_bill = a.last_bill.max(d);
+            let z = |v: f64| if v.is_nan() { 0.0 } else { v };
             if d < self.window_start {
+                if z(b.voice.get(i)) + z(b.data.get(i)) + z(b.sms.get(i)) + b.charge.get(i) > 0.0 {
+                    a.last_active_before = a.last_active_before.max(d);
+                }
                 continue;
             }
             // Whole months before the last known month (bill months are firsts of
@@ -295,7 +303,6 @@ impl BillingKernel {
             }
             a.months |= bit;
             let (voice, data, dl, paid) = (b.voice.get(i), b.data.get(i), b.days_late.get(i), b.paid.get(i));
-            let z = |v: f64| if v.is_nan() { 0.0 } else { v };
             if z(voice) + z(data) + z(b.sms.get(i)) + y > 0.0 {
                 a.last_active = a.last_active.max(d);
             }
@@ -384,8 +391,8 @@ impl BillingKernel {
         let parts: Vec<Part> = self.acc.par_chunks(1 << 16).map(|block| part(block, &table, width)).collect();
         let len = self.acc.len();
         let mut out: Vec<Vec<f64>> = (0..width).map(|_| Vec::with_capacity(len)).collect();
-        let (mut last_bill, mut months_billed, mut last_active) =
-            (Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len));
+        let (mut last_bill, mut months_billed, mut last_active, mut last_active_before) =
+            (Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len));
         for p in parts {
             for (o, v) in out.iter_mut().zip(p.values) {
                 o.extend_from_slice(&v);
@@ -393,6 +400,7 @@ impl BillingKernel {
             last_bill.extend_from_slice(&p.last_bill);
             months_billed.extend_from_slice(&p.months_billed);
             last_active.extend_from_slice(&p.last_active);
+            last_active_before.extend_from_slice(&p.last_active_before);
         }
         let date = |v: Vec<Option<i32>>, name: &str| -> PolarsResult<Column> {
             Ok(Int32Chunked::from_iter_options(name.into(), v.into_iter()).into_series().cast(&DataType::Date)?.into())
@@ -402,6 +410,7 @@ impl BillingKernel {
             date(last_bill, n::LAST_BILL_MONTH)?,
             Int64Chunked::from_iter_options(n::MONTHS_BILLED.into(), months_billed.into_iter()).into_series().into(),
             date(last_active, "__last_active_bill")?,
+            date(last_active_before, crate::per_customer::BILL_BEFORE_WINDOW)?,
         ];
         columns.extend(
             names
@@ -419,6 +428,7 @@ struct Part {
     last_bill: Vec<Option<i32>>,
     months_billed: Vec<Option<i64>>,
     last_active: Vec<Option<i32>>,
+    last_active_before: Vec<Option<i32>>,
 }
 
 fn part(block: &[Acc], table: &[(f64, f64, f64)], width: usize) -> Part {
@@ -428,10 +438,12 @@ fn part(block: &[Acc], table: &[(f64, f64, f64)], width: usize) -> Part {
     let mut last_bill = Vec::with_capacity(len);
     let mut months_billed = Vec::with_capacity(len);
     let mut last_active = Vec::with_capacity(len);
+    let mut last_active_before = Vec::with_capacity(len);
     for a in block {
         last_bill.push((a.months_billed > 0).then_some(a.last_bill));
         months_billed.push((a.months_billed > 0).then_some(i64::from(a.months_billed)));
         last_active.push((a.last_active != i32::MIN).then_some(a.last_active));
+        last_active_before.push((a.last_active_before != i32::MIN).then_some(a.last_active_before));
         let slope = |mask: u16, sy: Exact, sxy: Exact| {
             let (nn, sx, sxx) = table[usize::from(mask & LAST_6)];
             [nn, sx, sy.get(), sxy.get(), sxx]
@@ -480,7 +492,7 @@ fn part(block: &[Acc], table: &[(f64, f64, f64)], width: usize) -> Part {
             column.push(v);
         }
     }
-    Part { values: out, last_bill, months_billed, last_active }
+    Part { values: out, last_bill, months_billed, last_active, last_active_before }
 }
 
 /// The billing plan of `known` (rows with bill_month <= last known month) as a sink

@@ -100,12 +100,18 @@ impl ReasonMap {
 /// The column of a customer's last day of activity by T, in days since the epoch.
 pub const LAST_DAY: &str = "__last_day";
 
+/// The column of the last day of a customer's bills with usage before the features'
+/// window (at most T), in days since the epoch.
+pub const BILL_DAY_BEFORE_WINDOW: &str = "__bill_day_before_window";
+
 /// The prepaid customers without a churn_date by T who fell silent for longer than
 /// `prepaid_inactivity_days`, as the features at T found them: customer_id and
 /// `__last_day`, their last day of activity in the features' 12-month window (null:
 /// none in it). Where it is known, it is their last day of activity ever: the window
 /// ends at T, and a bill month in it ends after any top-up before it. [`analyse`]
-/// then reads the event tables only for the silent customers it does not know.
+/// then reads the event tables only for the silent customers it does not know, and
+/// only the top-ups when the features also found `__bill_day_before_window` (the
+/// last day of their bills with usage before the window; null: none).
 #[derive(Debug, Clone)]
 pub struct SilentPrepaid {
     pub last_seen: DataFrame,
@@ -166,7 +172,7 @@ fn leavers_among(
         .collect()?;
     let last = match known {
         Some(known) => last_activity_known(tables, params, silent.column(c::CUSTOMER_ID)?, known)?,
-        None => last_activity(tables, params, silent.column(c::CUSTOMER_ID)?)?,
+        None => last_activity(tables, params, silent.column(c::CUSTOMER_ID)?, true)?,
     };
     let inferred = silent
         .lazy()
@@ -196,7 +202,8 @@ fn leavers_among(
 
 /// The last day of activity by T of each of `ids` (a top-up, or a bill with usage or a
 /// charge: the end of its month), as `__last_day` in days since the epoch.
-fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column) -> PolarsResult<DataFrame> {
+/// The bills are read only when `read_bills`.
+fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column, read_bills: bool) -> PolarsResult<DataFrame> {
     let t_day = crate::epoch_days(params.as_of);
     let ids = DataFrame::new_infer_height(vec![ids.clone()])?.lazy();
     let semi = |lf: LazyFrame| {
@@ -204,11 +211,15 @@ fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column) -> Polar
     };
     let z = |name: &str| col(name).cast(DataType::Float64).fill_null(lit(0.0));
     let used = (z(c::VOICE_MINUTES) + z(c::DATA_MB) + z(c::SMS_COUNT) + col(c::TOTAL_CHARGE)).gt(lit(0.0));
-    let bills = semi(tables[&Table::Billing].clone())
-        .filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())).and(used))
-        .group_by([col(c::CUSTOMER_ID)])
-        .agg([day_num(col(c::BILL_MONTH).max().dt().month_end()).clip_max(lit(t_day)).alias(LAST_DAY)]);
-    let mut parts = vec![bills];
+    let mut parts = Vec::new();
+    if read_bills {
+        parts.push(
+            semi(tables[&Table::Billing].clone())
+                .filter(col(c::BILL_MONTH).lt_eq(lit(params.last_known_bill_month())).and(used))
+                .group_by([col(c::CUSTOMER_ID)])
+                .agg([day_num(col(c::BILL_MONTH).max().dt().month_end()).clip_max(lit(t_day)).alias(LAST_DAY)]),
+        );
+    }
     if let Some(topups) = tables.get(&Table::Topups) {
         let day = day_num(col(c::TS));
         parts.push(
@@ -217,6 +228,12 @@ fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column) -> Polar
                 .group_by([col(c::CUSTOMER_ID)])
                 .agg([day.max().alias(LAST_DAY)]),
         );
+    }
+    if parts.is_empty() {
+        return Ok(DataFrame::empty_with_schema(&Schema::from_iter([
+            Field::new(c::CUSTOMER_ID.into(), DataType::Int64),
+            Field::new(LAST_DAY.into(), DataType::Int32),
+        ])));
     }
     let all = concat(parts, UnionArgs::default())?;
     collect_streaming(all.group_by([col(c::CUSTOMER_ID)]).agg([col(LAST_DAY).max().cast(DataType::Int32)]))
@@ -242,16 +259,36 @@ fn last_activity_known(
         .lazy()
         .join(found.clone(), [id()], [id()], JoinArgs::new(JoinType::Anti))
         .collect()?;
-    tracing::debug!(
-        "last activity of {} silent customers read, {} known",
-        unknown.height(),
-        ids.len() - unknown.height()
-    );
     if unknown.height() == 0 {
         return found.collect();
     }
-    let read = last_activity(tables, params, unknown.column(c::CUSTOMER_ID)?)?;
-    concat([found, read.lazy()], UnionArgs::default())?.collect()
+    let bills_found = known.last_seen.get_column_index(BILL_DAY_BEFORE_WINDOW).is_some();
+    tracing::debug!(
+        "last activity of {} silent customers read ({}), {} known",
+        unknown.height(),
+        if bills_found { "top-ups" } else { "bills and top-ups" },
+        ids.len() - unknown.height()
+    );
+    let read = last_activity(tables, params, unknown.column(c::CUSTOMER_ID)?, !bills_found)?;
+    let read = if bills_found {
+        // Their bills before the window, as the features found them, and their top-ups.
+        let bills = known.last_seen.clone().lazy().select([id(), col(BILL_DAY_BEFORE_WINDOW).alias(LAST_DAY)]);
+        let topups = read.lazy().select([id(), col(LAST_DAY).alias("__topup_day")]);
+        unknown
+            .lazy()
+            .join(bills, [id()], [id()], JoinArgs::new(JoinType::Left))
+            .join(topups, [id()], [id()], JoinArgs::new(JoinType::Left))
+            .select([
+                id(),
+                polars::lazy::dsl::max_horizontal([col(LAST_DAY), col("__topup_day")])?
+                    .cast(DataType::Int32)
+                    .alias(LAST_DAY),
+            ])
+            .filter(col(LAST_DAY).is_not_null())
+    } else {
+        read.lazy()
+    };
+    concat([found, read], UnionArgs::default())?.collect()
 }
 
 /// Each leaver's and joiner's monthly value, from one pass over the bills known at T:

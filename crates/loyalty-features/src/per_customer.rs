@@ -7,7 +7,7 @@ use polars::prelude::*;
 use std::sync::{Arc, Mutex};
 
 use crate::billing_kernel::{self, BillingKernel, Slots};
-use crate::leavers::{LAST_DAY, SilentPrepaid};
+use crate::leavers::{BILL_DAY_BEFORE_WINDOW, LAST_DAY, SilentPrepaid};
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epoch_days};
@@ -538,7 +538,10 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataF
         if let Some(kernel) = kernel {
             let kernel = kernel.lock().ok().and_then(|mut k| k.take());
             let sums = kernel.ok_or_else(|| polars_err!(ComputeError: "billing kernel lost"))?.finish()?;
-            got.insert(0, billing_features(sums.lazy(), params.margin_basis).collect()?);
+            let before = sums.column(BILL_BEFORE_WINDOW)?.clone();
+            let mut features = billing_features(sums.lazy(), params.margin_basis).collect()?;
+            features.with_column(before)?;
+            got.insert(0, features);
         }
         if local.is_empty() {
             local = got;
@@ -613,28 +616,48 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataF
                 .neq(lit("prepaid"))
                 .or(col(n::RECENCY_DAYS).lt_eq(lit(params.prepaid_inactivity_days as f64)))
                 .alias("__active"),
-            last_activity.clone().alias(LAST_DAY),
         ])
         .collect()?;
-    // churn_date and churn_reason are after T for every active customer: leakage.
-    for name in ["__last_active_bill", "__last_topup_day", c::CHURN_DATE, c::CHURN_REASON] {
-        base.drop_in_place(name)?;
-    }
     let mut derived = derived.into_columns();
-    let last_day = derived.pop().ok_or_else(|| polars_err!(ComputeError: "no last activity"))?;
     let active = derived.pop().ok_or_else(|| polars_err!(ComputeError: "no activity mask"))?;
+    let active = active.bool()?.clone();
+    let silent = silent_prepaid(&base, &active, last_activity, t_days)?;
+    // churn_date and churn_reason are after T for every active customer: leakage.
+    for name in ["__last_active_bill", "__last_topup_day", BILL_BEFORE_WINDOW, c::CHURN_DATE, c::CHURN_REASON] {
+        if base.get_column_index(name).is_some() {
+            base.drop_in_place(name)?;
+        }
+    }
     for column in derived {
         base.with_column(column)?;
     }
-    let active = active.bool()?.clone();
-    let silent = SilentPrepaid {
-        last_seen: DataFrame::new_infer_height(vec![base.column(c::CUSTOMER_ID)?.clone(), last_day])?
-            .filter(&!&active)?,
-    };
     let started = std::time::Instant::now();
     let out = filter_by_column(base, &active)?;
     tracing::debug!("assembled {} customers in {:.2}s", out.height(), started.elapsed().as_secs_f64());
     Ok((out, silent))
+}
+
+/// The billing kernel's last bill month with usage before the 12-month window.
+pub(crate) const BILL_BEFORE_WINDOW: &str = "__last_active_bill_before";
+
+/// The customers of `base` that `active` drops (prepaid customers silent for too long),
+/// with `last_activity` (their last day of activity in the window) and, where the
+/// billing kernel found it, the last day of their bills with usage before the window.
+fn silent_prepaid(
+    base: &DataFrame,
+    active: &BooleanChunked,
+    last_activity: Expr,
+    t_days: i32,
+) -> PolarsResult<SilentPrepaid> {
+    let mut names = vec![c::CUSTOMER_ID, "__last_active_bill", "__last_topup_day"];
+    let mut out = vec![col(c::CUSTOMER_ID), last_activity.cast(DataType::Int32).alias(LAST_DAY)];
+    if base.get_column_index(BILL_BEFORE_WINDOW).is_some() {
+        names.push(BILL_BEFORE_WINDOW);
+        let day = day_num(col(BILL_BEFORE_WINDOW).dt().month_end()).clip_max(lit(t_days));
+        out.push(day.cast(DataType::Int32).alias(BILL_DAY_BEFORE_WINDOW));
+    }
+    let dropped = base.select(names)?.filter(&!active)?;
+    Ok(SilentPrepaid { last_seen: dropped.lazy().select(out).collect()? })
 }
 
 /// `df` filtered by `mask` one column at a time, each input column freed as its

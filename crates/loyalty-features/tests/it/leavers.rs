@@ -1,7 +1,7 @@
 //! Leavers, the win-back list, the leaky bucket, reason classes and collected margin
 //! on the hand-computed fixture (see `fixture` in main.rs for its customers).
 
-use loyalty_features::leavers::{LAST_DAY, ReasonMap, SilentPrepaid, analyse, leavers};
+use loyalty_features::leavers::{BILL_DAY_BEFORE_WINDOW, LAST_DAY, ReasonMap, SilentPrepaid, analyse, leavers};
 use loyalty_features::{
     BillingEngine, FeatureParams, MarginBasis, annuity_factor, customer_features, monthly_discount_rate, names as n,
 };
@@ -56,9 +56,11 @@ fn silent_customers_last_activity_comes_from_the_features_where_they_found_it() 
     let t = fixture();
     let p = params();
     let at_t = loyalty_features::customer_features_with(&t, &p, Ok::<_, loyalty_features::FeatureError>).unwrap();
-    // 5 fell silent after 31 January (days since the epoch: 19753).
+    // 5 fell silent after 31 January (days since the epoch: 19753), in the window: no
+    // bill with usage before it.
     assert_eq!(strs(&at_t.silent.last_seen, "customer_id"), ["5"]);
     assert_eq!(strs(&at_t.silent.last_seen, LAST_DAY), ["19753"]);
+    assert_eq!(strs(&at_t.silent.last_seen, BILL_DAY_BEFORE_WINDOW), [""]);
     let run = |silent: Option<&SilentPrepaid>| {
         analyse(&t, &p, &active(), &ReasonMap::default(), 12, date("2024-01-01"), silent).unwrap()
     };
@@ -73,6 +75,14 @@ fn silent_customers_last_activity_comes_from_the_features_where_they_found_it() 
     assert!(read.leavers.equals_missing(&run(Some(&unknown)).leavers));
     let absent = SilentPrepaid { last_seen: df!("customer_id" => [9i64], LAST_DAY => [Some(19_000i32)]).unwrap() };
     assert!(read.leavers.equals_missing(&run(Some(&absent)).leavers));
+    // Not in the window, bills before it found by the features: only the top-ups are
+    // read. With that bill (31 January) the same; without, the top-up of 15 January
+    // (gone on 14 April).
+    let bills_found = |day: Option<i32>| SilentPrepaid {
+        last_seen: df!("customer_id" => [5i64], LAST_DAY => [None::<i32>], BILL_DAY_BEFORE_WINDOW => [day]).unwrap(),
+    };
+    assert!(read.leavers.equals_missing(&run(Some(&bills_found(Some(19_753)))).leavers));
+    assert_eq!(strs(&run(Some(&bills_found(None))).leavers, "churn_date"), ["2024-04-15", "2024-04-14"]);
     // A day the features found is taken as it is: 15 February, so gone on 15 May.
     let later = SilentPrepaid { last_seen: df!("customer_id" => [5i64], LAST_DAY => [Some(19_768i32)]).unwrap() };
     let moved = run(Some(&later)).leavers;
