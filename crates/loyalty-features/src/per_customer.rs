@@ -251,6 +251,15 @@ fn align_into(base: &mut DataFrame, slots: &Slots, mut df: DataFrame) -> PolarsR
     Ok(())
 }
 
+/// The rows of `df` whose customer is in the base (`slots`): the windows' aggregates
+/// also count the customers who left by T, whose rows would only wait, with every
+/// other partition's, until the frames are placed on the base.
+fn in_base(df: DataFrame, slots: &Slots) -> PolarsResult<DataFrame> {
+    let ids = df.column(c::CUSTOMER_ID)?.i64()?;
+    let mask: BooleanChunked = ids.iter().map(|id| id.is_some_and(|id| slots.get(id).is_some())).collect();
+    if mask.all() { Ok(df) } else { df.filter(&mask) }
+}
+
 /// For each row of the base (`slots`), the row of `df` with its customer, if any.
 fn placement(slots: &Slots, height: usize, df: &DataFrame) -> PolarsResult<IdxCa> {
     let mut idx: Vec<Option<IdxSize>> = vec![None; height];
@@ -534,7 +543,10 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataF
             }
             None => None,
         };
-        let mut got = collect_aggregates(plans.local, sinks)?;
+        let mut got = collect_aggregates(plans.local, sinks)?
+            .into_iter()
+            .map(|df| in_base(df, &slots))
+            .collect::<PolarsResult<Vec<_>>>()?;
         if let Some(kernel) = kernel {
             let kernel = kernel.lock().ok().and_then(|mut k| k.take());
             let sums = kernel.ok_or_else(|| polars_err!(ComputeError: "billing kernel lost"))?.finish()?;

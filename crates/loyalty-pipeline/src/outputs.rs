@@ -14,9 +14,10 @@ use crate::pseudonym::Pseudonymizer;
 
 /// The tables, models and figures' data of one run.
 pub struct Outputs {
-    /// One row per customer active at T: features, value, loyalty, churn, segments;
-    /// without the columns only customers.parquet holds (most model inputs and the churn
-    /// reasons, see `spill`), which wait on disk until it is written.
+    /// One row per customer active at T, with the columns the last stages read:
+    /// customer_id, value segment, tier, CLV, monthly margin and loyalty. Every other
+    /// column (features, scores, churn reasons, ...) waits on disk until
+    /// customers.parquet, which holds them all, is written (see `spill`).
     pub customers: DataFrame,
     pub(crate) customers_spilled: Option<crate::spill::Spilled>,
     pub segments: DataFrame,

@@ -226,6 +226,10 @@ fn compute(
     };
 
     stages.begin("retention")?;
+    // From here on the table is read for these columns only (retention, the movement
+    // since a previous run, the report): the others wait on disk for customers.parquet.
+    let keep = [segments::VALUE_SEGMENT, segments::TIER, n::CLV, n::MARGIN_MONTHLY, n::LOYALTY];
+    let (customers, customers_spilled) = crate::spill::spill_all_but(customers, staged, customers_spilled, &keep)?;
     let gone = leavers::analyse(
         &v.tables,
         params,

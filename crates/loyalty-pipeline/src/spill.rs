@@ -86,6 +86,33 @@ pub(crate) fn spill(
         .filter(|name| customers.column(name).is_ok() && !keep.contains(name))
         .map(PlSmallStr::from)
         .collect();
+    spill_columns(customers, dir, before, out)
+}
+
+/// `customers` with only customer_id and the columns in `keep`: every other column goes
+/// to a new scratch file as in [`spill`]. For the last stages, which read a handful of
+/// columns of a table of gigabytes.
+pub(crate) fn spill_all_but(
+    customers: DataFrame,
+    dir: &Path,
+    before: Option<Spilled>,
+    keep: &[&str],
+) -> Result<(DataFrame, Option<Spilled>)> {
+    let out: Vec<PlSmallStr> = customers
+        .get_column_names_owned()
+        .into_iter()
+        .filter(|name| name.as_str() != c::CUSTOMER_ID && !keep.contains(&name.as_str()))
+        .collect();
+    spill_columns(customers, dir, before, out)
+}
+
+/// `customers` without the columns `out`, which go to a new scratch file.
+fn spill_columns(
+    customers: DataFrame,
+    dir: &Path,
+    before: Option<Spilled>,
+    out: Vec<PlSmallStr>,
+) -> Result<(DataFrame, Option<Spilled>)> {
     if out.is_empty() {
         return Ok((customers, before));
     }
@@ -248,6 +275,18 @@ mod tests {
         expected.with_column(Column::new("tier".into(), ["gold", "iron", "iron", "lead"])).unwrap();
         assert!(read(&out).equals_missing(&expected));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "both scratch files are gone");
+    }
+
+    #[test]
+    fn all_but_a_few_columns_set_aside_come_back_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, spilled) = spill(table(), dir.path(), None, &[]).unwrap();
+        let (kept, spilled) = spill_all_but(kept, dir.path(), spilled, &[n::MARGIN_MONTHLY]).unwrap();
+        assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::MARGIN_MONTHLY]);
+        let out = dir.path().join("customers.parquet");
+        spilled.unwrap().write_joined(&kept, &out).unwrap();
+        assert!(read(&out).equals_missing(&table()));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the scratch files are gone");
     }
 
     #[test]

@@ -47,13 +47,13 @@ fn a_run_returns_its_outputs_and_writes_them() {
     assert_eq!(outcome.manifest.as_of, "2024-12-31");
     assert_eq!(outcome.manifest.active_customers_at_as_of, o.customers.height());
     assert!(o.customers.height() > 1_000, "{}", o.customers.height());
-    let loyalty = floats(&o.customers, n::LOYALTY);
-    let p = floats(&o.customers, &n::p_churn(3));
-    assert!(loyalty.iter().zip(&p).all(|(l, p)| (l + p - 1.0).abs() < 1e-12 && (0.0..=1.0).contains(l)));
     assert_eq!(o.segments.height(), 8, "eight value segments");
     // customers.parquet has every column: those in memory, and those that waited on disk
-    // (most model inputs, the churn reasons), on the same customers' rows.
+    // (the features, scores and churn reasons), on the same customers' rows.
     let written = parquet(&outcome.target.join("customers.parquet"));
+    let loyalty = floats(&written, n::LOYALTY);
+    let p = floats(&written, &n::p_churn(3));
+    assert!(loyalty.iter().zip(&p).all(|(l, p)| (l + p - 1.0).abs() < 1e-12 && (0.0..=1.0).contains(l)));
     assert_eq!(written.height(), o.customers.height());
     assert!(written.width() > o.customers.width() && written.column(n::CHURN_REASONS).is_ok());
     for name in o.customers.get_column_names() {
