@@ -47,6 +47,9 @@ pub(crate) struct Found {
     pub repeated: DataFrame,
     /// The unknown customers with their rows (`customer`, `__rows`), sorted.
     pub unknown: DataFrame,
+    /// With months: the known customers with a row, and the months with a row of a
+    /// known customer.
+    pub seen: Option<(u64, u64)>,
 }
 
 struct Kernel {
@@ -94,7 +97,17 @@ impl Kernel {
         repeated.dedup();
         let mut unknown: Vec<(i64, u64)> = self.unknown.into_iter().collect();
         unknown.sort_unstable();
+        let seen = (self.words > 0).then(|| {
+            let mut months = vec![0u64; self.words];
+            let mut customers = 0;
+            for bits in self.seen.chunks_exact(self.words) {
+                customers += u64::from(bits.iter().any(|w| *w != 0));
+                months.iter_mut().zip(bits).for_each(|(m, w)| *m |= w);
+            }
+            (customers, months.iter().map(|w| u64::from(w.count_ones())).sum())
+        });
         Ok(Found {
+            seen,
             repeated: DataFrame::new(repeated.len(), vec![Column::new(customer.into(), repeated)])?,
             unknown: DataFrame::new(
                 unknown.len(),

@@ -61,11 +61,11 @@ fn u64_at(df: &DataFrame, name: &str) -> PolarsResult<u64> {
     Ok(df.column(name)?.cast(&DataType::UInt64)?.u64()?.get(0).unwrap_or(0))
 }
 
-fn f64_at(df: &DataFrame, name: &str) -> PolarsResult<f64> {
+pub(crate) fn f64_at(df: &DataFrame, name: &str) -> PolarsResult<f64> {
     Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.get(0).unwrap_or(0.0))
 }
 
-fn date_at(df: &DataFrame, name: &str) -> PolarsResult<Option<NaiveDate>> {
+pub(crate) fn date_at(df: &DataFrame, name: &str) -> PolarsResult<Option<NaiveDate>> {
     let days = df.column(name)?.cast(&DataType::Int32)?.i32()?.get(0);
     Ok(days.and_then(crate::dates::from_epoch_days))
 }
@@ -80,6 +80,26 @@ fn counts(lf: LazyFrame, by: Expr) -> PolarsResult<BTreeMap<String, u64>> {
     Ok(keys.iter().zip(n.iter()).map(|(k, v)| (k.unwrap_or("none").to_string(), v.unwrap_or(0))).collect())
 }
 
+/// One pass over the bills, for a table the validation did not summarise on its way.
+pub(crate) fn billing_summary(billing: &LazyFrame) -> PolarsResult<BillingSummary> {
+    let bill = collect_streaming(billing.clone().select([
+        len().alias("rows"),
+        col(c::CUSTOMER_ID).n_unique().alias("customers"),
+        col(c::BILL_MONTH).min().alias("first"),
+        col(c::BILL_MONTH).max().alias("last"),
+        col(c::BILL_MONTH).n_unique().alias("months"),
+        col(c::TOTAL_CHARGE).sum().alias("charge"),
+    ]))?;
+    Ok(BillingSummary {
+        rows: u64_at(&bill, "rows")?,
+        customers_billed: u64_at(&bill, "customers")?,
+        first_month: date_at(&bill, "first")?,
+        last_month: date_at(&bill, "last")?,
+        months: u64_at(&bill, "months")?,
+        total_charge: f64_at(&bill, "charge")?,
+    })
+}
+
 pub fn summarize(v: &Validated) -> PolarsResult<DatasetSummary> {
     let customers = v.tables[&Table::Customers].clone();
     let billing = v.tables[&Table::Billing].clone();
@@ -92,24 +112,11 @@ pub fn summarize(v: &Validated) -> PolarsResult<DatasetSummary> {
     let n_customers = u64_at(&cust, "n")?;
     let churned = u64_at(&cust, "churned")?;
 
-    let bill = collect_streaming(billing.clone().select([
-        len().alias("rows"),
-        col(c::CUSTOMER_ID).n_unique().alias("customers"),
-        col(c::BILL_MONTH).min().alias("first"),
-        col(c::BILL_MONTH).max().alias("last"),
-        col(c::BILL_MONTH).n_unique().alias("months"),
-        col(c::TOTAL_CHARGE).sum().alias("charge"),
-    ]))?;
-    let first = date_at(&bill, "first")?;
-    let last = date_at(&bill, "last")?;
-    let billing_summary = BillingSummary {
-        rows: u64_at(&bill, "rows")?,
-        customers_billed: u64_at(&bill, "customers")?,
-        first_month: first,
-        last_month: last,
-        months: u64_at(&bill, "months")?,
-        total_charge: f64_at(&bill, "charge")?,
+    let billing_summary = match &v.billing {
+        Some(found) => found.clone(),
+        None => billing_summary(&billing)?,
     };
+    let (first, last) = (billing_summary.first_month, billing_summary.last_month);
 
     let monthly_churn_rate = match (first, last) {
         (Some(first), Some(last)) => {

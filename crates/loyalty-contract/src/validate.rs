@@ -86,6 +86,9 @@ pub struct Validated {
     pub tables: Tables,
     pub rejects: BTreeMap<Table, LazyFrame>,
     pub report: ValidationReport,
+    /// The billing summary, when the validation's passes over a clean billing table
+    /// found it on their way (the dataset summary then need not read the bills again).
+    pub billing: Option<crate::summary::BillingSummary>,
 }
 
 /// Rows whose key breaks a key-level rule (duplicate key, unknown reference).
@@ -121,7 +124,12 @@ fn rows_sum(df: &DataFrame) -> PolarsResult<u64> {
 /// input already validated upstream (`--skip-validation`). Table- and column-level
 /// problems still fail.
 pub fn trust(raw: RawDataset) -> Result<Validated, ContractError> {
-    let mut out = Validated { tables: Tables::new(), rejects: BTreeMap::new(), report: ValidationReport::default() };
+    let mut out = Validated {
+        tables: Tables::new(),
+        rejects: BTreeMap::new(),
+        report: ValidationReport::default(),
+        billing: None,
+    };
     let mut problems = Vec::new();
     for (table, t) in raw.tables {
         let spec = table.spec();
@@ -174,7 +182,12 @@ pub fn validate(raw: RawDataset) -> Result<Validated, ContractError> {
         return Err(ContractError::Schema(problems));
     }
 
-    let mut out = Validated { tables: Tables::new(), rejects: BTreeMap::new(), report: ValidationReport::default() };
+    let mut out = Validated {
+        tables: Tables::new(),
+        rejects: BTreeMap::new(),
+        report: ValidationReport::default(),
+        billing: None,
+    };
     // The clean customers' ids, once they are checked: the index the key checks of
     // every per-customer table look customers up in.
     let mut customers: Option<Arc<keys::Customers>> = None;
@@ -235,6 +248,12 @@ fn validate_table(
     if let Some((_, month)) = months {
         aggs.push(crate::dates::month_number_expr(col(month)).min().alias("__lo"));
         aggs.push(crate::dates::month_number_expr(col(month)).max().alias("__hi"));
+    }
+    if table == Table::Billing {
+        // What the dataset summary reads of the bills, in the same pass.
+        aggs.push(col(c::BILL_MONTH).min().alias("__first"));
+        aggs.push(col(c::BILL_MONTH).max().alias("__last"));
+        aggs.push(col(c::TOTAL_CHARGE).sum().alias("__charge"));
     }
     let started = std::time::Instant::now();
     let counts = collect_streaming(plain.lf.clone().select(aggs))?;
@@ -308,6 +327,16 @@ fn validate_table(
     tracing::debug!("{table}: keys and references in {:.2}s", started.elapsed().as_secs_f64());
     let canonical: Vec<Expr> = spec.columns.iter().map(|col_spec| col(col_spec.name)).collect();
     if broken.is_empty() && key_violations.is_empty() {
+        if let (Table::Billing, Some((customers_billed, months))) = (table, found.as_ref().and_then(|f| f.seen)) {
+            out.billing = Some(crate::summary::BillingSummary {
+                rows: rows_read,
+                customers_billed,
+                first_month: crate::summary::date_at(&counts, "__first")?,
+                last_month: crate::summary::date_at(&counts, "__last")?,
+                months,
+                total_charge: crate::summary::f64_at(&counts, "__charge")?,
+            });
+        }
         out.tables.insert(table, plain.lf.select(canonical));
         out.report.tables.push(TableReport {
             table,
@@ -602,6 +631,22 @@ mod tests {
             "total_charge" => charges,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_clean_billing_table_is_summarised_on_the_way() {
+        // Customers 1 and 2 in January, 1 in February: 2 customers, 2 months, 35.5.
+        let v = validate(dataset(customers(), billing([10.0, 20.0, 5.5], [1, 2, 1]))).unwrap();
+        let found = v.billing.clone().expect("summarised on the way");
+        let read = crate::summary::billing_summary(&v.tables[&Table::Billing]).unwrap();
+        assert_eq!(format!("{found:?}"), format!("{read:?}"));
+        assert_eq!((found.rows, found.customers_billed, found.months, found.total_charge), (3, 2, 2, 35.5));
+        assert_eq!(found.first_month.map(|d| d.to_string()).as_deref(), Some("2024-01-01"));
+        assert_eq!(found.last_month.map(|d| d.to_string()).as_deref(), Some("2024-02-01"));
+        // With a row rejected the bills are read again, clean: the summary does not
+        // count the rejected row.
+        let v = validate(dataset(customers(), billing([10.0, -20.0, 5.5], [1, 2, 1]))).unwrap();
+        assert!(v.billing.is_none());
     }
 
     fn rules_broken(v: &Validated) -> Vec<String> {

@@ -284,22 +284,30 @@ pub fn fit_kaplan_meier(tables: &Tables, params: &FeatureParams) -> Result<Survi
     let exit = df.column("exit")?.cast(&DataType::Int64)?;
     let exit = exit.i64()?;
     let ev = df.column("event")?.bool()?;
-    let mut curves = SurvivalCurves::default();
-    for i in 0..df.height() {
-        let (Some(en), Some(ex)) = (entry.get(i), exit.get(i)) else { continue };
+    // The rows are read in sequence and the cohorts keyed by the text they borrow: a
+    // row lookup by index and two strings per customer took 14 s at 10M customers.
+    let mut cohorts: BTreeMap<(&str, i64, &str), Hazard> = BTreeMap::new();
+    let mut plans: BTreeMap<&str, Hazard> = BTreeMap::new();
+    let mut overall = Hazard::default();
+    let keys = plan.iter().zip(contract.iter()).zip(level.iter());
+    let spans = entry.iter().zip(exit.iter()).zip(ev.iter());
+    for (((p, ct), lv), ((en, ex), e)) in keys.zip(spans) {
+        let (Some(en), Some(ex)) = (en, ex) else { continue };
         if ex < en {
             continue; // left before the data began: not in the risk set
         }
         // Tenure is capped at 30 years to bound the arrays.
         let (en, ex) = (en.min(360) as usize, ex.min(360) as usize);
-        let e = ev.get(i).unwrap_or(false);
-        let p = plan.get(i).unwrap_or("").to_string();
-        let key = (p.clone(), contract.get(i).unwrap_or(0), level.get(i).unwrap_or("unknown").to_string());
-        curves.cohorts.entry(key).or_default().add(en, ex, e);
-        curves.plans.entry(p).or_default().add(en, ex, e);
-        curves.overall.add(en, ex, e);
+        let (e, p) = (e.unwrap_or(false), p.unwrap_or(""));
+        cohorts.entry((p, ct.unwrap_or(0), lv.unwrap_or("unknown"))).or_default().add(en, ex, e);
+        plans.entry(p).or_default().add(en, ex, e);
+        overall.add(en, ex, e);
     }
-    Ok(curves)
+    Ok(SurvivalCurves {
+        cohorts: cohorts.into_iter().map(|((p, ct, lv), h)| ((p.to_string(), ct, lv.to_string()), h)).collect(),
+        plans: plans.into_iter().map(|(p, h)| (p.to_string(), h)).collect(),
+        overall,
+    })
 }
 
 /// Kaplan-Meier retention by one grouping column (`plan_type`, `contract_months`,
