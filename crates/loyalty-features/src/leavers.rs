@@ -104,14 +104,19 @@ pub const LAST_DAY: &str = "__last_day";
 /// window (at most T), in days since the epoch.
 pub const BILL_DAY_BEFORE_WINDOW: &str = "__bill_day_before_window";
 
+/// The column of the last day of a customer's top-ups before the features' window.
+pub const TOPUP_DAY_BEFORE_WINDOW: &str = "__topup_day_before_window";
+
 /// The prepaid customers without a churn_date by T who fell silent for longer than
 /// `prepaid_inactivity_days`, as the features at T found them: customer_id and
 /// `__last_day`, their last day of activity in the features' 12-month window (null:
 /// none in it). Where it is known, it is their last day of activity ever: the window
 /// ends at T, and a bill month in it ends after any top-up before it. [`analyse`]
 /// then reads the event tables only for the silent customers it does not know, and
-/// only the top-ups when the features also found `__bill_day_before_window` (the
-/// last day of their bills with usage before the window; null: none).
+/// of those only the ones the features did not read before the window too:
+/// `__bill_day_before_window` (the last day of their bills with usage before the
+/// window; null: none) and `__topup_day_before_window` (of their top-ups), each
+/// present when the features found it.
 #[derive(Debug, Clone)]
 pub struct SilentPrepaid {
     pub last_seen: DataFrame,
@@ -172,7 +177,7 @@ fn leavers_among(
         .collect()?;
     let last = match known {
         Some(known) => last_activity_known(tables, params, silent.column(c::CUSTOMER_ID)?, known)?,
-        None => last_activity(tables, params, silent.column(c::CUSTOMER_ID)?, true)?,
+        None => last_activity(tables, params, silent.column(c::CUSTOMER_ID)?, true, true)?,
     };
     let inferred = silent
         .lazy()
@@ -202,8 +207,14 @@ fn leavers_among(
 
 /// The last day of activity by T of each of `ids` (a top-up, or a bill with usage or a
 /// charge: the end of its month), as `__last_day` in days since the epoch.
-/// The bills are read only when `read_bills`.
-fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column, read_bills: bool) -> PolarsResult<DataFrame> {
+/// The bills are read only when `read_bills`, the top-ups only when `read_topups`.
+fn last_activity(
+    tables: &Tables,
+    params: &FeatureParams,
+    ids: &Column,
+    read_bills: bool,
+    read_topups: bool,
+) -> PolarsResult<DataFrame> {
     let t_day = crate::epoch_days(params.as_of);
     let ids = DataFrame::new_infer_height(vec![ids.clone()])?.lazy();
     let semi = |lf: LazyFrame| {
@@ -220,7 +231,7 @@ fn last_activity(tables: &Tables, params: &FeatureParams, ids: &Column, read_bil
                 .agg([day_num(col(c::BILL_MONTH).max().dt().month_end()).clip_max(lit(t_day)).alias(LAST_DAY)]),
         );
     }
-    if let Some(topups) = tables.get(&Table::Topups) {
+    if let Some(topups) = tables.get(&Table::Topups).filter(|_| read_topups) {
         let day = day_num(col(c::TS));
         parts.push(
             semi(topups.clone())
@@ -262,32 +273,36 @@ fn last_activity_known(
     if unknown.height() == 0 {
         return found.collect();
     }
-    let bills_found = known.last_seen.get_column_index(BILL_DAY_BEFORE_WINDOW).is_some();
+    // Their last days before the window that the features found, and what is read
+    // of the tables they did not read.
+    let has = |name: &str| known.last_seen.get_column_index(name).is_some();
+    let (bills_found, topups_found) = (has(BILL_DAY_BEFORE_WINDOW), has(TOPUP_DAY_BEFORE_WINDOW));
+    let mut days = Vec::new();
+    let mut read = unknown.clone().lazy();
+    for name in [BILL_DAY_BEFORE_WINDOW, TOPUP_DAY_BEFORE_WINDOW].into_iter().filter(|name| has(name)) {
+        let before = known.last_seen.clone().lazy().select([id(), col(name)]);
+        read = read.join(before, [id()], [id()], JoinArgs::new(JoinType::Left));
+        days.push(col(name));
+    }
+    let (read_bills, read_topups) = (!bills_found, !topups_found);
     tracing::debug!(
-        "last activity of {} silent customers read ({}), {} known",
+        "last activity of {} silent customers: {} known, bills read: {read_bills}, top-ups read: {read_topups}",
         unknown.height(),
-        if bills_found { "top-ups" } else { "bills and top-ups" },
         ids.len() - unknown.height()
     );
-    let read = last_activity(tables, params, unknown.column(c::CUSTOMER_ID)?, !bills_found)?;
-    let read = if bills_found {
-        // Their bills before the window, as the features found them, and their top-ups.
-        let bills = known.last_seen.clone().lazy().select([id(), col(BILL_DAY_BEFORE_WINDOW).alias(LAST_DAY)]);
-        let topups = read.lazy().select([id(), col(LAST_DAY).alias("__topup_day")]);
-        unknown
-            .lazy()
-            .join(bills, [id()], [id()], JoinArgs::new(JoinType::Left))
-            .join(topups, [id()], [id()], JoinArgs::new(JoinType::Left))
-            .select([
-                id(),
-                polars::lazy::dsl::max_horizontal([col(LAST_DAY), col("__topup_day")])?
-                    .cast(DataType::Int32)
-                    .alias(LAST_DAY),
-            ])
-            .filter(col(LAST_DAY).is_not_null())
-    } else {
-        read.lazy()
-    };
+    if read_bills || read_topups {
+        let got = last_activity(tables, params, unknown.column(c::CUSTOMER_ID)?, read_bills, read_topups)?;
+        read = read.join(
+            got.lazy().select([id(), col(LAST_DAY).alias("__read_day")]),
+            [id()],
+            [id()],
+            JoinArgs::new(JoinType::Left),
+        );
+        days.push(col("__read_day"));
+    }
+    let read = read
+        .select([id(), polars::lazy::dsl::max_horizontal(days)?.cast(DataType::Int32).alias(LAST_DAY)])
+        .filter(col(LAST_DAY).is_not_null());
     concat([found, read], UnionArgs::default())?.collect()
 }
 

@@ -7,7 +7,7 @@ use polars::prelude::*;
 use std::sync::{Arc, Mutex};
 
 use crate::billing_kernel::{self, BillingKernel, Slots};
-use crate::leavers::{BILL_DAY_BEFORE_WINDOW, LAST_DAY, SilentPrepaid};
+use crate::leavers::{BILL_DAY_BEFORE_WINDOW, LAST_DAY, SilentPrepaid, TOPUP_DAY_BEFORE_WINDOW};
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epoch_days};
@@ -369,15 +369,26 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
     // Top-ups: frequency and last activity.
     if let Some(topups) = tables.get(&Table::Topups) {
         let day = day_num(col(c::TS));
-        let agg = topups
-            .clone()
-            .filter(day.clone().lt_eq(lit(t_days)).and(day.clone().gt(lit(t_12))))
-            .group_by([col(c::CUSTOMER_ID)])
-            .agg([
+        let in_window = day.clone().gt(lit(t_12));
+        let agg = if remote {
+            topups.clone().filter(day.clone().lt_eq(lit(t_days)).and(in_window)).group_by([col(c::CUSTOMER_ID)]).agg([
                 len().cast(DataType::Float64).alias(n::TOPUPS_12M),
                 exact_sum(col(c::AMOUNT)).alias(n::TOPUP_AMOUNT_12M),
                 day.max().alias("__last_topup_day"),
-            ]);
+            ])
+        } else {
+            // The scan decodes every top-up whatever the filter: the ones before the
+            // window also give the last top-up before it, which the leavers need of
+            // the prepaid customers who fell silent (a second read of every top-up).
+            let only = |cond: Expr, e: Expr, otherwise: Expr| when(cond).then(e).otherwise(otherwise);
+            let no_day = || lit(NULL).cast(DataType::Int32);
+            topups.clone().filter(day.clone().lt_eq(lit(t_days))).group_by([col(c::CUSTOMER_ID)]).agg([
+                in_window.clone().cast(DataType::Float64).sum().alias(n::TOPUPS_12M),
+                exact_sum(only(in_window.clone(), col(c::AMOUNT), lit(0.0))).alias(n::TOPUP_AMOUNT_12M),
+                only(in_window.clone(), day.clone(), no_day()).max().alias("__last_topup_day"),
+                only(in_window.not(), day, no_day()).max().alias(TOPUP_BEFORE_WINDOW),
+            ])
+        };
         push(&mut plans, Table::Topups, agg);
     }
 
@@ -635,7 +646,8 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataF
     let active = active.bool()?.clone();
     let silent = silent_prepaid(&base, &active, last_activity, t_days)?;
     // churn_date and churn_reason are after T for every active customer: leakage.
-    for name in ["__last_active_bill", "__last_topup_day", BILL_BEFORE_WINDOW, c::CHURN_DATE, c::CHURN_REASON] {
+    let drop = ["__last_active_bill", "__last_topup_day", BILL_BEFORE_WINDOW, TOPUP_BEFORE_WINDOW];
+    for name in drop.into_iter().chain([c::CHURN_DATE, c::CHURN_REASON]) {
         if base.get_column_index(name).is_some() {
             base.drop_in_place(name)?;
         }
@@ -651,6 +663,8 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataF
 
 /// The billing kernel's last bill month with usage before the 12-month window.
 pub(crate) const BILL_BEFORE_WINDOW: &str = "__last_active_bill_before";
+/// The last top-up day before the 12-month window (local top-up aggregates only).
+const TOPUP_BEFORE_WINDOW: &str = "__last_topup_before";
 
 /// The customers of `base` that `active` drops (prepaid customers silent for too long),
 /// with `last_activity` (their last day of activity in the window) and, where the
@@ -667,6 +681,10 @@ fn silent_prepaid(
         names.push(BILL_BEFORE_WINDOW);
         let day = day_num(col(BILL_BEFORE_WINDOW).dt().month_end()).clip_max(lit(t_days));
         out.push(day.cast(DataType::Int32).alias(BILL_DAY_BEFORE_WINDOW));
+    }
+    if base.get_column_index(TOPUP_BEFORE_WINDOW).is_some() {
+        names.push(TOPUP_BEFORE_WINDOW);
+        out.push(col(TOPUP_BEFORE_WINDOW).cast(DataType::Int32).alias(TOPUP_DAY_BEFORE_WINDOW));
     }
     let dropped = base.select(names)?.filter(&!active)?;
     Ok(SilentPrepaid { last_seen: dropped.lazy().select(out).collect()? })

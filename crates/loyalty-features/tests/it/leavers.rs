@@ -1,7 +1,9 @@
 //! Leavers, the win-back list, the leaky bucket, reason classes and collected margin
 //! on the hand-computed fixture (see `fixture` in main.rs for its customers).
 
-use loyalty_features::leavers::{BILL_DAY_BEFORE_WINDOW, LAST_DAY, ReasonMap, SilentPrepaid, analyse, leavers};
+use loyalty_features::leavers::{
+    BILL_DAY_BEFORE_WINDOW, LAST_DAY, ReasonMap, SilentPrepaid, TOPUP_DAY_BEFORE_WINDOW, analyse, leavers,
+};
 use loyalty_features::{
     BillingEngine, FeatureParams, MarginBasis, annuity_factor, customer_features, monthly_discount_rate, names as n,
 };
@@ -61,6 +63,7 @@ fn silent_customers_last_activity_comes_from_the_features_where_they_found_it() 
     assert_eq!(strs(&at_t.silent.last_seen, "customer_id"), ["5"]);
     assert_eq!(strs(&at_t.silent.last_seen, LAST_DAY), ["19753"]);
     assert_eq!(strs(&at_t.silent.last_seen, BILL_DAY_BEFORE_WINDOW), [""]);
+    assert_eq!(strs(&at_t.silent.last_seen, TOPUP_DAY_BEFORE_WINDOW), [""]);
     let run = |silent: Option<&SilentPrepaid>| {
         analyse(&t, &p, &active(), &ReasonMap::default(), 12, date("2024-01-01"), silent).unwrap()
     };
@@ -83,6 +86,18 @@ fn silent_customers_last_activity_comes_from_the_features_where_they_found_it() 
     };
     assert!(read.leavers.equals_missing(&run(Some(&bills_found(Some(19_753)))).leavers));
     assert_eq!(strs(&run(Some(&bills_found(None))).leavers, "churn_date"), ["2024-04-15", "2024-04-14"]);
+    // Both found before the window: nothing is read. A top-up on 9 December 2023 and no
+    // bill: gone on 8 March (reading the top-ups would have found 15 January).
+    let both = SilentPrepaid {
+        last_seen: df!(
+            "customer_id" => [5i64],
+            LAST_DAY => [None::<i32>],
+            BILL_DAY_BEFORE_WINDOW => [None::<i32>],
+            TOPUP_DAY_BEFORE_WINDOW => [Some(19_700i32)]
+        )
+        .unwrap(),
+    };
+    assert_eq!(strs(&run(Some(&both)).leavers, "churn_date"), ["2024-04-15", "2024-03-08"]);
     // A day the features found is taken as it is: 15 February, so gone on 15 May.
     let later = SilentPrepaid { last_seen: df!("customer_id" => [5i64], LAST_DAY => [Some(19_768i32)]).unwrap() };
     let moved = run(Some(&later)).leavers;
