@@ -23,11 +23,24 @@ impl Hasher for IdHasher {
 }
 
 /// customer_id -> slot (position in the customers table). Ids in a compact range
-/// (the usual case: a sequence) index an array directly; others go through a hash map.
+/// (the usual case: a sequence, or one hash partition of one) index an array
+/// directly; others go through a hash map.
+///
+/// A partition of `P` holds one id in about `P` of its range, so its direct index is
+/// `P` times longer than it is full. It is used up to [`SPARSEST`]: a kernel's rows
+/// come in id order within a file, and so do its slots, so a direct lookup reads the
+/// index and the state nearly in sequence, where a hash lookup misses the cache on
+/// every row (70% of the billing kernel's time at 1M customers in a partition).
 pub enum Slots {
     Dense { min: i64, index: Vec<u32> },
     Sparse(HashMap<i64, u32, BuildHasherDefault<IdHasher>>),
 }
+
+/// The most index entries per id a direct index may take.
+const SPARSEST: i128 = 64;
+
+/// The longest direct index (entries of 4 bytes: 256 MiB) a sparse id set may take.
+const MAX_DENSE: i128 = 1 << 26;
 
 impl Slots {
     pub fn new(ids: &[i64]) -> Self {
@@ -35,7 +48,8 @@ impl Slots {
             return Slots::Dense { min: 0, index: Vec::new() };
         };
         let span = i128::from(max) - i128::from(min) + 1;
-        if span <= 4 * ids.len() as i128 + 4096 {
+        let n = ids.len() as i128;
+        if span <= 4 * n + 4096 || (span <= SPARSEST * n && span <= MAX_DENSE) {
             let mut index = vec![u32::MAX; span as usize];
             for (slot, &id) in ids.iter().enumerate() {
                 index[(id - min) as usize] = slot as u32;
@@ -60,5 +74,37 @@ impl Slots {
             }
             Slots::Sparse(map) => map.get(&id).map(|&s| s as usize),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots_of(ids: &[i64]) -> (Slots, Vec<Option<usize>>) {
+        let slots = Slots::new(ids);
+        let found = ids.iter().map(|&id| slots.get(id)).collect();
+        (slots, found)
+    }
+
+    #[test]
+    fn a_hash_partition_of_a_sequence_is_indexed_directly() {
+        // One partition of ten of the ids 1..=100_000, in id order.
+        let ids: Vec<i64> = (1..=100_000).filter(|&id| crate::partition::customer_hash(id) % 10 == 3).collect();
+        let (slots, found) = slots_of(&ids);
+        assert!(matches!(slots, Slots::Dense { .. }));
+        assert_eq!(found, (0..ids.len()).map(Some).collect::<Vec<_>>());
+        // Ids of other partitions, and outside the range, have no slot.
+        let others = (1..=100_000).filter(|&id| crate::partition::customer_hash(id) % 10 != 3);
+        assert!(others.chain([0, -5, 100_001, i64::MAX, i64::MIN]).all(|id| slots.get(id).is_none()));
+    }
+
+    #[test]
+    fn scattered_ids_go_through_the_hash_map_with_the_same_answers() {
+        let ids: Vec<i64> = (0..1_000).map(|i| i * 1_000_003 - 7).chain([i64::MIN, i64::MAX]).collect();
+        let (slots, found) = slots_of(&ids);
+        assert!(matches!(slots, Slots::Sparse(_)));
+        assert_eq!(found, (0..ids.len()).map(Some).collect::<Vec<_>>());
+        assert!([0, 1, 1_000_002, -8].iter().all(|&id| slots.get(id).is_none()));
     }
 }
