@@ -85,17 +85,39 @@ impl ReasonMap {
         ]
     }
 
-    /// The class of the reason in `reason`.
+    /// The class of the reason in `reason`: its code trimmed and in lower case, as
+    /// listed (the first list wins), or `unknown`. Each distinct code is classified
+    /// once: leavers are millions and their codes a handful.
     pub fn class_of(&self, reason: Expr) -> Expr {
-        let code = reason.str().strip_chars(lit(NULL)).str().to_lowercase();
-        let mut out = lit("unknown");
-        for (class, codes) in self.lists().iter().rev() {
-            let listed = codes.iter().fold(lit(false), |any, k| any.or(code.clone().eq(lit(k.trim().to_lowercase()))));
-            out = when(listed.fill_null(lit(false))).then(lit(*class)).otherwise(out);
+        let mut classes: std::collections::HashMap<String, &'static str> = std::collections::HashMap::new();
+        for (class, codes) in self.lists() {
+            for code in codes {
+                classes.entry(code.trim().to_lowercase()).or_insert(class);
+            }
         }
-        out
+        reason.map(
+            move |column| {
+                let codes = column.cast(&DataType::String)?;
+                let mut seen: std::collections::HashMap<&str, &'static str> = std::collections::HashMap::new();
+                let class = |code: &str| -> &'static str {
+                    classes.get(&code.trim().to_lowercase()).copied().unwrap_or(UNKNOWN_CLASS)
+                };
+                let out: StringChunked = codes
+                    .str()?
+                    .iter()
+                    .map(|code| {
+                        Some(code.map_or(UNKNOWN_CLASS, |code| *seen.entry(code).or_insert_with(|| class(code))))
+                    })
+                    .collect();
+                Ok(out.with_name(column.name().clone()).into_column())
+            },
+            |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
+        )
     }
 }
+
+/// The class of a reason code no list holds.
+const UNKNOWN_CLASS: &str = "unknown";
 
 /// The column of a customer's last day of activity by T, in days since the epoch.
 pub const LAST_DAY: &str = "__last_day";
