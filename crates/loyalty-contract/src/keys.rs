@@ -66,10 +66,20 @@ impl Kernel {
     fn update(&mut self, ids: &Int64Chunked, months: Option<&Int32Chunked>) {
         // A chunked array's `get(row)` walks its chunks: the months are read in step.
         let mut months = months.map(|m| m.iter());
+        // Rows come in runs of one month (a file per month, or a month's bills
+        // together): the last day's month number is reused.
+        let mut last: Option<(i32, i64)> = None;
         for id in ids.iter() {
             let days = months.as_mut().and_then(|m| m.next()).flatten();
             let Some(id) = id else { continue };
-            let month = days.map(|days| crate::dates::month_number(days) - self.lo);
+            let month = days.map(|days| match last {
+                Some((d, k)) if d == days => k,
+                _ => {
+                    let k = crate::dates::month_number(days) - self.lo;
+                    last = Some((days, k));
+                    k
+                }
+            });
             match self.customers.slots.get(id) {
                 Some(slot) => {
                     let Some(k) = month else { continue };

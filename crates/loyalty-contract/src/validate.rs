@@ -246,8 +246,9 @@ fn validate_table(
         }),
     );
     if let Some((_, month)) = months {
-        aggs.push(crate::dates::month_number_expr(col(month)).min().alias("__lo"));
-        aggs.push(crate::dates::month_number_expr(col(month)).max().alias("__hi"));
+        // The month number grows with the day: the extremes' numbers, not every row's.
+        aggs.push(crate::dates::month_number_expr(col(month).min()).alias("__lo"));
+        aggs.push(crate::dates::month_number_expr(col(month).max()).alias("__hi"));
     }
     if table == Table::Billing {
         // What the dataset summary reads of the bills, in the same pass.
