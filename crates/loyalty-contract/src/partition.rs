@@ -31,10 +31,23 @@ pub fn hash_expr(id: Expr) -> Expr {
     )
 }
 
+/// The partition of `count` that hash `h` falls in: partition `k` holds the `k`-th
+/// of `count` equal shares of the hash range, so a small sample (the lowest hashes)
+/// lies in partition 0, and partition `k` of `m * count` in partition `k / m` of `count`.
+pub fn partition_of(h: u32, count: u32) -> u32 {
+    ((u64::from(h) * u64::from(count)) >> 32) as u32
+}
+
+/// The hashes of partition `index` of `count` ([`partition_of`]): `lo..hi`.
+fn hash_range(index: u32, count: u32) -> (u64, u64) {
+    let bound = |k: u32| (u64::from(k) << 32).div_ceil(u64::from(count.max(1)));
+    (bound(index), bound(index + 1))
+}
+
 /// One slice of the customers: partition `index` of `count`, or a uniform sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Slice {
-    /// Customers whose hash is `index` modulo `count`.
+    /// Customers whose hash falls in partition `index` of `count` ([`partition_of`]).
     Partition { index: u32, count: u32 },
     /// Customers whose hash falls below `fraction` of its range: a uniform sample,
     /// the same customers at every date.
@@ -46,7 +59,11 @@ impl Slice {
     pub fn predicate(&self, id_column: &str) -> Expr {
         let h = hash_expr(col(id_column));
         match *self {
-            Slice::Partition { index, count } => (h % lit(count)).eq(lit(index)),
+            Slice::Partition { index, count } => {
+                let (lo, hi) = hash_range(index, count);
+                let h = h.cast(DataType::Int64);
+                h.clone().gt_eq(lit(lo as i64)).and(h.lt(lit(hi as i64)))
+            }
             Slice::Sample { fraction } => h.cast(DataType::Float64).lt(lit(sample_bound(fraction))),
         }
     }
@@ -55,7 +72,7 @@ impl Slice {
     pub fn contains(&self, id: i64) -> bool {
         let h = customer_hash(id);
         match *self {
-            Slice::Partition { index, count } => h % count == index,
+            Slice::Partition { index, count } => partition_of(h, count) == index,
             Slice::Sample { fraction } => f64::from(h) < sample_bound(fraction),
         }
     }
@@ -63,6 +80,16 @@ impl Slice {
     /// The partitions `0..count`.
     pub fn partitions(count: u32) -> impl Iterator<Item = Slice> {
         (0..count.max(1)).map(move |index| Slice::Partition { index, count: count.max(1) })
+    }
+
+    /// The partition of `count` that holds every customer of this slice, if one does.
+    pub fn within(&self, count: u32) -> Option<u32> {
+        let count = count.max(1);
+        match *self {
+            Slice::Partition { index, count: own } if own % count == 0 => Some(index / (own / count)),
+            Slice::Partition { .. } => None,
+            Slice::Sample { fraction } => (sample_bound(fraction) <= hash_range(0, count).1 as f64).then_some(0),
+        }
     }
 
     /// The slices of a pass in `count` partitions: `[None]` (everything at once) for
@@ -136,12 +163,41 @@ mod tests {
     fn contains_agrees_with_the_predicate() {
         let ids: Vec<i64> = (-500..500).collect();
         let df = df!(c::CUSTOMER_ID => &ids).unwrap();
-        for s in [Slice::Partition { index: 2, count: 3 }, Slice::Sample { fraction: 0.3 }] {
+        let slices = [
+            Slice::Partition { index: 0, count: 3 },
+            Slice::Partition { index: 2, count: 3 },
+            Slice::Partition { index: 6, count: 7 },
+            Slice::Sample { fraction: 0.3 },
+        ];
+        for s in slices {
             let kept = df.clone().lazy().filter(s.predicate(c::CUSTOMER_ID)).collect().unwrap();
             let by_expr: Vec<i64> = kept.column(c::CUSTOMER_ID).unwrap().i64().unwrap().iter().flatten().collect();
             let by_fn: Vec<i64> = ids.iter().copied().filter(|id| s.contains(*id)).collect();
             assert_eq!(by_expr, by_fn, "{s:?}");
         }
+    }
+
+    #[test]
+    fn partitions_are_shares_of_the_hash_range_and_nest() {
+        let ids: Vec<i64> = (-2_000..20_000).chain([i64::MIN, i64::MAX]).collect();
+        for id in ids {
+            let h = customer_hash(id);
+            let (k10, k30) = (partition_of(h, 10), partition_of(h, 30));
+            assert!(k10 < 10 && k30 < 30);
+            // A partition of 30 lies in one of 10, and both agree with `contains`.
+            assert_eq!(k30 / 3, k10, "{id}");
+            assert_eq!(Slice::Partition { index: k30, count: 30 }.within(10), Some(k10));
+            assert!(Slice::Partition { index: k10, count: 10 }.contains(id));
+            assert!(!Slice::Partition { index: (k10 + 1) % 10, count: 10 }.contains(id));
+            // A sample of up to a tenth lies in partition 0 of 10.
+            if (Slice::Sample { fraction: 0.1 }).contains(id) {
+                assert_eq!(k10, 0, "{id}");
+            }
+        }
+        assert_eq!(Slice::Sample { fraction: 0.1 }.within(10), Some(0));
+        assert_eq!(Slice::Sample { fraction: 0.11 }.within(10), None);
+        assert_eq!(Slice::Partition { index: 4, count: 15 }.within(10), None);
+        assert_eq!((partition_of(0, 7), partition_of(u32::MAX, 7)), (0, 6));
     }
 
     #[test]

@@ -90,9 +90,9 @@ impl Tables {
 
     /// These tables restricted to the customers of `slice` (all of them for None).
     ///
-    /// Partition `index` of `count` reads bucket `index % buckets` when `count` is a
-    /// multiple of the bucket count (a hash equal to `index` modulo `count` is equal to
-    /// `index` modulo any divisor of `count`), filtered further when `count` is larger.
+    /// A slice that lies within one bucket ([`Slice::within`]: a partition of a
+    /// multiple of the bucket count, or a sample of at most one bucket's share) reads
+    /// that bucket, filtered further unless it is the bucket itself.
     pub fn restricted(&self, slice: Option<Slice>) -> Tables {
         let Some(slice) = slice else { return self.clone() };
         let frames = self
@@ -114,12 +114,10 @@ impl Tables {
     /// whether it holds only those rows.
     fn bucket_of(&self, table: Table, slice: Slice) -> Option<(LazyFrame, bool)> {
         let b = self.buckets.as_ref()?;
-        let Slice::Partition { index, count } = slice else { return None };
-        if count % b.count != 0 {
-            return None;
-        }
+        let bucket = slice.within(b.count)?;
+        let whole = slice == Slice::Partition { index: bucket, count: b.count };
         let scans = b.scans.get(&table)?;
-        Some((scans[(index % b.count) as usize].clone(), count == b.count))
+        Some((scans[bucket as usize].clone(), whole))
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
-use loyalty_contract::partition::{customer_column, customer_hash};
+use loyalty_contract::partition::{customer_column, customer_hash, partition_of};
 use loyalty_contract::{Tables, collect_streaming};
 use polars::prelude::*;
 
@@ -29,9 +29,10 @@ use crate::output::ScratchDir;
 const ROWS_PER_FILE: usize = 262_144;
 
 /// `tables` with their per-customer tables copied into `count` customer hash buckets
-/// in `scratch`: partition `k` of `count` (or of a multiple of it) then reads bucket
-/// `k % count`; whole-table reads and the tables that are not per customer stay as
-/// they are. The result owns
+/// in `scratch`: bucket `k` holds partition `k` of `count`, and a partition of a
+/// multiple of `count`, or a small sample, then reads the one bucket that holds it;
+/// whole-table reads and the tables that are not per customer stay as they are.
+/// The result owns
 /// `scratch`: the folder goes when the last copy of the tables does.
 pub fn bucketed(tables: &Tables, count: u32, scratch: ScratchDir) -> Result<Tables, IoError> {
     let mut out = Tables::new();
@@ -68,7 +69,7 @@ fn scan_or_empty(paths: &[PathBuf], schema: &Schema) -> PolarsResult<LazyFrame> 
     LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
 }
 
-/// Stream `lf` once, writing each row into bucket `customer_hash(id) % count` under
+/// Stream `lf` once, writing each row into bucket `partition_of(customer_hash(id), count)` under
 /// `dir`; the files of each bucket. Rows without a customer id belong to no partition
 /// (as with a partition filter) and are dropped.
 fn write_buckets(lf: LazyFrame, id: &'static str, dir: &Path, count: u32) -> PolarsResult<Vec<Vec<PathBuf>>> {
@@ -161,7 +162,7 @@ impl BucketWriter {
         let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); count];
         for (i, id) in ids.i64()?.iter().enumerate() {
             if let Some(id) = id {
-                rows[customer_hash(id) as usize % count].push(i as IdxSize);
+                rows[partition_of(customer_hash(id), count as u32) as usize].push(i as IdxSize);
             }
         }
         for (k, idx) in rows.into_iter().enumerate() {
