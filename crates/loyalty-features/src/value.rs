@@ -146,20 +146,35 @@ impl Adoption {
         }))
     }
 
-    /// The rows of [`adoption_rates`] for the customers in `cells` (a slice of
-    /// [`Adoption::cells`]), in no particular order.
-    pub(crate) fn rows(&self, cells: &DataFrame) -> PolarsResult<LazyFrame> {
-        // Only the held services of the slice's id range reach the join: it hashes its
-        // right side, and at 10M customers every held service is a few GB of keys.
+    /// Every cell x catalog service: `__cell`, service, monthly_margin, p_adopt.
+    pub(crate) fn rates(&self) -> &DataFrame {
+        &self.rates
+    }
+
+    /// The services held at T (customer_id, service) of the id range of `cells` (a
+    /// slice of [`Adoption::cells`]).
+    pub(crate) fn held_between(&self, cells: &DataFrame) -> PolarsResult<DataFrame> {
+        self.held_of(cells)?.select([col(c::CUSTOMER_ID), col(c::SERVICE)]).collect()
+    }
+
+    fn held_of(&self, cells: &DataFrame) -> PolarsResult<LazyFrame> {
+        // Only the held services of the slice's id range: at 10M customers every held
+        // service is a few GB of keys.
         let ids = cells.column(c::CUSTOMER_ID)?.as_materialized_series();
-        let held = match (ids.min::<i64>()?, ids.max::<i64>()?) {
+        Ok(match (ids.min::<i64>()?, ids.max::<i64>()?) {
             (Some(lo), Some(hi)) => self
                 .held
                 .clone()
                 .lazy()
                 .filter(col(c::CUSTOMER_ID).gt_eq(lit(lo)).and(col(c::CUSTOMER_ID).lt_eq(lit(hi)))),
             _ => self.held.clone().lazy(),
-        };
+        })
+    }
+
+    /// The rows of [`adoption_rates`] for the customers in `cells` (a slice of
+    /// [`Adoption::cells`]), in no particular order.
+    pub(crate) fn rows(&self, cells: &DataFrame) -> PolarsResult<LazyFrame> {
+        let held = self.held_of(cells)?;
         Ok(cells
             .clone()
             .lazy()

@@ -215,7 +215,9 @@ fn compute(
     // Offers go straight into the staged folder as they are ranked; every other table is
     // written at the end.
     let offers_file = OffersFile { path: staged.join("offers.parquet"), pseudonyms };
+    let started = Instant::now();
     let offer_summary = offers_file.write(&customers, &v.tables, params)?;
+    tracing::debug!("next-best offers in {:.2}s", started.elapsed().as_secs_f64());
 
     stages.begin("curves")?;
     let curve_tables = satisfaction_curves(&v.tables, params, &cfg.curves, &customers, n::LOYALTY)

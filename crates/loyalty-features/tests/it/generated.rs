@@ -423,6 +423,65 @@ fn offers_in_customer_chunks_equal_them_at_once() {
     assert!(whole.equals_missing(&chunks), "offers differ when ranked in chunks of 1,500 customers");
 }
 
+#[test]
+fn offers_are_the_ranking_of_every_customer_x_service_row() {
+    use loyalty_features::offers::next_best_offers;
+    let t = tables(generated());
+    let params = FeatureParams { as_of: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
+    let (active, _) = customer_features(&t, &params).unwrap();
+    // Segments vary, so each offer must carry its own customer's.
+    let segment = when((col(c::CUSTOMER_ID) % lit(3)).eq(lit(0))).then(lit("gold")).otherwise(lit("iron"));
+    let active = active.lazy().with_column(segment.alias("value_segment")).collect().unwrap();
+    let offers = next_best_offers(&active, &t, &params).unwrap();
+    // The ranking as a sort of every customer x service row and a window per customer.
+    let rows = loyalty_features::adoption_rates(&active, &t, &params).unwrap();
+    let reference = rows
+        .lazy()
+        .filter(col("held").not())
+        .with_column((col("p_adopt") * col(c::MONTHLY_MARGIN)).alias("expected_monthly_margin"))
+        .sort(
+            [c::CUSTOMER_ID, "expected_monthly_margin", c::SERVICE],
+            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+        )
+        .with_column(
+            col(c::SERVICE)
+                .cum_count(false)
+                .over([col(c::CUSTOMER_ID)])
+                .unwrap()
+                .cast(DataType::Int64)
+                .alias("offer_rank"),
+        )
+        .filter(col("offer_rank").lt_eq(lit(3i64)))
+        .join(
+            active.clone().lazy().select([col(c::CUSTOMER_ID), col("value_segment")]),
+            [col(c::CUSTOMER_ID)],
+            [col(c::CUSTOMER_ID)],
+            JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) },
+        )
+        .select(
+            [
+                c::CUSTOMER_ID,
+                "value_segment",
+                "offer_rank",
+                c::SERVICE,
+                "p_adopt",
+                c::MONTHLY_MARGIN,
+                "expected_monthly_margin",
+            ]
+            .map(col),
+        )
+        .collect()
+        .unwrap();
+    let held =
+        loyalty_features::adoption_rates(&active, &t, &params).unwrap().column("held").unwrap().bool().unwrap().sum();
+    assert!(
+        held.unwrap_or(0) > 1_000 && offers.height() > active.height(),
+        "{held:?} held, {} offers",
+        offers.height()
+    );
+    assert!(offers.equals_missing(&reference), "{offers}\n{reference}");
+}
+
 /// The leavers' and joiners' bill values as the group-by over the window rows they
 /// were computed with before the kernel (the reference for [`bill_values`]).
 fn bill_values_by_group_by(t: &Tables, params: &FeatureParams, people: &DataFrame) -> DataFrame {
