@@ -17,14 +17,7 @@ use polars::prelude::*;
 use crate::billing_kernel::{Nums, nums};
 use crate::names as n;
 
-/// Units of the fixed-point sums (the group-by's `exact_sum`: 1e-9).
-const FIXED_POINT: f64 = 1e9;
-
-/// A value in fixed point; None for a missing value (a null bill amount), which a sum
-/// skips but a mean's row count does not.
-fn fixed(v: f64) -> Option<i64> {
-    v.is_finite().then(|| (v * FIXED_POINT).round_ties_even() as i64)
-}
+use crate::per_customer::{FIXED_POINT, fixed};
 
 /// One person's windows and sums (80 bytes: at 10M customers there are millions of
 /// them). Months are `year * 12 + month`.

@@ -231,15 +231,10 @@ fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
         .otherwise(lit("unknown"))
 }
 
-/// The rows of a one-row-per-customer frame placed at their customers' positions in
-/// the base (`slots`), null where a customer has no row; without the customer_id.
-pub(crate) fn align(slots: &Slots, height: usize, df: &DataFrame) -> PolarsResult<Vec<Column>> {
-    let idx = placement(slots, height, df)?;
-    Ok(df.drop(c::CUSTOMER_ID)?.take(&idx)?.into_columns())
-}
-
-/// As [`align`], each placed column added to `base` as it is made and its source
-/// freed: the table grows by one column at a time, never by a copy of `df`.
+/// The columns of a one-row-per-customer frame placed at their customers' positions
+/// in `base` (`slots`), null where a customer has no row, without the customer_id:
+/// each placed column added to `base` as it is made and its source freed, so the
+/// table grows by one column at a time, never by a copy of `df`.
 fn align_into(base: &mut DataFrame, slots: &Slots, mut df: DataFrame) -> PolarsResult<()> {
     let idx = placement(slots, base.height(), &df)?;
     df.drop_in_place(c::CUSTOMER_ID)?;
@@ -336,7 +331,13 @@ struct Plans {
 }
 
 /// Fixed-point units of [`exact_sum`].
-const FIXED_POINT: f64 = 1e9;
+pub(crate) const FIXED_POINT: f64 = 1e9;
+
+/// A value in [`exact_sum`]'s fixed point; None for a missing value (NaN: a null
+/// amount), which a sum skips but a mean's row count does not.
+pub(crate) fn fixed(v: f64) -> Option<i64> {
+    v.is_finite().then(|| (v * FIXED_POINT).round_ties_even() as i64)
+}
 
 /// The sum of a group's values in fixed point (exact to 1e-9, for magnitudes up to
 /// 9e9), so it does not depend on the order the rows arrive in: the streaming engine
