@@ -39,25 +39,68 @@ fn pct_rank(x: Expr, over: Option<&str>) -> PolarsResult<Expr> {
         .fill_null(lit(0.5)))
 }
 
-/// Quantile bin 0..q-1 of `x` within `over` (nulls in bin 0).
-fn quantile_bin(x: Expr, q: u32, over: &str) -> PolarsResult<Expr> {
-    Ok((pct_rank(x, Some(over))? * lit(f64::from(q)))
-        .floor()
-        .clip(lit(0.0), lit(f64::from(q - 1)))
-        .cast(DataType::Int32))
+/// The comparable-customer cell of each customer of `base` (customer_id, `__cell`):
+/// `plan/arpu_bin/data_bin`, the ARPU quintile and data-usage tercile within the
+/// plan (null without a plan type).
+///
+/// A bin is [`pct_rank`]'s within the plan times the bin count, floored: the
+/// average rank of the value rounded to 6 decimals, 0.5 for a null value or a plan
+/// of one. Here each plan's values are sorted once; as window expressions over the
+/// plan (four of them, then strings joined) it took 3.6 s at 10M customers, twice a
+/// run (CPV and the offers).
+fn cells_of(base: &DataFrame) -> PolarsResult<DataFrame> {
+    let plans = base.column(c::PLAN_TYPE)?.cast(&DataType::String)?;
+    let plans = plans.str()?;
+    let rounded = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
+        let s = base.column(name)?.as_materialized_series().cast(&DataType::Float64)?;
+        Ok(s.round(6, RoundMode::HalfToEven)?.f64()?.iter().collect())
+    };
+    let (arpu, data) = (rounded(n::ARPU_12M)?, rounded(n::DATA_MB_3M)?);
+    let mut by_plan: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, plan) in plans.iter().enumerate() {
+        if let Some(plan) = plan {
+            by_plan.entry(plan).or_default().push(i);
+        }
+    }
+    let (mut arpu_bin, mut data_bin) = (vec![0u8; base.height()], vec![0u8; base.height()]);
+    for rows in by_plan.values() {
+        bins_within(rows, &arpu, 5, &mut arpu_bin);
+        bins_within(rows, &data, 3, &mut data_bin);
+    }
+    let cells: StringChunked = plans
+        .iter()
+        .enumerate()
+        .map(|(i, plan)| plan.map(|plan| format!("{plan}/{}/{}", arpu_bin[i], data_bin[i])))
+        .collect();
+    DataFrame::new(
+        base.height(),
+        vec![base.column(c::CUSTOMER_ID)?.clone(), cells.with_name(CELL.into()).into_column()],
+    )
 }
 
-/// The comparable-customer cell used for adoption rates.
-fn cell_expr() -> PolarsResult<Expr> {
-    Ok(concat_str(
-        [
-            col(c::PLAN_TYPE),
-            quantile_bin(col(n::ARPU_12M), 5, c::PLAN_TYPE)?.cast(DataType::String),
-            quantile_bin(col(n::DATA_MB_3M), 3, c::PLAN_TYPE)?.cast(DataType::String),
-        ],
-        "/",
-        false,
-    ))
+/// The bin 0..q-1 of each of `rows` (one plan's) by the percentile rank of its value
+/// among theirs, written to `out`.
+fn bins_within(rows: &[usize], values: &[Option<f64>], q: u8, out: &mut [u8]) {
+    let bin = |pct: f64| (pct * f64::from(q)).floor().clamp(0.0, f64::from(q - 1)) as u8;
+    let mut known: Vec<(f64, usize)> = rows.iter().filter_map(|&i| values[i].map(|v| (v, i))).collect();
+    for &i in rows {
+        out[i] = bin(0.5);
+    }
+    if known.len() <= 1 {
+        return;
+    }
+    known.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let count = known.len() as f64;
+    let mut start = 0;
+    while start < known.len() {
+        let end = start + known[start..].iter().take_while(|(v, _)| *v == known[start].0).count();
+        // Ties share the mean of their ranks (1-based), as polars' average rank.
+        let rank = 0.5 * ((start + 1) as f64 + end as f64);
+        for &(_, i) in &known[start..end] {
+            out[i] = bin((rank - 1.0) / (count - 1.0));
+        }
+        start = end;
+    }
 }
 
 /// Adoption rate of every catalog service in every comparable-customer cell:
@@ -70,7 +113,7 @@ fn cell_rates(
     let (Some(services), Some(catalog)) = (tables.get(&Table::Services), tables.get(&Table::ServiceCatalog)) else {
         return Ok(None);
     };
-    let cells = base.clone().lazy().select([col(c::CUSTOMER_ID), cell_expr()?.alias(CELL)]).collect()?.lazy();
+    let cells = cells_of(base)?.lazy();
     let catalog = catalog.clone().select([col(c::SERVICE), col(c::MONTHLY_MARGIN)]);
     let ever = services
         .clone()
@@ -416,4 +459,51 @@ pub fn with_survival(df: &mut DataFrame, params: &FeatureParams, survival: &dyn 
     df.with_column(Column::new(n::survival_at(params.churn_horizon_months).into(), s_h))?;
     tracing::debug!("survival per customer: {:.2}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cells as window expressions over the plan (the reference for [`cells_of`]).
+    fn cells_by_windows(base: &DataFrame) -> DataFrame {
+        let bin = |name: &str, q: u32| {
+            (pct_rank(col(name), Some(c::PLAN_TYPE)).unwrap() * lit(f64::from(q)))
+                .floor()
+                .clip(lit(0.0), lit(f64::from(q - 1)))
+                .cast(DataType::Int32)
+                .cast(DataType::String)
+        };
+        let cell = concat_str([col(c::PLAN_TYPE), bin(n::ARPU_12M, 5), bin(n::DATA_MB_3M, 3)], "/", false);
+        base.clone().lazy().select([col(c::CUSTOMER_ID), cell.alias(CELL)]).collect().unwrap()
+    }
+
+    #[test]
+    fn cells_are_the_bins_of_the_ranks_within_each_plan() {
+        // Ties (also after rounding to 6 decimals), nulls, a plan of one customer and
+        // a customer without a plan.
+        let n_rows = 400usize;
+        let plan: Vec<Option<&str>> = (0..n_rows)
+            .map(|i| match i {
+                0 => None,
+                1 => Some("hybrid"),
+                i if i % 3 == 0 => Some("prepaid"),
+                _ => Some("postpaid"),
+            })
+            .collect();
+        let arpu: Vec<Option<f64>> =
+            (0..n_rows).map(|i| (i % 17 != 5).then(|| ((i * 37) % 23) as f64 + 1e-8 * (i % 2) as f64)).collect();
+        let data: Vec<Option<f64>> = (0..n_rows).map(|i| (i % 11 != 2).then(|| ((i * 13) % 7) as f64 * 0.5)).collect();
+        let base = df!(
+            c::CUSTOMER_ID => (0..n_rows as i64).collect::<Vec<_>>(),
+            c::PLAN_TYPE => plan,
+            n::ARPU_12M => arpu,
+            n::DATA_MB_3M => data,
+        )
+        .unwrap();
+        let (got, want) = (cells_of(&base).unwrap(), cells_by_windows(&base));
+        assert!(got.equals_missing(&want), "{got}\n{want}");
+        let distinct = got.column(CELL).unwrap().n_unique().unwrap();
+        assert!(distinct > 20, "{distinct} cells");
+    }
 }
