@@ -165,13 +165,14 @@ impl Menus {
                 continue;
             };
             let service = names.binary_search_by(|n| n.as_str().cmp(service)).unwrap_or_default() as u32;
-            // -0.0 ranks with 0.0, as in a sort.
-            let expected = p_adopt * margin + 0.0;
+            let expected = p_adopt * margin;
             by_cell.entry(cell.to_string()).or_default().push(Item { service, p_adopt, margin, expected });
         }
+        // -0.0 ranks with 0.0, as in a sort; names are sorted, so their positions order
+        // ties as the names do.
+        let key = |item: &Item| item.expected + 0.0;
         for menu in by_cell.values_mut() {
-            // Names are sorted, so their positions order ties as the names do.
-            menu.sort_by(|a, b| b.expected.total_cmp(&a.expected).then(a.service.cmp(&b.service)));
+            menu.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.service.cmp(&b.service)));
         }
         Ok(Menus { names, by_cell })
     }
