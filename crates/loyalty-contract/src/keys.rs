@@ -9,11 +9,10 @@
 //! are a bit set of `words` 64-bit words per customer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use polars::prelude::*;
 
-use crate::collect_streaming;
 use crate::slots::Slots;
 
 /// Month words per customer above which the bit sets are not kept (over 21 years of
@@ -149,31 +148,21 @@ pub(crate) fn check(
         unknown: HashMap::new(),
         unknown_months: HashMap::new(),
     };
-    let kernel = Arc::new(Mutex::new(Some(kernel)));
     let mut columns = vec![col(customer).cast(DataType::Int64)];
     if let Some(m) = months {
         columns.push(col(m.column).cast(DataType::Date).to_physical().alias("__days"));
     }
-    let sink = kernel.clone();
     let owned = customer.to_string();
-    let plan = lf.select(columns).sink_batches(
-        PlanCallback::new(move |df: DataFrame| {
-            let mut guard = sink.lock().map_err(|_| polars_err!(ComputeError: "key check poisoned"))?;
-            let k = guard.as_mut().ok_or_else(|| polars_err!(ComputeError: "key check already finished"))?;
-            let ids = df.column(&owned)?.i64()?;
-            let days = match df.column("__days") {
-                Ok(c) => Some(c.as_materialized_series().cast(&DataType::Int32)?),
-                Err(_) => None,
-            };
-            k.update(ids, days.as_ref().map(|d| d.i32()).transpose()?);
-            Ok(false)
-        }),
-        false,
-        None,
-    )?;
-    collect_streaming(plan)?;
-    let kernel = kernel.lock().ok().and_then(|mut k| k.take());
-    kernel.ok_or_else(|| polars_err!(ComputeError: "key check lost"))?.finish(customer)
+    let kernel = crate::fold_batches(lf.select(columns), kernel, move |k, df| {
+        let ids = df.column(&owned)?.i64()?;
+        let days = match df.column("__days") {
+            Ok(c) => Some(c.as_materialized_series().cast(&DataType::Int32)?),
+            Err(_) => None,
+        };
+        k.update(ids, days.as_ref().map(|d| d.i32()).transpose()?);
+        Ok(())
+    })?;
+    kernel.finish(customer)
 }
 
 #[cfg(test)]

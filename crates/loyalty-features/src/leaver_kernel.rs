@@ -7,8 +7,6 @@
 //! ([`crate::per_customer::exact_sum`]), so they do not depend on the order the scan
 //! delivers the bills in.
 
-use std::sync::{Arc, Mutex};
-
 use loyalty_contract::col as c;
 use loyalty_contract::dates::month_number;
 use loyalty_contract::slots::Slots;
@@ -173,24 +171,9 @@ impl LeaverKernel {
 /// [`crate::leavers::bill_values`]: `known` is the billing plan of the bills known at
 /// T; one streaming pass feeds the kernel.
 pub(crate) fn bill_values(known: LazyFrame, people: &DataFrame, margin_rate: f64) -> PolarsResult<DataFrame> {
-    let kernel = Arc::new(Mutex::new(Some(LeaverKernel::new(people, margin_rate)?)));
-    let fed = kernel.clone();
     let columns = [c::CUSTOMER_ID, c::BILL_MONTH, c::TOTAL_CHARGE, c::COST, c::AMOUNT_PAID];
-    let sink = known.select(columns.map(col)).sink_batches(
-        PlanCallback::new(move |df: DataFrame| {
-            let mut guard = fed.lock().map_err(|_| polars_err!(ComputeError: "leaver kernel poisoned"))?;
-            match guard.as_mut() {
-                Some(k) => k.update(&df)?,
-                None => polars_bail!(ComputeError: "leaver kernel already finished"),
-            }
-            Ok(false)
-        }),
-        false,
-        None,
-    )?;
-    sink.collect_with_engine(Engine::Streaming)?;
-    let kernel = kernel.lock().ok().and_then(|mut k| k.take());
-    kernel.ok_or_else(|| polars_err!(ComputeError: "leaver kernel lost"))?.finish()
+    let kernel = LeaverKernel::new(people, margin_rate)?;
+    loyalty_contract::fold_batches(known.select(columns.map(col)), kernel, |k, df| k.update(&df))?.finish()
 }
 
 #[cfg(test)]

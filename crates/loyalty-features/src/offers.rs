@@ -122,9 +122,8 @@ fn chunk_offers(adoption: &Adoption, menus: &Menus, chunk: &DataFrame) -> Polars
         while at < held.len() && held[at].0 < id {
             at += 1;
         }
-        let mine = held[at..].iter().take_while(|h| h.0 == id).map(|h| h.1);
-        let owned: Vec<u32> = mine.collect();
-        let offered = menu.iter().filter(|item| !owned.contains(&item.service));
+        let owned = &held[at..at + held[at..].iter().take_while(|h| h.0 == id).count()];
+        let offered = menu.iter().filter(|item| !owned.iter().any(|h| h.1 == item.service));
         for (rank, item) in (1..=i64::from(OFFERS_PER_CUSTOMER)).zip(offered) {
             out.push(id, segment, rank, &menus.names[item.service as usize], item);
         }

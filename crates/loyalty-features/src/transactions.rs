@@ -6,8 +6,6 @@
 //! from the birth, in periods of `unit_days`; mean_value is the mean value of the
 //! repeat transactions (the first is left out, as the spend model requires).
 
-use std::sync::{Arc, Mutex};
-
 use chrono::NaiveDate;
 use loyalty_contract::col as c;
 use polars::prelude::*;
@@ -73,25 +71,14 @@ struct History {
 /// (customer_id, day, amount) of every row of `events`, batch by batch as the
 /// streaming engine reads them: 24 bytes a top-up, never a frame of them all.
 fn read_events(events: LazyFrame) -> PolarsResult<Vec<(i64, i32, f64)>> {
-    let rows = Arc::new(Mutex::new(Vec::new()));
-    let sink = rows.clone();
-    events
-        .sink_batches(
-            PlanCallback::new(move |df: DataFrame| {
-                let ids = df.column(c::CUSTOMER_ID)?.i64()?;
-                let days = df.column(DAY)?.i32()?;
-                let amounts = df.column(c::AMOUNT)?.f64()?;
-                let batch = ids.iter().zip(days.iter()).zip(amounts.iter());
-                let mut rows = sink.lock().map_err(|_| polars_err!(ComputeError: "top-up reader poisoned"))?;
-                rows.extend(batch.filter_map(|((id, day), amount)| Some((id?, day?, amount.unwrap_or(0.0)))));
-                Ok(false)
-            }),
-            false,
-            None,
-        )?
-        .collect_with_engine(Engine::Streaming)?;
-    let rows = std::mem::take(&mut *rows.lock().map_err(|_| polars_err!(ComputeError: "top-up reader poisoned"))?);
-    Ok(rows)
+    loyalty_contract::fold_batches(events, Vec::new(), |rows, df| {
+        let ids = df.column(c::CUSTOMER_ID)?.i64()?;
+        let days = df.column(DAY)?.i32()?;
+        let amounts = df.column(c::AMOUNT)?.f64()?;
+        let batch = ids.iter().zip(days.iter()).zip(amounts.iter());
+        rows.extend(batch.filter_map(|((id, day), amount)| Some((id?, day?, amount.unwrap_or(0.0)))));
+        Ok(())
+    })
 }
 
 /// Every customer's history from (customer_id, day, amount) rows, sorted by customer_id.

@@ -6,8 +6,6 @@
 //! Each cell's rate is shrunk toward the base-wide rate with a pseudo-count
 //! (`adoption_prior_weight`), so small cells do not produce 0% or 100%.
 
-use std::sync::{Arc, Mutex};
-
 use loyalty_contract::col as c;
 use loyalty_contract::{Table, collect_streaming};
 
@@ -205,8 +203,10 @@ impl Adoption {
         let (Some(lo), Some(hi)) = (ids.min::<i64>()?, ids.max::<i64>()?) else {
             return self.held.select([c::CUSTOMER_ID, c::SERVICE]);
         };
-        let held = self.held.column(c::CUSTOMER_ID)?.i64()?;
-        let (from, to) = (first_at_least(held, lo), first_at_least(held, hi.saturating_add(1)));
+        // One chunk without nulls (sorted, and the contract's key): a slice to search.
+        let held = self.held.column(c::CUSTOMER_ID)?.i64()?.rechunk();
+        let ids = held.cont_slice()?;
+        let (from, to) = (ids.partition_point(|&id| id < lo), ids.partition_point(|&id| id <= hi));
         self.held.select([c::CUSTOMER_ID, c::SERVICE]).map(|h| h.slice(from as i64, to - from))
     }
 
@@ -248,17 +248,6 @@ impl Adoption {
     }
 }
 
-/// The first position of the sorted ids `ids` (no nulls: the contract's key) at
-/// or after `id`.
-fn first_at_least(ids: &Int64Chunked, id: i64) -> usize {
-    let (mut lo, mut hi) = (0, ids.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if ids.get(mid).is_some_and(|v| v < id) { lo = mid + 1 } else { hi = mid }
-    }
-    lo
-}
-
 /// CPV per month of each customer of `base`, in its order: the expected margin of
 /// their cell's whole catalog, less that of the services they hold at T; each sum in
 /// [`exact_sum`](crate::per_customer::exact_sum)'s fixed point. Customers without a
@@ -273,19 +262,8 @@ fn cpv_monthly(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Res
         return Ok(zero());
     };
     let menu = CellValues::of(&rates.collect()?, &cells.collect()?)?;
-    let kernel = Arc::new(Mutex::new(HeldValue::new(base, menu)?));
-    let fed = kernel.clone();
-    let sink = held.select([col(c::CUSTOMER_ID), col(c::SERVICE)]).sink_batches(
-        PlanCallback::new(move |df: DataFrame| {
-            let mut k = fed.lock().map_err(|_| polars_err!(ComputeError: "CPV kernel poisoned"))?;
-            k.update(&df)?;
-            Ok(false)
-        }),
-        false,
-        None,
-    )?;
-    sink.collect_with_engine(Engine::Streaming)?;
-    let kernel = kernel.lock().map_err(|_| polars_err!(ComputeError: "CPV kernel poisoned"))?;
+    let held = held.select([col(c::CUSTOMER_ID), col(c::SERVICE)]);
+    let kernel = loyalty_contract::fold_batches(held, HeldValue::new(base, menu)?, |k, df| k.update(&df))?;
     Ok(kernel.cpv())
 }
 
