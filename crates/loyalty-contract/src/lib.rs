@@ -10,6 +10,7 @@ pub mod error;
 mod keys;
 pub mod normalize;
 pub mod partition;
+pub mod reads;
 pub mod rules;
 pub mod slots;
 pub mod spec;
@@ -20,7 +21,10 @@ pub mod validate;
 pub use error::{ContractError, SchemaProblem};
 pub use spec::{Kind, Table, col};
 pub use tables::Tables;
-pub use validate::{RawDataset, RawTable, TableReport, Validated, ValidationReport, Violation, trust, validate};
+pub use validate::{
+    Copier, RawDataset, RawTable, RowSink, TableReport, Validated, ValidationReport, Violation, trust, validate,
+    validate_copying,
+};
 
 use std::sync::{Arc, Mutex};
 

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
 use loyalty_contract::partition::{customer_column, customer_hash, partition_of};
-use loyalty_contract::{Tables, collect_streaming};
+use loyalty_contract::reads::{Reads, Source};
+use loyalty_contract::{Copier, RowSink, Table, Tables, collect_streaming};
 use polars::prelude::*;
 
 use crate::error::IoError;
@@ -29,34 +30,114 @@ use crate::output::ScratchDir;
 const ROWS_PER_FILE: usize = 262_144;
 
 /// `tables` with their per-customer tables copied into `count` customer hash buckets
-/// in `scratch`: bucket `k` holds partition `k` of `count`, and a partition of a
-/// multiple of `count`, or a small sample, then reads the one bucket that holds it;
-/// whole-table reads and the tables that are not per customer stay as they are.
-/// The result owns
-/// `scratch`: the folder goes when the last copy of the tables does.
-pub fn bucketed(tables: &Tables, count: u32, scratch: ScratchDir) -> Result<Tables, IoError> {
-    let mut out = Tables::new();
-    let mut scans = BTreeMap::new();
-    for (table, lf) in tables {
-        let Some(id) = customer_column(*table) else {
-            out.insert(*table, lf.clone());
-            continue;
-        };
-        loyalty_contract::cancel::check()?;
-        let context = || format!("writing the customer buckets of `{table}`");
-        let pl = |source| IoError::Polars { context: context(), source };
-        let schema = lf.clone().collect_schema().map_err(pl)?;
-        let files = write_buckets(lf.clone(), id, &scratch.path().join(table.name()), count).map_err(pl)?;
-        // Whole-table reads keep the original files: their layout (hive folders by
-        // month) lets month filters skip files, and at 10M customers whole-table
-        // passes over the copy's files took 1.5x the memory (9.4 GiB, over the budget).
-        out.insert(*table, lf.clone());
-        scans.insert(
-            *table,
-            files.iter().map(|f| scan_or_empty(f, &schema)).collect::<PolarsResult<Vec<_>>>().map_err(pl)?,
-        );
+/// in `scratch` (see [`BucketCopy::into_tables`]); every scan of the copy feeds `reads`.
+pub fn bucketed(tables: &Tables, count: u32, scratch: ScratchDir, reads: &Reads) -> Result<Tables, IoError> {
+    BucketCopy::new(count, scratch).into_tables(tables, |_| false, reads)
+}
+
+/// The customer-bucketed copy of a run's per-customer tables, made while validation
+/// reads them ([`Copier`]) or afterwards.
+pub struct BucketCopy {
+    count: u32,
+    scratch: ScratchDir,
+    /// The table being copied by a validation pass, and its writer.
+    writing: Option<(Table, Arc<Mutex<BucketWriter>>)>,
+    /// The files of each bucket of each table copied so far.
+    written: BTreeMap<Table, Vec<Vec<PathBuf>>>,
+}
+
+impl BucketCopy {
+    /// A copy into `count` buckets in `scratch`.
+    pub fn new(count: u32, scratch: ScratchDir) -> Self {
+        Self { count, scratch, writing: None, written: BTreeMap::new() }
     }
-    Ok(out.with_buckets(count, scans, Arc::new(scratch)))
+
+    /// `tables` with their per-customer tables read from the copy: bucket `k` holds
+    /// partition `k` of `count`, and a partition of a multiple of `count`, or a small
+    /// sample, then reads the one bucket that holds it. A table copied during
+    /// validation is used when `clean(table)` (no row was set aside, so the copy holds
+    /// the clean rows); any other per-customer table is copied now. Tables that are
+    /// not per customer, and whole-table reads of those filtered by month, stay as
+    /// they are. Every scan of the copy feeds `reads`. The result owns `scratch`: the
+    /// folder goes when the last copy of the tables does.
+    pub fn into_tables(
+        mut self,
+        tables: &Tables,
+        clean: impl Fn(Table) -> bool,
+        reads: &Reads,
+    ) -> Result<Tables, IoError> {
+        let mut out = Tables::new();
+        let mut scans = BTreeMap::new();
+        for (table, lf) in tables {
+            let Some(id) = customer_column(*table) else {
+                out.insert(*table, lf.clone());
+                continue;
+            };
+            loyalty_contract::cancel::check()?;
+            let context = || format!("writing the customer buckets of `{table}`");
+            let pl = |source| IoError::Polars { context: context(), source };
+            let schema = lf.clone().collect_schema().map_err(pl)?;
+            let files = match self.written.remove(table) {
+                Some(files) if clean(*table) => files,
+                _ => write_buckets(lf.clone(), id, &self.dir(*table)?, self.count).map_err(pl)?,
+            };
+            let buckets: Vec<LazyFrame> =
+                files.iter().map(|f| scan_or_empty(f, &schema)).collect::<PolarsResult<_>>().map_err(pl)?;
+            let counted = |lf| reads.counted(*table, Source::BucketCopy, &schema, lf);
+            let whole = match filtered_by_month(*table) {
+                true => lf.clone(),
+                false => counted(every_bucket(&buckets).map_err(pl)?),
+            };
+            out.insert(*table, whole);
+            scans.insert(*table, buckets.into_iter().map(counted).collect());
+        }
+        Ok(out.with_buckets(self.count, scans, Arc::new(self.scratch)))
+    }
+
+    /// A fresh folder for `table`'s copy (a copy made during validation but not used
+    /// is replaced).
+    fn dir(&self, table: Table) -> Result<PathBuf, IoError> {
+        let dir = self.scratch.path().join(table.name());
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| IoError::Io { path: dir.clone(), source: e })?;
+        }
+        Ok(dir)
+    }
+}
+
+impl Copier for BucketCopy {
+    fn sink(&mut self, table: Table) -> PolarsResult<Option<RowSink>> {
+        let Some(id) = customer_column(table) else { return Ok(None) };
+        let dir = self.dir(table).map_err(|e| polars_err!(ComputeError: "{e}"))?;
+        let writer = Arc::new(Mutex::new(BucketWriter::new(&dir, id, self.count)?));
+        self.writing = Some((table, writer.clone()));
+        Ok(Some(Box::new(move |rows: &DataFrame| {
+            writer.lock().map_err(|_| polars_err!(ComputeError: "bucket writer poisoned"))?.push(rows)
+        })))
+    }
+
+    fn written(&mut self, table: Table) -> PolarsResult<()> {
+        let Some((writing, writer)) = self.writing.take() else { return Ok(()) };
+        debug_assert_eq!(writing, table);
+        let files = writer.lock().map_err(|_| polars_err!(ComputeError: "bucket writer poisoned"))?.finish()?;
+        self.written.insert(table, files);
+        Ok(())
+    }
+}
+
+/// Whether whole-table reads of `table` filter by month. Those keep reading the
+/// original files: their layout (hive folders by month) lets a month filter skip
+/// files, and at 10M customers whole-table passes over the copy's files took 1.5x the
+/// memory (9.4 GiB, over the budget). The other tables' whole-table reads take the
+/// copy, so that their input is decoded by validation and the copy only.
+fn filtered_by_month(table: Table) -> bool {
+    matches!(table, Table::Billing | Table::Topups | Table::Interactions | Table::Surveys)
+}
+
+/// Every row of the copy, bucket after bucket.
+fn every_bucket(buckets: &[LazyFrame]) -> PolarsResult<LazyFrame> {
+    let args = UnionArgs { rechunk: false, parallel: true, ..Default::default() };
+    concat(buckets, args)
 }
 
 /// A scan of `paths`, or an empty frame of `schema` when there are none.
@@ -221,7 +302,6 @@ impl BucketWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loyalty_contract::Table;
     use loyalty_contract::partition::Slice;
 
     fn sorted(lf: LazyFrame) -> DataFrame {
@@ -238,7 +318,8 @@ mod tests {
             [(Table::Billing, billing.clone().lazy()), (Table::Markets, markets.lazy())].into_iter().collect();
         let dir = tempfile::tempdir().unwrap();
         let staged = crate::OutputDir::begin(&dir.path().join("out"), crate::Holds::Outputs, &[]).unwrap();
-        let copy = bucketed(&tables, 4, staged.scratch(crate::ScratchKind::Buckets).unwrap()).unwrap();
+        let reads = Reads::default();
+        let copy = bucketed(&tables, 4, staged.scratch(crate::ScratchKind::Buckets).unwrap(), &reads).unwrap();
         assert_eq!(copy.bucket_count(), Some(4));
         let whole = sorted(copy[&Table::Billing].clone());
         assert!(whole.equals(&sorted(billing.clone().lazy())), "{whole:?}");
@@ -254,6 +335,11 @@ mod tests {
             assert_eq!(seen, billing.height(), "{count} partitions");
         }
         assert_eq!(copy.restricted(None)[&Table::Markets].clone().collect().unwrap().height(), 1);
+        // Partitions of 4 and of 8 read the copy; those of 3 and the whole table do not.
+        let copy_reads = reads.report(|_, _| Some(billing.height() as u64));
+        assert_eq!(copy_reads.len(), 1, "{copy_reads:?}");
+        assert_eq!((copy_reads[0].table, copy_reads[0].source), (Table::Billing, Source::BucketCopy));
+        assert_eq!(copy_reads[0].rows_decoded, 2 * billing.height() as u64);
         // The scratch folder goes with the last copy of the tables.
         let scratch = || {
             fs::read_dir(dir.path())

@@ -13,6 +13,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use loyalty_contract::partition::customer_column;
+use loyalty_contract::reads::Source;
 use loyalty_contract::{Kind, RawDataset, RawTable, Table, col};
 use polars::prelude::*;
 
@@ -209,7 +211,7 @@ pub fn find_unreadable_file(dir: &Path) -> Option<IoError> {
 /// A lazy scan of `files`, with hive partition values added as text columns, and
 /// optionally the source file of each row.
 pub fn scan_files(files: &[DataFile], with_file_column: bool) -> Result<LazyFrame, IoError> {
-    scan_partitioned(files, with_file_column, |_, value| lit(value.to_string()))
+    scan_partitioned(files, with_file_column, |_, value| lit(value.to_string()), Ok)
 }
 
 /// A partition value as a literal of its column's type in `table`'s contract: a
@@ -224,10 +226,13 @@ fn partition_literal(table: Table, key: &str, value: &str) -> Expr {
     }
 }
 
+/// A scan of `files` with the hive partition values added as columns (`literal`
+/// makes their expression), passed through `counted`.
 fn scan_partitioned(
     files: &[DataFile],
     with_file_column: bool,
     literal: impl Fn(&str, &str) -> Expr,
+    counted: impl Fn(LazyFrame) -> Result<LazyFrame, IoError>,
 ) -> Result<LazyFrame, IoError> {
     // One scan per partition; partitions with the same keys are concatenated.
     let mut groups: BTreeMap<Vec<(String, String)>, Vec<PlRefPath>> = BTreeMap::new();
@@ -258,10 +263,29 @@ fn scan_partitioned(
         frames.push(lf);
     }
     if frames.len() == 1 {
-        return Ok(frames.pop().expect("one frame"));
+        return counted(frames.pop().expect("one frame"));
     }
     let args = UnionArgs { to_supertypes: true, diagonal: true, rechunk: false, parallel: true, ..Default::default() };
-    concat(frames, args).map_err(|e| IoError::Polars { context: "combining partitions".into(), source: e })
+    counted(concat(frames, args).map_err(|e| IoError::Polars { context: "combining partitions".into(), source: e })?)
+}
+
+/// A reference table (a few rows that every stage joins) read once into memory; the
+/// scan as it is if it cannot be read, for validation to report the file and rule.
+fn in_memory(lf: LazyFrame) -> LazyFrame {
+    lf.clone().collect().map_or(lf, DataFrame::lazy)
+}
+
+/// The rows of `table` in the dataset in `dir` as its files' footers count them (none
+/// when the table is absent): known before anything is decoded.
+pub fn footer_rows(dir: &Path, table: Table) -> Result<u64, IoError> {
+    let Some(location) = locate_table(dir, table)? else { return Ok(0) };
+    let mut rows = 0;
+    for f in list_files(&location)? {
+        check_parquet(&f.path)?;
+        let file = File::open(&f.path).map_err(|e| IoError::Io { path: f.path.clone(), source: e })?;
+        rows += ParquetReader::new(file).num_rows().map_err(|e| unreadable(&f.path, &e))? as u64;
+    }
+    Ok(rows)
 }
 
 /// Find, check and lazily scan every table of the dataset in `dir`.
@@ -290,12 +314,17 @@ pub fn open_dataset(dir: &Path) -> Result<RawDataset, IoError> {
         }
         check_same_schema(table, &files)?;
         let literal = |key: &str, value: &str| partition_literal(table, key, value);
-        let mut lf = scan_partitioned(&files, false, literal)?;
+        let columns = file_schema(&files[0].path)?;
+        let counted = |lf| Ok(raw.reads.counted(table, Source::Input, &columns, lf));
+        let mut lf = scan_partitioned(&files, false, literal, counted)?;
         let schema = lf.collect_schema().map_err(|e| IoError::Polars {
             context: format!("reading the schema of {}", location.display()),
             source: e,
         })?;
-        let lf_with_files = scan_partitioned(&files, true, literal)?;
+        let lf_with_files = scan_partitioned(&files, true, literal, counted)?;
+        if customer_column(table).is_none() {
+            lf = in_memory(lf);
+        }
         raw.tables.insert(
             table,
             RawTable {

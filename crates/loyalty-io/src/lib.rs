@@ -8,9 +8,10 @@ pub mod import;
 pub mod output;
 pub mod write;
 
-pub use buckets::bucketed;
+pub use buckets::{BucketCopy, bucketed};
 pub use dataset::{
-    DataFile, check_parquet, find_unreadable_file, list_files, locate_table, open_dataset, panic_text, scan_files,
+    DataFile, check_parquet, find_unreadable_file, footer_rows, list_files, locate_table, open_dataset, panic_text,
+    scan_files,
 };
 pub use error::IoError;
 pub use fingerprint::{InputFile, fingerprints};

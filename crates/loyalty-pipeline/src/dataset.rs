@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use loyalty_contract::{Table, Tables, Validated, col as c, collect_streaming};
+use loyalty_contract::{Copier, Table, Validated, col as c, collect_streaming};
+use loyalty_io::BucketCopy;
 use polars::prelude::*;
 use tracing::{info, warn};
 
@@ -30,6 +31,11 @@ impl DataOptions {
 /// Open and validate a dataset. Strict: any broken rule is an error. Lenient: broken
 /// rules are logged and their rows left out of the returned tables.
 pub fn load_validated(opts: &DataOptions) -> Result<Validated> {
+    load_validated_with(opts, None)
+}
+
+/// [`load_validated`], with validation's first pass over each table feeding `copier`.
+pub fn load_validated_with(opts: &DataOptions, copier: Option<&mut dyn Copier>) -> Result<Validated> {
     let started = Instant::now();
     let dir = opts.data.display();
     let raw = loyalty_io::open_dataset(&opts.data).during_with(|| format!("reading dataset {dir}"))?;
@@ -37,7 +43,11 @@ pub fn load_validated(opts: &DataOptions) -> Result<Validated> {
         warn!("--skip-validation: row rules are not checked");
         return Ok(loyalty_contract::trust(raw)?);
     }
-    let validated = loyalty_contract::validate(raw).during_with(|| format!("validating {dir}"))?;
+    let validated = match copier {
+        Some(copier) => loyalty_contract::validate_copying(raw, copier),
+        None => loyalty_contract::validate(raw),
+    };
+    let validated = validated.during_with(|| format!("validating {dir}"))?;
     let report = &validated.report;
     if !report.is_clean() {
         if !opts.lenient {
@@ -59,21 +69,35 @@ pub fn load_validated(opts: &DataOptions) -> Result<Validated> {
     Ok(validated)
 }
 
-/// `tables` copied once into customer hash buckets in a scratch folder beside the
-/// output `staged` when a pass over every customer runs in more than one partition of
-/// about `per_partition` customers (each partition then reads its bucket, not every
-/// file); as they are otherwise.
-pub fn bucketed(tables: Tables, customers: u64, per_partition: u64, staged: &loyalty_io::OutputDir) -> Result<Tables> {
+/// A customer-bucketed copy to make while validation reads the dataset in `data`,
+/// when a pass over every customer runs in more than one partition of about
+/// `per_partition` customers (the customers' file footers count them); each partition
+/// then reads its bucket, not every file. The copy is a scratch folder beside the
+/// output `staged`.
+pub fn bucket_copy(data: &Path, per_partition: u64, staged: &loyalty_io::OutputDir) -> Result<Option<BucketCopy>> {
+    let customers = loyalty_io::footer_rows(data, Table::Customers).during("counting the customers")?;
     let parts = loyalty_contract::partition::partition_count(customers, per_partition);
     if parts <= 1 {
-        return Ok(tables);
+        return Ok(None);
     }
+    let scratch = staged.scratch(loyalty_io::ScratchKind::Buckets).during("making the bucket folder")?;
+    Ok(Some(BucketCopy::new(parts, scratch)))
+}
+
+/// The per-customer tables of `v` read from `copy`: the copy validation made of a
+/// table that lost no row, and a copy made now of any other.
+pub fn use_buckets(v: &mut Validated, copy: Option<BucketCopy>) -> Result<()> {
+    let Some(copy) = copy else { return Ok(()) };
     let started = Instant::now();
-    let context = "copying the tables into customer buckets";
-    let scratch = staged.scratch(loyalty_io::ScratchKind::Buckets).during(context)?;
-    let copy = loyalty_io::bucketed(&tables, parts, scratch).during(context)?;
-    info!("copied the per-customer tables into {parts} customer buckets in {:.2}s", started.elapsed().as_secs_f64());
-    Ok(copy)
+    let report = &v.report;
+    let clean = |table| {
+        report.violations.iter().all(|x| x.table != table)
+            && report.tables.iter().any(|t| t.table == table && t.rows_rejected == 0)
+    };
+    let tables = std::mem::take(&mut v.tables);
+    v.tables = copy.into_tables(&tables, clean, &v.reads).during("copying the tables into customer buckets")?;
+    info!("the per-customer tables are in customer buckets ({:.2}s)", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// Alters a frame before it is written (e.g. pseudonymised ids).

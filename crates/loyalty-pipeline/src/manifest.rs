@@ -1,6 +1,7 @@
 //! `run.json`: what a run read, with which settings, what it found, and how long
 //! each stage took.
 
+use loyalty_contract::reads::TableReads;
 use loyalty_contract::summary::DatasetSummary;
 use loyalty_contract::{TableReport, Violation};
 use polars::prelude::*;
@@ -16,6 +17,8 @@ use crate::settings::RunConfig;
 pub struct RunInputs {
     pub tables: Vec<TableReport>,
     pub files: Vec<loyalty_io::InputFile>,
+    /// How much of each table the run decoded, from its files and from its bucket copy.
+    pub decoded: Vec<TableReads>,
 }
 
 /// The 80/20 check: shares of customers, revenue and margin of the top 20% of
@@ -60,7 +63,7 @@ impl RunManifest {
         req: &RunRequest,
         cfg: &RunConfig,
         summary: DatasetSummary,
-        files: Vec<loyalty_io::InputFile>,
+        (files, decoded): (Vec<loyalty_io::InputFile>, Vec<TableReads>),
         out: &Outputs,
         stages: Vec<StageRecord>,
         started: std::time::Instant,
@@ -73,7 +76,7 @@ impl RunManifest {
             lenient: req.data.lenient,
             engine: format!("{:?}", cfg.model.engine),
             as_of: cfg.model.as_of.to_string(),
-            inputs: RunInputs { tables: summary.tables.clone(), files },
+            inputs: RunInputs { tables: summary.tables.clone(), files, decoded },
             rows_rejected: summary.rows_rejected,
             violations: summary.violations.clone(),
             dataset: summary,

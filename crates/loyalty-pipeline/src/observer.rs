@@ -1,10 +1,13 @@
 //! How the caller watches a run: the binary draws spinners and reads the process's
 //! peak memory; tests and embedders can pass [`Quiet`].
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
+use loyalty_contract::Table;
+use loyalty_contract::reads::{PerTable, Reads, Source};
 use serde::Serialize;
-use tracing::info;
+use tracing::{debug, info};
 
 /// Told when each stage of a run starts and ends.
 pub trait Observer {
@@ -45,6 +48,18 @@ pub struct StageRecord {
     pub peak_rss_mib: Option<f64>,
     /// Bytes read through system calls during the stage (see [`StageUse::read_mib`]).
     pub read_mib: Option<f64>,
+    /// What the stage's scans decoded of each table, by source.
+    pub decoded: Vec<StageDecodes>,
+}
+
+/// The values of one table from one source that a stage decoded.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageDecodes {
+    pub table: Table,
+    pub source: Source,
+    pub values_decoded: u64,
+    /// Over the table's values (rows x columns), when its rows are known.
+    pub full_decodes: Option<f64>,
 }
 
 /// The stages of one run as they pass: each ends where the next begins.
@@ -53,11 +68,14 @@ pub(crate) struct Stages<'o> {
     done: Vec<StageRecord>,
     current: Option<(&'static str, Instant)>,
     total: usize,
+    /// The run's scan counters, once the dataset is open, and their values when the
+    /// current stage began.
+    reads: Option<(Reads, PerTable<u64>)>,
 }
 
 impl<'o> Stages<'o> {
     pub(crate) fn new(observer: &'o mut dyn Observer, total: usize) -> Self {
-        Self { observer, done: Vec::new(), current: None, total }
+        Self { observer, done: Vec::new(), current: None, total, reads: None }
     }
 
     /// End the current stage and start `stage`, unless the run was asked to stop.
@@ -69,12 +87,36 @@ impl<'o> Stages<'o> {
         Ok(())
     }
 
+    /// Count what each stage decodes with `reads` from now on; the current stage
+    /// counts everything `reads` has counted so far.
+    pub(crate) fn watch(&mut self, reads: &Reads) {
+        self.reads = Some((reads.clone(), BTreeMap::new()));
+    }
+
+    /// The values decoded since the stage began, by table and source.
+    fn decoded_since_begin(&mut self) -> Vec<StageDecodes> {
+        let Some((reads, before)) = &mut self.reads else { return Vec::new() };
+        let now = reads.values();
+        let decoded = now
+            .iter()
+            .map(|(&(table, source), &v)| (table, source, v - before.get(&(table, source)).copied().unwrap_or(0)))
+            .filter(|&(_, _, v)| v > 0)
+            .map(|(table, source, values_decoded)| StageDecodes { table, source, values_decoded, full_decodes: None })
+            .collect();
+        *before = now;
+        decoded
+    }
+
     pub(crate) fn end(&mut self) {
         if let Some((stage, started)) = self.current.take() {
             let used = self.observer.stage_finished(stage);
             let peak_rss_mib = used.peak_rss_mib;
             let wall_seconds = started.elapsed().as_secs_f64();
-            let record = StageRecord { stage, wall_seconds, peak_rss_mib, read_mib: used.read_mib };
+            let decoded = self.decoded_since_begin();
+            for d in &decoded {
+                debug!("stage {stage} decoded {} values of `{}` ({:?})", d.values_decoded, d.table, d.source);
+            }
+            let record = StageRecord { stage, wall_seconds, peak_rss_mib, read_mib: used.read_mib, decoded };
             info!(
                 "stage {stage} done in {:.2}s (peak {:.0} MiB)",
                 record.wall_seconds,
@@ -84,8 +126,16 @@ impl<'o> Stages<'o> {
         }
     }
 
-    pub(crate) fn finish(mut self) -> Vec<StageRecord> {
+    /// The records of every stage, with the decodes over the tables' values, `rows_of`
+    /// giving a table's rows.
+    pub(crate) fn finish(mut self, rows_of: impl Fn(Table, Source) -> Option<u64>) -> Vec<StageRecord> {
         self.end();
+        if let Some((reads, _)) = &self.reads {
+            for d in self.done.iter_mut().flat_map(|r| r.decoded.iter_mut()) {
+                let values = rows_of(d.table, d.source).zip(reads.columns(d.table, d.source)).map(|(r, c)| r * c);
+                d.full_decodes = values.filter(|&v| v > 0).map(|v| d.values_decoded as f64 / v as f64);
+            }
+        }
         self.done
     }
 }

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use loyalty_contract::reads::Source;
 use loyalty_contract::summary::DatasetSummary;
-use loyalty_contract::{Validated, col as c};
+use loyalty_contract::{Copier, Table, Validated, col as c};
 use loyalty_features::curves::satisfaction_curves;
 use loyalty_features::{FeatureParams, SurvivalCurves, leavers, migration, names as n, profiles, retention, segments};
 use polars::prelude::*;
@@ -18,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::churn::{ChurnFit, TrainedChurn, train_churn};
 use crate::cohorts::sbg_retention;
-use crate::dataset::{DataOptions, as_of, load_validated};
+use crate::dataset::{DataOptions, as_of, load_validated_with};
 use crate::engine::EngineChoice;
 use crate::error::{Context, Result};
 use crate::manifest::RunManifest;
@@ -73,7 +74,12 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     let mut stages = Stages::new(observer, STAGES.len());
 
     stages.begin("validate")?;
-    let mut input = read_input(&req.data)?;
+    let mut copy = crate::dataset::bucket_copy(&req.data.data, cfg.model.customers_per_partition, &staged)?;
+    let mut validated = load_validated_with(&req.data, copy.as_mut().map(|c| c as &mut dyn Copier))?;
+    stages.watch(&validated.reads);
+    stages.begin("buckets")?;
+    crate::dataset::use_buckets(&mut validated, copy)?;
+    let mut input = read_input(&req.data, validated)?;
     cfg.model.as_of = as_of(cfg.as_of_pinned.then_some(cfg.model.as_of), input.summary.billing.last_month)?;
     cfg.model.engine = crate::engine::connect(&req.engine, &req.data.data, &req.out, &input.validated)?;
     // The summary already read the first bill month: the leaky bucket starts there.
@@ -81,10 +87,6 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
         Some(m) => m,
         None => crate::dataset::first_bill_month(&input.validated)?,
     };
-    stages.begin("buckets")?;
-    let tables = std::mem::take(&mut input.validated.tables);
-    input.validated.tables =
-        crate::dataset::bucketed(tables, input.summary.customers, cfg.model.customers_per_partition, &staged)?;
     let mut out = compute(&input.validated, &cfg, first_month, (staged.path(), pseudonyms.as_ref()), &mut stages)?;
     if let Some(p) = &pseudonyms {
         out.pseudonymize(p)?;
@@ -106,8 +108,9 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     drop(std::mem::take(&mut input.validated.tables));
     out.write(&dir)?;
     loyalty_io::write_text(&html, &dir.join("report.html"))?;
-    let records = stages.finish();
-    let manifest = RunManifest::new(&req, &cfg, input.summary, input.files, &out, records, started)?;
+    let records = stages.finish(|table, source| rows_of(&input, table, source));
+    let decoded = input.validated.reads.report(|table, source| rows_of(&input, table, source));
+    let manifest = RunManifest::new(&req, &cfg, input.summary, (input.files, decoded), &out, records, started)?;
     loyalty_io::write_json(&manifest, &dir.join("run.json"))?;
     let target = staged.commit().during_with(|| format!("moving outputs into {}", req.out.display()))?;
     info!("wrote {} in {:.2}s", target.display(), started.elapsed().as_secs_f64());
@@ -141,8 +144,16 @@ fn migration_since(previous: &DataFrame, customers: &DataFrame, cfg: &RunConfig)
     Ok(MigrationTable { table, source })
 }
 
-fn read_input(data: &DataOptions) -> Result<Input> {
-    let validated = load_validated(data)?;
+/// The rows of `table` in `source`, when validation counted them: a table's copy
+/// has its clean rows.
+fn rows_of(input: &Input, table: Table, source: Source) -> Option<u64> {
+    let t = input.summary.tables.iter().find(|t| t.table == table)?;
+    let rows = if source == Source::BucketCopy { t.rows_read.saturating_sub(t.rows_rejected) } else { t.rows_read };
+    (t.rows_read > 0).then_some(rows)
+}
+
+/// What the run knows of `validated` before computing anything.
+fn read_input(data: &DataOptions, validated: Validated) -> Result<Input> {
     let summary = loyalty_contract::summary::summarize(&validated).during("summarising the dataset")?;
     let files = loyalty_io::fingerprints(&data.data)?;
     Ok(Input { validated, summary, files })

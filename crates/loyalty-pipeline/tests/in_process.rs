@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use loyalty_contract::reads::Source;
 use loyalty_features::names as n;
 use loyalty_pipeline::settings::Classifier;
 use loyalty_pipeline::{DataOptions, EngineChoice, Overrides, PipelineError, Quiet, RunRequest, resolve};
@@ -181,6 +182,20 @@ fn runs_in_customer_partitions_give_the_outputs_of_a_run_at_once() {
             }
         }
     }
+    // Each input table is decoded at most twice: validation's first pass writes the
+    // bucket copy, and the partitions read the copy. (The churn model's sample is kept
+    // to a bucket's share, as it is on a large base: on a small one it is every
+    // customer, read from the input.)
+    let decoded = |out: &loyalty_pipeline::RunOutcome| out.manifest.inputs.decoded.clone();
+    let config = "[churn]\nclassifier = \"logistic\"\nmax_train_rows = 2000\n[model]\ncustomers_per_partition = 1000\n";
+    let sampled = loyalty_pipeline::run(request(&data, &tmp.path().join("decodes"), config), &mut Quiet).unwrap();
+    for d in decoded(&sampled) {
+        match d.source {
+            Source::Input => assert!(d.full_decodes.unwrap() <= 2.0, "{d:?}"),
+            Source::BucketCopy => assert!(d.rows_decoded > 0, "{d:?}"),
+        }
+    }
+    assert!(decoded(&at_once).iter().all(|d| d.source == Source::Input && d.rows_decoded > 0));
     // The scratch copies are gone: only the datasets, outputs and their config files.
     let left: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
@@ -188,4 +203,37 @@ fn runs_in_customer_partitions_give_the_outputs_of_a_run_at_once() {
         .filter(|name| name.contains(".buckets-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Rows that validation sets aside (lenient) are not in the bucket copy the
+/// partitions read, though validation's first pass wrote them into it.
+#[test]
+fn set_aside_rows_stay_out_of_the_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 3_000, 24);
+    // Every tenth bill gets a negative charge: a row rule that sets the bill aside.
+    let billing = loyalty_io::locate_table(&data, loyalty_contract::Table::Billing).unwrap().unwrap();
+    let bills = loyalty_io::scan_files(&loyalty_io::list_files(&billing).unwrap(), false).unwrap();
+    let negative = col("customer_id").cast(DataType::Int64) % lit(10i64);
+    let mut bad = bills
+        .with_column(when(negative.eq(lit(3i64))).then(lit(-5.0)).otherwise(col("total_charge")).alias("total_charge"))
+        .collect()
+        .unwrap();
+    match billing.is_dir() {
+        true => std::fs::remove_dir_all(&billing).unwrap(),
+        false => std::fs::remove_file(&billing).unwrap(),
+    }
+    ParquetWriter::new(std::fs::File::create(data.join("billing.parquet")).unwrap()).finish(&mut bad).unwrap();
+    let run = |name: &str, per_partition: usize| {
+        let out = tmp.path().join(name);
+        let config = format!("[model]\nchurn_horizon_months = 3\ncustomers_per_partition = {per_partition}\n");
+        let mut req = request(&data, &out, &config);
+        req.data.lenient = true;
+        loyalty_pipeline::run(req, &mut Quiet).unwrap()
+    };
+    let (at_once, parts) = (run("at-once", 1_000_000), run("parts", 1_000));
+    assert!(at_once.manifest.rows_rejected > 1_000, "{}", at_once.manifest.rows_rejected);
+    assert_eq!(at_once.manifest.rows_rejected, parts.manifest.rows_rejected);
+    assert_same_customers(&at_once.outputs.customers, &parts.outputs.customers, "lenient", 1e-9);
 }
