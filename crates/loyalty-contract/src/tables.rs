@@ -3,7 +3,7 @@
 //!
 //! A partition of the customers is, by default, a filter of every file by a hash of
 //! the customer id: ten partitions read the data ten times. When the tables have been
-//! copied once into customer hash buckets (`loyalty_io::bucketed`), a partition whose
+//! copied once into customer hash buckets (`loyalty_io::BucketCopy`), a partition whose
 //! count is a multiple of the bucket count reads its one bucket instead.
 
 use std::any::Any;

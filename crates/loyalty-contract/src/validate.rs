@@ -1,12 +1,14 @@
 //! Checking a whole dataset against the contract.
 //!
-//! A table costs two streaming passes when it is clean: one global aggregation that
-//! counts the breaks of every row rule at once (and the range of a month key), and
-//! one pass of the customer key kernel (`keys.rs`) that answers both duplicate
+//! A table costs two streaming passes when it is clean. The first counts the breaks
+//! of every row rule at once (flags computed by the engine, counted batch by batch in
+//! Rust), the range of a month key, and the references to a reference table that do
+//! not resolve; a [`Copier`] may take the same batches (the run's bucketed copy).
+//! The second is the customer key kernel (`keys.rs`), which answers both duplicate
 //! months and references to unknown customers (a few bytes of state per customer, so
-//! it runs over every customer at once). The other keys (services' three columns, the
-//! customers' market) get a group-by of their own. Examples of offending rows are fetched only for the
-//! rules that were broken.
+//! it runs over every customer at once). Services' three-column key gets a group-by
+//! of its own. Examples of offending rows are fetched only for the rules that were
+//! broken.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -257,8 +259,9 @@ struct FirstPass {
     unresolved: Vec<u64>,
     /// The first and last day of the month key, as epoch days.
     months: Option<(i32, i32)>,
-    /// The first and last bill month (epoch days) and the charges' sum.
-    bills: Option<(i32, i32, f64)>,
+    /// The first and last bill month, as epoch days.
+    bills: Option<(i32, i32)>,
+    charges: f64,
 }
 
 /// Which columns the first pass folds: boolean `flags` (a row rule broken), counted,
@@ -296,15 +299,9 @@ impl FirstPass {
             self.months = widen(self.months, df.column(month)?)?;
         }
         if what.billing {
-            let range = self.bills.map(|(lo, hi, _)| (lo, hi));
-            let charge = self.bills.map_or(0.0, |b| b.2)
-                + df.column(c::TOTAL_CHARGE)?
-                    .as_materialized_series()
-                    .cast(&DataType::Float64)?
-                    .f64()?
-                    .sum()
-                    .unwrap_or(0.0);
-            self.bills = widen(range, df.column(c::BILL_MONTH)?)?.map(|(lo, hi)| (lo, hi, charge));
+            self.bills = widen(self.bills, df.column(c::BILL_MONTH)?)?;
+            let charges = df.column(c::TOTAL_CHARGE)?.as_materialized_series().cast(&DataType::Float64)?;
+            self.charges += charges.f64()?.sum().unwrap_or(0.0);
         }
         if let Some(copy) = copy {
             copy(&df.select(what.canonical.iter().cloned())?)?;
@@ -484,7 +481,7 @@ fn validate_table(
                 first_month: pass.bills.and_then(|b| crate::dates::from_epoch_days(b.0)),
                 last_month: pass.bills.and_then(|b| crate::dates::from_epoch_days(b.1)),
                 months,
-                total_charge: pass.bills.map_or(0.0, |b| b.2),
+                total_charge: pass.charges,
             });
         }
         out.tables.insert(table, plain.lf.select(canonical));

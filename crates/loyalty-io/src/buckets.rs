@@ -3,9 +3,10 @@
 //! The passes that hold per-customer state (feature aggregates, model summaries,
 //! curves) run one customer partition at a time to bound memory. Without a copy, each
 //! partition filters every file by a hash of the customer id, so P partitions decode
-//! the data P times. Here each per-customer table is read once and its rows are routed
-//! by the same hash into `count` buckets of Parquet files (as Spark's shuffle and
-//! DuckDB's radix partitioning do); a partition then reads its own bucket.
+//! the data P times. Here the rows of each per-customer table are routed by the same
+//! hash into `count` buckets of Parquet files (as Spark's shuffle and DuckDB's radix
+//! partitioning do), from the batches of validation's first pass over the table (so
+//! the input is decoded once for both), and a partition then reads its own bucket.
 //!
 //! The copy lives in a scratch folder beside the run's outputs (same disk, so no
 //! surprise on a small `/tmp`; [`crate::OutputDir::scratch`]), removed when the last
@@ -28,12 +29,6 @@ use crate::output::ScratchDir;
 
 /// Rows a bucket gathers before they are written as one file (a few row groups).
 const ROWS_PER_FILE: usize = 262_144;
-
-/// `tables` with their per-customer tables copied into `count` customer hash buckets
-/// in `scratch` (see [`BucketCopy::into_tables`]); every scan of the copy feeds `reads`.
-pub fn bucketed(tables: &Tables, count: u32, scratch: ScratchDir, reads: &Reads) -> Result<Tables, IoError> {
-    BucketCopy::new(count, scratch).into_tables(tables, |_| false, reads)
-}
 
 /// The customer-bucketed copy of a run's per-customer tables, made while validation
 /// reads them ([`Copier`]) or afterwards.
@@ -319,7 +314,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staged = crate::OutputDir::begin(&dir.path().join("out"), crate::Holds::Outputs, &[]).unwrap();
         let reads = Reads::default();
-        let copy = bucketed(&tables, 4, staged.scratch(crate::ScratchKind::Buckets).unwrap(), &reads).unwrap();
+        let scratch = staged.scratch(crate::ScratchKind::Buckets).unwrap();
+        let copy = BucketCopy::new(4, scratch).into_tables(&tables, |_| false, &reads).unwrap();
         assert_eq!(copy.bucket_count(), Some(4));
         let whole = sorted(copy[&Table::Billing].clone());
         assert!(whole.equals(&sorted(billing.clone().lazy())), "{whole:?}");
