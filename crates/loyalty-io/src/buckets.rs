@@ -79,9 +79,11 @@ impl BucketCopy {
             let buckets: Vec<LazyFrame> =
                 files.iter().map(|f| scan_or_empty(f, &schema)).collect::<PolarsResult<_>>().map_err(pl)?;
             let counted = |lf| reads.counted(*table, Source::BucketCopy, &schema, lf);
+            // One scan of every file of the copy: a union of the buckets' scans made the
+            // stages after validation 40 s slower at 10M customers.
             let whole = match filtered_by_month(*table) {
                 true => lf.clone(),
-                false => counted(every_bucket(&buckets).map_err(pl)?),
+                false => counted(scan_or_empty(&files.concat(), &schema).map_err(pl)?),
             };
             out.insert(*table, whole);
             scans.insert(*table, buckets.into_iter().map(counted).collect());
@@ -127,12 +129,6 @@ impl Copier for BucketCopy {
 /// copy, so that their input is decoded by validation and the copy only.
 fn filtered_by_month(table: Table) -> bool {
     matches!(table, Table::Billing | Table::Topups | Table::Interactions | Table::Surveys)
-}
-
-/// Every row of the copy, bucket after bucket.
-fn every_bucket(buckets: &[LazyFrame]) -> PolarsResult<LazyFrame> {
-    let args = UnionArgs { rechunk: false, parallel: true, ..Default::default() };
-    concat(buckets, args)
 }
 
 /// A scan of `paths`, or an empty frame of `schema` when there are none.
