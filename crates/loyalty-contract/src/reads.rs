@@ -28,17 +28,17 @@ pub enum Source {
 /// Rows and values delivered by the scans of one table from one source.
 #[derive(Debug, Default)]
 struct Counter {
-    /// The columns of the files: a column a scan adds (a hive partition value, the
-    /// file name) is not a decoded value.
-    columns: Mutex<Vec<PlSmallStr>>,
+    /// Columns of a whole row of the files.
+    columns: AtomicU64,
     rows: AtomicU64,
     values: AtomicU64,
 }
 
 impl Counter {
-    fn add(&self, df: &DataFrame) {
-        let columns = self.columns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let decoded = df.columns().iter().filter(|c| columns.contains(c.name())).count();
+    /// Count one batch's values of the `files`' columns: a column a scan adds (a hive
+    /// partition value, the file name) is not a decoded value.
+    fn add(&self, df: &DataFrame, files: &[PlSmallStr]) {
+        let decoded = df.columns().iter().filter(|c| files.contains(c.name())).count();
         let rows = df.height() as u64;
         self.rows.fetch_add(rows, Ordering::Relaxed);
         self.values.fetch_add(rows * decoded as u64, Ordering::Relaxed);
@@ -46,7 +46,7 @@ impl Counter {
 }
 
 fn columns(c: &Counter) -> u64 {
-    c.columns.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len() as u64
+    c.columns.load(Ordering::Relaxed)
 }
 
 /// A count for each table and source.
@@ -80,12 +80,12 @@ impl Reads {
     /// mapped frames.
     pub fn counted(&self, table: Table, source: Source, schema: &Schema, lf: LazyFrame) -> LazyFrame {
         let counter = self.counter(table, source);
-        *counter.columns.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            schema.iter_names().cloned().collect();
+        counter.columns.store(schema.len() as u64, Ordering::Relaxed);
+        let files: Vec<PlSmallStr> = schema.iter_names().cloned().collect();
         let flags = OptFlags::PROJECTION_PUSHDOWN | OptFlags::PREDICATE_PUSHDOWN | OptFlags::STREAMING;
         lf.map(
             move |df| {
-                counter.add(&df);
+                counter.add(&df, &files);
                 Ok(df)
             },
             flags,
