@@ -49,6 +49,11 @@ fn columns(c: &Counter) -> u64 {
     c.columns.load(Ordering::Relaxed)
 }
 
+/// `values` over `rows` x `columns`, when there are any.
+fn full_decodes(values: u64, rows: Option<u64>, columns: u64) -> Option<f64> {
+    rows.map(|r| r * columns).filter(|&whole| whole > 0).map(|whole| values as f64 / whole as f64)
+}
+
 /// A count for each table and source.
 pub type PerTable<T> = BTreeMap<(Table, Source), T>;
 
@@ -105,10 +110,11 @@ impl Reads {
         counters.iter().map(|(k, c)| (*k, c.values.load(Ordering::Relaxed))).collect()
     }
 
-    /// The columns of a whole row of `table` from `source`, once a scan of it exists.
-    pub fn columns(&self, table: Table, source: Source) -> Option<u64> {
+    /// `values` decoded of `table` from `source` over the table's values (`rows` x its
+    /// columns), when both are known.
+    pub fn full_decodes(&self, table: Table, source: Source, values: u64, rows: Option<u64>) -> Option<f64> {
         let counters = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        counters.get(&(table, source)).map(|c| columns(c))
+        full_decodes(values, rows, columns(counters.get(&(table, source))?))
     }
 
     /// The figures so far, with each table's row count from `rows_of`.
@@ -120,7 +126,6 @@ impl Reads {
                 let rows = rows_of(table, source);
                 let columns = columns(c);
                 let values_decoded = c.values.load(Ordering::Relaxed);
-                let whole = rows.map(|r| r * columns).filter(|&v| v > 0);
                 TableReads {
                     table,
                     source,
@@ -128,7 +133,7 @@ impl Reads {
                     columns,
                     rows_decoded: c.rows.load(Ordering::Relaxed),
                     values_decoded,
-                    full_decodes: whole.map(|v| values_decoded as f64 / v as f64),
+                    full_decodes: full_decodes(values_decoded, rows, columns),
                 }
             })
             .collect()

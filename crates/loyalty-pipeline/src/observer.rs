@@ -132,8 +132,7 @@ impl<'o> Stages<'o> {
         self.end();
         if let Some((reads, _)) = &self.reads {
             for d in self.done.iter_mut().flat_map(|r| r.decoded.iter_mut()) {
-                let values = rows_of(d.table, d.source).zip(reads.columns(d.table, d.source)).map(|(r, c)| r * c);
-                d.full_decodes = values.filter(|&v| v > 0).map(|v| d.values_decoded as f64 / v as f64);
+                d.full_decodes = reads.full_decodes(d.table, d.source, d.values_decoded, rows_of(d.table, d.source));
             }
         }
         self.done
