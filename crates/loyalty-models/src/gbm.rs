@@ -206,11 +206,13 @@ impl Steps {
             let at = |child: usize| (offset + child) as u32;
             for (k, node) in tree.nodes.iter().enumerate() {
                 steps.push(match *node {
+                    // A leaf steps to itself and adds nothing, so that a row at its
+                    // leaf can take the same steps as the rows still on their way.
                     Node::Leaf { value } => Step {
                         threshold: 0.0,
                         value,
                         up: [0.0; 2],
-                        next: [0; 2],
+                        next: [at(k); 2],
                         feature: 0,
                         missing_left: false,
                         leaf: true,
@@ -244,10 +246,7 @@ impl Steps {
                 let mut moved = false;
                 for lane in 0..rows {
                     let s = &self.steps[at[lane]];
-                    if s.leaf {
-                        continue;
-                    }
-                    moved = true;
+                    moved |= !s.leaf;
                     let feature = s.feature as usize;
                     let v = xs[lane * p + feature];
                     // Without branches: which way a row goes is as good as random to a predictor.
