@@ -4,6 +4,7 @@ use chrono::{Months, NaiveDate};
 use loyalty_contract::Table;
 use loyalty_contract::col as c;
 use polars::prelude::*;
+use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
 use crate::billing_kernel::{self, BillingKernel, Slots};
@@ -233,15 +234,19 @@ fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
 
 /// The columns of a one-row-per-customer frame placed at their customers' positions
 /// in `base` (`slots`), null where a customer has no row, without the customer_id:
-/// each placed column added to `base` as it is made and its source freed, so the
-/// table grows by one column at a time, never by a copy of `df`.
+/// the placed columns added to `base` as they are made and their sources freed, so
+/// the table grows by a few columns at a time, never by a copy of `df`.
 fn align_into(base: &mut DataFrame, slots: &Slots, mut df: DataFrame) -> PolarsResult<()> {
     let idx = placement(slots, base.height(), &df)?;
     df.drop_in_place(c::CUSTOMER_ID)?;
-    for column in df.into_columns() {
-        let placed = column.take(&idx)?;
-        drop(column);
-        base.hstack_mut(std::slice::from_ref(&placed))?;
+    // As many columns at a time as there are threads (7 s on one thread at 10M
+    // customers); each column goes as its placed copy is made.
+    let mut columns = df.into_columns();
+    let at_once = rayon::current_num_threads().max(1);
+    while !columns.is_empty() {
+        let some: Vec<Column> = columns.drain(..at_once.min(columns.len())).collect();
+        let placed = some.into_par_iter().map(|column| column.take(&idx)).collect::<PolarsResult<Vec<_>>>()?;
+        base.hstack_mut(&placed)?;
     }
     Ok(())
 }
