@@ -193,8 +193,8 @@ fn encode(files: &Mutex<mpsc::Receiver<(PathBuf, DataFrame)>>) -> PolarsResult<(
 
 /// `df` as one LZ4 Parquet row group at `path`, its floats plain encoded without
 /// asking: polars' writer estimates each float column's cardinality (4.5% of
-/// validation's samples over the bills at 10M customers, perf) and, for prices that
-/// rarely repeat, writes them plain anyway: the files are the same as its. The
+/// validation's samples over the bills at 10M customers, perf) and then writes it
+/// plain anyway (its cast to a float dictionary fails): the files are the same. The
 /// other columns keep polars' encodings (small integers as dictionaries) and every
 /// column its statistics, so month filters skip row groups. LZ4 halves the files
 /// (3.9 GB of bills at 3M customers uncompressed, 1.8 GB with it) and was as fast.
@@ -338,6 +338,44 @@ mod tests {
 
     fn sorted(lf: LazyFrame) -> DataFrame {
         lf.sort(["customer_id", "x"], SortMultipleOptions::default()).collect().unwrap()
+    }
+
+    #[test]
+    fn a_copy_file_reads_back_as_written() {
+        // Floats plain encoded with nulls and NaN among them; the other types as polars
+        // writes them (a repeated integer as a dictionary); two chunks (as a bucket's
+        // gathered batches are) in one row group.
+        let n = 300;
+        let charge: Vec<Option<f64>> = (0..n).map(|i| [Some(1.5), None, Some(f64::NAN), Some(-0.0)][i % 4]).collect();
+        let rate: Vec<Option<f32>> = (0..n).map(|i| [Some(0.25), Some(1e-9), None][i % 3]).collect();
+        let plan: Vec<Option<&str>> = (0..n).map(|i| [Some("prepaid"), Some("postpaid"), None][i % 3]).collect();
+        let id: Vec<Option<i64>> = (0..n).map(|i| (i % 7 != 0).then_some(i as i64 * 13)).collect();
+        let days: Vec<Option<i32>> = (0..n).map(|i| (i % 5 != 0).then_some(2)).collect();
+        let mut df =
+            df!("customer_id" => id, "charge" => charge, "rate" => rate, "plan" => plan, "days" => days).unwrap();
+        let months: Vec<i32> = (0..n).map(|i| 19_000 + (i % 36) as i32 * 30).collect();
+        df.with_column(Column::new("month".into(), months).cast(&DataType::Date).unwrap()).unwrap();
+        let mut chunked = df.slice(0, 100);
+        chunked.vstack_mut(&df.slice(100, n)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part.parquet");
+        write_copy_file(&path, &mut chunked).unwrap();
+        let back = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), Default::default())
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(back.schema(), df.schema());
+        assert!(back.equals_missing(&df), "{back:?}");
+        // One row group; the floats without a dictionary, the repeated integer with one.
+        let meta = polars_parquet::read::read_metadata(&mut File::open(&path).unwrap()).unwrap();
+        assert_eq!(meta.row_groups.len(), 1);
+        let dictionary = |name: &str| {
+            let columns = meta.row_groups[0].parquet_columns();
+            let column = columns.iter().find(|c| c.descriptor().path_in_schema[0] == name).unwrap();
+            column.dictionary_page_offset().is_some()
+        };
+        assert!(!dictionary("charge") && !dictionary("rate"));
+        assert!(dictionary("days"));
     }
 
     #[test]
