@@ -34,7 +34,7 @@ use prepaid::{Prepaid, prepaid_loyalty, prepaid_out_of_time};
 use snapshot::{Extra, Names, PlanRows, Snapshot, snapshot, snapshot_sample};
 use topups::TopupInputs;
 pub use train::SCORE_ROWS;
-use train::{Fitted, capped, capped_y, fit_calibrated_sampled, score_at};
+use train::{Fitted, capped, capped_copy, fit_calibrated_sampled, largest_first, score_at};
 
 /// The churn models fitted out of time and applied at T.
 pub struct ChurnFit {
@@ -189,7 +189,7 @@ fn out_of_time(s: &mut Snapshots, plan: Plan, cap: usize) -> Option<OutOfTime> {
 
 /// Every candidate's out-of-time metrics, the one that scores (the best out-of-time
 /// ROC AUC unless the settings name one), and its test predictions.
-fn compare(o: &OutOfTime, cfg: &ChurnConfig) -> Result<(Vec<ModelMetrics>, Classifier, Vec<f64>)> {
+fn compare(o: &OutOfTime, cfg: &ChurnConfig) -> Result<Compared> {
     let (gbm, platt) = fit_calibrated_sampled(&o.train_design, &o.train_y, &cfg.boosting(), cfg.max_train_rows)?;
     let raw = gbm.predict(&o.test_design);
     let calibrated = platt.apply(&raw);
@@ -208,13 +208,15 @@ fn compare(o: &OutOfTime, cfg: &ChurnConfig) -> Result<(Vec<ModelMetrics>, Class
     Ok((results, chosen, chosen_p))
 }
 
-/// The final model, fitted on every snapshot (the designs move into it: at the row
-/// cap they are hundreds of megabytes).
-fn refit(o: &mut OutOfTime, classifier: Classifier, cfg: &ChurnConfig) -> Result<Fitted> {
-    let mut all = std::mem::replace(&mut o.train_design, empty());
-    all.append(&capped(std::mem::replace(&mut o.test_design, empty()), &o.eval_y, o.per_snapshot, 37).0);
-    let mut all_y = std::mem::take(&mut o.train_y);
-    all_y.extend_from_slice(&capped_y(&o.eval_y, o.per_snapshot, 37));
+/// The final model, fitted on every snapshot: the training rows and the test
+/// snapshot's share of the row cap.
+fn refit(o: &OutOfTime, classifier: Classifier, cfg: &ChurnConfig) -> Result<Fitted> {
+    let (test, test_y) = capped_copy(&o.test_design, &o.eval_y, o.per_snapshot, 37);
+    let mut all = o.train_design.clone();
+    all.append(&test);
+    drop(test);
+    let mut all_y = o.train_y.clone();
+    all_y.extend_from_slice(&test_y);
     Fitted::fit(classifier, &all, &all_y, &cfg.boosting(), cfg.max_train_rows)
 }
 
@@ -236,7 +238,65 @@ struct PlanFit {
     designs: Option<PlanDesigns>,
 }
 
-fn train_plan(mut o: OutOfTime, cfg: &ChurnConfig) -> Result<PlanTrained> {
+/// What [`compare`] gives: every candidate's metrics, the choice and its test predictions.
+type Compared = (Vec<ModelMetrics>, Classifier, Vec<f64>);
+
+/// A plan type's fit: its out-of-time comparison, or its final boosting fit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Job {
+    Compare,
+    Refit,
+}
+
+/// What a [`Job`] gives.
+enum Done {
+    Compared(Compared),
+    Refitted(Fitted),
+}
+
+/// Every plan type's classifier, compared out of time and refitted.
+///
+/// The fits are most of the training time, and one fit keeps about one core busy, so
+/// they run side by side, largest first: each plan type's comparison and, unless the
+/// settings name the logistic model, its final boosting fit. That one does not wait for
+/// the comparison's choice; it is thrown away in the rare case the logistic model wins.
+fn train_plans(plans: Vec<OutOfTime>, cfg: &ChurnConfig) -> Result<Vec<PlanTrained>> {
+    let boosting_may_win = cfg.classifier != Classifier::Logistic;
+    let jobs: Vec<(usize, Job)> = (0..plans.len())
+        .flat_map(|k| [(k, Job::Compare), (k, Job::Refit)])
+        .filter(|&(_, job)| job == Job::Compare || boosting_may_win)
+        .collect();
+    let cost = |&(k, job): &(usize, Job)| {
+        let o = &plans[k];
+        let rows = match job {
+            Job::Compare => o.train_design.rows,
+            Job::Refit => o.train_design.rows + o.test_design.rows,
+        };
+        rows * o.names.len()
+    };
+    let done = largest_first(&jobs, cost, |&(k, job)| match job {
+        Job::Compare => compare(&plans[k], cfg).map(Done::Compared),
+        Job::Refit => refit(&plans[k], Classifier::Boosting, cfg).map(Done::Refitted),
+    });
+    let mut compared = Vec::with_capacity(plans.len());
+    let mut refitted: Vec<Option<Fitted>> = plans.iter().map(|_| None).collect();
+    for (&(k, _), done) in jobs.iter().zip(done) {
+        match done? {
+            Done::Compared(c) => compared.push(c),
+            Done::Refitted(f) => refitted[k] = Some(f),
+        }
+    }
+    plans.into_iter().zip(compared).zip(refitted).map(|((o, c), r)| plan_trained(o, c, r, cfg)).collect()
+}
+
+/// A plan type's classifier from its comparison and its final boosting fit, if made.
+fn plan_trained(
+    mut o: OutOfTime,
+    compared: Compared,
+    boosting: Option<Fitted>,
+    cfg: &ChurnConfig,
+) -> Result<PlanTrained> {
+    let (results, chosen, chosen_p) = compared;
     let designs = match cfg.keep_designs {
         true => Some(PlanDesigns {
             plan: o.plan,
@@ -245,9 +305,15 @@ fn train_plan(mut o: OutOfTime, cfg: &ChurnConfig) -> Result<PlanTrained> {
         }),
         false => None,
     };
-    let (results, chosen, chosen_p) = compare(&o, cfg)?;
+    let fitted = match boosting {
+        Some(fitted) if chosen == Classifier::Boosting => fitted,
+        _ => refit(&o, chosen, cfg)?,
+    };
     let by_competition = report::by_competition(&o.test_design, &chosen_p, &o.eval_y);
-    let fitted = refit(&mut o, chosen, cfg)?;
+    // At the row cap the designs are hundreds of megabytes; the report needs their counts only.
+    o.train_design = empty();
+    o.test_design = empty();
+    o.train_y = Vec::new();
     Ok(PlanTrained { o, results, chosen, chosen_p, by_competition, fitted, designs })
 }
 
@@ -378,7 +444,7 @@ pub fn train_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams) -> Re
     }
     let topup_model = snaps.topup_model.take();
     drop(snaps);
-    let plans = plans.into_iter().map(|o| train_plan(o, cfg)).collect::<Result<Vec<_>>>()?;
+    let plans = train_plans(plans, cfg)?;
     Ok(TrainedChurn {
         plans,
         topup_model,

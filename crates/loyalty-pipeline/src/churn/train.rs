@@ -3,7 +3,9 @@
 use loyalty_models::churn::{Design, Logistic, Platt};
 use loyalty_models::gbm::{Gbm, GbmParams};
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::FeatureRows;
 use super::snapshot::{Extra, Plan, design_of, model_rows};
@@ -36,12 +38,41 @@ pub(crate) fn capped(d: Design, y: &[f64], cap: usize, seed: u64) -> (Design, Ve
     }
 }
 
-/// The labels [`capped`] keeps for the same `cap` and `seed`.
-pub(crate) fn capped_y(y: &[f64], cap: usize, seed: u64) -> Vec<f64> {
-    match sample_rows(y.len(), cap, seed) {
-        None => y.to_vec(),
-        Some(rows) => rows.iter().map(|&i| y[i]).collect(),
+/// The rows [`capped`] keeps for the same `cap` and `seed`, copied.
+pub(crate) fn capped_copy(d: &Design, y: &[f64], cap: usize, seed: u64) -> (Design, Vec<f64>) {
+    match sample_rows(d.rows, cap, seed) {
+        None => (d.clone(), y.to_vec()),
+        Some(rows) => (d.take(&rows), rows.iter().map(|&i| y[i]).collect()),
     }
+}
+
+/// `run` of every job, on every thread of the pool, each taking the costliest job not
+/// yet taken; the results in the jobs' order. Taking the largest first keeps the
+/// threads busy to the end, where splitting the list in halves can leave one thread
+/// with the two largest jobs.
+pub(crate) fn largest_first<J: Sync, R: Send>(
+    jobs: &[J],
+    cost: impl Fn(&J) -> usize,
+    run: impl Fn(&J) -> R + Sync,
+) -> Vec<R> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(cost(&jobs[k])));
+    let next = AtomicUsize::new(0);
+    let threads = rayon::current_num_threads().clamp(1, jobs.len().max(1));
+    let taken: Vec<Vec<(usize, R)>> = (0..threads)
+        .into_par_iter()
+        .with_max_len(1)
+        .map(|_| {
+            let mut mine = Vec::new();
+            while let Some(&k) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                mine.push((k, run(&jobs[k])));
+            }
+            mine
+        })
+        .collect();
+    let mut done: Vec<(usize, R)> = taken.into_iter().flatten().collect();
+    done.sort_by_key(|(k, _)| *k);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Boosting (on at most `max_rows` rows, sampled uniformly) as in [`fit_calibrated`].
@@ -189,6 +220,28 @@ pub(crate) fn score_at(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_largest_jobs_go_first_and_results_keep_the_jobs_order() {
+        let jobs = [3usize, 9, 1, 7, 5];
+        let started = std::sync::Mutex::new(Vec::new());
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let done = one.install(|| {
+            super::largest_first(
+                &jobs,
+                |&j| j,
+                |&j| {
+                    started.lock().unwrap().push(j);
+                    j * 10
+                },
+            )
+        });
+        assert_eq!(done, vec![30, 90, 10, 70, 50]);
+        assert_eq!(started.into_inner().unwrap(), vec![9, 7, 5, 3, 1]);
+        // on every thread of a bigger pool, each job still runs once
+        let four = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        assert_eq!(four.install(|| super::largest_first(&jobs, |&j| j, |&j| j + 1)), vec![4, 10, 2, 8, 6]);
+    }
+
     #[test]
     fn row_samples_are_uniform_and_seeded() {
         assert!(super::sample_rows(1_000, 1_000, 1).is_none());
