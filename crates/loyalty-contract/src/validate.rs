@@ -22,7 +22,7 @@ use crate::keys;
 use crate::normalize::{Normalized, normalize};
 use crate::reads::Reads;
 use crate::rules::{ForeignKey, foreign_keys, row_rules};
-use crate::spec::{Table, TableSpec, col as c};
+use crate::spec::{Kind, Table, TableSpec, col as c};
 use crate::tables::Tables;
 
 /// How many offending rows a message quotes.
@@ -439,7 +439,13 @@ fn validate_table(
                     MonthsByCustomer::collect(plain.lf.clone(), customer, month, range)?.months_seen_twice()?;
                 rows_of_keys(plain.lf.clone(), &flagged, spec.key)?
             }
-            (None, _) => duplicate_keys(plain.lf.clone(), spec.key)?,
+            (None, _) => match customer_key_parts(spec) {
+                Some(rest) => {
+                    let flagged = keys::customers_with_repeated_keys(plain.lf.clone(), c::CUSTOMER_ID, &rest)?;
+                    rows_of_keys(plain.lf.clone(), &flagged, spec.key)?
+                }
+                None => duplicate_keys(plain.lf.clone(), spec.key)?,
+            },
         };
         if dups.height() > 0 {
             key_violations.push(KeyViolation {
@@ -601,6 +607,25 @@ fn customer_reference(table: Table) -> Option<&'static str> {
         .into_iter()
         .find(|fk| fk.column == c::CUSTOMER_ID && fk.parent == Table::Customers)
         .map(|fk| fk.rule)
+}
+
+/// The columns after the customer of a key of several columns that starts with the
+/// customer, when each is text or a number (what [`keys::customers_with_repeated_keys`]
+/// hashes).
+fn customer_key_parts(spec: &TableSpec) -> Option<Vec<(&'static str, keys::KeyPart)>> {
+    let (first, rest) = spec.key.split_first()?;
+    if *first != c::CUSTOMER_ID || rest.is_empty() {
+        return None;
+    }
+    let part = |name: &&'static str| {
+        let kind = spec.columns.iter().find(|column| column.name == *name)?.kind;
+        match kind {
+            Kind::Utf8 => Some((*name, keys::KeyPart::Text)),
+            Kind::Int | Kind::Date | Kind::Timestamp => Some((*name, keys::KeyPart::Number)),
+            Kind::Float | Kind::Bool => None,
+        }
+    };
+    rest.iter().map(part).collect()
 }
 
 /// The keys on more than one row among the rows of the customers in `flagged` (a
@@ -798,6 +823,31 @@ mod tests {
 
     fn rules_broken(v: &Validated) -> Vec<String> {
         v.report.violations.iter().map(|x| format!("{}.{}:{}={}", x.table, x.column, x.rule, x.rows)).collect()
+    }
+
+    #[test]
+    fn a_service_held_twice_from_one_date_is_a_duplicate_key() {
+        // Customer 1 has "tv" from March twice; the other rows share two of the three
+        // key columns with another row, not all three.
+        let services = df!(
+            "customer_id" => [1i64, 1, 1, 1, 2, 2],
+            "service" => ["tv", "tv", "tv", "net", "tv", "net"],
+            "start_date" => ["2024-03-01", "2024-03-01", "2024-04-01", "2024-03-01", "2024-03-01", "2024-03-01"],
+        )
+        .unwrap();
+        let mut d = dataset(customers(), billing([1.0, 2.0, 3.0], [1, 2, 2]));
+        d.tables.insert(Table::Services, raw(services.clone()));
+        let catalog = df!("service" => ["tv", "net"], "monthly_price" => [10.0, 20.0], "monthly_margin" => [3.0, 5.0]);
+        d.tables.insert(Table::ServiceCatalog, raw(catalog.unwrap()));
+        let v = validate(d).unwrap();
+        assert_eq!(rules_broken(&v), ["services.start_date:duplicate_key=2"]);
+        let examples = v.report.violations[0].examples.join(" ");
+        assert!(examples.contains("customer_id=1") && examples.contains("\"tv\""), "{examples}");
+        // The customers the hash pass flags: 1 only.
+        let rest = [(c::SERVICE, keys::KeyPart::Text), (c::START_DATE, keys::KeyPart::Number)];
+        let typed = services.lazy().with_column(col(c::START_DATE).cast(DataType::Date));
+        let flagged = keys::customers_with_repeated_keys(typed, c::CUSTOMER_ID, &rest).unwrap();
+        assert_eq!(flagged.column(c::CUSTOMER_ID).unwrap().i64().unwrap().to_vec(), [Some(1)]);
     }
 
     #[test]
