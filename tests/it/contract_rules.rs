@@ -204,6 +204,18 @@ row_rule!(negative_discount, "billing", "discount", "non_negative", 1, |t| set(
     AnyValue::Float64(-1.0)
 ));
 row_rule!(nan_cost, "billing", "cost", "finite", 1, |t| set(&mut t.billing, "cost", 0, AnyValue::Float64(f64::NAN)));
+row_rule!(infinite_cost, "billing", "cost", "finite", 1, |t| set(
+    &mut t.billing,
+    "cost",
+    1,
+    AnyValue::Float64(f64::INFINITY)
+));
+row_rule!(negative_infinite_discount, "billing", "discount", "finite", 1, |t| set(
+    &mut t.billing,
+    "discount",
+    3,
+    AnyValue::Float64(f64::NEG_INFINITY)
+));
 row_rule!(bill_month_not_first_of_month, "billing", "bill_month", "not_first_of_month", 1, |t| set(
     &mut t.billing,
     "bill_month",
