@@ -95,9 +95,40 @@ struct Bins {
     edges: Vec<Vec<f64>>,
 }
 
+/// The rows of a design a fit learns from: all of them, or those listed (as
+/// `d.take(rows)` has them, without copying every value first).
+#[derive(Clone, Copy)]
+struct Picked<'a> {
+    d: &'a Design,
+    rows: Option<&'a [usize]>,
+}
+
+impl Picked<'_> {
+    fn len(&self) -> usize {
+        self.rows.map_or(self.d.rows, <[usize]>::len)
+    }
+
+    fn features(&self) -> usize {
+        self.d.columns.len()
+    }
+
+    /// Feature j of the k-th picked row.
+    fn value(&self, j: usize, k: usize) -> f64 {
+        self.d.columns[j][self.rows.map_or(k, |rows| rows[k])]
+    }
+
+    /// Feature j of every picked row, in order.
+    fn column(&self, j: usize) -> std::borrow::Cow<'_, [f64]> {
+        match self.rows {
+            None => std::borrow::Cow::Borrowed(&self.d.columns[j]),
+            Some(rows) => std::borrow::Cow::Owned(rows.iter().map(|&i| self.d.columns[j][i]).collect()),
+        }
+    }
+}
+
 impl Bins {
-    fn fit(d: &Design, bins: usize) -> Bins {
-        Bins { edges: d.columns.par_iter().map(|c| edges_of(c, bins)).collect() }
+    fn fit(x: Picked, bins: usize) -> Bins {
+        Bins { edges: (0..x.features()).into_par_iter().map(|j| edges_of(&x.column(j), bins)).collect() }
     }
 
     fn bin(edges: &[f64], v: f64) -> u8 {
@@ -106,13 +137,13 @@ impl Bins {
 
     /// Every value as its bin number, row by row, `stride` bytes a row (a row's bins
     /// are adjacent, so one pass over a leaf's rows fills every feature's histogram).
-    fn apply(&self, d: &Design, stride: usize) -> Vec<u8> {
-        let mut out = vec![0u8; d.rows * stride];
+    fn apply(&self, x: Picked, stride: usize) -> Vec<u8> {
+        let mut out = vec![0u8; x.len() * stride];
         out.par_chunks_mut(stride * 4_096).enumerate().for_each(|(k, block)| {
             let first = k * 4_096;
             for (i, row) in block.chunks_mut(stride).enumerate() {
-                for (j, cell) in row[..d.columns.len()].iter_mut().enumerate() {
-                    *cell = Bins::bin(&self.edges[j], d.columns[j][first + i]);
+                for (j, cell) in row[..x.features()].iter_mut().enumerate() {
+                    *cell = Bins::bin(&self.edges[j], x.value(j, first + i));
                 }
             }
         });
@@ -385,11 +416,11 @@ struct LeafOrdered {
 }
 
 impl LeafOrdered {
-    fn new(bins: &Bins, d: &Design, y: &[f64], base: f64) -> LeafOrdered {
-        let features = d.columns.len();
+    fn new(bins: &Bins, x: Picked, y: &[f64], base: f64) -> LeafOrdered {
+        let features = x.features();
         let stride = features.next_multiple_of(size_of::<Word>());
         let targets = y.iter().map(|&y| Target { y, score: base, ..Target::default() }).collect();
-        LeafOrdered { features, stride, binned: bins.apply(d, stride), targets }
+        LeafOrdered { features, stride, binned: bins.apply(x, stride), targets }
     }
 
     fn len(&self) -> usize {
@@ -695,22 +726,35 @@ const SCORE_CHUNK: usize = 1_024;
 
 impl Gbm {
     pub fn fit(d: &Design, y: &[f64], p: &GbmParams) -> Result<Gbm, ModelError> {
+        Gbm::fit_picked(Picked { d, rows: None }, y, p)
+    }
+
+    /// [`Gbm::fit`] on rows `rows` of `d` (`y`: their labels): the model
+    /// `fit(&d.take(rows), y, p)` gives, without a copy of the rows' values, which
+    /// the fit would hold to its end (it reads the values once, into bins).
+    pub fn fit_rows(d: &Design, rows: &[usize], y: &[f64], p: &GbmParams) -> Result<Gbm, ModelError> {
+        if rows.iter().any(|&r| r >= d.rows) {
+            return Err(ModelError::BadInput(format!("boosting: a row number beyond the design's {} rows", d.rows)));
+        }
+        Gbm::fit_picked(Picked { d, rows: Some(rows) }, y, p)
+    }
+
+    fn fit_picked(x: Picked, y: &[f64], p: &GbmParams) -> Result<Gbm, ModelError> {
         p.check()?;
-        if d.rows == 0 || d.columns.is_empty() || y.len() != d.rows || d.rows > u32::MAX as usize {
+        let (n, features) = (x.len(), x.features());
+        if n == 0 || features == 0 || y.len() != n || n > u32::MAX as usize {
             return Err(ModelError::BadInput(format!(
-                "boosting: {} rows, {} features and {} labels",
-                d.rows,
-                d.columns.len(),
+                "boosting: {n} rows, {features} features and {} labels",
                 y.len()
             )));
         }
         let started = std::time::Instant::now();
-        let bins = Bins::fit(d, p.bins as usize);
-        let grower = Grower::new(d.columns.len(), &bins.edges, *p);
+        let bins = Bins::fit(x, p.bins as usize);
+        let grower = Grower::new(features, &bins.edges, *p);
         let rate = (y.iter().sum::<f64>() / y.len() as f64).clamp(1e-9, 1.0 - 1e-9);
         let base = (rate / (1.0 - rate)).ln();
-        let mut rows = LeafOrdered::new(&bins, d, y, base);
-        let mut gain = vec![0.0; d.columns.len()];
+        let mut rows = LeafOrdered::new(&bins, x, y, base);
+        let mut gain = vec![0.0; features];
         let mut trees = Vec::with_capacity(p.trees as usize);
         let mut scratch = Scratch::default();
         for _ in 0..p.trees {
@@ -721,11 +765,11 @@ impl Gbm {
             "boosting: {} trees of up to {} leaves on {} rows x {} features in {:.1}s",
             trees.len(),
             p.leaves,
-            d.rows,
-            d.columns.len(),
+            n,
+            features,
             started.elapsed().as_secs_f64()
         );
-        Ok(Gbm { names: d.names.clone(), params: *p, base, trees, gain })
+        Ok(Gbm { names: x.d.names.clone(), params: *p, base, trees, gain })
     }
 
     /// Each feature's share of the total gain of every split (the shares sum to 1),
@@ -997,6 +1041,18 @@ mod tests {
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         let b = one.install(|| Gbm::fit(&d, &y, &p).unwrap().raw(&d));
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn a_fit_on_some_rows_is_the_fit_on_their_copy() {
+        let (d, y, _) = step_data(3_000, 8);
+        let rows: Vec<usize> = (0..d.rows).filter(|i| i % 5 != 4 && i % 7 != 0).collect();
+        let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
+        let p = GbmParams { trees: 25, ..GbmParams::default() };
+        let copied = Gbm::fit(&d.take(&rows), &ys, &p).unwrap().raw(&d);
+        let picked = Gbm::fit_rows(&d, &rows, &ys, &p).unwrap().raw(&d);
+        assert!(copied.iter().zip(&picked).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(Gbm::fit_rows(&d, &[0, d.rows], &[0.0, 1.0], &p).is_err());
     }
 
     #[test]

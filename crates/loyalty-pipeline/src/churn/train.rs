@@ -97,7 +97,7 @@ pub(crate) fn fit_calibrated(d: &Design, y: &[f64], params: &GbmParams) -> Resul
     let fit_rows: Vec<usize> = (0..d.rows).filter(|i| i % 5 != 4).collect();
     let cal_rows: Vec<usize> = (0..d.rows).filter(|i| i % 5 == 4).collect();
     let pick = |rows: &[usize]| rows.iter().map(|&i| y[i]).collect::<Vec<f64>>();
-    let gbm = Gbm::fit(&d.take(&fit_rows), &pick(&fit_rows), params)?;
+    let gbm = Gbm::fit_rows(d, &fit_rows, &pick(&fit_rows), params)?;
     let platt = Platt::fit(&gbm.predict(&d.take(&cal_rows)), &pick(&cal_rows));
     Ok((gbm, platt))
 }
