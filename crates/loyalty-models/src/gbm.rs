@@ -135,14 +135,15 @@ impl Bins {
         if v.is_nan() { 0 } else { (1 + edges.partition_point(|e| *e < v)) as u8 }
     }
 
-    /// Every value as its bin number, row by row, `stride` bytes a row (a row's bins
-    /// are adjacent, so one pass over a leaf's rows fills every feature's histogram).
-    fn apply(&self, x: Picked, stride: usize) -> Vec<u8> {
-        let mut out = vec![0u8; x.len() * stride];
-        out.par_chunks_mut(stride * 4_096).enumerate().for_each(|(k, block)| {
+    /// Every value as its bin number, row by row (a row's bins are adjacent, so one
+    /// pass over a leaf's rows fills every feature's histogram).
+    fn apply(&self, x: Picked) -> Vec<u8> {
+        let features = x.features();
+        let mut out = vec![0u8; x.len() * features];
+        out.par_chunks_mut(features.max(1) * 4_096).enumerate().for_each(|(k, block)| {
             let first = k * 4_096;
-            for (i, row) in block.chunks_mut(stride).enumerate() {
-                for (j, cell) in row[..x.features()].iter_mut().enumerate() {
+            for (i, row) in block.chunks_mut(features).enumerate() {
+                for (j, cell) in row.iter_mut().enumerate() {
                     *cell = Bins::bin(&self.edges[j], x.value(j, first + i));
                 }
             }
@@ -368,7 +369,7 @@ const MIN_BLOCK: usize = 8;
 struct Scratch {
     free: Vec<Vec<Sums>>,
     goes_left: Vec<bool>,
-    words: Vec<Word>,
+    bytes: Vec<u8>,
     targets: Vec<Target>,
 }
 
@@ -388,9 +389,6 @@ fn better(a: Option<Split>, b: Option<Split>) -> Option<Split> {
     }
 }
 
-/// Eight bin numbers: rows are copied a word at a time when a leaf splits.
-type Word = [u8; 8];
-
 /// What a training row carries besides its bins: the label, the log-odds so far and
 /// the log-loss gradient and hessian there. One record, so a split moves it at once.
 #[derive(Debug, Clone, Copy, Default)]
@@ -408,9 +406,7 @@ struct Target {
 /// first, each side in its order), so every sum runs in the same row order as before.
 struct LeafOrdered {
     features: usize,
-    /// Bytes per row of `binned`: the features rounded up to whole words.
-    stride: usize,
-    /// Bin numbers, row-major: the i-th row's are `binned[i * stride..][..features]`.
+    /// Bin numbers, row-major: the i-th row's are `binned[i * features..][..features]`.
     binned: Vec<u8>,
     targets: Vec<Target>,
 }
@@ -418,9 +414,8 @@ struct LeafOrdered {
 impl LeafOrdered {
     fn new(bins: &Bins, x: Picked, y: &[f64], base: f64) -> LeafOrdered {
         let features = x.features();
-        let stride = features.next_multiple_of(size_of::<Word>());
         let targets = y.iter().map(|&y| Target { y, score: base, ..Target::default() }).collect();
-        LeafOrdered { features, stride, binned: bins.apply(x, stride), targets }
+        LeafOrdered { features, binned: bins.apply(x), targets }
     }
 
     fn len(&self) -> usize {
@@ -429,7 +424,7 @@ impl LeafOrdered {
 
     /// The bins of the i-th row.
     fn row(&self, i: usize) -> &[u8] {
-        &self.binned[i * self.stride..][..self.features]
+        &self.binned[i * self.features..][..self.features]
     }
 
     /// Rows `start..end` reordered: those `goes_left` first, then the others, each in
@@ -438,8 +433,8 @@ impl LeafOrdered {
         s.goes_left.clear();
         s.goes_left.extend((start..end).map(|i| goes_left(self.row(i))));
         let left = s.goes_left.iter().filter(|&&l| l).count();
-        let (binned, _) = self.binned[start * self.stride..end * self.stride].as_chunks_mut::<8>();
-        partition_words(binned, self.stride / size_of::<Word>(), &s.goes_left, left, &mut s.words);
+        let w = self.features;
+        stable_partition(&mut self.binned[start * w..end * w], w, &s.goes_left, left, &mut s.bytes);
         stable_partition(&mut self.targets[start..end], 1, &s.goes_left, left, &mut s.targets);
         start + left
     }
@@ -455,44 +450,16 @@ impl LeafOrdered {
 }
 
 /// `items`, in runs of `width` (one per row), reordered: the `left` rows marked in
-/// `goes_left` first, then the others, each in their order.
+/// `goes_left` first, then the others, each in their order. One pass over the rows,
+/// without a branch on the side.
 fn stable_partition<T: Copy>(items: &mut [T], width: usize, goes_left: &[bool], left: usize, scratch: &mut Vec<T>) {
     scratch.clear();
     scratch.extend_from_slice(items);
-    scatter(scratch, items, width, goes_left, left);
-}
-
-/// The rows of `from` (runs of `width`) written to `to`: the `left` rows marked in
-/// `goes_left` first, then the others, each in their order. One pass, without a
-/// branch on the side.
-fn scatter<T: Copy>(from: &[T], to: &mut [T], width: usize, goes_left: &[bool], left: usize) {
     let mut at = [left * width, 0];
-    for (row, &l) in from.chunks_exact(width).zip(goes_left) {
+    for (row, &l) in scratch.chunks_exact(width).zip(goes_left) {
         let side = usize::from(l);
-        to[at[side]..at[side] + width].copy_from_slice(row);
+        items[at[side]..at[side] + width].copy_from_slice(row);
         at[side] += width;
-    }
-}
-
-/// [`stable_partition`] of rows of `words` words: a row of up to 64 features is
-/// copied as one fixed-size value, which a copy of a length known only at run time
-/// (a call to `memmove` per row) took three times as long to move.
-fn partition_words(items: &mut [Word], words: usize, goes_left: &[bool], left: usize, scratch: &mut Vec<Word>) {
-    fn fixed<const W: usize>(items: &mut [Word], goes_left: &[bool], left: usize, scratch: &mut Vec<Word>) {
-        scratch.clear();
-        scratch.extend_from_slice(items);
-        scatter(scratch.as_chunks::<W>().0, items.as_chunks_mut::<W>().0, 1, goes_left, left);
-    }
-    match words {
-        1 => fixed::<1>(items, goes_left, left, scratch),
-        2 => fixed::<2>(items, goes_left, left, scratch),
-        3 => fixed::<3>(items, goes_left, left, scratch),
-        4 => fixed::<4>(items, goes_left, left, scratch),
-        5 => fixed::<5>(items, goes_left, left, scratch),
-        6 => fixed::<6>(items, goes_left, left, scratch),
-        7 => fixed::<7>(items, goes_left, left, scratch),
-        8 => fixed::<8>(items, goes_left, left, scratch),
-        _ => stable_partition(items, words, goes_left, left, scratch),
     }
 }
 
@@ -545,8 +512,8 @@ impl<'a> Grower<'a> {
         let f = self.block(k);
         let base = self.cells[f.start];
         let offsets: Vec<usize> = self.cells[f.clone()].iter().map(|c| c - base).collect();
-        let bins = &rows.binned[range.start * rows.stride..range.end * rows.stride];
-        for (row, t) in bins.chunks_exact(rows.stride).zip(&rows.targets[range]) {
+        let bins = &rows.binned[range.start * self.features..range.end * self.features];
+        for (row, t) in bins.chunks_exact(self.features).zip(&rows.targets[range]) {
             for (&o, &b) in offsets.iter().zip(&row[f.clone()]) {
                 let cell = &mut h[o + b as usize];
                 cell.g += t.g;
@@ -1015,22 +982,6 @@ mod tests {
         let left = [false, true, true, false];
         stable_partition(&mut items, 2, &left, 2, &mut Vec::new());
         assert_eq!(items, vec![2, 20, 3, 30, 1, 10, 4, 40]);
-    }
-
-    #[test]
-    fn rows_of_words_move_as_rows_of_any_width_do() {
-        // 1 to 9 words a row: the fixed-size copies and the general one.
-        let goes_left: Vec<bool> = (0..37).map(|i| i % 3 == 1 || i % 7 == 0).collect();
-        let left = goes_left.iter().filter(|&&l| l).count();
-        for words in 1..=9 {
-            let rows: Vec<Word> = (0..37 * words).map(|i| (i as u64).to_le_bytes()).collect();
-            let mut fixed = rows.clone();
-            partition_words(&mut fixed, words, &goes_left, left, &mut Vec::new());
-            let mut general = rows.clone();
-            stable_partition(&mut general, words, &goes_left, left, &mut Vec::new());
-            assert_eq!(fixed, general, "{words} words");
-            assert_ne!(fixed, rows, "{words} words");
-        }
     }
 
     #[test]
