@@ -11,6 +11,7 @@ use loyalty_contract::{Table, collect_streaming};
 
 use crate::billing_kernel::Slots;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::names as n;
 use crate::per_customer::held_at;
@@ -19,22 +20,85 @@ use crate::{FeatureError, FeatureParams, Tables, annuity_factor, monthly_discoun
 
 pub(crate) const CELL: &str = "__cell";
 
-/// Percentile rank in [0, 1] (average ties) within `over`; nulls score 0.5.
-/// Inputs are rounded to 6 decimals first: parallel float sums differ in their last
-/// bits from run to run, and ranks must not flip on that noise.
-fn pct_rank(x: Expr, over: Option<&str>) -> PolarsResult<Expr> {
-    let x = x.cast(DataType::Float64).round(6, RoundMode::HalfToEven);
-    let rank =
-        x.clone().rank(RankOptions { method: RankMethod::Average, descending: false }, None).cast(DataType::Float64);
-    let count = x.count().cast(DataType::Float64);
-    let (rank, count) = match over {
-        Some(g) => (rank.over([col(g)])?, count.over([col(g)])?),
-        None => (rank, count),
+/// Each value of column `name` as f64, rounded to 6 decimals: parallel float sums
+/// differ in their last bits from run to run, and ranks must not flip on that noise.
+fn rounded(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    let s = df.column(name)?.as_materialized_series().cast(&DataType::Float64)?;
+    Ok(s.round(6, RoundMode::HalfToEven)?.f64()?.iter().collect())
+}
+
+/// A value's place in the order ranks are taken in, polars' own: NaN above every
+/// number and every NaN one value, -0 and 0 one value.
+fn rank_key(v: f64) -> u64 {
+    if v.is_nan() {
+        return u64::MAX;
+    }
+    let bits = (v + 0.0).to_bits();
+    if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
+}
+
+/// How polars divides, to the last bit: a column by one number (a count, a
+/// literal) is multiplied by its reciprocal; by a window's counts, divided.
+#[derive(Clone, Copy)]
+enum Share {
+    OfColumn,
+    OfWindow,
+}
+
+impl Share {
+    fn of(self, x: f64, count: f64) -> f64 {
+        match self {
+            Share::OfColumn => x * (1.0 / count),
+            Share::OfWindow => x / count,
+        }
+    }
+}
+
+/// The percentile rank in [0, 1] of each of `rows` by its value among theirs, handed
+/// to `put(row, rank)`: polars' average rank less 1 over the known values less 1
+/// (ties share the mean of their ranks); 0.5 for a null value, or for every row when
+/// fewer than two values are known.
+fn pct_ranks_within(rows: &[usize], values: &[Option<f64>], share: Share, mut put: impl FnMut(usize, f64)) {
+    let mut known: Vec<(u64, usize)> = rows.iter().filter_map(|&i| values[i].map(|v| (rank_key(v), i))).collect();
+    for &i in rows {
+        put(i, 0.5);
+    }
+    if known.len() <= 1 {
+        return;
+    }
+    known.par_sort_unstable_by_key(|&(key, _)| key);
+    let count = known.len() as f64;
+    let mut start = 0;
+    while start < known.len() {
+        let end = start + known[start..].iter().take_while(|(key, _)| *key == known[start].0).count();
+        // Ties share the mean of their ranks (1-based), as polars' average rank.
+        let rank = 0.5 * ((start + 1) as f64 + end as f64);
+        for &(_, i) in &known[start..end] {
+            put(i, share.of(rank - 1.0, count - 1.0));
+        }
+        start = end;
+    }
+}
+
+/// [`pct_ranks_within`] of every row of column `name`, among all rows or within each
+/// value of the column `over` (a null one is a group too, as in a polars window).
+fn pct_ranks(df: &DataFrame, name: &str, over: Option<&str>) -> PolarsResult<Vec<f64>> {
+    let values = rounded(df, name)?;
+    let mut out = vec![0.5; df.height()];
+    let Some(over) = over else {
+        let rows: Vec<usize> = (0..df.height()).collect();
+        pct_ranks_within(&rows, &values, Share::OfColumn, |i, r| out[i] = r);
+        return Ok(out);
     };
-    Ok(when(count.clone().gt(lit(1.0)))
-        .then((rank - lit(1.0)) / (count - lit(1.0)))
-        .otherwise(lit(0.5))
-        .fill_null(lit(0.5)))
+    let groups = df.column(over)?.cast(&DataType::String)?;
+    let mut rows_of: std::collections::HashMap<Option<&str>, Vec<usize>> = std::collections::HashMap::new();
+    for (i, g) in groups.str()?.iter().enumerate() {
+        rows_of.entry(g).or_default().push(i);
+    }
+    for rows in rows_of.values() {
+        pct_ranks_within(rows, &values, Share::OfWindow, |i, r| out[i] = r);
+    }
+    Ok(out)
 }
 
 /// The comparable-customer cell of each customer of `base` (customer_id, `__cell`):
@@ -49,11 +113,7 @@ fn pct_rank(x: Expr, over: Option<&str>) -> PolarsResult<Expr> {
 fn cells_of(base: &DataFrame) -> PolarsResult<DataFrame> {
     let plans = base.column(c::PLAN_TYPE)?.cast(&DataType::String)?;
     let plans = plans.str()?;
-    let rounded = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
-        let s = base.column(name)?.as_materialized_series().cast(&DataType::Float64)?;
-        Ok(s.round(6, RoundMode::HalfToEven)?.f64()?.iter().collect())
-    };
-    let (arpu, data) = (rounded(n::ARPU_12M)?, rounded(n::DATA_MB_3M)?);
+    let (arpu, data) = (rounded(base, n::ARPU_12M)?, rounded(base, n::DATA_MB_3M)?);
     let mut by_plan: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
     for (i, plan) in plans.iter().enumerate() {
         if let Some(plan) = plan {
@@ -80,25 +140,7 @@ fn cells_of(base: &DataFrame) -> PolarsResult<DataFrame> {
 /// among theirs, written to `out`.
 fn bins_within(rows: &[usize], values: &[Option<f64>], q: u8, out: &mut [u8]) {
     let bin = |pct: f64| (pct * f64::from(q)).floor().clamp(0.0, f64::from(q - 1)) as u8;
-    let mut known: Vec<(f64, usize)> = rows.iter().filter_map(|&i| values[i].map(|v| (v, i))).collect();
-    for &i in rows {
-        out[i] = bin(0.5);
-    }
-    if known.len() <= 1 {
-        return;
-    }
-    known.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let count = known.len() as f64;
-    let mut start = 0;
-    while start < known.len() {
-        let end = start + known[start..].iter().take_while(|(v, _)| *v == known[start].0).count();
-        // Ties share the mean of their ranks (1-based), as polars' average rank.
-        let rank = 0.5 * ((start + 1) as f64 + end as f64);
-        for &(_, i) in &known[start..end] {
-            out[i] = bin((rank - 1.0) / (count - 1.0));
-        }
-        start = end;
-    }
+    pct_ranks_within(rows, values, Share::OfWindow, |i, pct| out[i] = bin(pct));
 }
 
 /// Adoption rate of every catalog service in every comparable-customer cell:
@@ -459,6 +501,30 @@ pub(crate) fn add_scores_and_value(
     tracing::debug!("cpv: {:.2}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
 
+    let mut df = with_scores(base)?;
+    df = df
+        .lazy()
+        .with_columns([
+            (col(n::MARGIN_MONTHLY).fill_null(lit(0.0)) * lit(annuity)).alias(n::CCV),
+            (col(n::CPV_MONTHLY) * lit(annuity)).alias(n::CPV),
+        ])
+        .collect()?;
+
+    tracing::debug!("scores: {:.2}s", started.elapsed().as_secs_f64());
+    with_survival(&mut df, params, survival)?;
+    Ok(df)
+}
+
+/// Columns that hold what a score ranks while the scores are computed.
+const ENGAGEMENT_INPUT: &str = "__engagement_input";
+const RECENCY_INPUT: &str = "__recency_input";
+const FREQUENCY_INPUT: &str = "__frequency_input";
+
+/// `base` (with `cpv_monthly`) with the premium, the advocacy and the three loyalty
+/// scores (DOMAIN.md section 3). The percentile ranks are taken here, each a sort of
+/// its column's keys, side by side: as polars window ranks they were 5.3 s of the
+/// features stage at 10M customers.
+fn with_scores(base: DataFrame) -> PolarsResult<DataFrame> {
     let frequency = when(col(c::PLAN_TYPE).eq(lit("prepaid")))
         .then(col(n::TOPUPS_PER_MONTH))
         .otherwise(col(n::MONTHS_BILLED).cast(DataType::Float64));
@@ -471,26 +537,35 @@ pub(crate) fn add_scores_and_value(
             (col(n::ARPU_12M) / col(n::ARPU_12M).median().over([col(c::PLAN_TYPE), col(c::MARKET_ID)])? - lit(1.0))
                 .alias(n::PREMIUM_PCT),
             advocacy.alias(n::ADVOCACY_SCORE),
-            pct_rank(col(n::SURVEYS_ANSWERED) + col(n::CONTACTS_12M) - col(n::COMPLAINTS_12M), None)?
-                .alias(n::ENGAGEMENT_SCORE),
-            ((pct_rank(-col(n::RECENCY_DAYS), None)?
-                + pct_rank(frequency, Some(c::PLAN_TYPE))?
-                + pct_rank(col(n::ARPU_12M), None)?
-                + pct_rank(col(n::TENURE_MONTHS), None)?)
-                / lit(4.0))
-            .alias(n::TRANSACTIONAL_LOYALTY),
-        ])
-        .with_columns([((pct_rank(col(n::PREMIUM_PCT), None)? + col(n::ADVOCACY_SCORE) + col(n::ENGAGEMENT_SCORE))
-            / lit(3.0))
-        .alias(n::EMOTIONAL_LOYALTY)])
-        .with_columns([
-            (col(n::MARGIN_MONTHLY).fill_null(lit(0.0)) * lit(annuity)).alias(n::CCV),
-            (col(n::CPV_MONTHLY) * lit(annuity)).alias(n::CPV),
+            (col(n::SURVEYS_ANSWERED) + col(n::CONTACTS_12M) - col(n::COMPLAINTS_12M)).alias(ENGAGEMENT_INPUT),
+            (-col(n::RECENCY_DAYS)).alias(RECENCY_INPUT),
+            frequency.alias(FREQUENCY_INPUT),
         ])
         .collect()?;
-
-    tracing::debug!("scores: {:.2}s", started.elapsed().as_secs_f64());
-    with_survival(&mut df, params, survival)?;
+    let ranked: [(&str, Option<&str>); 6] = [
+        (ENGAGEMENT_INPUT, None),
+        (RECENCY_INPUT, None),
+        (FREQUENCY_INPUT, Some(c::PLAN_TYPE)),
+        (n::ARPU_12M, None),
+        (n::TENURE_MONTHS, None),
+        (n::PREMIUM_PCT, None),
+    ];
+    let ranks = ranked.par_iter().map(|&(name, over)| pct_ranks(&df, name, over)).collect::<PolarsResult<Vec<_>>>()?;
+    let [engagement, recency, frequency, arpu, tenure, premium] = &ranks[..] else { unreachable!("six ranks") };
+    let transactional: Vec<f64> =
+        (0..df.height()).map(|i| Share::OfColumn.of(recency[i] + frequency[i] + arpu[i] + tenure[i], 4.0)).collect();
+    let advocacy = df.column(n::ADVOCACY_SCORE)?.f64()?.clone();
+    let emotional: Float64Chunked = advocacy
+        .iter()
+        .enumerate()
+        .map(|(i, a)| a.map(|a| Share::OfColumn.of(premium[i] + a + engagement[i], 3.0)))
+        .collect();
+    for name in [ENGAGEMENT_INPUT, RECENCY_INPUT, FREQUENCY_INPUT] {
+        df.drop_in_place(name)?;
+    }
+    df.with_column(Column::new(n::ENGAGEMENT_SCORE.into(), engagement))?;
+    df.with_column(Column::new(n::TRANSACTIONAL_LOYALTY.into(), transactional))?;
+    df.with_column(emotional.with_name(n::EMOTIONAL_LOYALTY.into()).into_column())?;
     Ok(df)
 }
 
@@ -512,6 +587,126 @@ pub fn with_survival(df: &mut DataFrame, params: &FeatureParams, survival: &dyn 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Percentile rank in [0, 1] (average ties) within `over`, nulls 0.5, as polars
+    /// window expressions: the reference for [`pct_ranks`].
+    fn pct_rank(x: Expr, over: Option<&str>) -> PolarsResult<Expr> {
+        let x = x.cast(DataType::Float64).round(6, RoundMode::HalfToEven);
+        let rank = x
+            .clone()
+            .rank(RankOptions { method: RankMethod::Average, descending: false }, None)
+            .cast(DataType::Float64);
+        let count = x.count().cast(DataType::Float64);
+        let (rank, count) = match over {
+            Some(g) => (rank.over([col(g)])?, count.over([col(g)])?),
+            None => (rank, count),
+        };
+        Ok(when(count.clone().gt(lit(1.0)))
+            .then((rank - lit(1.0)) / (count - lit(1.0)))
+            .otherwise(lit(0.5))
+            .fill_null(lit(0.5)))
+    }
+
+    /// The scores as window expressions (the reference for [`with_scores`]).
+    fn scores_by_windows(base: DataFrame) -> DataFrame {
+        let frequency = when(col(c::PLAN_TYPE).eq(lit("prepaid")))
+            .then(col(n::TOPUPS_PER_MONTH))
+            .otherwise(col(n::MONTHS_BILLED).cast(DataType::Float64));
+        let advocacy = lit(0.5) * col(n::REFERRALS_MADE).gt(lit(0.0)).cast(DataType::Float64)
+            + lit(0.5) * (col(n::SURVEY_RECOMMEND) / lit(10.0)).fill_null(lit(0.0));
+        let rank = |x: Expr, over: Option<&str>| pct_rank(x, over).unwrap();
+        base.lazy()
+            .with_columns([
+                col(n::CPV_MONTHLY).fill_null(lit(0.0)),
+                (col(n::ARPU_12M) / col(n::ARPU_12M).median().over([col(c::PLAN_TYPE), col(c::MARKET_ID)]).unwrap()
+                    - lit(1.0))
+                .alias(n::PREMIUM_PCT),
+                advocacy.alias(n::ADVOCACY_SCORE),
+                rank(col(n::SURVEYS_ANSWERED) + col(n::CONTACTS_12M) - col(n::COMPLAINTS_12M), None)
+                    .alias(n::ENGAGEMENT_SCORE),
+                ((rank(-col(n::RECENCY_DAYS), None)
+                    + rank(frequency, Some(c::PLAN_TYPE))
+                    + rank(col(n::ARPU_12M), None)
+                    + rank(col(n::TENURE_MONTHS), None))
+                    / lit(4.0))
+                .alias(n::TRANSACTIONAL_LOYALTY),
+            ])
+            .with_columns([((rank(col(n::PREMIUM_PCT), None) + col(n::ADVOCACY_SCORE) + col(n::ENGAGEMENT_SCORE))
+                / lit(3.0))
+            .alias(n::EMOTIONAL_LOYALTY)])
+            .collect()
+            .unwrap()
+    }
+
+    #[test]
+    fn scores_rank_as_polars_windows_do() {
+        // Ties (also after rounding to 6 decimals), nulls, NaN of both signs, -0 and 0,
+        // a plan of one customer, a customer without a plan, a market whose median
+        // ARPU is 0.
+        let rows = 500usize;
+        let plan: Vec<Option<&str>> = (0..rows)
+            .map(|i| match i {
+                0 | 7 => None,
+                1 => Some("hybrid"),
+                i if i % 3 == 0 => Some("prepaid"),
+                _ => Some("postpaid"),
+            })
+            .collect();
+        let market: Vec<&str> = (0..rows).map(|i| ["m1", "m2", "m3"][i % 3]).collect();
+        let arpu: Vec<Option<f64>> = (0..rows)
+            .map(|i| match i % 29 {
+                5 => None,
+                6 => Some(f64::NAN),
+                8 => Some(-f64::NAN),
+                9 => Some(-0.0),
+                10 => Some(0.0),
+                _ if i % 3 == 2 => Some(0.0),
+                _ => Some(((i * 37) % 23) as f64 + 1e-8 * (i % 2) as f64),
+            })
+            .collect();
+        let small = |k: usize, m: usize| -> Vec<Option<f64>> {
+            (0..rows).map(|i| (i % m != 4).then(|| ((i * k) % 7) as f64)).collect()
+        };
+        let base = df!(
+            c::CUSTOMER_ID => (0..rows as i64).collect::<Vec<_>>(),
+            c::PLAN_TYPE => plan,
+            c::MARKET_ID => market,
+            n::ARPU_12M => arpu,
+            n::CPV_MONTHLY => (0..rows).map(|i| (i % 5 != 0).then_some(i as f64)).collect::<Vec<_>>(),
+            n::TOPUPS_PER_MONTH => small(3, 11),
+            n::MONTHS_BILLED => (0..rows as i64).map(|i| i % 13).collect::<Vec<_>>(),
+            n::REFERRALS_MADE => small(5, 17),
+            n::SURVEY_RECOMMEND => small(11, 3),
+            n::SURVEYS_ANSWERED => small(2, 19),
+            n::CONTACTS_12M => small(13, 23),
+            n::COMPLAINTS_12M => small(17, 31),
+            n::RECENCY_DAYS => (0..rows as i64).map(|i| (i * 7) % 90).collect::<Vec<_>>(),
+            n::TENURE_MONTHS => (0..rows).map(|i| ((i * 3) % 40) as f64 * 0.5).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let (got, want) = (with_scores(base.clone()).unwrap(), scores_by_windows(base));
+        assert_eq!(got.get_column_names(), want.get_column_names());
+        for name in got.get_column_names() {
+            let (g, w) = (got.column(name).unwrap(), want.column(name).unwrap());
+            match (g.f64(), w.f64()) {
+                // To the bit, NaN too (equals_missing has NaN unequal to itself).
+                (Ok(g), Ok(w)) => {
+                    let bits = |v: Option<f64>| v.map(f64::to_bits);
+                    let differ = g.iter().zip(w.iter()).position(|(a, b)| bits(a) != bits(b));
+                    assert_eq!(
+                        differ,
+                        None,
+                        "{name}: {:?} vs {:?}",
+                        differ.map(|i| g.get(i)),
+                        differ.map(|i| w.get(i))
+                    );
+                }
+                _ => assert!(g.equals_missing(w), "{name}: {g:?}\n{w:?}"),
+            }
+        }
+        let distinct = got.column(n::TRANSACTIONAL_LOYALTY).unwrap().n_unique().unwrap();
+        assert!(distinct > 100, "{distinct} distinct transactional scores");
+    }
 
     /// The cells as window expressions over the plan (the reference for [`cells_of`]).
     fn cells_by_windows(base: &DataFrame) -> DataFrame {
