@@ -8,7 +8,7 @@ pub mod import;
 pub mod output;
 pub mod write;
 
-pub use buckets::BucketCopy;
+pub use buckets::{BucketCopy, ScratchWriter};
 pub use dataset::{
     DataFile, check_parquet, find_unreadable_file, footer_rows, list_files, locate_table, open_dataset, panic_text,
     scan_files,

@@ -119,9 +119,10 @@ fn spill_columns(
     let Spilled { mut parts, mut order } = before.unwrap_or(Spilled { parts: Vec::new(), order: Vec::new() });
     let path = dir.join(format!(".customers-write-only-{}.parquet", parts.len()));
     let part = customers.select(std::iter::once(PlSmallStr::from(c::CUSTOMER_ID)).chain(out.iter().cloned()))?;
-    let mut writer = loyalty_io::AppendWriter::new(&path);
+    // A scratch file without column statistics: it is read back by row ranges only.
+    let mut writer = loyalty_io::ScratchWriter::create(&path, part.schema(), false)?;
     for start in (0..part.height().max(1)).step_by(SCORE_ROWS) {
-        writer.append(&part.slice(start as i64, SCORE_ROWS))?;
+        writer.append(&mut part.slice(start as i64, SCORE_ROWS))?;
     }
     writer.finish()?;
     drop(part);
