@@ -366,14 +366,16 @@ impl Adoption {
 ///
 /// The held services stream once through a kernel that looks up each one's value by
 /// the customer's cell, instead of joins of the held services with the cells and the
-/// rates on string keys and a group-by per customer.
+/// rates on string keys and a group-by per customer; it counts a service a customer
+/// holds twice once, where a unique of the rows took 12% of CPV's time at 10M.
 fn cpv_monthly(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<Float64Chunked, FeatureError> {
     let zero = || Float64Chunked::full(n::CPV_MONTHLY.into(), 0.0, base.height());
-    let (Some((rates, cells)), Some(held)) = (cell_rates(base, tables, params)?, held(tables, params)) else {
+    let (Some((rates, cells)), Some(services)) = (cell_rates(base, tables, params)?, tables.get(&Table::Services))
+    else {
         return Ok(zero());
     };
     let menu = CellValues::of(&rates.collect()?, &cells.collect()?)?;
-    let held = held.select([col(c::CUSTOMER_ID), col(c::SERVICE)]);
+    let held = held_at(services.clone(), params.as_of).select([col(c::CUSTOMER_ID), col(c::SERVICE)]);
     let kernel = loyalty_contract::fold_batches(held, HeldValue::new(base, menu)?, |k, df| k.update(&df))?;
     Ok(kernel.cpv())
 }
@@ -428,15 +430,22 @@ struct HeldValue {
     slots: Slots,
     menu: CellValues,
     held: Vec<Option<i64>>,
+    /// Which catalog services of each customer are counted: bit j of word
+    /// `slot * words + j / 64`.
+    counted: Vec<u64>,
+    words: usize,
 }
 
 impl HeldValue {
     fn new(base: &DataFrame, menu: CellValues) -> PolarsResult<Self> {
         let ids: Vec<i64> = base.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
-        Ok(HeldValue { slots: Slots::new(&ids), held: vec![None; ids.len()], menu })
+        let words = menu.services.len().div_ceil(64);
+        let counted = vec![0; ids.len() * words];
+        Ok(HeldValue { slots: Slots::new(&ids), held: vec![None; ids.len()], menu, counted, words })
     }
 
-    /// One batch of held services (customer_id, service; unique pairs).
+    /// One batch of held services (customer_id, service); a pair seen before adds
+    /// nothing.
     fn update(&mut self, df: &DataFrame) -> PolarsResult<()> {
         let ids = df.column(c::CUSTOMER_ID)?.as_materialized_series().cast(&DataType::Int64)?;
         let services = df.column(c::SERVICE)?.str()?;
@@ -447,6 +456,11 @@ impl HeldValue {
             let (Some(k), Some(&j)) = (self.menu.cell_of[slot], self.menu.services.get(service)) else { continue };
             // A service the cell has no rate for is not in the inner join either.
             let Some(v) = self.menu.values[k as usize * width + j] else { continue };
+            let (word, bit) = (&mut self.counted[slot * self.words + j / 64], 1u64 << (j % 64));
+            if *word & bit != 0 {
+                continue;
+            }
+            *word |= bit;
             let sum = self.held[slot].get_or_insert(0);
             *sum = sum.wrapping_add(v);
         }

@@ -260,6 +260,28 @@ fn hand_computed_features_with_the_reference_billing_plan() {
     hand_computed(BillingEngine::Polars);
 }
 
+#[test]
+fn a_service_held_twice_at_t_counts_once_in_cpv() {
+    // Customer 1 holds voicemail on two open rows (signed up again in May): CPV and the
+    // adoption rates are as in the fixture, where it is held once.
+    let mut t = fixture();
+    t.insert(
+        Table::Services,
+        with(
+            df!("customer_id" => [1i64, 1, 1, 3], "service" => ["voicemail", "streaming", "voicemail", "voicemail"])
+                .unwrap(),
+            vec![
+                dates("start_date", &[Some("2023-02-01"), Some("2023-03-01"), Some("2024-05-01"), Some("2022-06-01")]),
+                dates("end_date", &[None, Some("2024-01-01"), None, None]),
+            ],
+        ),
+    );
+    let params = FeatureParams { as_of: date("2024-06-30"), ..Default::default() };
+    let (df, _) = customer_features(&t, &params).unwrap();
+    assert_close(&df, n::CPV_MONTHLY, 0, 6.0 / 11.0 * 3.0);
+    assert_close(&df, n::CPV_MONTHLY, 1, 5.0 / 11.0 * 4.5);
+}
+
 fn hand_computed(billing_engine: BillingEngine) {
     let params = FeatureParams { as_of: date("2024-06-30"), billing_engine, ..Default::default() };
     let (df, _) = customer_features(&fixture(), &params).unwrap();
