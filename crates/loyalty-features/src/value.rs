@@ -6,6 +6,7 @@
 //! Each cell's rate is shrunk toward the base-wide rate with a pseudo-count
 //! (`adoption_prior_weight`), so small cells do not produce 0% or 100%.
 
+use chrono::NaiveDate;
 use loyalty_contract::col as c;
 use loyalty_contract::{Table, collect_streaming};
 
@@ -14,7 +15,6 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::names as n;
-use crate::per_customer::held_at;
 use crate::survival::SurvivalModel;
 use crate::{FeatureError, FeatureParams, Tables, annuity_factor, monthly_discount_rate};
 
@@ -143,26 +143,30 @@ fn bins_within(rows: &[usize], values: &[Option<f64>], q: u8, out: &mut [u8]) {
     pct_ranks_within(rows, values, Share::OfWindow, |i, pct| out[i] = bin(pct));
 }
 
-/// Adoption rate of every catalog service in every comparable-customer cell:
-/// columns `__cell`, service, monthly_margin, p_adopt; and each customer's cell.
-fn cell_rates(
-    base: &DataFrame,
-    tables: &Tables,
-    params: &FeatureParams,
-) -> Result<Option<(LazyFrame, LazyFrame)>, FeatureError> {
+/// The adoption model of the customers of a base: every comparable-customer cell's
+/// adoption rate of every catalog service, each customer's cell, and which services
+/// each customer has held by T and holds at T.
+pub(crate) struct CellRates {
+    /// `__cell`, service, monthly_margin, p_adopt: every cell x catalog service.
+    rates: DataFrame,
+    /// customer_id, `__cell` of each customer of the base, in its order.
+    pub(crate) cells: DataFrame,
+    holders: Holders,
+}
+
+/// [`CellRates`] of `base`; None without services or a catalog.
+fn cell_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<Option<CellRates>, FeatureError> {
     let (Some(services), Some(catalog)) = (tables.get(&Table::Services), tables.get(&Table::ServiceCatalog)) else {
         return Ok(None);
     };
     let cells_df = cells_of(base)?;
     let catalog = catalog.clone().select([col(c::SERVICE), col(c::MONTHLY_MARGIN)]);
-    let ever = services.clone().filter(col(c::START_DATE).lt_eq(lit(params.as_of)));
     let menu = collect_streaming(catalog.clone().select([col(c::SERVICE).cast(DataType::String)]))?;
     let menu: Vec<String> = menu.column(c::SERVICE)?.str()?.iter().flatten().map(str::to_string).collect();
-    let held = Holders::count(&cells_df, ever, menu)?;
-    let (adopters, base_rate) = (held.adopters(&cells_df)?.lazy(), held.base_rates(base.height())?.lazy());
-    let cells = cells_df.lazy();
+    let holders = Holders::count(&cells_df, services.clone(), params.as_of, menu)?;
+    let (adopters, base_rate) = (holders.adopters(&cells_df)?.lazy(), holders.base_rates(base.height())?.lazy());
     let a = params.adoption_prior_weight;
-    let cell_sizes = cells.clone().group_by([col(CELL)]).agg([len().cast(DataType::Float64).alias("__n")]);
+    let cell_sizes = cells_df.clone().lazy().group_by([col(CELL)]).agg([len().cast(DataType::Float64).alias("__n")]);
     // Every cell x service (a cross join through a constant key).
     let rates = collect_streaming(
         cell_sizes
@@ -182,51 +186,78 @@ fn cell_rates(
                 ((col("__k").fill_null(lit(0.0)) + lit(a) * col("__p0").fill_null(lit(0.0))) / (col("__n") + lit(a)))
                     .alias("p_adopt"),
             ]),
-    )?
-    .lazy();
-    Ok(Some((rates, cells)))
+    )?;
+    Ok(Some(CellRates { rates, cells: cells_df, holders }))
 }
 
-/// Which catalog services each customer of the base has held by T, a bit each: the
-/// counts behind the adoption rates. As a unique of the (customer, service) rows and
-/// group-bys on the (cell, service) strings, it hashed an encoded string key per row
-/// of services (about 4% of the features stage at 10M customers), twice a run (CPV
-/// and the offers); here a row costs a lookup of its customer and service and a bit.
+/// Which catalog services each customer of the base has held by T, and holds at T, a
+/// bit each: the counts behind the adoption rates, the services CPV and the offers
+/// leave out. As a unique of the (customer, service) rows and group-bys on the (cell,
+/// service) strings, it hashed an encoded string key per row of services (about 4% of
+/// the features stage at 10M customers), and the held services were a unique and a
+/// sort of their own; here a row costs a lookup of its customer and service and a bit,
+/// in one pass for both.
 struct Holders {
     slots: Slots,
     menu: Vec<String>,
     index: std::collections::HashMap<String, usize>,
     words: usize,
-    bits: Vec<u64>,
+    /// Held by T: bit j of word `slot * words + j / 64`.
+    ever: Vec<u64>,
+    /// Held at T, the same way.
+    now: Vec<u64>,
 }
 
+/// A services row held at T, as a column of the pass.
+const HELD_NOW: &str = "__held_now";
+
 impl Holders {
-    /// One pass over `services` (the rows up to T) for the customers of `cells`
-    /// (customer_id, `__cell`) and the catalog services `menu`; other services and
-    /// customers are not counted (the rates are of catalog services in the base).
-    fn count(cells: &DataFrame, services: LazyFrame, menu: Vec<String>) -> PolarsResult<Holders> {
+    /// One pass over the rows of `services` that start by `t`, for the customers of
+    /// `cells` (customer_id, `__cell`) and the catalog services `menu`; other services
+    /// and customers are not counted (the rates are of catalog services in the base).
+    fn count(cells: &DataFrame, services: LazyFrame, t: NaiveDate, menu: Vec<String>) -> PolarsResult<Holders> {
         let ids: Vec<i64> = cells.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
         let index = menu.iter().enumerate().map(|(j, s)| (s.clone(), j)).collect();
         let words = menu.len().div_ceil(64);
-        let holders = Holders { slots: Slots::new(&ids), menu, index, words, bits: vec![0; ids.len() * words] };
-        let rows = services.select([col(c::CUSTOMER_ID).cast(DataType::Int64), col(c::SERVICE).cast(DataType::String)]);
+        let (ever, now) = (vec![0; ids.len() * words], vec![0; ids.len() * words]);
+        let holders = Holders { slots: Slots::new(&ids), menu, index, words, ever, now };
+        let rows = services.filter(col(c::START_DATE).lt_eq(lit(t))).select([
+            col(c::CUSTOMER_ID).cast(DataType::Int64),
+            col(c::SERVICE).cast(DataType::String),
+            loyalty_contract::dates::held_at(t).alias(HELD_NOW),
+        ]);
         loyalty_contract::fold_batches(rows, holders, |h, df| h.update(&df))
     }
 
     fn update(&mut self, df: &DataFrame) -> PolarsResult<()> {
         let ids = df.column(c::CUSTOMER_ID)?.i64()?;
         let services = df.column(c::SERVICE)?.str()?;
-        for (id, service) in ids.iter().zip(services.iter()) {
+        let now = df.column(HELD_NOW)?.bool()?;
+        for ((id, service), now) in ids.iter().zip(services.iter()).zip(now.iter()) {
             let (Some(id), Some(service)) = (id, service) else { continue };
             let (Some(slot), Some(&j)) = (self.slots.get(id), self.index.get(service)) else { continue };
-            self.bits[slot * self.words + j / 64] |= 1 << (j % 64);
+            let (word, bit) = (slot * self.words + j / 64, 1u64 << (j % 64));
+            self.ever[word] |= bit;
+            if now == Some(true) {
+                self.now[word] |= bit;
+            }
         }
         Ok(())
     }
 
-    /// Whether the customer at `slot` has held service j.
+    /// Whether the customer at `slot` has held service j by T.
     fn has(&self, slot: usize, j: usize) -> bool {
-        self.bits[slot * self.words + j / 64] & (1 << (j % 64)) != 0
+        self.ever[slot * self.words + j / 64] & (1 << (j % 64)) != 0
+    }
+
+    /// Whether the customer at `slot` holds service j at T.
+    fn holds(&self, slot: usize, j: usize) -> bool {
+        self.now[slot * self.words + j / 64] & (1 << (j % 64)) != 0
+    }
+
+    /// The position of catalog service `name` in the bits.
+    fn service(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
     }
 
     /// The holders of each service among the customers of each cell: `__cell`,
@@ -261,101 +292,80 @@ impl Holders {
     }
 }
 
-fn held(tables: &Tables, params: &FeatureParams) -> Option<LazyFrame> {
-    tables.get(&Table::Services).map(|s| {
-        held_at(s.clone(), params.as_of)
-            .select([col(c::CUSTOMER_ID), col(c::SERVICE)])
-            .unique(None, UniqueKeepStrategy::Any)
-    })
-}
-
 /// Estimated P(customer adopts service) for every (active customer, catalog service):
 /// columns customer_id, service, p_adopt, held (at T), monthly_margin.
 pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
     let Some(a) = Adoption::of(base, tables, params)? else { return Ok(DataFrame::empty()) };
-    let rows = a.rows(&a.cells)?;
-    Ok(collect_streaming(rows.sort([c::CUSTOMER_ID, c::SERVICE], SortMultipleOptions::default()))?)
+    Ok(a.rows()?.sort([c::CUSTOMER_ID, c::SERVICE], SortMultipleOptions::default())?)
 }
 
-/// The adoption model, collected: each customer's comparable-customer cell, the rates
-/// of every cell x service, the services held at T. Its rows for a subset of the
-/// customers ([`Adoption::rows`]) let a caller go through the base in chunks.
-pub(crate) struct Adoption {
-    /// customer_id, `__cell`.
-    pub(crate) cells: DataFrame,
-    rates: DataFrame,
-    held: DataFrame,
-}
+/// The adoption model ([`CellRates`]) for the offers: a customer's offers are the
+/// best rates of their cell among the services they do not hold at T.
+pub(crate) struct Adoption(CellRates);
 
 impl Adoption {
     /// None without services or a catalog.
     pub(crate) fn of(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<Option<Self>, FeatureError> {
-        let (Some((rates, cells)), Some(held)) = (cell_rates(base, tables, params)?, held(tables, params)) else {
-            return Ok(None);
-        };
-        Ok(Some(Adoption {
-            cells: cells.collect()?,
-            rates: rates.collect()?,
-            // Sorted by customer: a chunk of customers finds its services by a search.
-            held: collect_streaming(held.with_column(lit(true).alias("held")))?
-                .sort([c::CUSTOMER_ID], SortMultipleOptions::default())?,
-        }))
+        Ok(cell_rates(base, tables, params)?.map(Adoption))
+    }
+
+    /// customer_id, `__cell` of each customer of the base, in its order.
+    pub(crate) fn cells(&self) -> &DataFrame {
+        &self.0.cells
     }
 
     /// Every cell x catalog service: `__cell`, service, monthly_margin, p_adopt.
     pub(crate) fn rates(&self) -> &DataFrame {
-        &self.rates
+        &self.0.rates
     }
 
-    /// The services held at T (customer_id, service) of the id range of `cells` (a
-    /// slice of [`Adoption::cells`]).
-    pub(crate) fn held_between(&self, cells: &DataFrame) -> PolarsResult<DataFrame> {
-        let ids = cells.column(c::CUSTOMER_ID)?.as_materialized_series();
-        let (Some(lo), Some(hi)) = (ids.min::<i64>()?, ids.max::<i64>()?) else {
-            return self.held.select([c::CUSTOMER_ID, c::SERVICE]);
-        };
-        // One chunk without nulls (sorted, and the contract's key): a slice to search.
-        let held = self.held.column(c::CUSTOMER_ID)?.i64()?.rechunk();
-        let ids = held.cont_slice()?;
-        let (from, to) = (ids.partition_point(|&id| id < lo), ids.partition_point(|&id| id <= hi));
-        self.held.select([c::CUSTOMER_ID, c::SERVICE]).map(|h| h.slice(from as i64, to - from))
+    /// The position of catalog service `name` for [`Adoption::holds`].
+    pub(crate) fn service(&self, name: &str) -> Option<usize> {
+        self.0.holders.service(name)
     }
 
-    fn held_of(&self, cells: &DataFrame) -> PolarsResult<LazyFrame> {
-        // Only the held services of the slice's id range: at 10M customers every held
-        // service is a few GB of keys.
-        let ids = cells.column(c::CUSTOMER_ID)?.as_materialized_series();
-        Ok(match (ids.min::<i64>()?, ids.max::<i64>()?) {
-            (Some(lo), Some(hi)) => self
-                .held
-                .clone()
-                .lazy()
-                .filter(col(c::CUSTOMER_ID).gt_eq(lit(lo)).and(col(c::CUSTOMER_ID).lt_eq(lit(hi)))),
-            _ => self.held.clone().lazy(),
-        })
+    /// Whether customer `id` of the base holds catalog service `j` at T.
+    pub(crate) fn holds(&self, id: i64, j: usize) -> bool {
+        self.0.holders.slots.get(id).is_some_and(|slot| self.0.holders.holds(slot, j))
     }
 
-    /// The rows of [`adoption_rates`] for the customers in `cells` (a slice of
-    /// [`Adoption::cells`]), in no particular order.
-    pub(crate) fn rows(&self, cells: &DataFrame) -> PolarsResult<LazyFrame> {
-        let held = self.held_of(cells)?;
-        Ok(cells
-            .clone()
-            .lazy()
-            .join(self.rates.clone().lazy(), [col(CELL)], [col(CELL)], JoinArgs::new(JoinType::Inner))
-            .join(
-                held,
-                [col(c::CUSTOMER_ID), col(c::SERVICE)],
-                [col(c::CUSTOMER_ID), col(c::SERVICE)],
-                JoinArgs::new(JoinType::Left),
-            )
-            .select([
-                col(c::CUSTOMER_ID),
-                col(c::SERVICE),
-                col("p_adopt"),
-                col("held").fill_null(lit(false)),
-                col(c::MONTHLY_MARGIN),
-            ]))
+    /// The rows of [`adoption_rates`], in no particular order: each customer with a
+    /// cell, with every catalog service's rate in it.
+    fn rows(&self) -> PolarsResult<DataFrame> {
+        let rates = self.rates();
+        let (cell, service) = (rates.column(CELL)?.str()?, rates.column(c::SERVICE)?.str()?);
+        let p = rates.column("p_adopt")?.cast(&DataType::Float64)?;
+        let margin = rates.column(c::MONTHLY_MARGIN)?.cast(&DataType::Float64)?;
+        let (p, margin) = (p.f64()?, margin.f64()?);
+        let mut by_cell: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+        for (i, k) in cell.iter().enumerate() {
+            if let (Some(k), Some(_)) = (k, service.get(i)) {
+                by_cell.entry(k).or_default().push(i);
+            }
+        }
+        let holders = &self.0.holders;
+        let (mut ids, mut services, mut ps, mut held, mut margins) = (vec![], vec![], vec![], vec![], vec![]);
+        let cells = self.cells();
+        for (slot, (id, k)) in
+            cells.column(c::CUSTOMER_ID)?.i64()?.iter().zip(cells.column(CELL)?.str()?.iter()).enumerate()
+        {
+            let Some(rows) = k.and_then(|k| by_cell.get(k)) else { continue };
+            for &i in rows {
+                let name = service.get(i).unwrap_or_default();
+                ids.push(id);
+                services.push(name);
+                ps.push(p.get(i));
+                held.push(holders.service(name).is_some_and(|j| holders.holds(slot, j)));
+                margins.push(margin.get(i));
+            }
+        }
+        df!(
+            c::CUSTOMER_ID => ids,
+            c::SERVICE => services,
+            "p_adopt" => ps,
+            "held" => held,
+            c::MONTHLY_MARGIN => margins,
+        )
     }
 }
 
@@ -364,20 +374,14 @@ impl Adoption {
 /// [`exact_sum`](crate::per_customer::exact_sum)'s fixed point. Customers without a
 /// cell (or a catalog) get 0.
 ///
-/// The held services stream once through a kernel that looks up each one's value by
-/// the customer's cell, instead of joins of the held services with the cells and the
-/// rates on string keys and a group-by per customer; it counts a service a customer
-/// holds twice once, where a unique of the rows took 12% of CPV's time at 10M.
+/// The services held come from the bits of the pass that counted the adopters; each
+/// one's value is looked up by the customer's cell, instead of joins of the held
+/// services with the cells and the rates on string keys and a group-by per customer.
 fn cpv_monthly(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<Float64Chunked, FeatureError> {
-    let zero = || Float64Chunked::full(n::CPV_MONTHLY.into(), 0.0, base.height());
-    let (Some((rates, cells)), Some(services)) = (cell_rates(base, tables, params)?, tables.get(&Table::Services))
-    else {
-        return Ok(zero());
+    let Some(model) = cell_rates(base, tables, params)? else {
+        return Ok(Float64Chunked::full(n::CPV_MONTHLY.into(), 0.0, base.height()));
     };
-    let menu = CellValues::of(&rates.collect()?, &cells.collect()?)?;
-    let held = held_at(services.clone(), params.as_of).select([col(c::CUSTOMER_ID), col(c::SERVICE)]);
-    let kernel = loyalty_contract::fold_batches(held, HeldValue::new(base, menu)?, |k, df| k.update(&df))?;
-    Ok(kernel.cpv())
+    Ok(CellValues::of(&model.rates, &model.cells)?.cpv(&model.holders))
 }
 
 /// Each catalog service's expected margin (p_adopt x monthly_margin) in each cell, in
@@ -423,57 +427,28 @@ impl CellValues {
         let cell_of = cells.column(CELL)?.str()?.iter().map(|k| k.and_then(|k| cell_index.get(k).copied())).collect();
         Ok(CellValues { services, values, all, cell_of })
     }
-}
 
-/// The value of the services each customer of the base holds, summed as they stream.
-struct HeldValue {
-    slots: Slots,
-    menu: CellValues,
-    held: Vec<Option<i64>>,
-    /// Which catalog services of each customer are counted: bit j of word
-    /// `slot * words + j / 64`.
-    counted: Vec<u64>,
-    words: usize,
-}
-
-impl HeldValue {
-    fn new(base: &DataFrame, menu: CellValues) -> PolarsResult<Self> {
-        let ids: Vec<i64> = base.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
-        let words = menu.services.len().div_ceil(64);
-        let counted = vec![0; ids.len() * words];
-        Ok(HeldValue { slots: Slots::new(&ids), held: vec![None; ids.len()], menu, counted, words })
-    }
-
-    /// One batch of held services (customer_id, service); a pair seen before adds
-    /// nothing.
-    fn update(&mut self, df: &DataFrame) -> PolarsResult<()> {
-        let ids = df.column(c::CUSTOMER_ID)?.as_materialized_series().cast(&DataType::Int64)?;
-        let services = df.column(c::SERVICE)?.str()?;
-        let width = self.menu.services.len();
-        for (id, service) in ids.i64()?.iter().zip(services.iter()) {
-            let (Some(id), Some(service)) = (id, service) else { continue };
-            let Some(slot) = self.slots.get(id) else { continue };
-            let (Some(k), Some(&j)) = (self.menu.cell_of[slot], self.menu.services.get(service)) else { continue };
-            // A service the cell has no rate for is not in the inner join either.
-            let Some(v) = self.menu.values[k as usize * width + j] else { continue };
-            let (word, bit) = (&mut self.counted[slot * self.words + j / 64], 1u64 << (j % 64));
-            if *word & bit != 0 {
-                continue;
-            }
-            *word |= bit;
-            let sum = self.held[slot].get_or_insert(0);
-            *sum = sum.wrapping_add(v);
-        }
-        Ok(())
-    }
-
-    fn cpv(&self) -> Float64Chunked {
+    /// Each customer's cell's whole catalog less the services they hold at T
+    /// (`holders`, whose slots are the customers' rows), a service the cell has no
+    /// rate for counting nothing. The sums are in fixed point, so their order does
+    /// not matter.
+    fn cpv(&self, holders: &Holders) -> Float64Chunked {
+        let width = self.services.len();
+        let value_at: Vec<Option<usize>> = holders.menu.iter().map(|s| self.services.get(s).copied()).collect();
         // As `exact_sum` computes it: polars divides a column by a scalar as a product
         // with its inverse.
         let of = |v: i64| v as f64 * (1.0 / crate::per_customer::FIXED_POINT);
-        let values = self.menu.cell_of.iter().zip(&self.held).map(|(cell, held)| {
-            let all = cell.map_or(0.0, |k| of(self.menu.all[k as usize]));
-            Some(all - held.map_or(0.0, of))
+        let values = self.cell_of.iter().enumerate().map(|(slot, cell)| {
+            let Some(k) = cell else { return Some(0.0) };
+            let k = *k as usize;
+            let mut held: Option<i64> = None;
+            for (j, at) in value_at.iter().enumerate() {
+                let Some(v) = at.and_then(|at| self.values[k * width + at]) else { continue };
+                if holders.holds(slot, j) {
+                    held = Some(held.unwrap_or(0).wrapping_add(v));
+                }
+            }
+            Some(of(self.all[k]) - held.map_or(0.0, of))
         });
         values.collect::<Float64Chunked>().with_name(n::CPV_MONTHLY.into())
     }
@@ -800,14 +775,52 @@ mod tests {
         let services: Vec<Option<&str>> = (0..2_000usize)
             .map(|k| if k % 97 == 3 { None } else { Some(["tv", "net", "mobile", "gaming"][(k * 31) % 4]) })
             .collect();
-        let services = df!(c::CUSTOMER_ID => ids, c::SERVICE => services).unwrap();
-        let held = Holders::count(&cells, services.clone().lazy(), menu.map(String::from).to_vec()).unwrap();
-        let (want_adopters, want_rates) = holders_by_group_bys(&cells, &services, 300.0);
+        // Rows start before T but one in 13 (after it), and end before T one in 5.
+        let t = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+        let day = |d: i64| t + chrono::Duration::days(d);
+        let start: Vec<NaiveDate> = (0..2_000i64).map(|k| day(if k % 13 == 0 { 10 } else { -100 - k % 50 })).collect();
+        let end: Vec<Option<NaiveDate>> =
+            (0..2_000i64).map(|k| if k % 5 == 0 { Some(day(-3)) } else { (k % 2 == 0).then(|| day(30)) }).collect();
+        let services = df!(
+            c::CUSTOMER_ID => ids,
+            c::SERVICE => services,
+            c::START_DATE => start,
+            c::END_DATE => end,
+        )
+        .unwrap();
+        let held = Holders::count(&cells, services.clone().lazy(), t, menu.map(String::from).to_vec()).unwrap();
+        let ever = services.clone().lazy().filter(col(c::START_DATE).lt_eq(lit(t))).collect().unwrap();
+        let (want_adopters, want_rates) = holders_by_group_bys(&cells, &ever, 300.0);
         let on_menu = |df: DataFrame| df.lazy().filter(col(c::SERVICE).neq(lit("gaming")));
         let adopters = held.adopters(&cells).unwrap();
         assert!(adopters.equals(&sorted(on_menu(want_adopters), vec![CELL, c::SERVICE])), "{adopters}");
         let rates = sorted(held.base_rates(300).unwrap().lazy(), vec![c::SERVICE]);
         assert!(rates.equals(&sorted(on_menu(want_rates), vec![c::SERVICE])), "{rates}");
         assert_eq!(rates.height(), 3, "cloud has no holder, gaming is off the menu");
+        // Held at T: the unique (customer, service) pairs of the rows held at T.
+        let now = services
+            .lazy()
+            .filter(loyalty_contract::dates::held_at(t).and(col(c::SERVICE).neq(lit("gaming"))))
+            .filter(col(c::CUSTOMER_ID).lt(lit(300i64)))
+            .select([col(c::CUSTOMER_ID), col(c::SERVICE)])
+            .unique(None, UniqueKeepStrategy::Any)
+            .collect()
+            .unwrap();
+        let mut want: Vec<(i64, usize)> = now
+            .column(c::CUSTOMER_ID)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .zip(now.column(c::SERVICE).unwrap().str().unwrap().iter())
+            .map(|(id, s)| (id.unwrap(), held.service(s.unwrap()).unwrap()))
+            .collect();
+        want.sort_unstable();
+        let held = &held;
+        let got: Vec<(i64, usize)> = (0..300usize)
+            .flat_map(|slot| (0..4).filter(move |&j| held.holds(slot, j)).map(move |j| (slot as i64, j)))
+            .collect();
+        assert_eq!(got, want);
+        assert!(got.len() > 50 && got.len() < 300 * 3, "{} held at T", got.len());
     }
 }
