@@ -21,17 +21,18 @@ use loyalty_pipeline::PipelineError;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read when it starts (before `main`): freed pages go back to the
-/// system after about a second, by a background thread, where jemalloc's default
-/// keeps them for ten. A stage frees a column as it writes its next one; kept
-/// freed pages counted towards the peak: at 10M customers the features stage peaked
-/// at 3.8-3.9 GiB with the default and at 3.0 GiB with these, at 1M the run at
-/// 1.27-1.39 GiB and at 0.99-1.03 GiB, for 1-2 s more of a 40-47 s run (page
-/// faults). `_RJEM_MALLOC_CONF` in the environment still overrides them.
+/// system after about three seconds, by a background thread, where jemalloc's
+/// default keeps them for ten. A stage frees a column as it writes its next one, and
+/// kept freed pages counted towards the peak: at 10M customers the features stage
+/// peaked at 3.8-3.9 GiB with the defaults and at 3.0 GiB with these (2.97 GiB with
+/// one second, whose page faults on memory taken again cost more time); at 3M the
+/// run at 1.59 GiB and at 1.39 GiB. `_RJEM_MALLOC_CONF` in the environment still
+/// overrides them.
 // SAFETY: a NUL-terminated string with a 'static lifetime under the name jemalloc
 // (built with the `_rjem_` prefix) reads it by; nothing writes it.
 #[allow(unsafe_code)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-static JEMALLOC_OPTIONS: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+static JEMALLOC_OPTIONS: &[u8; 60] = b"background_thread:true,dirty_decay_ms:3000,muzzy_decay_ms:0\0";
 
 /// The exit code of a failed command: 1 when the input or a setting is at fault
 /// (the user fixes the data or the configuration), 2 for everything else (usage,
