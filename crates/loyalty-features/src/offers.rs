@@ -121,7 +121,7 @@ fn chunk_offers(adoption: &Adoption, menus: &Menus, chunk: &DataFrame) -> Polars
     let mut out = OfferRows::default();
     for ((id, cell), segment) in ids.iter().zip(cells.iter()).zip(segments.iter()) {
         let (Some(id), Some(menu)) = (id, cell.and_then(|cell| menus.by_cell.get(cell))) else { continue };
-        let held = |item: &&Item| menus.held_at[item.service as usize].is_some_and(|j| adoption.holds(id, j));
+        let held = |item: &&Item| menus.bit[item.service as usize].is_some_and(|j| adoption.holds(id, j));
         let offered = menu.iter().filter(|item| !held(item));
         for (rank, item) in (1..=i64::from(OFFERS_PER_CUSTOMER)).zip(offered) {
             out.push(id, segment, rank, &menus.names[item.service as usize], item);
@@ -143,8 +143,8 @@ struct Item {
 /// (p_adopt x monthly_margin), highest first, ties to the service name.
 struct Menus {
     names: Vec<String>,
-    /// Each of `names`' position for [`Adoption::holds`].
-    held_at: Vec<Option<usize>>,
+    /// Each of `names`' position among the holders' bits ([`Adoption::holds`]).
+    bit: Vec<Option<usize>>,
     by_cell: std::collections::HashMap<String, Vec<Item>>,
 }
 
@@ -174,8 +174,8 @@ impl Menus {
         for menu in by_cell.values_mut() {
             menu.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.service.cmp(&b.service)));
         }
-        let held_at = names.iter().map(|name| adoption.service(name)).collect();
-        Ok(Menus { names, held_at, by_cell })
+        let bit = names.iter().map(|name| adoption.service(name)).collect();
+        Ok(Menus { names, bit, by_cell })
     }
 }
 

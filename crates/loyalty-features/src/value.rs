@@ -146,11 +146,11 @@ fn bins_within(rows: &[usize], values: &[Option<f64>], q: u8, out: &mut [u8]) {
 /// The adoption model of the customers of a base: every comparable-customer cell's
 /// adoption rate of every catalog service, each customer's cell, and which services
 /// each customer has held by T and holds at T.
-pub(crate) struct CellRates {
+struct CellRates {
     /// `__cell`, service, monthly_margin, p_adopt: every cell x catalog service.
     rates: DataFrame,
     /// customer_id, `__cell` of each customer of the base, in its order.
-    pub(crate) cells: DataFrame,
+    cells: DataFrame,
     holders: Holders,
 }
 
