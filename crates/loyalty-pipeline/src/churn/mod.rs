@@ -495,3 +495,73 @@ impl TrainedChurn {
         Ok(ChurnFit { test_frame: self.test_frame, scores, report, designs })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeded uniforms in [0, 1).
+    fn uniforms(mut s: u64) -> impl FnMut() -> f64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// `n` rows whose churn odds rise linearly in the first feature, with four
+    /// features of noise beside it: a logistic model's case.
+    fn linear_rows(n: usize, seed: u64) -> (Design, Vec<f64>) {
+        let mut u = uniforms(seed);
+        let columns: Vec<Vec<f64>> = (0..5).map(|_| (0..n).map(|_| u()).collect()).collect();
+        let y = (0..n).map(|i| f64::from(u() < 1.0 / (1.0 + (3.0 - 6.0 * columns[0][i]).exp()))).collect();
+        (Design::new((0..5).map(|j| format!("x{j}")).collect(), columns).unwrap(), y)
+    }
+
+    fn out_of_time() -> OutOfTime {
+        let (train_design, train_y) = linear_rows(400, 7);
+        let (test_design, eval_y) = linear_rows(2_000, 11);
+        OutOfTime {
+            plan: Plan::Postpaid,
+            names: train_design.names.clone(),
+            test_population: eval_y.len(),
+            test_sampled: eval_y.len(),
+            test_churners: eval_y.iter().sum(),
+            test_design,
+            eval_y,
+            train_customers: train_y.len(),
+            train_rows_kept: train_y.len(),
+            train_design,
+            train_y,
+            per_snapshot: 400,
+        }
+    }
+
+    /// A model's scores of rows neither fit saw.
+    fn scores(fitted: &Fitted) -> Vec<f64> {
+        fitted.score(&linear_rows(300, 13).0).0
+    }
+
+    #[test]
+    fn the_logistic_model_scores_when_it_wins_out_of_time_though_boosting_was_refitted_first() {
+        // Boosting refits while the comparison runs; when the logistic model ranks the
+        // test snapshot better, that refit is thrown away and the logistic one is fitted.
+        let cfg = ChurnConfig { trees: 40, ..ChurnConfig::default() };
+        let trained = train_plans(vec![out_of_time()], &cfg).unwrap().pop().unwrap();
+        let auc = |model: &str| trained.results.iter().find(|r| r.model == model).unwrap().metrics.roc_auc;
+        assert!(auc(report::LOGISTIC) > auc(report::BOOSTING_CALIBRATED), "the case needs the logistic model to win");
+        assert_eq!(trained.chosen, Classifier::Logistic);
+        assert!(matches!(trained.fitted, Fitted::Logistic(_)));
+        let logistic = refit(&out_of_time(), Classifier::Logistic, &cfg).unwrap();
+        assert_eq!(scores(&trained.fitted), scores(&logistic));
+
+        // Named boosting keeps its refit, whatever ranks better.
+        let named = ChurnConfig { classifier: Classifier::Boosting, ..cfg };
+        let trained = train_plans(vec![out_of_time()], &named).unwrap().pop().unwrap();
+        assert_eq!(trained.chosen, Classifier::Boosting);
+        let boosting = refit(&out_of_time(), Classifier::Boosting, &named).unwrap();
+        assert!(matches!(trained.fitted, Fitted::Boosting(..)));
+        assert_eq!(scores(&trained.fitted), scores(&boosting));
+    }
+}
