@@ -18,7 +18,7 @@ use crate::slots::Slots;
 
 /// Month words per customer above which the bit sets are not kept (over 21 years of
 /// months, or a stray date far from the rest): the caller checks months another way.
-pub(crate) const MAX_WORDS: i64 = 4;
+const MAX_WORDS: usize = 4;
 
 /// The known customers: their ids and the index of each.
 pub(crate) struct Customers {
@@ -33,18 +33,13 @@ impl Customers {
     }
 }
 
-/// The months to check for repeats: `column`'s month numbers lie in `lo..lo + 64 * words`.
-#[derive(Clone, Copy)]
-pub(crate) struct Months<'a> {
-    pub column: &'a str,
-    pub lo: i64,
-    pub words: usize,
-}
-
 /// What the kernel found in one table.
 pub(crate) struct Found {
     /// The customers (known or not) with a month on more than one row, one column.
     pub repeated: DataFrame,
+    /// Whether `repeated` is the whole answer: false when the months spread too wide
+    /// for the bit sets, and the caller checks them another way.
+    pub months_checked: bool,
     /// The unknown customers with their rows (`customer`, `__rows`), sorted.
     pub unknown: DataFrame,
     /// With months: the known customers with a row, and the months with a row of a
@@ -52,54 +47,145 @@ pub(crate) struct Found {
     pub seen: Option<(u64, u64)>,
 }
 
-struct Kernel {
+/// The key checks of one table, fed batch by batch ([`Kernel::update`]): by
+/// validation's first pass over the table, so the table is read once for its row
+/// rules, its copy and its keys.
+///
+/// The months each known customer was seen in are a bit set of `words` words from
+/// month number `lo`. The window is not known before the rows are read: it starts at
+/// the first month seen, one word wide, and widens when a month falls outside it
+/// (rows usually come a month at a time, so that happens a few times at most).
+pub(crate) struct Kernel {
     customers: Arc<Customers>,
+    /// Months are checked, and their window has not outgrown [`MAX_WORDS`].
+    months: bool,
     words: usize,
     lo: i64,
     seen: Vec<u64>,
     repeated: Vec<bool>,
     unknown: HashMap<i64, u64>,
+    /// The unknown customers' (id, month number) rows.
     unknown_months: HashMap<(i64, i64), u32>,
 }
 
 impl Kernel {
-    fn update(&mut self, ids: &Int64Chunked, months: Option<&Int32Chunked>) {
-        // A chunked array's `get(row)` walks its chunks: the months are read in step.
-        let mut months = months.map(|m| m.iter());
+    /// A kernel that looks the rows' customers up in `customers` and, with `months`,
+    /// finds a month on more than one row of a customer.
+    pub(crate) fn new(customers: Arc<Customers>, months: bool) -> Kernel {
+        let n = if months { customers.ids.len() } else { 0 };
+        Kernel {
+            customers,
+            months,
+            words: 0,
+            lo: 0,
+            seen: Vec::new(),
+            repeated: vec![false; n],
+            unknown: HashMap::new(),
+            unknown_months: HashMap::new(),
+        }
+    }
+
+    /// Fold rows: their customer `ids`, and each row's month as epoch `days`.
+    pub(crate) fn update(&mut self, ids: &Int64Chunked, days: Option<&Int32Chunked>) {
+        // A chunked array's `get(row)` walks its chunks: the days are read in step.
+        let mut days = days.filter(|_| self.months).map(|d| d.iter());
         // Rows come in runs of one month (a file per month, or a month's bills
         // together): the last day's month number is reused.
         let mut last: Option<(i32, i64)> = None;
         for id in ids.iter() {
-            let days = months.as_mut().and_then(|m| m.next()).flatten();
+            let day = days.as_mut().and_then(|d| d.next()).flatten();
             let Some(id) = id else { continue };
-            let month = days.map(|days| match last {
-                Some((d, k)) if d == days => k,
+            let month = day.map(|day| match last {
+                Some((d, m)) if d == day => m,
                 _ => {
-                    let k = crate::dates::month_number(days) - self.lo;
-                    last = Some((days, k));
-                    k
+                    let m = crate::dates::month_number(day);
+                    last = Some((day, m));
+                    m
                 }
             });
             match self.customers.slots.get(id) {
                 Some(slot) => {
-                    let Some(k) = month else { continue };
-                    let (word, bit) = (slot * self.words + (k / 64) as usize, 1u64 << (k % 64));
-                    if self.seen[word] & bit != 0 {
-                        self.repeated[slot] = true;
+                    if let Some(m) = month {
+                        self.see(slot, m);
                     }
-                    self.seen[word] |= bit;
                 }
                 None => {
                     *self.unknown.entry(id).or_default() += 1;
-                    if let Some(k) = month {
-                        *self.unknown_months.entry((id, k)).or_default() += 1;
+                    if let Some(m) = month.filter(|_| self.months) {
+                        *self.unknown_months.entry((id, m)).or_default() += 1;
                     }
                 }
             }
         }
     }
 
-    fn finish(self, customer: &str) -> PolarsResult<Found> {
+    /// Mark month `m` seen for the customer at `slot`.
+    fn see(&mut self, slot: usize, m: i64) {
+        let inside = |k: &Kernel| m >= k.lo && m < k.lo + 64 * k.words as i64;
+        if !inside(self) && !self.widen(m) {
+            return;
+        }
+        let k = m - self.lo;
+        let (word, bit) = (slot * self.words + (k / 64) as usize, 1u64 << (k % 64));
+        if self.seen[word] & bit != 0 {
+            self.repeated[slot] = true;
+        }
+        self.seen[word] |= bit;
+    }
+
+    /// Widen the window to take month `m`, with its spare months on the side it grew
+    /// toward; false (and months no longer checked here) when that takes more than
+    /// [`MAX_WORDS`] words.
+    fn widen(&mut self, m: i64) -> bool {
+        if !self.months {
+            return false;
+        }
+        let union = self.seen.chunks_exact(self.words.max(1)).fold(vec![0u64; self.words], |mut u, bits| {
+            u.iter_mut().zip(bits).for_each(|(u, b)| *u |= b);
+            u
+        });
+        let first = union
+            .iter()
+            .enumerate()
+            .find(|(_, w)| **w != 0)
+            .map(|(i, w)| i as i64 * 64 + i64::from(w.trailing_zeros()));
+        let last = union
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, w)| **w != 0)
+            .map(|(i, w)| i as i64 * 64 + 63 - i64::from(w.leading_zeros()));
+        let (lo, hi) = match (first, last) {
+            (Some(f), Some(l)) => ((self.lo + f).min(m), (self.lo + l).max(m)),
+            _ => (m, m),
+        };
+        let words = ((hi - lo) / 64 + 1) as usize;
+        if words > MAX_WORDS {
+            self.months = false;
+            (self.words, self.seen) = (0, Vec::new());
+            self.repeated = Vec::new();
+            self.unknown_months = HashMap::new();
+            return false;
+        }
+        let new_lo = if m < self.lo { hi - 64 * words as i64 + 1 } else { lo };
+        let mut seen = vec![0u64; self.customers.ids.len() * words];
+        if self.words > 0 {
+            for (slot, bits) in self.seen.chunks_exact(self.words).enumerate() {
+                for (w, &word) in bits.iter().enumerate() {
+                    let mut rest = word;
+                    while rest != 0 {
+                        let k = self.lo + w as i64 * 64 + i64::from(rest.trailing_zeros()) - new_lo;
+                        seen[slot * words + (k / 64) as usize] |= 1u64 << (k % 64);
+                        rest &= rest - 1;
+                    }
+                }
+            }
+        }
+        (self.seen, self.words, self.lo) = (seen, words, new_lo);
+        true
+    }
+
+    pub(crate) fn finish(self, customer: &str) -> PolarsResult<Found> {
         let mut repeated: Vec<i64> =
             self.repeated.iter().zip(&self.customers.ids).filter(|(r, _)| **r).map(|(_, id)| *id).collect();
         repeated.extend(self.unknown_months.iter().filter(|(_, n)| **n > 1).map(|((id, _), _)| *id));
@@ -107,10 +193,10 @@ impl Kernel {
         repeated.dedup();
         let mut unknown: Vec<(i64, u64)> = self.unknown.into_iter().collect();
         unknown.sort_unstable();
-        let seen = (self.words > 0).then(|| {
+        let seen = self.months.then(|| {
             let mut months = vec![0u64; self.words];
             let mut customers = 0;
-            for bits in self.seen.chunks_exact(self.words) {
+            for bits in self.seen.chunks_exact(self.words.max(1)) {
                 customers += u64::from(bits.iter().any(|w| *w != 0));
                 months.iter_mut().zip(bits).for_each(|(m, w)| *m |= w);
             }
@@ -118,6 +204,7 @@ impl Kernel {
         });
         Ok(Found {
             seen,
+            months_checked: self.months,
             repeated: DataFrame::new(repeated.len(), vec![Column::new(customer.into(), repeated)])?,
             unknown: DataFrame::new(
                 unknown.len(),
@@ -130,40 +217,41 @@ impl Kernel {
     }
 }
 
-/// One streaming pass over `lf`: the rows whose `customer` is not one of `customers`,
-/// and (with `months`) the customers that have a month on more than one row.
+/// `df`'s customer ids and (with `month`) each row's month as epoch days, as
+/// [`Kernel::update`] takes them.
+pub(crate) fn kernel_columns(
+    df: &DataFrame,
+    customer: &str,
+    month: Option<&str>,
+) -> PolarsResult<(Series, Option<Series>)> {
+    let ids = df.column(customer)?.as_materialized_series().cast(&DataType::Int64)?;
+    let days = match month {
+        Some(m) => Some(
+            df.column(m)?.as_materialized_series().cast(&DataType::Date)?.to_physical_repr().cast(&DataType::Int32)?,
+        ),
+        None => None,
+    };
+    Ok((ids, days))
+}
+
+/// One streaming pass over `lf` through a [`Kernel`]: the rows whose `customer` is
+/// not one of `customers`, and (with `month`) the customers that have a month on more
+/// than one row.
+#[cfg(test)]
 pub(crate) fn check(
     lf: LazyFrame,
     customer: &str,
-    months: Option<Months>,
+    month: Option<&str>,
     customers: Arc<Customers>,
 ) -> PolarsResult<Found> {
-    let words = months.map_or(0, |m| m.words);
-    let n = customers.ids.len();
-    let kernel = Kernel {
-        customers,
-        words,
-        lo: months.map_or(0, |m| m.lo),
-        seen: vec![0; n * words],
-        repeated: vec![false; if words > 0 { n } else { 0 }],
-        unknown: HashMap::new(),
-        unknown_months: HashMap::new(),
-    };
-    let mut columns = vec![col(customer).cast(DataType::Int64)];
-    if let Some(m) = months {
-        columns.push(col(m.column).cast(DataType::Date).to_physical().alias("__days"));
-    }
-    let owned = customer.to_string();
-    let kernel = crate::fold_batches(lf.select(columns), kernel, move |k, df| {
-        let ids = df.column(&owned)?.i64()?;
-        let days = match df.column("__days") {
-            Ok(c) => Some(c.as_materialized_series().cast(&DataType::Int32)?),
-            Err(_) => None,
-        };
-        k.update(ids, days.as_ref().map(|d| d.i32()).transpose()?);
+    let kernel = Kernel::new(customers, month.is_some());
+    let (customer, month) = (customer.to_string(), month.map(str::to_string));
+    let folded = crate::fold_batches(lf, (kernel, customer.clone()), move |(k, customer), df| {
+        let (ids, days) = kernel_columns(&df, customer, month.as_deref())?;
+        k.update(ids.i64()?, days.as_ref().map(|d| d.i32()).transpose()?);
         Ok(())
     })?;
-    kernel.finish(customer)
+    folded.0.finish(&customer)
 }
 
 /// A key column after the customer: text, or a number (integers, dates and
@@ -255,10 +343,8 @@ mod tests {
         )
         .unwrap()
         .lazy();
-        let lo = crate::dates::month_number(crate::dates::epoch_days(d("2020-01-01").unwrap()));
-        let months = Months { column: "bill_month", lo, words: 2 };
         for known in [vec![1i64, 2, 3], vec![3, 1, 2, 10, 2000, 900_000]] {
-            let found = check(lf.clone(), "customer_id", Some(months), Arc::new(Customers::new(known))).unwrap();
+            let found = check(lf.clone(), "customer_id", Some("bill_month"), Arc::new(Customers::new(known))).unwrap();
             let ids = |df: &DataFrame| df.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect();
             assert_eq!(ids(&found.repeated), vec![2, 7]);
             assert_eq!(ids(&found.unknown), vec![7, 8]);
@@ -268,5 +354,58 @@ mod tests {
             let refs = check(lf.clone(), "customer_id", None, Arc::new(Customers::new(vec![1, 2, 3]))).unwrap();
             assert_eq!((refs.repeated.height(), ids(&refs.unknown)), (0, vec![7, 8]));
         }
+    }
+
+    /// The kernel fed `rows` (customer, month number) one row per batch.
+    fn fed(rows: &[(i64, i64)], known: Vec<i64>) -> Found {
+        let mut k = Kernel::new(Arc::new(Customers::new(known)), true);
+        for &(id, m) in rows {
+            // The first day of month number m (year * 12 + month, month 1 to 12).
+            let first = chrono::NaiveDate::from_ymd_opt(((m - 1) / 12) as i32, ((m - 1) % 12 + 1) as u32, 1).unwrap();
+            let day = crate::dates::epoch_days(first);
+            k.update(
+                &Int64Chunked::from_slice("id".into(), &[id]),
+                Some(&Int32Chunked::from_slice("d".into(), &[day])),
+            );
+        }
+        k.finish("customer_id").unwrap()
+    }
+
+    #[test]
+    fn the_month_window_widens_either_way_and_keeps_what_it_saw() {
+        let ids = |df: &DataFrame| -> Vec<i64> {
+            df.column("customer_id").unwrap().i64().unwrap().iter().flatten().collect()
+        };
+        let y = |year: i64, month: i64| year * 12 + month;
+        assert_eq!(
+            crate::dates::month_number(crate::dates::epoch_days(chrono::NaiveDate::from_ymd_opt(2024, 5, 9).unwrap())),
+            y(2024, 5)
+        );
+        // Months arrive rising, falling and jumping across words; customer 1 repeats
+        // the first month seen after two widenings, customer 2 a month seen before a
+        // widening down, customer 3 never repeats.
+        let rows = [
+            (1, y(2024, 5)),
+            (2, y(2024, 6)),
+            (3, y(2024, 5)),
+            (3, y(2019, 1)),
+            (2, y(2030, 11)),
+            (3, y(2030, 11)),
+            (2, y(2024, 6)),
+            (1, y(2024, 5)),
+            (3, y(2024, 6)),
+        ];
+        let found = fed(&rows, vec![1, 2, 3]);
+        assert!(found.months_checked);
+        assert_eq!(ids(&found.repeated), vec![1, 2]);
+        // 3 customers billed; months 2019-01, 2024-05, 2024-06, 2030-11.
+        assert_eq!(found.seen, Some((3, 4)));
+        // Falling from the start: the spare months go below.
+        let falling: Vec<(i64, i64)> = (0..40).map(|k| (1, y(2030, 0) - k)).chain([(1, y(2030, 0) - 17)]).collect();
+        let found = fed(&falling, vec![1]);
+        assert_eq!((found.months_checked, ids(&found.repeated), found.seen), (true, vec![1], Some((1, 40))));
+        // Over MAX_WORDS words of months: the caller checks them another way.
+        let wide = fed(&[(1, y(2000, 0)), (1, y(2000, 0) + 64 * MAX_WORDS as i64)], vec![1]);
+        assert!(!wide.months_checked && wide.seen.is_none());
     }
 }

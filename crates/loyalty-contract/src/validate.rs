@@ -262,14 +262,18 @@ struct FirstPass {
     /// The first and last bill month, as epoch days.
     bills: Option<(i32, i32)>,
     charges: f64,
+    /// The key checks, fed the same batches.
+    kernel: Option<keys::Kernel>,
 }
 
 /// Which columns the first pass folds: boolean `flags` (a row rule broken), counted,
-/// and references to look up in a reference table's keys.
+/// references to look up in a reference table's keys, and with a [`keys::Kernel`]
+/// its customer column and month.
 struct FirstPassColumns {
     flags: Vec<String>,
     lookups: Vec<Lookup>,
     month: Option<&'static str>,
+    kernel: Option<(&'static str, Option<&'static str>)>,
     billing: bool,
     canonical: Vec<PlSmallStr>,
 }
@@ -298,6 +302,10 @@ impl FirstPass {
         if let Some(month) = what.month {
             self.months = widen(self.months, df.column(month)?)?;
         }
+        if let (Some(kernel), Some((customer, month))) = (self.kernel.as_mut(), what.kernel) {
+            let (ids, days) = keys::kernel_columns(df, customer, month)?;
+            kernel.update(ids.i64()?, days.as_ref().map(|d| d.i32()).transpose()?);
+        }
         if what.billing {
             self.bills = widen(self.bills, df.column(c::BILL_MONTH)?)?;
             let charges = df.column(c::TOTAL_CHARGE)?.as_materialized_series().cast(&DataType::Float64)?;
@@ -311,13 +319,19 @@ impl FirstPass {
 }
 
 /// Pass 1 over `lf` (a table's normalized rows, with the flags of `what`),
-/// feeding `copier`'s copy of `table` from the same batches when it takes one.
-fn first_pass(lf: LazyFrame, table: Table, what: FirstPassColumns, copier: &mut dyn Copier) -> PolarsResult<FirstPass> {
+/// feeding `copier`'s copy of `table` from the same batches when it takes one, and
+/// `kernel` when there is one.
+fn first_pass(
+    lf: LazyFrame,
+    table: Table,
+    what: FirstPassColumns,
+    kernel: Option<keys::Kernel>,
+    copier: &mut dyn Copier,
+) -> PolarsResult<FirstPass> {
     let sink = copier.sink(table)?;
     let copying = sink.is_some();
-    let folded = crate::fold_batches(lf, (FirstPass::default(), sink), move |(pass, sink), df| {
-        pass.fold(&df, &what, sink.as_mut())
-    });
+    let start = FirstPass { kernel, ..FirstPass::default() };
+    let folded = crate::fold_batches(lf, (start, sink), move |(pass, sink), df| pass.fold(&df, &what, sink.as_mut()));
     let written = if copying { copier.written(table) } else { Ok(()) };
     let (pass, _) = folded?;
     written?;
@@ -385,9 +399,9 @@ fn validate_table(
     let mut rules = plain.parse_rules.clone();
     rules.extend(row_rules(spec));
 
-    // Pass 1: row count, the number of rows breaking each row rule, and the range of
-    // a (customer, month) key's months; folded from the batches in Rust so that the
-    // bucket copy can take the same batches (an aggregate beside a sink made polars
+    // Pass 1: row count, the number of rows breaking each row rule, the range of a
+    // (customer, month) key's months and the customer kernel; folded from the batches
+    // in Rust so that the bucket copy can take the same batches (an aggregate beside a sink made polars
     // buffer the scan for the slower one: 4.9 GiB at 3M customers).
     let months = month_key(spec);
     let (names, flags): (Vec<String>, Vec<Expr>) = rules
@@ -397,43 +411,38 @@ fn validate_table(
         .unzip();
     let lookups = reference_lookups(table, out)?;
     let looked_up: Vec<usize> = lookups.iter().map(|l| l.index).collect();
+    // The customer kernel (unknown customers, and repeated months while their bit
+    // sets stay small) reads the first pass's batches.
+    let kernel = match customers {
+        Some(known) if customer_reference(table).is_some() => Some(keys::Kernel::new(known, months.is_some())),
+        _ => None,
+    };
     let what = FirstPassColumns {
         flags: names,
         lookups,
         month: months.map(|(_, m)| m),
+        kernel: kernel.as_ref().map(|_| (c::CUSTOMER_ID, months.map(|(_, m)| m))),
         billing: table == Table::Billing,
         canonical: spec.columns.iter().map(|col_spec| col_spec.name.into()).collect(),
     };
     let started = std::time::Instant::now();
-    let pass = first_pass(plain.lf.clone().with_columns(flags), table, what, copier)?;
-    tracing::debug!("{table}: row rules in {:.2}s", started.elapsed().as_secs_f64());
+    let mut pass = first_pass(plain.lf.clone().with_columns(flags), table, what, kernel, copier)?;
+    let found = pass.kernel.take().map(|k| k.finish(c::CUSTOMER_ID)).transpose()?;
+    tracing::debug!("{table}: row rules and customer keys in {:.2}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     let rows_read = pass.rows;
     let broken: Vec<(usize, u64)> = pass.broken.iter().copied().enumerate().filter(|&(_, n)| n > 0).collect();
     // How many rows of each looked-up reference did not resolve.
     let unresolved: BTreeMap<usize, u64> = looked_up.into_iter().zip(pass.unresolved.iter().copied()).collect();
 
-    // Pass 2: the customer kernel (unknown customers, and repeated months when the
-    // bit sets are small); a group-by per remaining check.
+    // Pass 2, when needed: a group-by per remaining check.
     // The month number grows with the day: the extremes' numbers, not every row's.
     let number = crate::dates::month_number;
     let range = pass.months.map_or((None, None), |(lo, hi)| (Some(number(lo)), Some(number(hi))));
-    let bits = match (months, range) {
-        (Some((_, column)), (Some(lo), Some(hi))) if (hi - lo) / 64 < keys::MAX_WORDS => {
-            Some(keys::Months { column, lo, words: ((hi - lo) / 64 + 1) as usize })
-        }
-        _ => None,
-    };
-    let found = match customers {
-        Some(known) if customer_reference(table).is_some() => {
-            Some(keys::check(plain.lf.clone(), c::CUSTOMER_ID, bits, known)?)
-        }
-        _ => None,
-    };
     let mut key_violations = Vec::new();
     if spec.unique_key {
         let dups = match (months, &found) {
-            (Some(_), Some(f)) if bits.is_some() => rows_of_keys(plain.lf.clone(), &f.repeated, spec.key)?,
+            (Some(_), Some(f)) if f.months_checked => rows_of_keys(plain.lf.clone(), &f.repeated, spec.key)?,
             (Some((customer, month)), _) => {
                 let flagged =
                     MonthsByCustomer::collect(plain.lf.clone(), customer, month, range)?.months_seen_twice()?;
@@ -477,7 +486,7 @@ fn validate_table(
         }
     }
 
-    tracing::debug!("{table}: keys and references in {:.2}s", started.elapsed().as_secs_f64());
+    tracing::debug!("{table}: other keys and references in {:.2}s", started.elapsed().as_secs_f64());
     let canonical: Vec<Expr> = spec.columns.iter().map(|col_spec| col(col_spec.name)).collect();
     if broken.is_empty() && key_violations.is_empty() {
         if let (Table::Billing, Some((customers_billed, months))) = (table, found.as_ref().and_then(|f| f.seen)) {
