@@ -265,34 +265,55 @@ pub(crate) enum KeyPart {
 /// The customers (`customer`, the key's first column) with two rows that agree on
 /// every column of the key, up to collisions of a 64-bit hash of the other columns: a
 /// superset of the customers with a repeated key, for an exact check of their rows
-/// alone. One streaming pass keeping 16 bytes a row (rows with a null in the key are
-/// not checked), where a group-by on the whole key stored and hashed each row's
-/// encoded key: most of the time to validate services.
+/// alone. Fed batch by batch (by validation's first pass), keeping 16 bytes a row
+/// (rows with a null in the key are not checked), where a group-by on the whole key
+/// stored and hashed each row's encoded key: most of the time to validate services.
+pub(crate) struct RepeatedKeys {
+    customer: &'static str,
+    rest: Vec<(&'static str, KeyPart)>,
+    rows: Vec<(i64, u64)>,
+}
+
+impl RepeatedKeys {
+    pub(crate) fn new(customer: &'static str, rest: Vec<(&'static str, KeyPart)>) -> Self {
+        Self { customer, rest, rows: Vec::new() }
+    }
+
+    pub(crate) fn update(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        let ids = df.column(self.customer)?.as_materialized_series().cast(&DataType::Int64)?;
+        let mut keyed = ids.is_not_null();
+        let mut hashes = vec![0u64; df.height()];
+        for &(name, part) in &self.rest {
+            let column = df.column(name)?.as_materialized_series();
+            let column = match part {
+                KeyPart::Text => column.cast(&DataType::String)?,
+                KeyPart::Number => column.to_physical_repr().cast(&DataType::Int64)?,
+            };
+            keyed = &keyed & &column.is_not_null();
+            mix_into(&mut hashes, &column)?;
+        }
+        let rows = ids.i64()?.iter().zip(hashes).zip(keyed.iter());
+        self.rows.extend(rows.filter_map(|((id, h), keyed)| id.filter(|_| keyed == Some(true)).map(|id| (id, h))));
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> PolarsResult<DataFrame> {
+        self.rows.par_sort_unstable();
+        let mut repeated: Vec<i64> = self.rows.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0].0).collect();
+        repeated.dedup();
+        DataFrame::new(repeated.len(), vec![Column::new(self.customer.into(), repeated)])
+    }
+}
+
+/// [`RepeatedKeys`] of `lf` in one streaming pass.
+#[cfg(test)]
 pub(crate) fn customers_with_repeated_keys(
     lf: LazyFrame,
-    customer: &str,
-    rest: &[(&str, KeyPart)],
+    customer: &'static str,
+    rest: &[(&'static str, KeyPart)],
 ) -> PolarsResult<DataFrame> {
-    let mut columns = vec![col(customer).cast(DataType::Int64)];
-    columns.extend(rest.iter().map(|&(name, part)| match part {
-        KeyPart::Text => col(name).cast(DataType::String),
-        KeyPart::Number => col(name).to_physical().cast(DataType::Int64),
-    }));
-    let not_null = columns.iter().map(|e| e.clone().is_not_null()).reduce(Expr::and).unwrap_or(lit(true));
-    let owned = customer.to_string();
-    let mut rows = crate::fold_batches(lf.select(columns).filter(not_null), Vec::new(), move |rows, df| {
-        let ids = df.column(&owned)?.i64()?;
-        let mut hashes = vec![0u64; df.height()];
-        for column in df.columns().iter().skip(1) {
-            mix_into(&mut hashes, column.as_materialized_series())?;
-        }
-        rows.extend(ids.iter().zip(hashes).filter_map(|(id, h)| id.map(|id| (id, h))));
-        Ok(())
-    })?;
-    rows.par_sort_unstable();
-    let mut repeated: Vec<i64> = rows.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0].0).collect();
-    repeated.dedup();
-    DataFrame::new(repeated.len(), vec![Column::new(customer.into(), repeated)])
+    let keys = RepeatedKeys::new(customer, rest.to_vec());
+    crate::fold_batches(lf, keys, |keys, df| keys.update(&df))?.finish()
 }
 
 /// Each row's value of `column` mixed into its hash.

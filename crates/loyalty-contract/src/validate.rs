@@ -264,6 +264,7 @@ struct FirstPass {
     charges: f64,
     /// The key checks, fed the same batches.
     kernel: Option<keys::Kernel>,
+    repeated: Option<keys::RepeatedKeys>,
 }
 
 /// Which columns the first pass folds: boolean `flags` (a row rule broken), counted,
@@ -306,6 +307,9 @@ impl FirstPass {
             let (ids, days) = keys::kernel_columns(df, customer, month)?;
             kernel.update(ids.i64()?, days.as_ref().map(|d| d.i32()).transpose()?);
         }
+        if let Some(repeated) = self.repeated.as_mut() {
+            repeated.update(df)?;
+        }
         if what.billing {
             self.bills = widen(self.bills, df.column(c::BILL_MONTH)?)?;
             let charges = df.column(c::TOTAL_CHARGE)?.as_materialized_series().cast(&DataType::Float64)?;
@@ -320,17 +324,17 @@ impl FirstPass {
 
 /// Pass 1 over `lf` (a table's normalized rows, with the flags of `what`),
 /// feeding `copier`'s copy of `table` from the same batches when it takes one, and
-/// `kernel` when there is one.
+/// the key checks there are.
 fn first_pass(
     lf: LazyFrame,
     table: Table,
     what: FirstPassColumns,
-    kernel: Option<keys::Kernel>,
+    (kernel, repeated): (Option<keys::Kernel>, Option<keys::RepeatedKeys>),
     copier: &mut dyn Copier,
 ) -> PolarsResult<FirstPass> {
     let sink = copier.sink(table)?;
     let copying = sink.is_some();
-    let start = FirstPass { kernel, ..FirstPass::default() };
+    let start = FirstPass { kernel, repeated, ..FirstPass::default() };
     let folded = crate::fold_batches(lf, (start, sink), move |(pass, sink), df| pass.fold(&df, &what, sink.as_mut()));
     let written = if copying { copier.written(table) } else { Ok(()) };
     let (pass, _) = folded?;
@@ -417,6 +421,11 @@ fn validate_table(
         Some(known) if customer_reference(table).is_some() => Some(keys::Kernel::new(known, months.is_some())),
         _ => None,
     };
+    // A unique key of the customer and other columns: repeated keys found the same way.
+    let repeated = match customer_key_parts(spec) {
+        Some(rest) if spec.unique_key && months.is_none() => Some(keys::RepeatedKeys::new(c::CUSTOMER_ID, rest)),
+        _ => None,
+    };
     let what = FirstPassColumns {
         flags: names,
         lookups,
@@ -426,9 +435,10 @@ fn validate_table(
         canonical: spec.columns.iter().map(|col_spec| col_spec.name.into()).collect(),
     };
     let started = std::time::Instant::now();
-    let mut pass = first_pass(plain.lf.clone().with_columns(flags), table, what, kernel, copier)?;
+    let mut pass = first_pass(plain.lf.clone().with_columns(flags), table, what, (kernel, repeated), copier)?;
     let found = pass.kernel.take().map(|k| k.finish(c::CUSTOMER_ID)).transpose()?;
-    tracing::debug!("{table}: row rules and customer keys in {:.2}s", started.elapsed().as_secs_f64());
+    let repeated = pass.repeated.take().map(keys::RepeatedKeys::finish).transpose()?;
+    tracing::debug!("{table}: row rules and per-customer keys in {:.2}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     let rows_read = pass.rows;
     let broken: Vec<(usize, u64)> = pass.broken.iter().copied().enumerate().filter(|&(_, n)| n > 0).collect();
@@ -448,11 +458,8 @@ fn validate_table(
                     MonthsByCustomer::collect(plain.lf.clone(), customer, month, range)?.months_seen_twice()?;
                 rows_of_keys(plain.lf.clone(), &flagged, spec.key)?
             }
-            (None, _) => match customer_key_parts(spec) {
-                Some(rest) => {
-                    let flagged = keys::customers_with_repeated_keys(plain.lf.clone(), c::CUSTOMER_ID, &rest)?;
-                    rows_of_keys(plain.lf.clone(), &flagged, spec.key)?
-                }
+            (None, _) => match &repeated {
+                Some(flagged) => rows_of_keys(plain.lf.clone(), flagged, spec.key)?,
                 None => duplicate_keys(plain.lf.clone(), spec.key)?,
             },
         };
@@ -619,7 +626,7 @@ fn customer_reference(table: Table) -> Option<&'static str> {
 }
 
 /// The columns after the customer of a key of several columns that starts with the
-/// customer, when each is text or a number (what [`keys::customers_with_repeated_keys`]
+/// customer, when each is text or a number (what [`keys::RepeatedKeys`]
 /// hashes).
 fn customer_key_parts(spec: &TableSpec) -> Option<Vec<(&'static str, keys::KeyPart)>> {
     let (first, rest) = spec.key.split_first()?;
