@@ -421,9 +421,13 @@ fn validate_table(
         Some(known) if customer_reference(table).is_some() => Some(keys::Kernel::new(known, months.is_some())),
         _ => None,
     };
-    // A unique key of the customer and other columns: repeated keys found the same way.
-    let repeated = match customer_key_parts(spec) {
-        Some(rest) if spec.unique_key && months.is_none() => Some(keys::RepeatedKeys::new(c::CUSTOMER_ID, rest)),
+    // A unique key of the customer, alone or with other columns: repeated keys found
+    // the same way.
+    let repeated = match (spec.key, customer_key_parts(spec)) {
+        (_, Some(rest)) if spec.unique_key && months.is_none() => Some(keys::RepeatedKeys::new(c::CUSTOMER_ID, rest)),
+        ([only], None) if spec.unique_key && *only == c::CUSTOMER_ID => {
+            Some(keys::RepeatedKeys::new(c::CUSTOMER_ID, Vec::new()))
+        }
         _ => None,
     };
     let what = FirstPassColumns {
