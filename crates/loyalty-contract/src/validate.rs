@@ -404,9 +404,10 @@ fn validate_table(
     rules.extend(row_rules(spec));
 
     // Pass 1: row count, the number of rows breaking each row rule, the range of a
-    // (customer, month) key's months and the customer kernel; folded from the batches
-    // in Rust so that the bucket copy can take the same batches (an aggregate beside a sink made polars
-    // buffer the scan for the slower one: 4.9 GiB at 3M customers).
+    // (customer, month) key's months and the per-customer key checks; folded from the
+    // batches in Rust so that the bucket copy can take the same batches (an aggregate
+    // beside a sink made polars buffer the scan for the slower one: 4.9 GiB at 3M
+    // customers).
     let months = month_key(spec);
     let (names, flags): (Vec<String>, Vec<Expr>) = rules
         .iter()
@@ -673,7 +674,7 @@ fn duplicate_keys(lf: LazyFrame, key: &[&'static str]) -> PolarsResult<DataFrame
 
 /// One row per customer of a table keyed by (customer, month): its rows, its rows with
 /// a month, and the month bits that tell whether a month repeats. For month ranges too
-/// wide for the bit sets of [`keys::check`].
+/// wide for the bit sets of [`keys::Kernel`].
 ///
 /// Per customer: the row count and, for each 31-month word of the months present, the
 /// sum of 2^(month index within the word). A sum of powers of two has as many one bits
