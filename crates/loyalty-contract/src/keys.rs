@@ -47,7 +47,7 @@ pub(crate) struct Found {
     pub seen: Option<(u64, u64)>,
 }
 
-/// The key checks of one table, fed batch by batch ([`Kernel::update`]): by
+/// The key checks of one table, fed batch by batch ([`Kernel::fold`]): by
 /// validation's first pass over the table, so the table is read once for its row
 /// rules, its copy and its keys.
 ///
@@ -57,6 +57,9 @@ pub(crate) struct Found {
 /// (rows usually come a month at a time, so that happens a few times at most).
 pub(crate) struct Kernel {
     customers: Arc<Customers>,
+    /// The customer column, and the month column when months are checked.
+    customer: &'static str,
+    month: Option<&'static str>,
     /// Months are checked, and their window has not outgrown [`MAX_WORDS`].
     months: bool,
     words: usize,
@@ -69,13 +72,15 @@ pub(crate) struct Kernel {
 }
 
 impl Kernel {
-    /// A kernel that looks the rows' customers up in `customers` and, with `months`,
+    /// A kernel that looks the rows' `customer` up in `customers` and, with `month`,
     /// finds a month on more than one row of a customer.
-    pub(crate) fn new(customers: Arc<Customers>, months: bool) -> Kernel {
-        let n = if months { customers.ids.len() } else { 0 };
+    pub(crate) fn new(customers: Arc<Customers>, customer: &'static str, month: Option<&'static str>) -> Kernel {
+        let n = if month.is_some() { customers.ids.len() } else { 0 };
         Kernel {
             customers,
-            months,
+            customer,
+            month,
+            months: month.is_some(),
             words: 0,
             lo: 0,
             seen: Vec::new(),
@@ -85,8 +90,25 @@ impl Kernel {
         }
     }
 
+    /// Fold the rows of `df`.
+    pub(crate) fn fold(&mut self, df: &DataFrame) -> PolarsResult<()> {
+        let ids = df.column(self.customer)?.as_materialized_series().cast(&DataType::Int64)?;
+        let days = match self.month {
+            Some(m) => Some(
+                df.column(m)?
+                    .as_materialized_series()
+                    .cast(&DataType::Date)?
+                    .to_physical_repr()
+                    .cast(&DataType::Int32)?,
+            ),
+            None => None,
+        };
+        self.update(ids.i64()?, days.as_ref().map(|d| d.i32()).transpose()?);
+        Ok(())
+    }
+
     /// Fold rows: their customer `ids`, and each row's month as epoch `days`.
-    pub(crate) fn update(&mut self, ids: &Int64Chunked, days: Option<&Int32Chunked>) {
+    fn update(&mut self, ids: &Int64Chunked, days: Option<&Int32Chunked>) {
         // A chunked array's `get(row)` walks its chunks: the days are read in step.
         let mut days = days.filter(|_| self.months).map(|d| d.iter());
         // Rows come in runs of one month (a file per month, or a month's bills
@@ -185,7 +207,8 @@ impl Kernel {
         true
     }
 
-    pub(crate) fn finish(self, customer: &str) -> PolarsResult<Found> {
+    pub(crate) fn finish(self) -> PolarsResult<Found> {
+        let customer = self.customer;
         let mut repeated: Vec<i64> =
             self.repeated.iter().zip(&self.customers.ids).filter(|(r, _)| **r).map(|(_, id)| *id).collect();
         repeated.extend(self.unknown_months.iter().filter(|(_, n)| **n > 1).map(|((id, _), _)| *id));
@@ -217,41 +240,18 @@ impl Kernel {
     }
 }
 
-/// `df`'s customer ids and (with `month`) each row's month as epoch days, as
-/// [`Kernel::update`] takes them.
-pub(crate) fn kernel_columns(
-    df: &DataFrame,
-    customer: &str,
-    month: Option<&str>,
-) -> PolarsResult<(Series, Option<Series>)> {
-    let ids = df.column(customer)?.as_materialized_series().cast(&DataType::Int64)?;
-    let days = match month {
-        Some(m) => Some(
-            df.column(m)?.as_materialized_series().cast(&DataType::Date)?.to_physical_repr().cast(&DataType::Int32)?,
-        ),
-        None => None,
-    };
-    Ok((ids, days))
-}
-
 /// One streaming pass over `lf` through a [`Kernel`]: the rows whose `customer` is
 /// not one of `customers`, and (with `month`) the customers that have a month on more
 /// than one row.
 #[cfg(test)]
 pub(crate) fn check(
     lf: LazyFrame,
-    customer: &str,
-    month: Option<&str>,
+    customer: &'static str,
+    month: Option<&'static str>,
     customers: Arc<Customers>,
 ) -> PolarsResult<Found> {
-    let kernel = Kernel::new(customers, month.is_some());
-    let (customer, month) = (customer.to_string(), month.map(str::to_string));
-    let folded = crate::fold_batches(lf, (kernel, customer.clone()), move |(k, customer), df| {
-        let (ids, days) = kernel_columns(&df, customer, month.as_deref())?;
-        k.update(ids.i64()?, days.as_ref().map(|d| d.i32()).transpose()?);
-        Ok(())
-    })?;
-    folded.0.finish(&customer)
+    let kernel = Kernel::new(customers, customer, month);
+    crate::fold_batches(lf, kernel, |k, df| k.fold(&df))?.finish()
 }
 
 /// A key column after the customer: text, or a number (integers, dates and
@@ -379,7 +379,7 @@ mod tests {
 
     /// The kernel fed `rows` (customer, month number) one row per batch.
     fn fed(rows: &[(i64, i64)], known: Vec<i64>) -> Found {
-        let mut k = Kernel::new(Arc::new(Customers::new(known)), true);
+        let mut k = Kernel::new(Arc::new(Customers::new(known)), "customer_id", Some("bill_month"));
         for &(id, m) in rows {
             // The first day of month number m (year * 12 + month, month 1 to 12).
             let first = chrono::NaiveDate::from_ymd_opt(((m - 1) / 12) as i32, ((m - 1) % 12 + 1) as u32, 1).unwrap();
@@ -389,7 +389,7 @@ mod tests {
                 Some(&Int32Chunked::from_slice("d".into(), &[day])),
             );
         }
-        k.finish("customer_id").unwrap()
+        k.finish().unwrap()
     }
 
     #[test]

@@ -268,13 +268,11 @@ struct FirstPass {
 }
 
 /// Which columns the first pass folds: boolean `flags` (a row rule broken), counted,
-/// references to look up in a reference table's keys, and with a [`keys::Kernel`]
-/// its customer column and month.
+/// and references to look up in a reference table's keys.
 struct FirstPassColumns {
     flags: Vec<String>,
     lookups: Vec<Lookup>,
     month: Option<&'static str>,
-    kernel: Option<(&'static str, Option<&'static str>)>,
     billing: bool,
     canonical: Vec<PlSmallStr>,
 }
@@ -303,9 +301,8 @@ impl FirstPass {
         if let Some(month) = what.month {
             self.months = widen(self.months, df.column(month)?)?;
         }
-        if let (Some(kernel), Some((customer, month))) = (self.kernel.as_mut(), what.kernel) {
-            let (ids, days) = keys::kernel_columns(df, customer, month)?;
-            kernel.update(ids.i64()?, days.as_ref().map(|d| d.i32()).transpose()?);
+        if let Some(kernel) = self.kernel.as_mut() {
+            kernel.fold(df)?;
         }
         if let Some(repeated) = self.repeated.as_mut() {
             repeated.update(df)?;
@@ -419,7 +416,9 @@ fn validate_table(
     // The customer kernel (unknown customers, and repeated months while their bit
     // sets stay small) reads the first pass's batches.
     let kernel = match customers {
-        Some(known) if customer_reference(table).is_some() => Some(keys::Kernel::new(known, months.is_some())),
+        Some(known) if customer_reference(table).is_some() => {
+            Some(keys::Kernel::new(known, c::CUSTOMER_ID, months.map(|(_, m)| m)))
+        }
         _ => None,
     };
     // A unique key of the customer, alone or with other columns: repeated keys found
@@ -435,13 +434,12 @@ fn validate_table(
         flags: names,
         lookups,
         month: months.map(|(_, m)| m),
-        kernel: kernel.as_ref().map(|_| (c::CUSTOMER_ID, months.map(|(_, m)| m))),
         billing: table == Table::Billing,
         canonical: spec.columns.iter().map(|col_spec| col_spec.name.into()).collect(),
     };
     let started = std::time::Instant::now();
     let mut pass = first_pass(plain.lf.clone().with_columns(flags), table, what, (kernel, repeated), copier)?;
-    let found = pass.kernel.take().map(|k| k.finish(c::CUSTOMER_ID)).transpose()?;
+    let found = pass.kernel.take().map(keys::Kernel::finish).transpose()?;
     let repeated = pass.repeated.take().map(keys::RepeatedKeys::finish).transpose()?;
     tracing::debug!("{table}: row rules and per-customer keys in {:.2}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
