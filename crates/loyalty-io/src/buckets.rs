@@ -13,8 +13,7 @@
 //! plan reading it is dropped.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::BufWriter;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -26,6 +25,7 @@ use polars::prelude::*;
 
 use crate::error::IoError;
 use crate::output::ScratchDir;
+use crate::write::ScratchWriter;
 
 /// Rows a bucket gathers before they are written as one file (a few row groups).
 const ROWS_PER_FILE: usize = 262_144;
@@ -199,72 +199,6 @@ fn write_copy_file(path: &Path, df: &mut DataFrame) -> PolarsResult<()> {
     writer.finish()
 }
 
-/// A Parquet file of this run's own, read back by it: a row group per frame
-/// appended, LZ4 (it halves the files, 3.9 GB of bills at 3M customers uncompressed,
-/// 1.8 GB with it, and was as fast), its floats plain encoded without asking:
-/// polars' writer estimates each float column's cardinality (4.5% of validation's
-/// samples over the bills at 10M customers, perf) and then writes it plain anyway
-/// (its cast to a float dictionary fails), so the files are the same. The other
-/// columns keep polars' encodings (small integers as dictionaries); column
-/// statistics only when asked for (filters skip row groups by them).
-pub struct ScratchWriter {
-    writer: polars_parquet::write::FileWriter<BufWriter<File>>,
-    encodings: Vec<Vec<polars_parquet::write::Encoding>>,
-    fields: Vec<polars_parquet::parquet::schema::types::ParquetType>,
-    options: polars_parquet::write::WriteOptions,
-}
-
-impl ScratchWriter {
-    pub fn create(path: &Path, schema: &Schema, statistics: bool) -> PolarsResult<ScratchWriter> {
-        use polars_parquet::write::{
-            CompressionOptions, Encoding, FileWriter, StatisticsOptions, Version, WriteOptions, get_dtype_encoding,
-            to_parquet_schema,
-        };
-        let schema = schema.to_arrow(CompatLevel::newest());
-        let encodings = schema
-            .iter_values()
-            .map(|field| match field.dtype() {
-                ArrowDataType::Float32 | ArrowDataType::Float64 => vec![Encoding::Plain],
-                dtype => get_dtype_encoding(dtype),
-            })
-            .collect();
-        let options = WriteOptions {
-            statistics: if statistics { StatisticsOptions::default() } else { StatisticsOptions::empty() },
-            compression: CompressionOptions::Lz4Raw,
-            version: Version::V1,
-            data_page_size: None,
-        };
-        let parquet_schema = to_parquet_schema(&schema)?;
-        let fields = parquet_schema.fields().to_vec();
-        let file = File::create(path).map_err(|e| polars_err!(ComputeError: "creating {}: {e}", path.display()))?;
-        let writer = FileWriter::new_with_parquet_schema(BufWriter::new(file), schema, parquet_schema, options);
-        Ok(ScratchWriter { writer, encodings, fields, options })
-    }
-
-    /// `df` as one row group (its columns rechunked first).
-    pub fn append(&mut self, df: &mut DataFrame) -> PolarsResult<()> {
-        df.rechunk_mut();
-        for batch in df.iter_chunks(CompatLevel::newest(), false) {
-            let rows = batch.len() as u64;
-            if rows > 0 {
-                let groups = polars_parquet::write::row_group_iter(
-                    batch,
-                    self.encodings.clone().into(),
-                    self.fields.clone(),
-                    self.options,
-                );
-                self.writer.write(rows, groups)?;
-            }
-        }
-        Ok(())
-    }
-
-    pub fn finish(mut self) -> PolarsResult<()> {
-        self.writer.end(None)?;
-        Ok(())
-    }
-}
-
 impl BucketWriter {
     fn new(dir: &Path, id: &'static str, count: u32) -> PolarsResult<Self> {
         let dirs: Vec<PathBuf> = (0..count).map(|k| dir.join(format!("bucket-{k}"))).collect();
@@ -400,7 +334,7 @@ mod tests {
         assert_eq!(back.schema(), df.schema());
         assert!(back.equals_missing(&df), "{back:?}");
         // One row group; the floats without a dictionary, the repeated integer with one.
-        let meta = polars_parquet::read::read_metadata(&mut File::open(&path).unwrap()).unwrap();
+        let meta = polars_parquet::read::read_metadata(&mut std::fs::File::open(&path).unwrap()).unwrap();
         assert_eq!(meta.row_groups.len(), 1);
         let dictionary = |name: &str| {
             let columns = meta.row_groups[0].parquet_columns();

@@ -8,7 +8,7 @@ pub mod import;
 pub mod output;
 pub mod write;
 
-pub use buckets::{BucketCopy, ScratchWriter};
+pub use buckets::BucketCopy;
 pub use dataset::{
     DataFile, check_parquet, find_unreadable_file, footer_rows, list_files, locate_table, open_dataset, panic_text,
     scan_files,
@@ -19,6 +19,6 @@ pub use output::{
     DATASET_MARKER, Holds, OUTPUT_MARKER, OutputDir, ScratchDir, ScratchKind, check_output_file, write_file_atomic,
 };
 pub use write::{
-    AppendWriter, read_parquet_columns, read_text, sink_parquet, write_csv, write_json, write_parquet,
+    AppendWriter, ScratchWriter, read_parquet_columns, read_text, sink_parquet, write_csv, write_json, write_parquet,
     write_table_atomic, write_text,
 };

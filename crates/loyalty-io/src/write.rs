@@ -1,5 +1,6 @@
-//! Writing outputs: Parquet, CSV and JSON files (whole folders and single files that
-//! appear whole or not at all are in [`crate::output`]).
+//! Writing outputs (Parquet, CSV and JSON files) and the run's own scratch files
+//! ([`ScratchWriter`]); whole folders and single files that appear whole or not at
+//! all are in [`crate::output`].
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -148,6 +149,72 @@ impl AppendWriter {
         if let Some(writer) = self.writer {
             writer.finish().map_err(pl_err(&self.path))?;
         }
+        Ok(())
+    }
+}
+
+/// A Parquet file of this run's own, read back by it: a row group per frame
+/// appended, LZ4 (it halves the files, 3.9 GB of bills at 3M customers uncompressed,
+/// 1.8 GB with it, and was as fast), its floats plain encoded without asking:
+/// polars' writer estimates each float column's cardinality (4.5% of validation's
+/// samples over the bills at 10M customers, perf) and then writes it plain anyway
+/// (its cast to a float dictionary fails), so the files are the same. The other
+/// columns keep polars' encodings (small integers as dictionaries); column
+/// statistics only when asked for (filters skip row groups by them).
+pub struct ScratchWriter {
+    writer: polars_parquet::write::FileWriter<BufWriter<File>>,
+    encodings: Vec<Vec<polars_parquet::write::Encoding>>,
+    fields: Vec<polars_parquet::parquet::schema::types::ParquetType>,
+    options: polars_parquet::write::WriteOptions,
+}
+
+impl ScratchWriter {
+    pub fn create(path: &Path, schema: &Schema, statistics: bool) -> PolarsResult<ScratchWriter> {
+        use polars_parquet::write::{
+            CompressionOptions, Encoding, FileWriter, StatisticsOptions, Version, WriteOptions, get_dtype_encoding,
+            to_parquet_schema,
+        };
+        let schema = schema.to_arrow(CompatLevel::newest());
+        let encodings = schema
+            .iter_values()
+            .map(|field| match field.dtype() {
+                ArrowDataType::Float32 | ArrowDataType::Float64 => vec![Encoding::Plain],
+                dtype => get_dtype_encoding(dtype),
+            })
+            .collect();
+        let options = WriteOptions {
+            statistics: if statistics { StatisticsOptions::default() } else { StatisticsOptions::empty() },
+            compression: CompressionOptions::Lz4Raw,
+            version: Version::V1,
+            data_page_size: None,
+        };
+        let parquet_schema = to_parquet_schema(&schema)?;
+        let fields = parquet_schema.fields().to_vec();
+        let file = File::create(path).map_err(|e| polars_err!(ComputeError: "creating {}: {e}", path.display()))?;
+        let writer = FileWriter::new_with_parquet_schema(BufWriter::new(file), schema, parquet_schema, options);
+        Ok(ScratchWriter { writer, encodings, fields, options })
+    }
+
+    /// `df` as one row group (its columns rechunked first).
+    pub fn append(&mut self, df: &mut DataFrame) -> PolarsResult<()> {
+        df.rechunk_mut();
+        for batch in df.iter_chunks(CompatLevel::newest(), false) {
+            let rows = batch.len() as u64;
+            if rows > 0 {
+                let groups = polars_parquet::write::row_group_iter(
+                    batch,
+                    self.encodings.clone().into(),
+                    self.fields.clone(),
+                    self.options,
+                );
+                self.writer.write(rows, groups)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> PolarsResult<()> {
+        self.writer.end(None)?;
         Ok(())
     }
 }
