@@ -123,10 +123,10 @@ bench-engines: build $(VENV)/.peers-v3 ## The aggregation at 1M x 24: local Pola
 bench-churn: build $(VENV)/.peers-v3 ## `loyalty run` vs a DuckDB + LightGBM churn job (same snapshots) on the demo and at 1M x 36, into BENCHMARKS.md
 	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py churn
 
-bench-scale: build ## `loyalty run` at 1M, 3M and 10M customers x 36 months: time, memory, per stage, into BENCHMARKS.md (~1-2 h)
+bench-scale: build ## `loyalty run` at 1M, 3M and 10M customers x 36 months: time, memory, per stage, into BENCHMARKS.md (about 15 min here)
 	BIN=$(BIN) PEER_PYTHON=$(VENV)/bin/python $(PYTHON) bench/scale.py scale
 
-bench-reads: build ## `loyalty run` at 1M x 36 with memory-mapped reads and with POLARS_FORCE_ASYNC=1, into BENCHMARKS.md
+bench-reads: build ## `loyalty run` at 1M x 36 (SCALE_CUSTOMERS for more sizes) with memory-mapped reads and with POLARS_FORCE_ASYNC=1, into BENCHMARKS.md
 	BIN=$(BIN) $(PYTHON) bench/scale.py reads
 
 bench-build: ## A cold build of what `make test` builds, timed per crate (cargo --timings), into BENCHMARKS.md (~as long as the build)
