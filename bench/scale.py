@@ -75,6 +75,12 @@ def head():
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
+def stage_cell(s):
+    """`wall / peak / held at start` of one stage record of run.json (older runs lack the last)."""
+    cell = f"{s['wall_seconds']:.1f} s / {s['peak_rss_mib'] / MIB:.2f} GiB"
+    return cell + (f" / {s['start_rss_mib'] / MIB:.2f} GiB" if s.get("start_rss_mib") else "")
+
+
 def run_peak(rss, stages):
     """A run's peak RSS: it resets the kernel's high-water mark at every stage (for its
     per-stage peaks), which resets the rusage figure too, so its peak is the largest stage's."""
@@ -217,7 +223,8 @@ def scale_lines(runs, months):
         met = r["wall"] <= 300 and r["rss"] <= 4 * MIB
         lines += ["", f"Goal at 10M x {months}: the whole run in at most 5 min under 4 GiB; measured "
                   f"{r['wall'] / 60:.1f} min and {r['rss'] / MIB:.2f} GiB: " + ("met." if met else "not met.")]
-    lines += ["", "Per stage (wall time / peak RSS):", ""]
+    lines += ["", "Per stage (wall time / peak RSS / resident at the stage's start: what the stages before left held, "
+              "mostly the customers table at T):", ""]
     names = []
     for r in runs:
         names += [s["stage"] for s in r["stages"] if s["stage"] not in names]
@@ -227,7 +234,7 @@ def scale_lines(runs, months):
         cells = []
         for r in runs:
             s = next((s for s in r["stages"] if s["stage"] == name), None)
-            cells.append(f"{s['wall_seconds']:.1f} s / {s['peak_rss_mib'] / MIB:.2f} GiB" if s else "")
+            cells.append(stage_cell(s) if s else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += decode_lines(runs, months)
     base = runs[0]

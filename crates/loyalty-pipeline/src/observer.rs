@@ -22,6 +22,10 @@ pub trait Observer {
 pub struct StageUse {
     /// Peak resident memory of the process during the stage, MiB.
     pub peak_rss_mib: Option<f64>,
+    /// Resident memory when the stage began, MiB: what the stages before left held
+    /// (the customers table at T, the models). The peak less this is the most the
+    /// stage itself added.
+    pub start_rss_mib: Option<f64>,
     /// Bytes the process read through system calls during the stage, MiB: the input
     /// and scratch files when polars reads them (`POLARS_FORCE_ASYNC=1`); memory-mapped
     /// reads, polars' default for local files, do not count.
@@ -46,6 +50,8 @@ pub struct StageRecord {
     pub wall_seconds: f64,
     /// Peak resident memory of the process during the stage, as the observer measured it.
     pub peak_rss_mib: Option<f64>,
+    /// Resident memory when the stage began (see [`StageUse::start_rss_mib`]).
+    pub start_rss_mib: Option<f64>,
     /// Bytes read through system calls during the stage (see [`StageUse::read_mib`]).
     pub read_mib: Option<f64>,
     /// What the stage's scans decoded of each table, by source.
@@ -116,11 +122,14 @@ impl<'o> Stages<'o> {
             for d in &decoded {
                 debug!("stage {stage} decoded {} values of `{}` ({:?})", d.values_decoded, d.table, d.source);
             }
-            let record = StageRecord { stage, wall_seconds, peak_rss_mib, read_mib: used.read_mib, decoded };
+            let start_rss_mib = used.start_rss_mib;
+            let record =
+                StageRecord { stage, wall_seconds, peak_rss_mib, start_rss_mib, read_mib: used.read_mib, decoded };
             info!(
-                "stage {stage} done in {:.2}s (peak {:.0} MiB)",
+                "stage {stage} done in {:.2}s (peak {:.0} MiB, {:.0} MiB held at its start)",
                 record.wall_seconds,
-                peak_rss_mib.unwrap_or(f64::NAN)
+                peak_rss_mib.unwrap_or(f64::NAN),
+                start_rss_mib.unwrap_or(f64::NAN)
             );
             self.done.push(record);
         }

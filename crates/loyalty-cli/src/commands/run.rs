@@ -6,12 +6,14 @@ use crate::cli::RunArgs;
 use crate::settings::{data_options, engine_choice, resolve};
 
 /// Spinners on a terminal, and the kernel's peak-RSS counter reset at each stage so
-/// each stage reports its own peak (Linux >= 4.0: VmHWM after a write to clear_refs),
-/// with the bytes read since the stage started (`rchar` of /proc/self/io).
+/// each stage reports its own peak (Linux >= 4.0: VmHWM after a write to clear_refs)
+/// and what it started with, with the bytes read since the stage started (`rchar` of
+/// /proc/self/io).
 #[derive(Default)]
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     read_at_start: Option<u64>,
+    rss_at_start: Option<f64>,
 }
 
 fn bytes_read() -> Option<u64> {
@@ -19,9 +21,10 @@ fn bytes_read() -> Option<u64> {
     io.lines().find_map(|l| l.strip_prefix("rchar:")).and_then(|v| v.trim().parse().ok())
 }
 
-fn peak_rss_mib() -> Option<f64> {
+/// A memory figure of /proc/self/status (`VmHWM:`, `VmRSS:`), MiB.
+fn status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -29,6 +32,7 @@ fn peak_rss_mib() -> Option<f64> {
 impl Observer for Progress {
     fn stage_started(&mut self, name: &'static str, index: usize, total: usize) {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
+        self.rss_at_start = status_mib("VmRSS:");
         self.read_at_start = bytes_read();
         self.bar = Some(crate::logging::stage_spinner(&format!("[{index}/{total}] {name}")));
     }
@@ -38,7 +42,11 @@ impl Observer for Progress {
             bar.finish_and_clear();
         }
         let read = bytes_read().zip(self.read_at_start.take()).map(|(now, then)| now.saturating_sub(then));
-        StageUse { peak_rss_mib: peak_rss_mib(), read_mib: read.map(|b| b as f64 / 1_048_576.0) }
+        StageUse {
+            peak_rss_mib: status_mib("VmHWM:"),
+            start_rss_mib: self.rss_at_start.take(),
+            read_mib: read.map(|b| b as f64 / 1_048_576.0),
+        }
     }
 }
 
