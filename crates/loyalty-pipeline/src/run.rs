@@ -335,17 +335,28 @@ fn place_scores(mut customers: DataFrame, churn: Option<&ChurnFit>) -> Result<Da
     let Some(fit) = churn else {
         return Ok(customers.lazy().with_columns([lit("kaplan_meier").alias(n::CHURN_MODEL)]).collect()?);
     };
-    let index: HashMap<i64, IdxSize> = fit
-        .scores
-        .column(c::CUSTOMER_ID)?
-        .i64()?
-        .iter()
-        .enumerate()
-        .filter_map(|(i, id)| Some((id?, i as IdxSize)))
-        .collect();
-    let at: IdxCa =
-        customers.column(c::CUSTOMER_ID)?.i64()?.iter().map(|id| id.and_then(|id| index.get(&id).copied())).collect();
-    let placed = fit.scores.select([n::CHURN_MODEL, n::CHURN_REASONS])?.take(&at)?;
+    let scored = fit.scores.select([n::CHURN_MODEL, n::CHURN_REASONS])?;
+    // Every customer scored, in the table's order (the common case): the columns as
+    // they are, where a placement would copy the reasons (0.5 GB at 10M customers).
+    let placed = if fit.scores.column(c::CUSTOMER_ID)?.equals(customers.column(c::CUSTOMER_ID)?) {
+        scored
+    } else {
+        let index: HashMap<i64, IdxSize> = fit
+            .scores
+            .column(c::CUSTOMER_ID)?
+            .i64()?
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| Some((id?, i as IdxSize)))
+            .collect();
+        let at: IdxCa = customers
+            .column(c::CUSTOMER_ID)?
+            .i64()?
+            .iter()
+            .map(|id| id.and_then(|id| index.get(&id).copied()))
+            .collect();
+        scored.take(&at)?
+    };
     customers.hstack_mut(placed.columns())?;
     Ok(customers.lazy().with_column(col(n::CHURN_MODEL).fill_null(lit("kaplan_meier"))).collect()?)
 }

@@ -237,7 +237,6 @@ struct PlanTrained {
 /// One plan type's classifier applied at T.
 struct PlanFit {
     report: PlanReport,
-    scored: train::Scored,
     designs: Option<PlanDesigns>,
 }
 
@@ -339,33 +338,30 @@ impl FeatureRows for DataFrame {
     }
 }
 
-/// Every plan's classifier applied to the feature table at T.
-fn score_plans(plans: Vec<PlanTrained>, at_t: &dyn FeatureRows, extra: &Extra) -> Result<Vec<PlanFit>> {
+/// Every plan's classifier applied to the feature table at T: each plan's report and
+/// every scored customer, in the table's order.
+fn score_plans(
+    plans: Vec<PlanTrained>,
+    at_t: &dyn FeatureRows,
+    extra: &Extra,
+) -> Result<(Vec<PlanFit>, train::Scored)> {
     let models: Vec<(Plan, &[String], &Fitted)> =
         plans.iter().map(|p| (p.o.plan, p.o.names.as_slice(), &p.fitted)).collect();
-    let scored = score_at(at_t, &models, extra)?;
-    Ok(plans.into_iter().zip(scored).map(|(p, scored)| plan_fit(p, scored)).collect())
+    let train::ScoredAtT { all, by_plan } = score_at(at_t, &models, extra)?;
+    Ok((plans.into_iter().zip(by_plan).map(|(p, scored_p)| plan_fit(p, &scored_p)).collect(), all))
 }
 
-fn plan_fit(p: PlanTrained, scored: train::Scored) -> PlanFit {
+fn plan_fit(p: PlanTrained, scored_p: &[f64]) -> PlanFit {
     let PlanTrained { o, results, chosen, chosen_p, by_competition, fitted, designs } = p;
     let parts = report::PlanParts { o: &o, results, chosen, chosen_p: &chosen_p, by_competition };
-    PlanFit { report: report::plan_report(parts, &fitted, &scored.p), scored, designs }
+    PlanFit { report: report::plan_report(parts, &fitted, scored_p), designs }
 }
 
-/// The scores table: every plan's classifier scores, then prepaid BG/NBD scores.
-fn scores_table(fits: Vec<PlanFit>, prepaid: Option<&Prepaid>, h: u32) -> Result<(DataFrame, Vec<PlanReport>)> {
-    let (mut ids, mut p_churn, mut model) = (Vec::new(), Vec::new(), Vec::new());
-    let mut why = StringChunked::from_iter_values(n::CHURN_REASONS.into(), std::iter::empty::<&str>());
-    let mut reports = Vec::new();
-    for PlanFit { report, scored, .. } in fits {
-        let train::Scored { ids: i, p, reasons } = scored;
-        model.extend(std::iter::repeat_n("classifier", i.len()));
-        ids.extend(i);
-        p_churn.extend(p);
-        why.append_owned(reasons)?;
-        reports.push(report);
-    }
+/// The scores table, by customer_id: the classifiers' scores (`scored`, in that order
+/// already), with prepaid BG/NBD scores placed among them when there are any.
+fn scores_table(scored: train::Scored, prepaid: Option<&Prepaid>, h: u32) -> Result<DataFrame> {
+    let train::Scored { mut ids, p: mut p_churn, reasons: mut why } = scored;
+    let mut model = vec!["classifier"; ids.len()];
     if let Some(pp) = prepaid {
         ids.extend_from_slice(&pp.ids);
         p_churn.extend(pp.loyalty.iter().map(|l| 1.0 - l));
@@ -382,9 +378,11 @@ fn scores_table(fits: Vec<PlanFit>, prepaid: Option<&Prepaid>, h: u32) -> Result
         Column::new(n::LOYALTY.into(), loyalty),
         Column::new(n::CHURN_MODEL.into(), model),
         why.into_series().into(),
-    ])?
-    .sort([c::CUSTOMER_ID], SortMultipleOptions::default())?;
-    Ok((df, reports))
+    ])?;
+    Ok(match prepaid {
+        Some(_) => df.sort([c::CUSTOMER_ID], SortMultipleOptions::default())?,
+        None => df,
+    })
 }
 
 /// The prepaid customers of a feature table.
@@ -469,8 +467,9 @@ impl TrainedChurn {
         let (t, h) = (base.as_of, base.churn_horizon_months);
         let prepaid_classified = self.plans.iter().any(|p| p.o.plan == Plan::Prepaid);
         let extra = Extra::at(&v.tables, t, base, self.topup_model.as_ref().filter(|_| prepaid_classified))?;
-        let mut fits = score_plans(self.plans, at_t, &extra)?;
-        let designs = fits.iter_mut().filter_map(|f| f.designs.take()).collect();
+        let (fits, scored) = score_plans(self.plans, at_t, &extra)?;
+        let (plans, designs) = fits.into_iter().map(|f| (f.report, f.designs)).unzip::<_, _, Vec<_>, Vec<_>>();
+        let designs = designs.into_iter().flatten().collect();
         // BG/NBD only where the prepaid churn could not be learned.
         let (prepaid, prepaid_test) = if prepaid_classified {
             (None, None)
@@ -481,7 +480,7 @@ impl TrainedChurn {
             )
         };
         let prepaid_report = prepaid.as_ref().map(|pp| report::prepaid_report(pp, prepaid_test));
-        let (scores, plans) = scores_table(fits, prepaid.as_ref(), h)?;
+        let scores = scores_table(scored, prepaid.as_ref(), h)?;
         let report = ChurnReport {
             horizon_months: h,
             as_of: t.to_string(),
