@@ -74,7 +74,7 @@ pub fn restricted(tables: &Tables, slice: Option<loyalty_contract::partition::Sl
 /// Only the streaming per-customer aggregates of the active base (no scores, CPV, CLV).
 pub fn customer_aggregates(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
     params.check()?;
-    Ok(per_customer::assemble(tables, params)?.0)
+    Ok(per_customer::assemble(tables, params, &mut Ok::<_, FeatureError>)?.table)
 }
 
 /// The features of every customer active at `params.as_of`, one row each, sorted by
@@ -88,6 +88,9 @@ pub fn customer_features(tables: &Tables, params: &FeatureParams) -> Result<(Dat
 pub struct FeaturesAtT {
     /// One row per customer active at T, sorted by customer_id.
     pub table: DataFrame,
+    /// With more than one customer partition: the partition each row of `table` came
+    /// from (the order in which `aside` saw them), in that partition's order.
+    pub from: Option<Vec<u32>>,
     /// The survival model used for CLV.
     pub curves: SurvivalCurves,
     /// The prepaid customers who fell silent by T, for [`leavers::analyse`].
@@ -95,26 +98,26 @@ pub struct FeaturesAtT {
 }
 
 /// As [`customer_features`], with the aggregates passed through `aside` before the
-/// scores and values are added: `loyalty run` sets aside there the columns no later
-/// step reads (every column but [`VALUE_INPUTS`] and the keys may go), so that they
-/// are not in memory while the rest is computed.
+/// scores and values are added, one customer partition at a time (each sorted by
+/// customer_id): `loyalty run` sets aside there the columns no later step reads (every
+/// column but [`VALUE_INPUTS`] and the keys may go), so that the whole table is never
+/// in memory with every column.
 pub fn customer_features_with<E: From<FeatureError>>(
     tables: &Tables,
     params: &FeatureParams,
-    aside: impl FnOnce(DataFrame) -> Result<DataFrame, E>,
+    mut aside: impl FnMut(DataFrame) -> Result<DataFrame, E>,
 ) -> Result<FeaturesAtT, E> {
     params.check()?;
     let started = std::time::Instant::now();
-    let (base, silent) = per_customer::assemble(tables, params)?;
+    let per_customer::Assembled { table: base, silent, from } = per_customer::assemble(tables, params, &mut aside)?;
     tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
-    let base = aside(base)?;
     let started = std::time::Instant::now();
     let curves = survival::fit_kaplan_meier(tables, params)?;
     tracing::debug!("survival curves in {:.2}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     let df = value::add_scores_and_value(base, tables, params, &curves)?;
     tracing::debug!("scores and value in {:.2}s", started.elapsed().as_secs_f64());
-    Ok(FeaturesAtT { table: df, curves, silent })
+    Ok(FeaturesAtT { table: df, from, curves, silent })
 }
 
 /// As [`customer_features`], with CLV from a churn model's scores (customer_id ->

@@ -471,8 +471,18 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
     plans
 }
 
-/// The active base at T with every per-customer aggregate joined on.
-pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataFrame, SilentPrepaid), FeatureError> {
+/// The active base at T with every per-customer aggregate joined on, assembled one
+/// customer partition at a time: each partition's rows, sorted by customer, go through
+/// `aside` (which may keep only some columns in memory) as soon as they are complete,
+/// so the whole table with every column is never in memory at once. The kept rows are
+/// then merged into customer order; with more than one partition, [`Assembled::from`]
+/// says which partition each row came from.
+pub(crate) fn assemble<E: From<FeatureError>>(
+    tables: &Tables,
+    params: &FeatureParams,
+    aside: &mut impl FnMut(DataFrame) -> Result<DataFrame, E>,
+) -> Result<Assembled, E> {
+    let pl = |e: PolarsError| E::from(FeatureError::from(e));
     let t = params.as_of;
     let t_days = epoch_days(t);
     let t_12 = epoch_days(t.checked_sub_months(Months::new(12)).unwrap_or(t));
@@ -525,36 +535,122 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataF
     }
 
     // The base in memory, then every aggregate placed at its customers' rows.
-    let mut base = base.collect()?;
-    let ids: Vec<i64> = base.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
-    let slots = Slots::new(&ids);
+    let base = base.collect().map_err(pl)?;
+    let ids: Vec<i64> =
+        base.column(c::CUSTOMER_ID).map_err(pl)?.i64().map_err(pl)?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
     // With a remote engine the billing, top-up, interaction and survey aggregates run
     // there (once, over every customer); the local plans of those tables are built
     // for their schemas only, and the engine's columns are cast to those types.
     let remote = params.engine.0.clone();
-    let mut frames = match &remote {
+    let remote_frames = match &remote {
         Some(remote) => {
             let plans = aggregate_plans(tables, params, true);
-            remote_aggregates(remote.as_ref(), plans.remote, params, window_start)?
+            remote_aggregates(remote.as_ref(), plans.remote, params, window_start).map_err(E::from)?
         }
         None => Vec::new(),
     };
     // The local aggregates, one customer partition at a time: the group-by state and
-    // the billing kernel hold one partition's customers.
+    // the billing kernel hold one partition's customers, and the partition's rows are
+    // finished and set aside before the next one starts.
     let parts = tables.partition_count(ids.len() as u64, params.customers_per_partition);
-    let mut local: Vec<DataFrame> = Vec::new();
+    let mut base = Some(base);
+    let (mut kept, mut silent) = (Vec::new(), Vec::new());
     for slice in Slice::split(parts) {
-        loyalty_contract::cancel::check()?;
+        loyalty_contract::cancel::check().map_err(FeatureError::from)?;
+        let (part_base, part_ids) = match slice {
+            Some(s) => {
+                let whole = base.as_ref().ok_or_else(|| pl(polars_err!(ComputeError: "base taken")))?;
+                let mine: BooleanChunked = ids.iter().map(|&id| s.contains(id)).collect();
+                (whole.filter(&mine).map_err(pl)?, ids.iter().copied().filter(|&id| s.contains(id)).collect())
+            }
+            // One partition: the base itself, without a copy.
+            None => (base.take().ok_or_else(|| pl(polars_err!(ComputeError: "base taken")))?, ids.clone()),
+        };
+        let part = Partition { tables, params, slice, ids: part_ids, remote: remote.is_some() };
+        let (rows, gone) =
+            part.assembled(part_base, &remote_frames, (lkbm, window_start, t_days, t_12)).map_err(E::from)?;
+        kept.push(aside(rows)?);
+        silent.push(gone);
+    }
+    drop(base);
+    if parts > 1 {
+        tracing::debug!("per-customer aggregates in {parts} customer partitions");
+    }
+    let started = std::time::Instant::now();
+    let merged = merge_by_customer(kept).map_err(pl)?;
+    let silent = SilentPrepaid {
+        last_seen: merge_by_customer(silent.into_iter().map(|s| s.last_seen).collect()).map_err(pl)?.0,
+    };
+    tracing::debug!("assembled {} customers in {:.2}s", merged.0.height(), started.elapsed().as_secs_f64());
+    Ok(Assembled { table: merged.0, silent, from: (parts > 1).then_some(merged.1) })
+}
+
+/// What [`assemble`] gives.
+pub(crate) struct Assembled {
+    /// The kept columns of the active base, sorted by customer_id.
+    pub table: DataFrame,
+    pub silent: SilentPrepaid,
+    /// With more than one partition: the partition (in [`Slice::split`] order) each row
+    /// of `table` came from, in that partition's order (by customer_id).
+    pub from: Option<Vec<u32>>,
+}
+
+/// `parts` (each sorted by customer_id, customers in one part only) as one frame sorted
+/// by customer_id, with the part each row came from. Column by column: the peak is the
+/// parts plus one column.
+fn merge_by_customer(parts: Vec<DataFrame>) -> PolarsResult<(DataFrame, Vec<u32>)> {
+    let mut from: Vec<u32> = Vec::new();
+    let mut all: Option<DataFrame> = None;
+    for (k, part) in parts.into_iter().enumerate() {
+        from.extend(std::iter::repeat_n(k as u32, part.height()));
+        match all.as_mut() {
+            Some(all) => {
+                all.vstack_mut_owned(part)?;
+            }
+            None => all = Some(part),
+        }
+    }
+    let Some(all) = all else { return Ok((DataFrame::empty(), from)) };
+    let ids: Vec<i64> = all.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
+    let mut order: Vec<IdxSize> = (0..ids.len() as IdxSize).collect();
+    order.par_sort_unstable_by_key(|&i| ids[i as usize]);
+    if order.iter().enumerate().all(|(i, &o)| i as IdxSize == o) {
+        return Ok((all, from));
+    }
+    let from = order.iter().map(|&i| from[i as usize]).collect();
+    let idx = IdxCa::from_vec("__idx".into(), order);
+    let height = all.height();
+    let columns = all.into_columns().into_iter().map(|column| column.take(&idx)).collect::<PolarsResult<Vec<_>>>()?;
+    Ok((DataFrame::new(height, columns)?, from))
+}
+
+/// One customer partition of [`assemble`].
+struct Partition<'a> {
+    tables: &'a Tables,
+    params: &'a FeatureParams,
+    slice: Option<Slice>,
+    /// The partition's customers of the base, in the base's order.
+    ids: Vec<i64>,
+    remote: bool,
+}
+
+impl Partition<'_> {
+    /// The partition's rows of the active base with every aggregate placed on them, and
+    /// its prepaid customers who fell silent.
+    fn assembled(
+        self,
+        mut base: DataFrame,
+        remote_frames: &[DataFrame],
+        (lkbm, window_start, t_days, t_12): (NaiveDate, NaiveDate, i32, i32),
+    ) -> Result<(DataFrame, SilentPrepaid), FeatureError> {
+        let Partition { tables, params, slice, ids, remote } = self;
+        let slots = Slots::new(&ids);
         let part = crate::restricted(tables, slice);
-        let plans = aggregate_plans(&part, params, remote.is_some());
+        let plans = aggregate_plans(&part, params, remote);
         let mut sinks = Vec::new();
         let kernel = match plans.billing_kernel {
             Some(known) => {
-                let part_ids: Vec<i64> = match slice {
-                    Some(s) => ids.iter().copied().filter(|id| s.contains(*id)).collect(),
-                    None => ids.clone(),
-                };
-                let kernel = Arc::new(Mutex::new(Some(BillingKernel::new(part_ids, lkbm, window_start, params))));
+                let kernel = Arc::new(Mutex::new(Some(BillingKernel::new(ids, lkbm, window_start, params))));
                 sinks.push(billing_kernel::sink_into(known, kernel.clone())?);
                 Some(kernel)
             }
@@ -572,26 +668,28 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataF
             features.with_column(before)?;
             got.insert(0, features);
         }
-        if local.is_empty() {
-            local = got;
-        } else {
-            for (acc, df) in local.iter_mut().zip(&got) {
-                acc.vstack_mut(df)?;
-            }
+        // The remote tables (billing, top-ups, interactions, surveys) come first in the
+        // local order too: the same columns in the same order.
+        let mut frames =
+            remote_frames.iter().map(|df| in_base(df.clone(), &slots)).collect::<PolarsResult<Vec<_>>>()?;
+        frames.append(&mut got);
+        let started = std::time::Instant::now();
+        for df in frames.drain(..) {
+            align_into(&mut base, &slots, df)?;
         }
+        tracing::debug!("aggregates aligned in {:.2}s", started.elapsed().as_secs_f64());
+        Ok(finished(base, params, t_days, t_12)?)
     }
-    if parts > 1 {
-        tracing::debug!("per-customer aggregates in {parts} customer partitions");
-    }
-    // The remote tables (billing, top-ups, interactions, surveys) come first in the
-    // local order too: the same columns in the same order.
-    frames.append(&mut local);
-    let started = std::time::Instant::now();
-    for df in frames.drain(..) {
-        align_into(&mut base, &slots, df)?;
-    }
-    tracing::debug!("aggregates aligned in {:.2}s", started.elapsed().as_secs_f64());
+}
 
+/// A partition's base with its aggregates placed: the zero fills, the derived columns,
+/// and the customers active at T (with the prepaid ones who fell silent).
+fn finished(
+    mut base: DataFrame,
+    params: &FeatureParams,
+    t_days: i32,
+    t_12: i32,
+) -> PolarsResult<(DataFrame, SilentPrepaid)> {
     // Last activity: a bill with usage (its month's last day, at most T) or a top-up.
     let bill_activity = day_num(col("__last_active_bill").dt().month_end()).clip_max(lit(t_days));
     let last_activity = polars::lazy::dsl::max_horizontal([bill_activity, col("__last_topup_day")])?;
@@ -661,10 +759,7 @@ pub(crate) fn assemble(tables: &Tables, params: &FeatureParams) -> Result<(DataF
     for column in derived {
         base.with_column(column)?;
     }
-    let started = std::time::Instant::now();
-    let out = filter_by_column(base, &active)?;
-    tracing::debug!("assembled {} customers in {:.2}s", out.height(), started.elapsed().as_secs_f64());
-    Ok((out, silent))
+    Ok((filter_by_column(base, &active)?, silent))
 }
 
 /// The billing kernel's last bill month with usage before the 12-month window.

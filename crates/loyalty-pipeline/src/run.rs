@@ -183,14 +183,11 @@ fn compute(
     stages.begin("features")?;
     // What only the classifier and customers.parquet read waits on disk from here on:
     // what the scores and values do not read goes before they are computed.
-    let mut spilled = None;
-    let features = loyalty_features::customer_features_with(&v.tables, params, |base| {
-        let (kept, aside) = crate::spill::spill(base, staged, None, &loyalty_features::VALUE_INPUTS)?;
-        spilled = aside;
-        Ok::<_, crate::PipelineError>(kept)
-    })
-    .during("computing features")?;
-    let loyalty_features::FeaturesAtT { table: customers, curves: curves_km, silent } = features;
+    let mut runs = crate::spill::PartitionRuns::new(staged, &loyalty_features::VALUE_INPUTS);
+    let features = loyalty_features::customer_features_with(&v.tables, params, |rows| runs.set_aside(rows))
+        .during("computing features")?;
+    let loyalty_features::FeaturesAtT { table: customers, from, curves: curves_km, silent } = features;
+    let spilled = runs.merged(from.as_deref())?;
     let (customers, spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
 
     stages.begin("clv")?;

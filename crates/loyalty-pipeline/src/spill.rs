@@ -1,6 +1,7 @@
-//! The customers table at T out of memory where no stage reads it whole: once the
-//! features are computed, the columns only the churn classifier reads (most model
-//! inputs) go to a scratch Parquet file in the staged output folder, and the
+//! The customers table at T out of memory where no stage reads it whole: as each
+//! customer partition's features are assembled, the columns only the churn classifier
+//! reads (most model inputs) go to a scratch Parquet file in the staged output folder
+//! (one per partition, merged in the table's order at the end: [`PartitionRuns`]), and the
 //! classifier reads them back a chunk of rows at a time; once CLV is known the churn
 //! model and reasons follow into a second file. customers.parquet gets every column
 //! back a slice of rows at a time when it is written. At 10M customers that is about
@@ -119,17 +120,134 @@ fn spill_columns(
     let Spilled { mut parts, mut order } = before.unwrap_or(Spilled { parts: Vec::new(), order: Vec::new() });
     let path = dir.join(format!(".customers-write-only-{}.parquet", parts.len()));
     let part = customers.select(std::iter::once(PlSmallStr::from(c::CUSTOMER_ID)).chain(out.iter().cloned()))?;
-    // A scratch file without column statistics: it is read back by row ranges only.
-    let mut writer = loyalty_io::ScratchWriter::create(&path, part.schema(), false)?;
-    for start in (0..part.height().max(1)).step_by(SCORE_ROWS) {
-        writer.append(&mut part.slice(start as i64, SCORE_ROWS))?;
-    }
-    writer.finish()?;
+    write_rows(&part, &path, SCORE_ROWS)?;
     drop(part);
     parts.push(path);
     order.extend(added_since(&order, &customers));
     let kept = customers.drop_many(out);
     Ok((kept, Some(Spilled { parts, order })))
+}
+
+/// `df` into a scratch file at `path`, `rows` rows per row group. Without column
+/// statistics: it is read back by row ranges only.
+fn write_rows(df: &DataFrame, path: &Path, rows: usize) -> Result<()> {
+    let mut writer = loyalty_io::ScratchWriter::create(path, df.schema(), false)?;
+    for start in (0..df.height().max(1)).step_by(rows) {
+        writer.append(&mut df.slice(start as i64, rows))?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// Rows per row group of a partition's run: a merge reads a run a few thousand rows
+/// at a time, and decodes the row groups those rows are in.
+const RUN_ROWS: usize = 16_384;
+
+/// The write-only columns of a customers table assembled one customer partition at a
+/// time ([`loyalty_features::customer_features_with`]): each partition's go to a run
+/// file of their own as the partition is done, and the runs are merged into one file
+/// in the table's order at the end. The table with every column is then never in
+/// memory: at 10M customers it was the features stage's peak.
+pub(crate) struct PartitionRuns<'a> {
+    dir: &'a Path,
+    keep: &'a [&'a str],
+    runs: Vec<PathBuf>,
+    order: Vec<PlSmallStr>,
+}
+
+impl<'a> PartitionRuns<'a> {
+    /// Runs in `dir`; the columns in `keep` stay in memory.
+    pub(crate) fn new(dir: &'a Path, keep: &'a [&'a str]) -> Self {
+        PartitionRuns { dir, keep, runs: Vec::new(), order: Vec::new() }
+    }
+
+    /// The next partition's rows (sorted by customer_id): its write-only columns go to
+    /// a run, the others are returned.
+    pub(crate) fn set_aside(&mut self, rows: DataFrame) -> Result<DataFrame> {
+        let aspects = aspect_columns();
+        let out: Vec<PlSmallStr> = WRITE_ONLY
+            .iter()
+            .copied()
+            .chain(aspects.iter().map(String::as_str))
+            .filter(|name| rows.column(name).is_ok() && !self.keep.contains(name))
+            .map(PlSmallStr::from)
+            .collect();
+        if out.is_empty() {
+            return Ok(rows);
+        }
+        let path = self.dir.join(format!(".customers-write-only-run-{}.parquet", self.runs.len()));
+        let run = rows.select(std::iter::once(PlSmallStr::from(c::CUSTOMER_ID)).chain(out.iter().cloned()))?;
+        write_rows(&run, &path, RUN_ROWS)?;
+        drop(run);
+        self.runs.push(path);
+        if self.order.is_empty() {
+            self.order = rows.get_column_names_owned();
+        }
+        Ok(rows.drop_many(out))
+    }
+
+    /// The runs as one scratch file in the order of the table: row i of the table came
+    /// from run `from[i]` (None: one run, already in the table's order). None when
+    /// nothing was set aside.
+    pub(crate) fn merged(self, from: Option<&[u32]>) -> Result<Option<Spilled>> {
+        let PartitionRuns { dir, runs, order, .. } = self;
+        let Some(from) = from.filter(|_| runs.len() > 1) else {
+            return Ok((!runs.is_empty()).then_some(Spilled { parts: runs, order }));
+        };
+        let path = dir.join(".customers-write-only-0.parquet");
+        let mut writer: Option<loyalty_io::ScratchWriter> = None;
+        let mut read = vec![0usize; runs.len()];
+        for chunk in from.chunks(SCORE_ROWS) {
+            let mut rows = interleaved(&runs, &mut read, chunk)?;
+            if writer.is_none() {
+                writer = Some(loyalty_io::ScratchWriter::create(&path, rows.schema(), false)?);
+            }
+            if let Some(w) = writer.as_mut() {
+                w.append(&mut rows)?;
+            }
+        }
+        if let Some(w) = writer {
+            w.finish()?;
+        }
+        for run in &runs {
+            std::fs::remove_file(run).map_err(|source| loyalty_io::IoError::Io { path: run.clone(), source })?;
+        }
+        Ok(Some(Spilled { parts: vec![path], order }))
+    }
+}
+
+/// The rows of one chunk of the table from the runs: row i from run `from[i]`, each
+/// run read on from `read[run]` (advanced past what is taken).
+fn interleaved(runs: &[PathBuf], read: &mut [usize], from: &[u32]) -> Result<DataFrame> {
+    let mut wanted = vec![0usize; runs.len()];
+    for &k in from {
+        wanted[k as usize] += 1;
+    }
+    let mut pieces: Option<DataFrame> = None;
+    let mut offset = vec![0 as IdxSize; runs.len()];
+    let mut height = 0 as IdxSize;
+    for (k, run) in runs.iter().enumerate().filter(|&(k, _)| wanted[k] > 0) {
+        let piece = scan(run)?.slice(read[k] as i64, wanted[k] as IdxSize).collect()?;
+        read[k] += wanted[k];
+        offset[k] = height;
+        height += piece.height() as IdxSize;
+        match pieces.as_mut() {
+            Some(all) => {
+                all.vstack_mut_owned(piece)?;
+            }
+            None => pieces = Some(piece),
+        }
+    }
+    let pieces = pieces.ok_or_else(|| PolarsError::ComputeError("no run rows for a chunk".into()))?;
+    let idx: Vec<IdxSize> = from
+        .iter()
+        .map(|&k| {
+            let at = offset[k as usize];
+            offset[k as usize] += 1;
+            at
+        })
+        .collect();
+    Ok(pieces.take(&IdxCa::from_vec("__idx".into(), idx))?)
 }
 
 /// The columns of `customers` that `order` does not name, in the table's order.
@@ -276,6 +394,25 @@ mod tests {
         expected.with_column(Column::new("tier".into(), ["gold", "iron", "iron", "lead"])).unwrap();
         assert!(read(&out).equals_missing(&expected));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "both scratch files are gone");
+    }
+
+    #[test]
+    fn partitions_set_aside_one_at_a_time_come_back_in_the_tables_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = |r: &[IdxSize]| table().take(&IdxCa::from_vec("i".into(), r.to_vec())).unwrap();
+        // two partitions, each sorted by customer: 3 and 8, then 5 and 13
+        let mut runs = PartitionRuns::new(dir.path(), &[]);
+        let mut kept = runs.set_aside(rows(&[0, 2])).unwrap();
+        kept.vstack_mut_owned(runs.set_aside(rows(&[1, 3])).unwrap()).unwrap();
+        assert_eq!(kept.get_column_names(), [c::CUSTOMER_ID, n::LOYALTY, n::MARGIN_MONTHLY]);
+        // the kept rows merged by customer: 3 (first partition), 5 (second), 8, 13
+        let kept = kept.take(&IdxCa::from_vec("i".into(), vec![0, 2, 1, 3])).unwrap();
+        let spilled = runs.merged(Some(&[0, 1, 0, 1])).unwrap().expect("two write-only columns");
+        spilled.check_rows(&kept).unwrap();
+        let out = dir.path().join("customers.parquet");
+        spilled.write_joined(&kept, &out).unwrap();
+        assert!(read(&out).equals_missing(&table()));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the runs and the merged file are gone");
     }
 
     #[test]
