@@ -42,9 +42,12 @@ impl Observer for Progress {
             bar.finish_and_clear();
         }
         let read = bytes_read().zip(self.read_at_start.take()).map(|(now, then)| now.saturating_sub(then));
+        let peak_rss_mib = status_mib("VmHWM:");
         StageUse {
-            peak_rss_mib: status_mib("VmHWM:"),
-            start_rss_mib: self.rss_at_start.take(),
+            peak_rss_mib,
+            // The kernel's resident counts lag by a few pages per thread, so a stage that
+            // added nothing can read a start a few kB above its peak.
+            start_rss_mib: self.rss_at_start.take().map(|start| peak_rss_mib.map_or(start, |peak| start.min(peak))),
             read_mib: read.map(|b| b as f64 / 1_048_576.0),
         }
     }
