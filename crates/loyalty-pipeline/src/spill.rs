@@ -79,15 +79,20 @@ pub(crate) fn spill(
     before: Option<Spilled>,
     keep: &[&str],
 ) -> Result<(DataFrame, Option<Spilled>)> {
+    let out = write_only_in(&customers, keep);
+    spill_columns(customers, dir, before, out)
+}
+
+/// The write-only columns `customers` has, but those in `keep`.
+fn write_only_in(customers: &DataFrame, keep: &[&str]) -> Vec<PlSmallStr> {
     let aspects = aspect_columns();
-    let out: Vec<PlSmallStr> = WRITE_ONLY
+    WRITE_ONLY
         .iter()
         .copied()
         .chain(aspects.iter().map(String::as_str))
         .filter(|name| customers.column(name).is_ok() && !keep.contains(name))
         .map(PlSmallStr::from)
-        .collect();
-    spill_columns(customers, dir, before, out)
+        .collect()
 }
 
 /// `customers` with only customer_id and the columns in `keep`: every other column goes
@@ -164,14 +169,7 @@ impl<'a> PartitionRuns<'a> {
     /// The next partition's rows (sorted by customer_id): its write-only columns go to
     /// a run, the others are returned.
     pub(crate) fn set_aside(&mut self, rows: DataFrame) -> Result<DataFrame> {
-        let aspects = aspect_columns();
-        let out: Vec<PlSmallStr> = WRITE_ONLY
-            .iter()
-            .copied()
-            .chain(aspects.iter().map(String::as_str))
-            .filter(|name| rows.column(name).is_ok() && !self.keep.contains(name))
-            .map(PlSmallStr::from)
-            .collect();
+        let out = write_only_in(&rows, self.keep);
         if out.is_empty() {
             return Ok(rows);
         }
