@@ -357,8 +357,8 @@ fn plan_fit(p: PlanTrained, scored_p: &[f64]) -> PlanFit {
     PlanFit { report: report::plan_report(parts, &fitted, scored_p), designs }
 }
 
-/// The scores table, by customer_id: the classifiers' scores (`scored`, in that order
-/// already), with prepaid BG/NBD scores placed among them when there are any.
+/// The scores table, by customer_id: the classifiers' scores (`scored`, in the feature
+/// table's order), with prepaid BG/NBD scores placed among them when there are any.
 fn scores_table(scored: train::Scored, prepaid: Option<&Prepaid>, h: u32) -> Result<DataFrame> {
     let train::Scored { mut ids, p: mut p_churn, reasons: mut why } = scored;
     let mut model = vec!["classifier"; ids.len()];
@@ -379,10 +379,11 @@ fn scores_table(scored: train::Scored, prepaid: Option<&Prepaid>, h: u32) -> Res
         Column::new(n::CHURN_MODEL.into(), model),
         why.into_series().into(),
     ])?;
-    Ok(match prepaid {
-        Some(_) => df.sort([c::CUSTOMER_ID], SortMultipleOptions::default())?,
-        None => df,
-    })
+    // Sorted already when the feature table was (as the features at T are), so check
+    // rather than sort: a sort copies every column at once.
+    let ids = df.column(c::CUSTOMER_ID)?.i64()?;
+    let sorted = ids.iter().zip(ids.iter().skip(1)).all(|(a, b)| a < b);
+    Ok(if sorted { df } else { df.sort([c::CUSTOMER_ID], SortMultipleOptions::default())? })
 }
 
 /// The prepaid customers of a feature table.
