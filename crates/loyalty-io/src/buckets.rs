@@ -309,9 +309,9 @@ mod tests {
 
     #[test]
     fn a_copy_file_reads_back_as_written() {
-        // Floats plain encoded with nulls and NaN among them; the other types as polars
-        // writes them (a repeated integer as a dictionary); two chunks (as a bucket's
-        // gathered batches are) in one row group.
+        // Numbers plain encoded with nulls and NaN among them; strings as polars writes
+        // them (a dictionary); two chunks (as a bucket's gathered batches are) in one
+        // row group; statistics on the date only.
         let n = 300;
         let charge: Vec<Option<f64>> = (0..n).map(|i| [Some(1.5), None, Some(f64::NAN), Some(-0.0)][i % 4]).collect();
         let rate: Vec<Option<f32>> = (0..n).map(|i| [Some(0.25), Some(1e-9), None][i % 3]).collect();
@@ -333,16 +333,18 @@ mod tests {
             .unwrap();
         assert_eq!(back.schema(), df.schema());
         assert!(back.equals_missing(&df), "{back:?}");
-        // One row group; the floats without a dictionary, the repeated integer with one.
+        // One row group; the numbers without a dictionary, the repeated string with one.
         let meta = polars_parquet::read::read_metadata(&mut std::fs::File::open(&path).unwrap()).unwrap();
         assert_eq!(meta.row_groups.len(), 1);
-        let dictionary = |name: &str| {
-            let columns = meta.row_groups[0].parquet_columns();
-            let column = columns.iter().find(|c| c.descriptor().path_in_schema[0] == name).unwrap();
-            column.dictionary_page_offset().is_some()
-        };
-        assert!(!dictionary("charge") && !dictionary("rate"));
-        assert!(dictionary("days"));
+        let columns = meta.row_groups[0].parquet_columns();
+        let column = |name: &str| columns.iter().find(|c| c.descriptor().path_in_schema[0] == name).unwrap();
+        let dictionary = |name: &str| column(name).dictionary_page_offset().is_some();
+        assert!(!dictionary("charge") && !dictionary("rate") && !dictionary("days") && !dictionary("customer_id"));
+        assert!(dictionary("plan"));
+        let footer = std::fs::read(&path).unwrap();
+        let statistics = |name: &str| column(name).statistics(&footer).is_some();
+        assert!(statistics("month"));
+        assert!(["customer_id", "charge", "rate", "plan", "days"].iter().all(|c| !statistics(c)));
     }
 
     #[test]
