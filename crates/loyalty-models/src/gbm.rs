@@ -205,98 +205,102 @@ impl Tree {
 #[derive(Debug, Clone, Copy)]
 struct Step {
     threshold: f64,
-    /// A leaf's value.
-    value: f64,
+    /// What a row adds to its log-odds here: a leaf's value, nothing at a split.
+    adds: f64,
     /// The change of the node value from this node to its left and to its right
     /// child: a row's attribution to the split feature.
     up: [f64; 2],
-    /// The left and the right child.
+    /// The left and the right child; from a leaf, the next tree's root (or the end).
     next: [u32; 2],
     feature: u32,
     missing_left: bool,
-    leaf: bool,
 }
 
 /// Every tree's nodes in one array, laid out for scoring: a step reads one small
 /// node, where a [`Node`] is an enum twice its size, and the attribution of each step
 /// is subtracted once here instead of once per row (the same subtraction, so the same
-/// bits).
+/// bits). The trees are chained: a leaf adds its value and steps on to the next tree's
+/// root, the last tree's leaves to the end, which steps to itself and adds nothing. So
+/// a row walks every tree in one run of steps and never waits for the other rows of its
+/// block to reach their leaves, which they do at different depths in every tree.
 struct Steps {
     steps: Vec<Step>,
-    /// Each tree's root.
-    roots: Vec<usize>,
+    /// The first tree's root.
+    start: u32,
+    /// The step after the last tree.
+    end: u32,
 }
 
 impl Steps {
     fn of(trees: &[Tree]) -> Steps {
-        let mut steps = Vec::new();
-        let mut roots = Vec::with_capacity(trees.len());
+        let mut roots = Vec::with_capacity(trees.len() + 1);
+        let mut total = 0;
         for tree in trees {
-            let offset = steps.len();
-            roots.push(offset);
-            let at = |child: usize| (offset + child) as u32;
+            roots.push(total as u32);
+            total += tree.nodes.len();
+        }
+        let end = total as u32;
+        roots.push(end);
+        let mut steps = Vec::with_capacity(total + 1);
+        for (t, tree) in trees.iter().enumerate() {
+            let at = |child: usize| roots[t] + child as u32;
             for (k, node) in tree.nodes.iter().enumerate() {
                 steps.push(match *node {
-                    // A leaf steps to itself and adds nothing, so that a row at its
-                    // leaf can take the same steps as the rows still on their way.
+                    // Both sides of a leaf lead on, without attribution.
                     Node::Leaf { value } => Step {
                         threshold: 0.0,
-                        value,
+                        adds: value,
                         up: [0.0; 2],
-                        next: [at(k); 2],
+                        next: [roots[t + 1]; 2],
                         feature: 0,
                         missing_left: false,
-                        leaf: true,
                     },
-                    Node::Split { feature, threshold, missing_left, left, right, value } => Step {
+                    Node::Split { feature, threshold, missing_left, left, right, .. } => Step {
                         threshold,
-                        value,
+                        adds: 0.0,
                         up: [tree.node_value(left) - tree.node_value(k), tree.node_value(right) - tree.node_value(k)],
                         next: [at(left), at(right)],
                         feature: feature as u32,
                         missing_left,
-                        leaf: false,
                     },
                 });
             }
         }
-        Steps { steps, roots }
+        steps.push(Step { threshold: 0.0, adds: 0.0, up: [0.0; 2], next: [end; 2], feature: 0, missing_left: false });
+        Steps { steps, start: roots[0], end }
     }
 
     /// The log-odds of each of the rows `xs` (row-major, `p` values each, at most
     /// [`LANES`] rows) from `base`, with each row's attribution terms added to its `p`
-    /// cells of `terms` when asked for. The rows walk each tree side by side: one row's
-    /// steps wait on each other (node, value, comparison, next node), the rows' do not.
-    /// Each row's sums run in the same order as alone.
+    /// cells of `terms` when asked for. The rows walk side by side: one row's steps wait
+    /// on each other (node, value, comparison, next node), the rows' do not. Each row's
+    /// sums run in the same order as alone: the zeros a row adds between its leaves
+    /// leave a sum as it was (x + 0 is x; the terms start at +0, so none is ever -0).
     fn raw(&self, base: f64, xs: &[f64], p: usize, mut terms: Option<&mut [f64]>) -> [f64; LANES] {
         let rows = xs.len() / p.max(1);
         let mut raw = [base; LANES];
-        for &root in &self.roots {
-            let mut at = [root; LANES];
-            loop {
-                let mut moved = false;
-                for lane in 0..rows {
-                    let s = &self.steps[at[lane]];
-                    moved |= !s.leaf;
-                    let feature = s.feature as usize;
-                    let v = xs[lane * p + feature];
-                    // Without branches: which way a row goes is as good as random to a predictor.
-                    let left = (v <= s.threshold) | (v.is_nan() & s.missing_left);
-                    let side = usize::from(!left);
-                    if let Some(terms) = terms.as_deref_mut() {
-                        terms[lane * p + feature] += s.up[side];
-                    }
-                    at[lane] = s.next[side] as usize;
-                }
-                if !moved {
-                    break;
-                }
-            }
+        let mut at = [self.start as usize; LANES];
+        let end = self.end as usize;
+        loop {
+            let mut walking = false;
             for lane in 0..rows {
-                raw[lane] += self.steps[at[lane]].value;
+                walking |= at[lane] != end;
+                let s = &self.steps[at[lane]];
+                raw[lane] += s.adds;
+                let feature = s.feature as usize;
+                let v = xs[lane * p + feature];
+                // Without branches: which way a row goes is as good as random to a predictor.
+                let left = (v <= s.threshold) | (v.is_nan() & s.missing_left);
+                let side = usize::from(!left);
+                if let Some(terms) = terms.as_deref_mut() {
+                    terms[lane * p + feature] += s.up[side];
+                }
+                at[lane] = s.next[side] as usize;
+            }
+            if !walking {
+                return raw;
             }
         }
-        raw
     }
 }
 
