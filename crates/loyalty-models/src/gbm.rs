@@ -274,8 +274,10 @@ impl Steps {
     /// [`LANES`] rows) from `base`, with each row's attribution terms added to its `p`
     /// cells of `terms` when asked for. The rows walk side by side: one row's steps wait
     /// on each other (node, value, comparison, next node), the rows' do not. Each row's
-    /// sums run in the same order as alone: the zeros a row adds between its leaves
-    /// leave a sum as it was (x + 0 is x; the terms start at +0, so none is ever -0).
+    /// sums run in the same order as alone, and the zeros a row adds between its leaves
+    /// leave each sum as it was: x + 0 is x for every x but -0, which the terms never
+    /// are (they start at +0) and log-odds of exactly -0 would turn into +0, the same
+    /// probability.
     fn raw(&self, base: f64, xs: &[f64], p: usize, mut terms: Option<&mut [f64]>) -> [f64; LANES] {
         let rows = xs.len() / p.max(1);
         let mut raw = [base; LANES];
