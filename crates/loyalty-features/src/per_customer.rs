@@ -560,8 +560,10 @@ pub(crate) fn assemble<E: From<FeatureError>>(
         let (part_base, part_ids) = match slice {
             Some(s) => {
                 let whole = base.as_ref().ok_or_else(|| pl(polars_err!(ComputeError: "base taken")))?;
-                let mine: BooleanChunked = ids.iter().map(|&id| s.contains(id)).collect();
-                (whole.filter(&mine).map_err(pl)?, ids.iter().copied().filter(|&id| s.contains(id)).collect())
+                let mine: Vec<bool> = ids.iter().map(|&id| s.contains(id)).collect();
+                let part_ids = ids.iter().zip(&mine).filter(|(_, in_part)| **in_part).map(|(&id, _)| id).collect();
+                let mine: BooleanChunked = mine.into_iter().collect();
+                (whole.filter(&mine).map_err(pl)?, part_ids)
             }
             // One partition: the base itself, without a copy.
             None => (base.take().ok_or_else(|| pl(polars_err!(ComputeError: "base taken")))?, ids.clone()),

@@ -207,6 +207,8 @@ impl ScratchWriter {
             })
             .collect();
         let file = File::create(path).map_err(|e| polars_err!(ComputeError: "creating {}: {e}", path.display()))?;
+        // The file's own options: no page indexes (polars skips row groups by the
+        // columns' statistics above, never pages).
         let options = WriteOptions {
             statistics: StatisticsOptions::empty(),
             compression: CompressionOptions::Lz4Raw,
