@@ -80,7 +80,7 @@ pub fn customer_aggregates(tables: &Tables, params: &FeatureParams) -> Result<Da
 /// The features of every customer active at `params.as_of`, one row each, sorted by
 /// customer_id, with the survival model used for CLV.
 pub fn customer_features(tables: &Tables, params: &FeatureParams) -> Result<(DataFrame, SurvivalCurves), FeatureError> {
-    let at_t = customer_features_with(tables, params, Ok::<_, FeatureError>)?;
+    let at_t = customer_features_with(tables, params, None, Ok::<_, FeatureError>)?;
     Ok((at_t.table, at_t.curves))
 }
 
@@ -101,10 +101,12 @@ pub struct FeaturesAtT {
 /// scores and values are added, one customer partition at a time (each sorted by
 /// customer_id): `loyalty run` sets aside there the columns no later step reads (every
 /// column but [`VALUE_INPUTS`] and the keys may go), so that the whole table is never
-/// in memory with every column.
+/// in memory with every column. `first_bill`: the first bill month of `tables` when the
+/// caller knows it (the survival curves' data start; None: a scan of the bills).
 pub fn customer_features_with<E: From<FeatureError>>(
     tables: &Tables,
     params: &FeatureParams,
+    first_bill: Option<chrono::NaiveDate>,
     mut aside: impl FnMut(DataFrame) -> Result<DataFrame, E>,
 ) -> Result<FeaturesAtT, E> {
     params.check()?;
@@ -112,7 +114,7 @@ pub fn customer_features_with<E: From<FeatureError>>(
     let per_customer::Assembled { table: base, silent, from } = per_customer::assemble(tables, params, &mut aside)?;
     tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
-    let curves = survival::fit_kaplan_meier(tables, params)?;
+    let curves = survival::fit_kaplan_meier(tables, params, first_bill)?;
     tracing::debug!("survival curves in {:.2}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     let df = value::add_scores_and_value(base, tables, params, &curves)?;

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Months;
+use chrono::{Months, NaiveDate};
 use loyalty_contract::col as c;
 use loyalty_contract::{Table, collect_streaming};
 use polars::prelude::*;
@@ -258,12 +258,19 @@ fn months_between(a: Expr, b: Expr) -> Expr {
 
 /// The customers known at T with their left-truncated risk interval in tenure months
 /// (`entry`: tenure when the data begins, `exit`: at churn or T) and `event`, plus the
-/// grouping columns (plan, contract, competition level, market).
-fn risk_set(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
+/// grouping columns (plan, contract, competition level, market). The data begins at
+/// the first bill month of `tables`: `first_bill` when the caller knows it (a scan
+/// of every bill otherwise).
+fn risk_set(tables: &Tables, params: &FeatureParams, first_bill: Option<NaiveDate>) -> Result<DataFrame, FeatureError> {
     let t = params.as_of;
-    let first_bill =
-        collect_streaming(tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min().alias("first")]))?;
-    let first_bill = first_bill.column("first")?.cast(&DataType::Date)?.date()?.physical().get(0);
+    let first_bill = match first_bill {
+        Some(month) => Some(crate::epoch_days(month)),
+        None => {
+            let first =
+                collect_streaming(tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min().alias("first")]))?;
+            first.column("first")?.cast(&DataType::Date)?.date()?.physical().get(0)
+        }
+    };
     let data_start = match first_bill {
         Some(days) => lit(days).cast(DataType::Date),
         None => lit(t.checked_sub_months(Months::new(1)).unwrap_or(t)),
@@ -284,9 +291,14 @@ fn risk_set(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, Featur
     Ok(df)
 }
 
-/// Fit the Kaplan-Meier hazards on the customers known at T.
-pub fn fit_kaplan_meier(tables: &Tables, params: &FeatureParams) -> Result<SurvivalCurves, FeatureError> {
-    let df = risk_set(tables, params)?;
+/// Fit the Kaplan-Meier hazards on the customers known at T; `first_bill`: the first
+/// bill month of `tables` when the caller knows it (None: found by a scan).
+pub fn fit_kaplan_meier(
+    tables: &Tables,
+    params: &FeatureParams,
+    first_bill: Option<NaiveDate>,
+) -> Result<SurvivalCurves, FeatureError> {
+    let df = risk_set(tables, params, first_bill)?;
     let plan = df.column(c::PLAN_TYPE)?.str()?;
     let contract = df.column(c::CONTRACT_MONTHS)?.cast(&DataType::Int64)?;
     let contract = contract.i64()?;
@@ -331,7 +343,7 @@ pub fn kaplan_meier_by(tables: &Tables, params: &FeatureParams, by: &str) -> Res
     if !GROUPS.contains(&by) {
         return Err(FeatureError::Config(format!("Kaplan-Meier groups by one of {}, not `{by}`", GROUPS.join(", "))));
     }
-    let df = risk_set(tables, params)?;
+    let df = risk_set(tables, params, None)?;
     let key = df.column(by)?.cast(&DataType::String)?;
     let key = key.str()?;
     let entry = df.column("entry")?.cast(&DataType::Int64)?;
@@ -402,7 +414,7 @@ mod tests {
         }
         let params =
             FeatureParams { as_of: chrono::NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
-        let curves = fit_kaplan_meier(&tables, &params).unwrap();
+        let curves = fit_kaplan_meier(&tables, &params, None).unwrap();
         let by_plan = kaplan_meier_by(&tables, &params, c::PLAN_TYPE).unwrap();
         // The plan table is exactly the plan hazards of the CLV curves.
         for (plan, h) in &curves.plans {

@@ -132,8 +132,13 @@ fn bill_month(v: &Validated, last: bool) -> Result<NaiveDate> {
         .ok_or_else(|| PipelineError::Data(format!("bill_month day {days} is out of range")))
 }
 
+/// The first bill month: the validation's summary has it when its pass over a clean
+/// billing table found it, else a scan of the bills.
 pub fn first_bill_month(v: &Validated) -> Result<NaiveDate> {
-    bill_month(v, false)
+    match v.billing.as_ref().and_then(|b| b.first_month) {
+        Some(first) => Ok(first),
+        None => bill_month(v, false),
+    }
 }
 
 /// T when no setting pins it: the end of the last billed month.

@@ -184,8 +184,9 @@ fn compute(
     // What only the classifier and customers.parquet read waits on disk from here on:
     // what the scores and values do not read goes before they are computed.
     let mut runs = crate::spill::PartitionRuns::new(staged, &loyalty_features::VALUE_INPUTS);
-    let features = loyalty_features::customer_features_with(&v.tables, params, |rows| runs.set_aside(rows))
-        .during("computing features")?;
+    let features =
+        loyalty_features::customer_features_with(&v.tables, params, Some(first_month), |rows| runs.set_aside(rows))
+            .during("computing features")?;
     let loyalty_features::FeaturesAtT { table: customers, from, curves: curves_km, silent } = features;
     let spilled = runs.merged(from.as_deref())?;
     let (customers, spilled) = crate::spill::spill(customers, staged, spilled, &[])?;

@@ -241,7 +241,8 @@ fn leaver_tables_do_not_depend_on_the_order_bills_arrive_in() {
     let mut reversed = t.clone();
     reversed.insert(Table::Billing, t[&Table::Billing].clone().reverse());
     let params = FeatureParams { as_of: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
-    let at_t = loyalty_features::customer_features_with(&t, &params, Ok::<_, loyalty_features::FeatureError>).unwrap();
+    let at_t =
+        loyalty_features::customer_features_with(&t, &params, None, Ok::<_, loyalty_features::FeatureError>).unwrap();
     let active = loyalty_features::segments::assign(
         at_t.table.lazy().with_column(lit(0.5).alias("loyalty")).collect().unwrap(),
         "loyalty",

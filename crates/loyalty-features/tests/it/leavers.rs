@@ -57,7 +57,7 @@ fn recorded_and_silent_leavers_with_their_reason_classes() {
 fn silent_customers_last_activity_comes_from_the_features_where_they_found_it() {
     let t = fixture();
     let p = params();
-    let at_t = loyalty_features::customer_features_with(&t, &p, Ok::<_, loyalty_features::FeatureError>).unwrap();
+    let at_t = loyalty_features::customer_features_with(&t, &p, None, Ok::<_, loyalty_features::FeatureError>).unwrap();
     // 5 fell silent after 31 January (days since the epoch: 19753), in the window: no
     // bill with usage before it.
     assert_eq!(strs(&at_t.silent.last_seen, "customer_id"), ["5"]);
