@@ -96,20 +96,44 @@ pub struct Hazard {
     pub events: Vec<f64>,
 }
 
-impl Hazard {
+/// A [`Hazard`] as customers are added: each risk interval counted at its two ends
+/// (a difference array), the months between filled in once by [`Self::hazard`]. One
+/// step per customer instead of one per month at risk; the counts are whole numbers,
+/// so they come out as the month-by-month sums did, to the bit.
+#[derive(Debug, Clone, Default)]
+struct HazardCounts {
+    /// Intervals starting at k minus those that ended at k - 1.
+    delta: Vec<i64>,
+    events: Vec<f64>,
+}
+
+impl HazardCounts {
     fn add(&mut self, entry: usize, exit: usize, event: bool) {
-        if self.at_risk.len() <= exit {
-            self.at_risk.resize(exit + 1, 0.0);
+        if self.events.len() <= exit {
+            self.delta.resize(exit + 2, 0);
             self.events.resize(exit + 1, 0.0);
         }
-        for k in entry..=exit {
-            self.at_risk[k] += 1.0;
-        }
+        self.delta[entry] += 1;
+        self.delta[exit + 1] -= 1;
         if event {
             self.events[exit] += 1.0;
         }
     }
 
+    fn hazard(self) -> Hazard {
+        let mut at = 0;
+        let at_risk = self.delta[..self.events.len()]
+            .iter()
+            .map(|d| {
+                at += d;
+                at as f64
+            })
+            .collect();
+        Hazard { at_risk, events: self.events }
+    }
+}
+
+impl Hazard {
     fn rate(&self, k: usize) -> Option<f64> {
         match (self.at_risk.get(k), self.events.get(k)) {
             (Some(&r), Some(&e)) if r >= MIN_AT_RISK => Some(e / r),
@@ -310,9 +334,9 @@ pub fn fit_kaplan_meier(
     let ev = df.column("event")?.bool()?;
     // The rows are read in sequence and the cohorts keyed by the text they borrow: a
     // row lookup by index and two strings per customer took 14 s at 10M customers.
-    let mut cohorts: BTreeMap<(&str, i64, &str), Hazard> = BTreeMap::new();
-    let mut plans: BTreeMap<&str, Hazard> = BTreeMap::new();
-    let mut overall = Hazard::default();
+    let mut cohorts: BTreeMap<(&str, i64, &str), HazardCounts> = BTreeMap::new();
+    let mut plans: BTreeMap<&str, HazardCounts> = BTreeMap::new();
+    let mut overall = HazardCounts::default();
     let keys = plan.iter().zip(contract.iter()).zip(level.iter());
     let spans = entry.iter().zip(exit.iter()).zip(ev.iter());
     for (((p, ct), lv), ((en, ex), e)) in keys.zip(spans) {
@@ -328,9 +352,12 @@ pub fn fit_kaplan_meier(
         overall.add(en, ex, e);
     }
     Ok(SurvivalCurves {
-        cohorts: cohorts.into_iter().map(|((p, ct, lv), h)| ((p.to_string(), ct, lv.to_string()), h)).collect(),
-        plans: plans.into_iter().map(|(p, h)| (p.to_string(), h)).collect(),
-        overall,
+        cohorts: cohorts
+            .into_iter()
+            .map(|((p, ct, lv), h)| ((p.to_string(), ct, lv.to_string()), h.hazard()))
+            .collect(),
+        plans: plans.into_iter().map(|(p, h)| (p.to_string(), h.hazard())).collect(),
+        overall: overall.hazard(),
     })
 }
 
@@ -349,7 +376,7 @@ pub fn kaplan_meier_by(tables: &Tables, params: &FeatureParams, by: &str) -> Res
     let entry = df.column("entry")?.cast(&DataType::Int64)?;
     let exit = df.column("exit")?.cast(&DataType::Int64)?;
     let (entry, exit, ev) = (entry.i64()?, exit.i64()?, df.column("event")?.bool()?);
-    let mut groups: BTreeMap<String, Hazard> = BTreeMap::new();
+    let mut groups: BTreeMap<String, HazardCounts> = BTreeMap::new();
     for i in 0..df.height() {
         let (Some(en), Some(ex)) = (entry.get(i), exit.get(i)) else { continue };
         if ex < en {
@@ -360,8 +387,8 @@ pub fn kaplan_meier_by(tables: &Tables, params: &FeatureParams, by: &str) -> Res
     }
     let (mut group, mut k, mut risk, mut events, mut hazard, mut survival) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (g, h) in &groups {
-        for (i, at_risk, ev, r, s_k) in h.km_rows().filter(|row| row.1 > 0.0) {
+    for (g, h) in groups {
+        for (i, at_risk, ev, r, s_k) in h.hazard().km_rows().filter(|row| row.1 > 0.0) {
             group.push(g.clone());
             k.push(i as i64);
             risk.push(at_risk);
@@ -382,6 +409,38 @@ pub fn kaplan_meier_by(tables: &Tables, params: &FeatureParams, by: &str) -> Res
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn risk_counts_from_the_interval_ends_are_the_month_by_month_counts() {
+        // Intervals of every shape (one month, from 0, to the cap), events at some exits.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n) as usize
+        };
+        let mut counts = super::HazardCounts::default();
+        let (mut at_risk, mut events) = (vec![0.0; 361], vec![0.0; 361]);
+        let mut longest = 0;
+        for _ in 0..20_000 {
+            let entry = next(200);
+            let exit = (entry + next(170)).min(360);
+            let event = next(4) == 0;
+            counts.add(entry, exit, event);
+            for k in entry..=exit {
+                at_risk[k] += 1.0;
+            }
+            if event {
+                events[exit] += 1.0;
+            }
+            longest = longest.max(exit + 1);
+        }
+        let h = counts.hazard();
+        assert_eq!(h.at_risk.len(), longest);
+        assert_eq!(h.at_risk, at_risk[..longest]);
+        assert_eq!(h.events, events[..longest]);
+    }
+
     #[test]
     fn discounted_geometric_sums_the_powers() {
         for (p, d, h, n) in
@@ -434,7 +493,7 @@ mod tests {
     fn kaplan_meier_hazards_and_curve() {
         // 40 customers at risk from tenure 0; 4 churn at tenure 1, 6 at tenure 3.
         // h(0) = 0, h(1) = 4/40 = 0.1, h(2) = 0, h(3) = 6/36 = 1/6.
-        let mut h = Hazard::default();
+        let mut h = HazardCounts::default();
         for i in 0..40 {
             match i {
                 0..4 => h.add(0, 1, true),
@@ -444,7 +503,7 @@ mod tests {
         }
         let mut curves = SurvivalCurves::default();
         let key = ("postpaid".to_string(), 12, "high".to_string());
-        curves.cohorts.insert(key.clone(), h);
+        curves.cohorts.insert(key.clone(), h.hazard());
         assert!((curves.hazard(&key, 1) - 0.1).abs() < 1e-12);
         assert!((curves.hazard(&key, 3) - 6.0 / 36.0).abs() < 1e-12);
         // From tenure 0: S(1) = 1, S(2) = 0.9, S(3) = 0.9, S(4) = 0.9 * 5/6 = 0.75.
