@@ -427,9 +427,7 @@ mod tests {
             let exit = (entry + next(170)).min(360);
             let event = next(4) == 0;
             counts.add(entry, exit, event);
-            for k in entry..=exit {
-                at_risk[k] += 1.0;
-            }
+            at_risk[entry..=exit].iter_mut().for_each(|r| *r += 1.0);
             if event {
                 events[exit] += 1.0;
             }
