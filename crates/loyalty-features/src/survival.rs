@@ -485,6 +485,14 @@ mod tests {
         assert!((total - curves.overall.at_risk.iter().sum::<f64>()).abs() < 1e-9);
         assert!(by_market.column(c::MARKET_ID).unwrap().n_unique().unwrap() >= 10);
         assert!(kaplan_meier_by(&tables, &params, "shoe_size").is_err());
+        // The first bill month a caller knows gives the curves the scan finds it for;
+        // a later one starts the data later (fewer months at risk).
+        let first = tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min()]).collect().unwrap();
+        let first = first.column(c::BILL_MONTH).unwrap().date().unwrap().as_date_iter().next().unwrap().unwrap();
+        let known = fit_kaplan_meier(&tables, &params, Some(first)).unwrap();
+        assert_eq!(format!("{known:?}"), format!("{curves:?}"));
+        let later = fit_kaplan_meier(&tables, &params, first.checked_add_months(Months::new(6))).unwrap();
+        assert!(later.overall.at_risk.iter().sum::<f64>() < curves.overall.at_risk.iter().sum::<f64>());
     }
 
     #[test]

@@ -108,6 +108,21 @@ fn a_short_history_runs_without_a_classifier() {
 }
 
 #[test]
+fn the_first_bill_month_is_the_validations_and_the_scans() {
+    // The churn dates and the survival curves start there; strict validation finds it
+    // on its pass over the bills, so they need not scan them for it.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 500, 8);
+    let v = loyalty_pipeline::dataset::load_validated(&DataOptions::strict(&data)).unwrap();
+    let first = v.billing.as_ref().and_then(|b| b.first_month).expect("the validation's billing summary");
+    let scan = v.tables[&loyalty_contract::Table::Billing].clone().select([col("bill_month").min()]).collect().unwrap();
+    let scanned = scan.column("bill_month").unwrap().date().unwrap().as_date_iter().next().flatten();
+    assert_eq!(Some(first), scanned);
+    assert_eq!(loyalty_pipeline::dataset::first_bill_month(&v).unwrap(), first);
+}
+
+#[test]
 fn a_bad_setting_is_the_users_fault_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("c.toml");
