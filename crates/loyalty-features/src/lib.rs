@@ -22,6 +22,8 @@ pub mod remote;
 pub mod retention;
 pub mod segments;
 pub mod survival;
+#[cfg(test)]
+mod test_rng;
 pub mod transactions;
 mod value;
 

@@ -412,13 +412,8 @@ mod tests {
     #[test]
     fn risk_counts_from_the_interval_ends_are_the_month_by_month_counts() {
         // Intervals of every shape (one month, from 0, to the cap), events at some exits.
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n) as usize
-        };
+        let mut draw = crate::test_rng::below(0x2545_f491_4f6c_dd1d);
+        let mut next = move |n: u64| draw(n) as usize;
         let mut counts = super::HazardCounts::default();
         let (mut at_risk, mut events) = (vec![0.0; 361], vec![0.0; 361]);
         let mut longest = 0;

@@ -309,13 +309,7 @@ mod tests {
 
     #[test]
     fn summaries_match_the_group_by_plan_on_random_logs() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut next = crate::test_rng::below(0x2545_f491_4f6c_dd1d);
         let plans = ["prepaid", "postpaid"];
         let people: Vec<(i64, Option<i32>, &str)> =
             (0..400).map(|i| (i * 3, (next(10) > 0).then(|| next(400) as i32), plans[next(2) as usize])).collect();
