@@ -365,12 +365,18 @@ pub fn fit_kaplan_meier(
 /// `competition_level` or `market_id`), left-truncated like the CLV curves: one row
 /// per group and tenure month with customers at risk, churn events, hazard and
 /// survival from tenure 0.
-pub fn kaplan_meier_by(tables: &Tables, params: &FeatureParams, by: &str) -> Result<DataFrame, FeatureError> {
+/// `first_bill`: as for [`fit_kaplan_meier`].
+pub fn kaplan_meier_by(
+    tables: &Tables,
+    params: &FeatureParams,
+    by: &str,
+    first_bill: Option<NaiveDate>,
+) -> Result<DataFrame, FeatureError> {
     const GROUPS: [&str; 4] = [c::PLAN_TYPE, c::CONTRACT_MONTHS, n::COMPETITION_LEVEL, c::MARKET_ID];
     if !GROUPS.contains(&by) {
         return Err(FeatureError::Config(format!("Kaplan-Meier groups by one of {}, not `{by}`", GROUPS.join(", "))));
     }
-    let df = risk_set(tables, params, None)?;
+    let df = risk_set(tables, params, first_bill)?;
     let key = df.column(by)?.cast(&DataType::String)?;
     let key = key.str()?;
     let entry = df.column("entry")?.cast(&DataType::Int64)?;
@@ -467,7 +473,7 @@ mod tests {
         let params =
             FeatureParams { as_of: chrono::NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
         let curves = fit_kaplan_meier(&tables, &params, None).unwrap();
-        let by_plan = kaplan_meier_by(&tables, &params, c::PLAN_TYPE).unwrap();
+        let by_plan = kaplan_meier_by(&tables, &params, c::PLAN_TYPE, None).unwrap();
         // The plan table is exactly the plan hazards of the CLV curves.
         for (plan, h) in &curves.plans {
             let rows = by_plan.clone().lazy().filter(col(c::PLAN_TYPE).eq(lit(plan.as_str()))).collect().unwrap();
@@ -475,11 +481,11 @@ mod tests {
             assert!((risk - h.at_risk.iter().sum::<f64>()).abs() < 1e-9, "{plan}");
         }
         // Markets partition the customers: at-risk counts add up to the overall ones.
-        let by_market = kaplan_meier_by(&tables, &params, c::MARKET_ID).unwrap();
+        let by_market = kaplan_meier_by(&tables, &params, c::MARKET_ID, None).unwrap();
         let total: f64 = by_market.column("at_risk").unwrap().f64().unwrap().sum().unwrap();
         assert!((total - curves.overall.at_risk.iter().sum::<f64>()).abs() < 1e-9);
         assert!(by_market.column(c::MARKET_ID).unwrap().n_unique().unwrap() >= 10);
-        assert!(kaplan_meier_by(&tables, &params, "shoe_size").is_err());
+        assert!(kaplan_meier_by(&tables, &params, "shoe_size", None).is_err());
         // The first bill month a caller knows gives the curves the scan finds it for;
         // a later one starts the data later (fewer months at risk).
         let first = tables[&Table::Billing].clone().select([col(c::BILL_MONTH).min()]).collect().unwrap();

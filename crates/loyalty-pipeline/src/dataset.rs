@@ -135,10 +135,16 @@ fn bill_month(v: &Validated, last: bool) -> Result<NaiveDate> {
 /// The first bill month: the validation's summary has it when its pass over a clean
 /// billing table found it, else a scan of the bills.
 pub fn first_bill_month(v: &Validated) -> Result<NaiveDate> {
-    match v.billing.as_ref().and_then(|b| b.first_month) {
+    match summarised_first_bill_month(v) {
         Some(first) => Ok(first),
         None => bill_month(v, false),
     }
+}
+
+/// The first bill month when the validation's summary has it (the features find it by a
+/// scan otherwise, and start the data a month before T when there are no bills).
+pub fn summarised_first_bill_month(v: &Validated) -> Option<NaiveDate> {
+    v.billing.as_ref().and_then(|b| b.first_month)
 }
 
 /// T when no setting pins it: the end of the last billed month.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use loyalty_contract::{Validated, col as c};
-use loyalty_features::{FeatureParams, names as n};
+use loyalty_features::{FeatureError, FeatureParams, names as n};
 use polars::prelude::*;
 
 use crate::PipelineError;
@@ -52,7 +52,12 @@ pub fn feature_table(
             let scores = read_churn_scores(path, params.churn_horizon_months)?;
             loyalty_features::customer_features_with_churn_scores(&v.tables, params, &scores).during(computing)?.0
         }
-        (Stage::All, None) => loyalty_features::customer_features(&v.tables, params).during(computing)?.0,
+        (Stage::All, None) => {
+            let first_bill = crate::dataset::summarised_first_bill_month(v);
+            loyalty_features::customer_features_with(&v.tables, params, first_bill, Ok::<_, FeatureError>)
+                .during(computing)?
+                .table
+        }
         (Stage::Aggregates, _) => loyalty_features::customer_aggregates(&v.tables, params).during(computing)?,
     })
 }

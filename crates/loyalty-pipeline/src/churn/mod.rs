@@ -17,7 +17,7 @@ mod train;
 
 use chrono::NaiveDate;
 use loyalty_contract::{Validated, col as c};
-use loyalty_features::{FeatureParams, customer_features, names as n};
+use loyalty_features::{FeatureError, FeatureParams, customer_features_with, names as n};
 use loyalty_models::BgNbd;
 use loyalty_models::churn::{Design, Logistic, evaluate as metrics_of};
 use polars::prelude::*;
@@ -410,7 +410,10 @@ pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: O
         Some(df) => trained.score(v, base, df),
         None => {
             let t = base.as_of;
-            let computed = customer_features(&v.tables, base).during_with(|| format!("features as of {t}"))?.0;
+            let first_bill = crate::dataset::summarised_first_bill_month(v);
+            let computed = customer_features_with(&v.tables, base, first_bill, Ok::<_, FeatureError>)
+                .during_with(|| format!("features as of {t}"))?
+                .table;
             trained.score(v, base, &computed)
         }
     }

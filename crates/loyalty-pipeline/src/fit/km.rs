@@ -49,7 +49,8 @@ fn curves(table: &DataFrame, by: &str) -> Result<BTreeMap<String, BTreeMap<i64, 
 /// risk, events, hazard, survival) and its summary.
 pub fn kaplan_meier(v: &Validated, as_of: NaiveDate, by: &str) -> Result<(DataFrame, KmSummary)> {
     let params = FeatureParams { as_of, ..Default::default() };
-    let table = loyalty_features::survival::kaplan_meier_by(&v.tables, &params, by)?;
+    let first_bill = crate::dataset::summarised_first_bill_month(v);
+    let table = loyalty_features::survival::kaplan_meier_by(&v.tables, &params, by, first_bill)?;
     let at = |curve: &BTreeMap<i64, f64>, months: i64| curve.range(..=months).next_back().map(|(_, s)| *s);
     let groups = curves(&table, by)?
         .into_iter()
