@@ -34,7 +34,7 @@ pub use params::{
     BillingEngine, FeatureParams, MarginBasis, annuity_factor, last_known_bill_month, monthly_discount_rate,
 };
 pub use remote::{AggregateFrames, AggregateRequest, Aggregator, Engine};
-pub use survival::{ChurnScores, SurvivalCurves, SurvivalModel};
+pub use survival::{ChurnProbabilities, ChurnScores, SurvivalCurves, SurvivalModel};
 pub use value::{VALUE_INPUTS, adoption_rates, with_survival};
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +135,11 @@ pub fn customer_features_with_churn_scores(
     // As `loyalty run` does it: the features through Kaplan-Meier, then CLV and
     // survival again through the scores.
     let (mut df, curves) = customer_features(tables, params)?;
-    let model = ChurnScores { horizon_months: params.churn_horizon_months, p_churn, fallback: &curves };
+    let model = ChurnScores {
+        horizon_months: params.churn_horizon_months,
+        p_churn: ChurnProbabilities::ById(p_churn),
+        fallback: &curves,
+    };
     value::with_survival(&mut df, params, &model)?;
     Ok((df, curves))
 }

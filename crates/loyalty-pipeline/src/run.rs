@@ -13,7 +13,9 @@ use loyalty_contract::reads::Source;
 use loyalty_contract::summary::DatasetSummary;
 use loyalty_contract::{Copier, Table, Validated, col as c};
 use loyalty_features::curves::satisfaction_curves;
-use loyalty_features::{FeatureParams, SurvivalCurves, leavers, migration, names as n, profiles, retention, segments};
+use loyalty_features::{
+    ChurnProbabilities, FeatureParams, SurvivalCurves, leavers, migration, names as n, profiles, retention, segments,
+};
 use polars::prelude::*;
 use tracing::{info, warn};
 
@@ -310,10 +312,17 @@ fn with_churn(
 ) -> Result<DataFrame> {
     let h = params.churn_horizon_months;
     if let Some(fit) = churn {
-        let ids = fit.scores.column(c::CUSTOMER_ID)?.i64()?;
+        let ids = fit.scores.column(c::CUSTOMER_ID)?;
         let p = fit.scores.column(&n::p_churn(h))?.f64()?;
-        let map: HashMap<i64, f64> = ids.iter().zip(p.iter()).filter_map(|(id, p)| Some((id?, p?))).collect();
-        let model = loyalty_features::ChurnScores { horizon_months: h, p_churn: &map, fallback: curves_km };
+        // Scored in the table's order (the common case): the scores as they are.
+        let map: HashMap<i64, f64>;
+        let p_churn = if ids.equals(customers.column(c::CUSTOMER_ID)?) {
+            ChurnProbabilities::InRowOrder(p)
+        } else {
+            map = ids.i64()?.iter().zip(p.iter()).filter_map(|(id, p)| Some((id?, p?))).collect();
+            ChurnProbabilities::ById(&map)
+        };
+        let model = loyalty_features::ChurnScores { horizon_months: h, p_churn, fallback: curves_km };
         loyalty_features::with_survival(&mut customers, params, &model).during("CLV from the churn scores")?;
     }
     let survival = n::survival_at(h);

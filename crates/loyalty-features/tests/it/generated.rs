@@ -321,6 +321,36 @@ fn clv_from_churn_scores_uses_them_and_falls_back_to_kaplan_meier() {
     }
 }
 
+#[test]
+fn churn_scores_in_row_order_give_the_clv_scores_by_id_give() {
+    use loyalty_features::{ChurnProbabilities, ChurnScores, with_survival};
+    let t = tables(generated());
+    let params = FeatureParams { as_of: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
+    let (km, curves) =
+        loyalty_features::customer_features_with(&t, &params, None, Ok::<_, loyalty_features::FeatureError>)
+            .map(|f| (f.table, f.curves))
+            .unwrap();
+    let ids: Vec<i64> = km.column(c::CUSTOMER_ID).unwrap().i64().unwrap().into_no_null_iter().collect();
+    // Every third customer unscored (the Kaplan-Meier fallback), the others scored.
+    let p: Float64Chunked = (0..ids.len()).map(|i| (i % 3 != 0).then(|| (i % 97) as f64 / 100.0)).collect();
+    let by_id: std::collections::HashMap<i64, f64> =
+        ids.iter().zip(p.iter()).filter_map(|(&id, p)| Some((id, p?))).collect();
+    let h = params.churn_horizon_months;
+    let clv = |p_churn| {
+        let mut df = km.clone();
+        with_survival(&mut df, &params, &ChurnScores { horizon_months: h, p_churn, fallback: &curves }).map(|()| df)
+    };
+    let (in_order, by_id) =
+        (clv(ChurnProbabilities::InRowOrder(&p)).unwrap(), clv(ChurnProbabilities::ById(&by_id)).unwrap());
+    for name in ["clv", "survival_6m"] {
+        assert!(in_order.column(name).unwrap().equals_missing(by_id.column(name).unwrap()), "{name}");
+    }
+    assert_ne!(in_order.column("clv").unwrap().f64().unwrap().get(1), km.column("clv").unwrap().f64().unwrap().get(1));
+    let short = p.slice(0, ids.len() - 1);
+    let err = clv(ChurnProbabilities::InRowOrder(&short)).unwrap_err().to_string();
+    assert!(err.contains("churn scores for"), "{err}");
+}
+
 /// The satisfaction-retention curves recovered from the data match the generator's
 /// truth (the mean true P(still a customer h months after the survey) over the same
 /// surveys) within their intervals; the fit is monotone; the contested market shows the
