@@ -137,8 +137,9 @@ impl LeaverKernel {
                 self.counted.push(bill);
             }
         }
-        // The sums after the windows: with no branch between them, the reads of
-        // different people's sums overlap where each waited on memory in turn.
+        // The sums after the window checks, for the counted bills only: no check in
+        // this loop waits on a person's record, so the reads of several overlap where
+        // each waited on memory in turn.
         let counted = std::mem::take(&mut self.counted);
         for bill in &counted {
             self.fold(bill, [&charge, &cost, &paid]);
