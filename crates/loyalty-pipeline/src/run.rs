@@ -311,15 +311,21 @@ fn with_churn(
     curves_km: &SurvivalCurves,
 ) -> Result<DataFrame> {
     let h = params.churn_horizon_months;
+    // Every customer scored, in the table's order (the common case): CLV and the
+    // placement below take the scores as they are (CLV and survival below add columns,
+    // never reorder rows).
+    let in_order = match churn {
+        Some(fit) => fit.scores.column(c::CUSTOMER_ID)?.equals(customers.column(c::CUSTOMER_ID)?),
+        None => false,
+    };
     if let Some(fit) = churn {
-        let ids = fit.scores.column(c::CUSTOMER_ID)?;
         let p = fit.scores.column(&n::p_churn(h))?.f64()?;
-        // Scored in the table's order (the common case): the scores as they are.
         let map: HashMap<i64, f64>;
-        let p_churn = if ids.equals(customers.column(c::CUSTOMER_ID)?) {
+        let p_churn = if in_order {
             ChurnProbabilities::InRowOrder(p)
         } else {
-            map = ids.i64()?.iter().zip(p.iter()).filter_map(|(id, p)| Some((id?, p?))).collect();
+            let ids = fit.scores.column(c::CUSTOMER_ID)?.i64()?;
+            map = ids.iter().zip(p.iter()).filter_map(|(id, p)| Some((id?, p?))).collect();
             ChurnProbabilities::ById(&map)
         };
         let model = loyalty_features::ChurnScores { horizon_months: h, p_churn, fallback: curves_km };
@@ -333,19 +339,20 @@ fn with_churn(
             (lit(1.0) - col(survival.as_str())).alias(n::p_churn(h).as_str()),
         ])
         .collect()?;
-    place_scores(customers, churn)
+    place_scores(customers, churn, in_order)
 }
 
 /// The churn model and reasons of each scored customer, placed by customer_id (no
-/// join: it would copy every column of the table).
-fn place_scores(mut customers: DataFrame, churn: Option<&ChurnFit>) -> Result<DataFrame> {
+/// join: it would copy every column of the table). `in_order`: the scores are every
+/// customer's, in the table's order.
+fn place_scores(mut customers: DataFrame, churn: Option<&ChurnFit>, in_order: bool) -> Result<DataFrame> {
     let Some(fit) = churn else {
         return Ok(customers.lazy().with_columns([lit("kaplan_meier").alias(n::CHURN_MODEL)]).collect()?);
     };
     let scored = fit.scores.select([n::CHURN_MODEL, n::CHURN_REASONS])?;
-    // Every customer scored, in the table's order (the common case): the columns as
-    // they are, where a placement would copy the reasons (0.5 GB at 10M customers).
-    let placed = if fit.scores.column(c::CUSTOMER_ID)?.equals(customers.column(c::CUSTOMER_ID)?) {
+    // In order: the columns as they are, where a placement would copy the reasons
+    // (0.5 GB at 10M customers).
+    let placed = if in_order {
         scored
     } else {
         let index: HashMap<i64, IdxSize> = fit
