@@ -129,10 +129,15 @@ impl Logistic {
                         let mu = sigmoid(eta);
                         let w = (mu * (1.0 - mu)).max(1e-12);
                         let e = mu - y[start + r];
-                        for i in 0..=p {
-                            g[i] += e * row[i];
-                            for j in 0..=i {
-                                h[i][j] += w * row[i] * row[j];
+                        // The lower triangle, a line at a time: w * row[i] * row[j] is
+                        // (w * row[i]) * row[j], so the line's factor is taken once, and
+                        // the cells of a line are independent sums the compiler can
+                        // update side by side.
+                        for (i, (line, &xi)) in h.iter_mut().zip(row).enumerate() {
+                            g[i] += e * xi;
+                            let wi = w * xi;
+                            for (cell, &xj) in line[..=i].iter_mut().zip(row) {
+                                *cell += wi * xj;
                             }
                         }
                     }

@@ -135,15 +135,15 @@ impl Bins {
         if v.is_nan() { 0 } else { (1 + edges.partition_point(|e| *e < v)) as u8 }
     }
 
-    /// Every value as its bin number, row by row (a row's bins are adjacent, so one
-    /// pass over a leaf's rows fills every feature's histogram).
-    fn apply(&self, x: Picked) -> Vec<u8> {
-        let features = x.features();
-        let mut out = vec![0u8; x.len() * features];
-        out.par_chunks_mut(features.max(1) * 4_096).enumerate().for_each(|(k, block)| {
+    /// Every value as its bin number, row by row in rows of `stride` bytes (a row's
+    /// bins are adjacent, so one pass over a leaf's rows fills every feature's
+    /// histogram; the bytes after the features are 0 and never read).
+    fn apply(&self, x: Picked, stride: usize) -> Vec<u8> {
+        let mut out = vec![0u8; x.len() * stride];
+        out.par_chunks_mut(stride.max(1) * 4_096).enumerate().for_each(|(k, block)| {
             let first = k * 4_096;
-            for (i, row) in block.chunks_mut(features).enumerate() {
-                for (j, cell) in row.iter_mut().enumerate() {
+            for (i, row) in block.chunks_mut(stride).enumerate() {
+                for (j, cell) in row[..x.features()].iter_mut().enumerate() {
                     *cell = Bins::bin(&self.edges[j], x.value(j, first + i));
                 }
             }
@@ -344,6 +344,8 @@ struct Split {
 /// A leaf of the tree being grown: its rows are `start..end` of the [`LeafOrdered`] rows.
 struct Open {
     node: usize,
+    /// The copy of the [`LeafOrdered`] rows that holds the leaf's rows in order.
+    copy: usize,
     start: usize,
     end: usize,
     sums: Sums,
@@ -369,14 +371,12 @@ const PARALLEL_WORK: usize = 1 << 20;
 /// features, reading each of the leaf's rows once.
 const MIN_BLOCK: usize = 8;
 
-/// Buffers reused from tree to tree: histograms (one per open leaf) and the
-/// partition scratch.
+/// Buffers reused from tree to tree: histograms (one per open leaf) and the side of
+/// each row of the leaf being split.
 #[derive(Default)]
 struct Scratch {
     free: Vec<Vec<Sums>>,
     goes_left: Vec<bool>,
-    bytes: Vec<u8>,
-    targets: Vec<Target>,
 }
 
 impl Scratch {
@@ -410,44 +410,82 @@ struct Target {
 /// through a list of row numbers instead missed the cache on nearly every row, and
 /// that was most of a fit's time. Splitting a leaf moves its rows (stably: left rows
 /// first, each side in its order), so every sum runs in the same row order as before.
+///
+/// The rows are kept twice: a split reads its leaf's rows from one copy and writes
+/// its children's into the same range of the other, so it moves each row once, where
+/// reordering within one copy would first copy the leaf's rows aside.
 struct LeafOrdered {
-    features: usize,
-    /// Bin numbers, row-major: the i-th row's are `binned[i * features..][..features]`.
-    binned: Vec<u8>,
-    targets: Vec<Target>,
+    /// Bytes per row: the features rounded up to whole [`ROW_CHUNK`]s, so that a split
+    /// moves a row as a few fixed-size copies (a copy of a length known only at run
+    /// time is a call to `memcpy` per row, which took a fit longer than the moves).
+    stride: usize,
+    /// Bin numbers, row-major: the i-th row's are `binned[c][i * stride..][..features]`
+    /// in copy c.
+    binned: [Vec<u8>; 2],
+    targets: [Vec<Target>; 2],
 }
+
+/// A row of bins is moved in pieces of this many bytes.
+const ROW_CHUNK: usize = 16;
 
 impl LeafOrdered {
     fn new(bins: &Bins, x: Picked, y: &[f64], base: f64) -> LeafOrdered {
-        let features = x.features();
-        let targets = y.iter().map(|&y| Target { y, score: base, ..Target::default() }).collect();
-        LeafOrdered { features, binned: bins.apply(x), targets }
+        let stride = x.features().next_multiple_of(ROW_CHUNK);
+        let targets: Vec<Target> = y.iter().map(|&y| Target { y, score: base, ..Target::default() }).collect();
+        let binned = bins.apply(x, stride);
+        LeafOrdered { stride, binned: [binned.clone(), binned], targets: [targets.clone(), targets] }
     }
 
     fn len(&self) -> usize {
-        self.targets.len()
+        self.targets[0].len()
     }
 
-    /// The bins of the i-th row.
-    fn row(&self, i: usize) -> &[u8] {
-        &self.binned[i * self.features..][..self.features]
+    /// The bins of rows `range` in copy `c`, `stride` bytes each.
+    fn rows(&self, c: usize, range: std::ops::Range<usize>) -> &[u8] {
+        &self.binned[c][range.start * self.stride..range.end * self.stride]
     }
 
-    /// Rows `start..end` reordered: those `goes_left` first, then the others, each in
-    /// their order; returns where the right rows start.
-    fn partition(&mut self, start: usize, end: usize, goes_left: impl Fn(&[u8]) -> bool, s: &mut Scratch) -> usize {
-        s.goes_left.clear();
-        s.goes_left.extend((start..end).map(|i| goes_left(self.row(i))));
-        let left = s.goes_left.iter().filter(|&&l| l).count();
-        let w = self.features;
-        stable_partition(&mut self.binned[start * w..end * w], w, &s.goes_left, left, &mut s.bytes);
-        stable_partition(&mut self.targets[start..end], 1, &s.goes_left, left, &mut s.targets);
+    /// Rows `start..end` of copy `from` written into the same range of the other copy:
+    /// those `goes_left` first, then the others, each in their order; returns where the
+    /// right rows start.
+    fn partition(
+        &mut self,
+        from: usize,
+        (start, end): (usize, usize),
+        goes_left: impl Fn(&[u8]) -> bool,
+        sides: &mut Vec<bool>,
+    ) -> usize {
+        sides.clear();
+        sides.extend(self.rows(from, start..end).chunks_exact(self.stride).map(&goes_left));
+        let left = sides.iter().filter(|&&l| l).count();
+        let w = self.stride / ROW_CHUNK;
+        let [b0, b1] = &mut self.binned;
+        let [t0, t1] = &mut self.targets;
+        let (src, dst, t_src, t_dst) = if from == 0 { (b0, b1, t0, t1) } else { (b1, b0, t1, t0) };
+        move_rows(
+            &mut dst.as_chunks_mut::<ROW_CHUNK>().0[start * w..end * w],
+            &src.as_chunks::<ROW_CHUNK>().0[start * w..end * w],
+            w,
+            sides,
+            left,
+        );
+        stable_partition(&mut t_dst[start..end], &t_src[start..end], sides, left);
         start + left
     }
 
-    /// Each row's log-loss gradient and hessian at its current log-odds.
+    /// Rows `range` of copy 1 copied into copy 0, where the next tree starts.
+    fn bring_back(&mut self, range: std::ops::Range<usize>) {
+        let bytes = range.start * self.stride..range.end * self.stride;
+        let [b0, b1] = &mut self.binned;
+        b0[bytes.clone()].copy_from_slice(&b1[bytes]);
+        let [t0, t1] = &mut self.targets;
+        t0[range.clone()].copy_from_slice(&t1[range]);
+    }
+
+    /// Each row's log-loss gradient and hessian at its current log-odds (copy 0,
+    /// where every tree starts).
     fn gradients(&mut self) {
-        self.targets.par_iter_mut().with_min_len(SCORE_CHUNK).for_each(|t| {
+        self.targets[0].par_iter_mut().with_min_len(SCORE_CHUNK).for_each(|t| {
             let p = sigmoid(t.score);
             t.g = p - t.y;
             t.h = (p * (1.0 - p)).max(1e-16);
@@ -455,17 +493,47 @@ impl LeafOrdered {
     }
 }
 
-/// `items`, in runs of `width` (one per row), reordered: the `left` rows marked in
-/// `goes_left` first, then the others, each in their order. One pass over the rows,
-/// without a branch on the side.
-fn stable_partition<T: Copy>(items: &mut [T], width: usize, goes_left: &[bool], left: usize, scratch: &mut Vec<T>) {
-    scratch.clear();
-    scratch.extend_from_slice(items);
-    let mut at = [left * width, 0];
-    for (row, &l) in scratch.chunks_exact(width).zip(goes_left) {
+/// `items` reordered from `before` (their order before): the `left` items marked in
+/// `goes_left` first, then the others, each in their order. One pass, without a
+/// branch on the side.
+fn stable_partition<T: Copy>(items: &mut [T], before: &[T], goes_left: &[bool], left: usize) {
+    let mut at = [left, 0];
+    for (item, &l) in before.iter().zip(goes_left) {
         let side = usize::from(l);
-        items[at[side]..at[side] + width].copy_from_slice(row);
-        at[side] += width;
+        items[at[side]] = *item;
+        at[side] += 1;
+    }
+}
+
+/// [`stable_partition`] of rows of `width` chunks each: as arrays of a size known
+/// when compiling for rows up to 128 bytes, so that moving a row is a few register
+/// moves.
+fn move_rows(items: &mut [[u8; ROW_CHUNK]], before: &[[u8; ROW_CHUNK]], width: usize, goes_left: &[bool], left: usize) {
+    fn fixed<const W: usize>(
+        items: &mut [[u8; ROW_CHUNK]],
+        before: &[[u8; ROW_CHUNK]],
+        goes_left: &[bool],
+        left: usize,
+    ) {
+        stable_partition(items.as_chunks_mut::<W>().0, before.as_chunks::<W>().0, goes_left, left);
+    }
+    match width {
+        1 => fixed::<1>(items, before, goes_left, left),
+        2 => fixed::<2>(items, before, goes_left, left),
+        3 => fixed::<3>(items, before, goes_left, left),
+        4 => fixed::<4>(items, before, goes_left, left),
+        5 => fixed::<5>(items, before, goes_left, left),
+        6 => fixed::<6>(items, before, goes_left, left),
+        7 => fixed::<7>(items, before, goes_left, left),
+        8 => fixed::<8>(items, before, goes_left, left),
+        _ => {
+            let mut at = [left * width, 0];
+            for (row, &l) in before.chunks_exact(width).zip(goes_left) {
+                let side = usize::from(l);
+                items[at[side]..at[side] + width].copy_from_slice(row);
+                at[side] += width;
+            }
+        }
     }
 }
 
@@ -513,17 +581,18 @@ impl<'a> Grower<'a> {
     /// Block k's histogram over the rows `range`, written over `h`: each cell summed in
     /// row order. A row's updates go to different features' cells, so they do not wait
     /// for each other.
-    fn fill(&self, k: usize, rows: &LeafOrdered, range: std::ops::Range<usize>, h: &mut [Sums]) {
+    fn fill(&self, k: usize, (rows, c): (&LeafOrdered, usize), range: std::ops::Range<usize>, h: &mut [Sums]) {
         h.fill(Sums::default());
         let f = self.block(k);
         let base = self.cells[f.start];
         let offsets: Vec<usize> = self.cells[f.clone()].iter().map(|c| c - base).collect();
-        let bins = &rows.binned[range.start * self.features..range.end * self.features];
-        for (row, t) in bins.chunks_exact(self.features).zip(&rows.targets[range]) {
+        for (row, t) in rows.rows(c, range.clone()).chunks_exact(rows.stride).zip(&rows.targets[c][range]) {
+            // Read once per row: the compiler cannot tell that the cells' stores leave them be.
+            let (g, hess) = (t.g, t.h);
             for (&o, &b) in offsets.iter().zip(&row[f.clone()]) {
                 let cell = &mut h[o + b as usize];
-                cell.g += t.g;
-                cell.h += t.h;
+                cell.g += g;
+                cell.h += hess;
                 cell.n += 1.0;
             }
         }
@@ -591,7 +660,7 @@ impl<'a> Grower<'a> {
         let n = rows.len();
         let tasks: Vec<(usize, &mut [Sums])> = self.blocks(hist).into_iter().enumerate().collect();
         self.per_block(n, tasks, |k, h| {
-            self.fill(k, rows, 0..n, h);
+            self.fill(k, (rows, 0), 0..n, h);
             (None, None)
         });
         // The search needs the root's total: every feature's cells sum to it.
@@ -608,7 +677,7 @@ impl<'a> Grower<'a> {
     /// `parent` (the parent minus the smaller), and the best split of each.
     fn children(
         &self,
-        rows: &LeafOrdered,
+        rows: (&LeafOrdered, usize),
         small_rows: std::ops::Range<usize>,
         small: &mut [Sums],
         parent: &mut [Sums],
@@ -631,7 +700,7 @@ impl<'a> Grower<'a> {
         let mut hist = scratch.histogram(cells);
         let (sums, best) = self.root(rows, &mut hist);
         let mut nodes = vec![Node::Leaf { value: sums.value(l2) * lr }];
-        let mut open = vec![Open { node: 0, start: 0, end: rows.len(), sums, hist, best }];
+        let mut open = vec![Open { node: 0, copy: 0, start: 0, end: rows.len(), sums, hist, best }];
         while open.len() < self.p.leaves as usize {
             // The open leaf with the largest gain (ties: the first).
             let Some((k, split)) = open.iter().enumerate().filter_map(|(k, o)| o.best.map(|s| (k, s))).fold(
@@ -649,7 +718,8 @@ impl<'a> Grower<'a> {
                 0 => split.missing_left,
                 b => b <= split.bin,
             };
-            let mid = rows.partition(leaf.start, leaf.end, goes_left, scratch);
+            let mid = rows.partition(leaf.copy, (leaf.start, leaf.end), goes_left, &mut scratch.goes_left);
+            let copy = 1 - leaf.copy;
             let right_sums = leaf.sums.minus(split.left);
             let (l, r) = (nodes.len(), nodes.len() + 1);
             nodes.push(Node::Leaf { value: split.left.value(l2) * lr });
@@ -670,18 +740,21 @@ impl<'a> Grower<'a> {
             let mut small = scratch.histogram(cells);
             let mut large = leaf.hist;
             let (small_best, large_best) =
-                self.children(rows, small_rows, &mut small, &mut large, (small_sums, large_sums));
+                self.children((rows, copy), small_rows, &mut small, &mut large, (small_sums, large_sums));
             let ((lh, lb), (rh, rb)) = if left_smaller {
                 ((small, small_best), (large, large_best))
             } else {
                 ((large, large_best), (small, small_best))
             };
-            open.push(Open { node: l, start: leaf.start, end: mid, sums: split.left, hist: lh, best: lb });
-            open.push(Open { node: r, start: mid, end: leaf.end, sums: right_sums, hist: rh, best: rb });
+            open.push(Open { node: l, copy, start: leaf.start, end: mid, sums: split.left, hist: lh, best: lb });
+            open.push(Open { node: r, copy, start: mid, end: leaf.end, sums: right_sums, hist: rh, best: rb });
         }
         for o in open {
             let Node::Leaf { value } = nodes[o.node] else { unreachable!("open leaves are leaves") };
-            for t in &mut rows.targets[o.start..o.end] {
+            if o.copy == 1 {
+                rows.bring_back(o.start..o.end);
+            }
+            for t in &mut rows.targets[0][o.start..o.end] {
                 t.score += value;
             }
             scratch.free.push(o.hist);
@@ -984,10 +1057,46 @@ mod tests {
 
     #[test]
     fn a_partition_keeps_each_side_in_its_order() {
-        let mut items = vec![1, 10, 2, 20, 3, 30, 4, 40];
         let left = [false, true, true, false];
-        stable_partition(&mut items, 2, &left, 2, &mut Vec::new());
-        assert_eq!(items, vec![2, 20, 3, 30, 1, 10, 4, 40]);
+        let mut items = [0; 4];
+        stable_partition(&mut items, &[1, 2, 3, 4], &left, 2);
+        assert_eq!(items, [2, 3, 1, 4]);
+        // Rows of a width moved as one array, and of one moved chunk by chunk.
+        for width in [2, 9] {
+            let before: Vec<[u8; ROW_CHUNK]> = (0..4 * width).map(|i| [i as u8; ROW_CHUNK]).collect();
+            let mut items = vec![[0; ROW_CHUNK]; before.len()];
+            move_rows(&mut items, &before, width, &left, 2);
+            let rows: Vec<Vec<u8>> = items.chunks(width).map(|row| row.iter().map(|c| c[0]).collect()).collect();
+            let want: Vec<Vec<u8>> =
+                [1, 2, 0, 3].iter().map(|r| (r * width..(r + 1) * width).map(|i| i as u8).collect()).collect();
+            assert_eq!(rows, want, "width {width}");
+        }
+    }
+
+    #[test]
+    fn a_split_leaves_the_rows_of_both_copies_by_leaf() {
+        // Six rows of two features; bins 1..=6 in feature 0, the row number in
+        // feature 1. Split copy 0's rows 1..5 by feature 0 <= 3 into copy 1, then rows
+        // 1..3 of copy 1 back into copy 0 by feature 0 <= 2.
+        let d = Design {
+            names: vec!["a".into(), "b".into()],
+            rows: 6,
+            columns: vec![vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]],
+        };
+        let x = Picked { d: &d, rows: None };
+        let bins = Bins::fit(x, 255);
+        let mut rows = LeafOrdered::new(&bins, x, &[0.0, 1.0, 0.0, 1.0, 0.0, 1.0], 0.0);
+        let mut sides = Vec::new();
+        let row_of = |rows: &LeafOrdered, c: usize, i: usize| rows.rows(c, i..i + 1)[1] - 1;
+        let by_value = |at: u8| move |bins: &[u8]| bins[0] % 2 == at;
+        let mid = rows.partition(0, (1, 5), by_value(0), &mut sides);
+        assert_eq!(mid, 3);
+        assert_eq!((1..5).map(|i| row_of(&rows, 1, i)).collect::<Vec<_>>(), [1, 3, 2, 4]);
+        assert_eq!((1..5).map(|i| rows.targets[1][i].y).collect::<Vec<_>>(), [1.0, 1.0, 0.0, 0.0]);
+        let mid = rows.partition(1, (1, 3), by_value(1), &mut sides);
+        assert_eq!(mid, 1, "no row of 1..3 has an odd bin");
+        rows.bring_back(3..5);
+        assert_eq!((0..6).map(|i| row_of(&rows, 0, i)).collect::<Vec<_>>(), [0, 1, 3, 2, 4, 5]);
     }
 
     #[test]
