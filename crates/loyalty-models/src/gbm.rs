@@ -371,12 +371,14 @@ const PARALLEL_WORK: usize = 1 << 20;
 /// features, reading each of the leaf's rows once.
 const MIN_BLOCK: usize = 8;
 
-/// Buffers reused from tree to tree: histograms (one per open leaf) and the side of
-/// each row of the leaf being split.
+/// What is kept from tree to tree: histograms (one per open leaf), the side of each
+/// row of the leaf being split, and the root's row counts.
 #[derive(Default)]
 struct Scratch {
     free: Vec<Vec<Sums>>,
     goes_left: Vec<bool>,
+    /// The row count of each cell of the root's histogram (see [`Grower::root`]).
+    root_counts: Vec<f64>,
 }
 
 impl Scratch {
@@ -580,8 +582,14 @@ impl<'a> Grower<'a> {
 
     /// Block k's histogram over the rows `range`, written over `h`: each cell summed in
     /// row order. A row's updates go to different features' cells, so they do not wait
-    /// for each other.
-    fn fill(&self, k: usize, (rows, c): (&LeafOrdered, usize), range: std::ops::Range<usize>, h: &mut [Sums]) {
+    /// for each other. Without `COUNT` the cells' row counts are left at 0.
+    fn fill<const COUNT: bool>(
+        &self,
+        k: usize,
+        (rows, c): (&LeafOrdered, usize),
+        range: std::ops::Range<usize>,
+        h: &mut [Sums],
+    ) {
         h.fill(Sums::default());
         let f = self.block(k);
         let base = self.cells[f.start];
@@ -593,7 +601,9 @@ impl<'a> Grower<'a> {
                 let cell = &mut h[o + b as usize];
                 cell.g += g;
                 cell.h += hess;
-                cell.n += 1.0;
+                if COUNT {
+                    cell.n += 1.0;
+                }
             }
         }
     }
@@ -656,13 +666,27 @@ impl<'a> Grower<'a> {
     }
 
     /// The histogram of every row and the best split of the root.
-    fn root(&self, rows: &LeafOrdered, hist: &mut [Sums]) -> (Sums, Option<Split>) {
+    ///
+    /// The root holds every row in every tree, so its row counts are the same in every
+    /// tree: `counts` holds them from the first tree on, and the later trees sum only
+    /// the gradients and hessians.
+    fn root(&self, rows: &LeafOrdered, hist: &mut [Sums], counts: &mut Vec<f64>) -> (Sums, Option<Split>) {
         let n = rows.len();
+        let counted = !counts.is_empty();
         let tasks: Vec<(usize, &mut [Sums])> = self.blocks(hist).into_iter().enumerate().collect();
         self.per_block(n, tasks, |k, h| {
-            self.fill(k, (rows, 0), 0..n, h);
+            if counted {
+                self.fill::<false>(k, (rows, 0), 0..n, h);
+            } else {
+                self.fill::<true>(k, (rows, 0), 0..n, h);
+            }
             (None, None)
         });
+        if counted {
+            hist.iter_mut().zip(counts.iter()).for_each(|(cell, &n)| cell.n = n);
+        } else {
+            counts.extend(hist.iter().map(|cell| cell.n));
+        }
         // The search needs the root's total: every feature's cells sum to it.
         let total = hist[..self.cells[1]].iter().fold(Sums::default(), |mut s, c| {
             s.add(*c);
@@ -685,7 +709,7 @@ impl<'a> Grower<'a> {
     ) -> (Option<Split>, Option<Split>) {
         let tasks: Vec<_> = self.blocks(small).into_iter().zip(self.blocks(parent)).enumerate().collect();
         self.per_block(small_rows.len(), tasks, |k, (s, p)| {
-            self.fill(k, rows, small_rows.clone(), s);
+            self.fill::<true>(k, rows, small_rows.clone(), s);
             p.iter_mut().zip(s.iter()).for_each(|(p, s)| *p = p.minus(*s));
             (self.best_split(k, s, sums.0), self.best_split(k, p, sums.1))
         })
@@ -698,7 +722,7 @@ impl<'a> Grower<'a> {
         let lr = self.p.learning_rate;
         let cells = self.cells[self.features];
         let mut hist = scratch.histogram(cells);
-        let (sums, best) = self.root(rows, &mut hist);
+        let (sums, best) = self.root(rows, &mut hist, &mut scratch.root_counts);
         let mut nodes = vec![Node::Leaf { value: sums.value(l2) * lr }];
         let mut open = vec![Open { node: 0, copy: 0, start: 0, end: rows.len(), sums, hist, best }];
         while open.len() < self.p.leaves as usize {
