@@ -96,32 +96,44 @@ struct Bins {
 }
 
 /// The rows of a design a fit learns from: all of them, or those listed (as
-/// `d.take(rows)` has them, without copying every value first).
+/// `d.take(rows)` has them, without copying every value first); and its columns:
+/// all of them, or those listed (feature j is then column `columns[j]`).
 #[derive(Clone, Copy)]
 struct Picked<'a> {
     d: &'a Design,
     rows: Option<&'a [usize]>,
+    columns: Option<&'a [usize]>,
 }
 
-impl Picked<'_> {
+impl<'a> Picked<'a> {
+    fn all(d: &'a Design, rows: Option<&'a [usize]>) -> Picked<'a> {
+        Picked { d, rows, columns: None }
+    }
+
     fn len(&self) -> usize {
         self.rows.map_or(self.d.rows, <[usize]>::len)
     }
 
     fn features(&self) -> usize {
-        self.d.columns.len()
+        self.columns.map_or(self.d.columns.len(), <[usize]>::len)
+    }
+
+    /// The design's column of feature j.
+    fn source(&self, j: usize) -> &'a [f64] {
+        &self.d.columns[self.columns.map_or(j, |c| c[j])]
     }
 
     /// Feature j of the k-th picked row.
     fn value(&self, j: usize, k: usize) -> f64 {
-        self.d.columns[j][self.rows.map_or(k, |rows| rows[k])]
+        self.source(j)[self.rows.map_or(k, |rows| rows[k])]
     }
 
     /// Feature j of every picked row, in order.
-    fn column(&self, j: usize) -> std::borrow::Cow<'_, [f64]> {
+    fn column(&self, j: usize) -> std::borrow::Cow<'a, [f64]> {
+        let column = self.source(j);
         match self.rows {
-            None => std::borrow::Cow::Borrowed(&self.d.columns[j]),
-            Some(rows) => std::borrow::Cow::Owned(rows.iter().map(|&i| self.d.columns[j][i]).collect()),
+            None => std::borrow::Cow::Borrowed(column),
+            Some(rows) => std::borrow::Cow::Owned(rows.iter().map(|&i| column[i]).collect()),
         }
     }
 }
@@ -194,6 +206,16 @@ struct Tree {
 }
 
 impl Tree {
+    /// The tree with the features of its splits numbered as in the design, where the
+    /// tree was grown on its columns `columns` (feature j was column `columns[j]`).
+    fn features_from(&mut self, columns: &[usize]) {
+        for node in &mut self.nodes {
+            if let Node::Split { feature, .. } = node {
+                *feature = columns[*feature];
+            }
+        }
+    }
+
     fn node_value(&self, at: usize) -> f64 {
         match &self.nodes[at] {
             Node::Leaf { value } | Node::Split { value, .. } => *value,
@@ -796,7 +818,7 @@ const SCORE_CHUNK: usize = 1_024;
 
 impl Gbm {
     pub fn fit(d: &Design, y: &[f64], p: &GbmParams) -> Result<Gbm, ModelError> {
-        Gbm::fit_picked(Picked { d, rows: None }, y, p)
+        Gbm::fit_picked(Picked::all(d, None), y, p)
     }
 
     /// [`Gbm::fit`] on rows `rows` of `d` (`y`: their labels): the model
@@ -806,7 +828,7 @@ impl Gbm {
         if rows.iter().any(|&r| r >= d.rows) {
             return Err(ModelError::BadInput(format!("boosting: a row number beyond the design's {} rows", d.rows)));
         }
-        Gbm::fit_picked(Picked { d, rows: Some(rows) }, y, p)
+        Gbm::fit_picked(Picked::all(d, Some(rows)), y, p)
     }
 
     fn fit_picked(x: Picked, y: &[f64], p: &GbmParams) -> Result<Gbm, ModelError> {
@@ -820,16 +842,28 @@ impl Gbm {
         }
         let started = std::time::Instant::now();
         let bins = Bins::fit(x, p.bins as usize);
-        let grower = Grower::new(features, &bins.edges, *p);
+        // A feature without bin edges (one value, or none) never splits: the trees grow
+        // on the others alone, the same trees, without a histogram of it per leaf. The
+        // first feature stays whatever its edges: the root's sums are its cells' sum,
+        // and another feature's cells would sum the same rows in another order.
+        let splittable: Vec<usize> = (0..features).filter(|&j| j == 0 || !bins.edges[j].is_empty()).collect();
+        let kept = Bins { edges: splittable.iter().map(|&j| bins.edges[j].clone()).collect() };
+        let grower = Grower::new(splittable.len(), &kept.edges, *p);
         let rate = (y.iter().sum::<f64>() / y.len() as f64).clamp(1e-9, 1.0 - 1e-9);
         let base = (rate / (1.0 - rate)).ln();
-        let mut rows = LeafOrdered::new(&bins, x, y, base);
-        let mut gain = vec![0.0; features];
+        let mut rows = LeafOrdered::new(&kept, Picked { columns: Some(&splittable), ..x }, y, base);
+        let mut kept_gain = vec![0.0; splittable.len()];
         let mut trees = Vec::with_capacity(p.trees as usize);
         let mut scratch = Scratch::default();
         for _ in 0..p.trees {
             rows.gradients();
-            trees.push(grower.tree(&mut rows, &mut gain, &mut scratch));
+            let mut tree = grower.tree(&mut rows, &mut kept_gain, &mut scratch);
+            tree.features_from(&splittable);
+            trees.push(tree);
+        }
+        let mut gain = vec![0.0; features];
+        for (&j, g) in splittable.iter().zip(kept_gain) {
+            gain[j] = g;
         }
         tracing::debug!(
             "boosting: {} trees of up to {} leaves on {} rows x {} features in {:.1}s",
@@ -964,6 +998,36 @@ mod tests {
         }
         let d = Design::new(vec!["x0".into(), "x1".into(), "x2".into()], vec![x0, x1, x2]).unwrap();
         (d, y, truth)
+    }
+
+    #[test]
+    fn features_that_cannot_split_change_no_tree() {
+        let (d, y, _) = step_data(5_000, 4);
+        // The same rows with a constant column and an empty one between the features.
+        let mut names = d.names.clone();
+        let mut columns = d.columns.clone();
+        names.insert(1, "constant".into());
+        columns.insert(1, vec![3.0; d.rows]);
+        names.insert(3, "empty".into());
+        columns.insert(3, vec![f64::NAN; d.rows]);
+        let wide = Design::new(names, columns).unwrap();
+        let p = GbmParams { trees: 30, ..GbmParams::default() };
+        let narrow = Gbm::fit(&d, &y, &p).unwrap();
+        let m = Gbm::fit(&wide, &y, &p).unwrap();
+        let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+        assert_eq!(bits(m.raw(&wide)), bits(narrow.raw(&d)));
+        let gain = |m: &Gbm, name: &str| m.names.iter().position(|n| n == name).map(|j| m.gain[j]);
+        for name in ["x0", "x1", "x2"] {
+            assert_eq!(gain(&m, name).map(f64::to_bits), gain(&narrow, name).map(f64::to_bits), "{name}");
+        }
+        assert_eq!((gain(&m, "constant"), gain(&m, "empty")), (Some(0.0), Some(0.0)));
+        // The attributions are the narrow model's, with zeros in the two new columns.
+        let (a, b) = (m.contributions(&wide), narrow.contributions(&d));
+        for (row, want) in a.iter().zip(&b) {
+            let without: Vec<f64> = [0, 2, 4].iter().map(|&j| row[j]).collect();
+            assert_eq!(bits(without), bits(want.clone()));
+            assert_eq!((row[1], row[3]), (0.0, 0.0));
+        }
     }
 
     #[test]
@@ -1107,7 +1171,7 @@ mod tests {
             rows: 6,
             columns: vec![vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]],
         };
-        let x = Picked { d: &d, rows: None };
+        let x = Picked::all(&d, None);
         let bins = Bins::fit(x, 255);
         let mut rows = LeafOrdered::new(&bins, x, &[0.0, 1.0, 0.0, 1.0, 0.0, 1.0], 0.0);
         let mut sides = Vec::new();
