@@ -32,7 +32,7 @@ use crate::dataset::{first_bill_month, months_after, months_before};
 use crate::error::{Context, Result};
 use crate::settings::{ChurnConfig, Classifier};
 use prepaid::{Prepaid, prepaid_loyalty, prepaid_out_of_time};
-use snapshot::{Extra, Names, PlanRows, Snapshot, snapshot, snapshot_sample};
+use snapshot::{Extra, Names, PlanRows, Snapshot, features_at, snapshot, snapshot_of, snapshot_sample};
 use topups::TopupInputs;
 pub use train::SCORE_ROWS;
 use train::{Fitted, capped, capped_copy, fit_calibrated_sampled, largest_first, score_at};
@@ -123,14 +123,21 @@ fn snapshots(
     cap: usize,
 ) -> Result<Snapshots> {
     let sample = snapshot_sample(v, test_t0, per_snapshot(cap, train_t0.len()))?;
-    let (model, test_topups) = match topups::fit_model(&sample, test_t0, base)? {
+    // The BG/NBD fit runs on one core: the test date's features, which do not read
+    // it, are computed beside it.
+    let (fitted, test_features) =
+        rayon::join(|| topups::fit_model(&sample, test_t0, base), || features_at(&sample, test_t0, base));
+    let (model, test_topups) = match fitted? {
         Some((model, inputs)) => (Some(model), inputs),
         None => (None, TopupInputs::default()),
     };
-    let test = snapshot(v, &sample, test_t0, None, base, &Extra::with_topups(&sample, test_t0, test_topups)?)?;
+    let test_extra = Extra::with_topups(&sample, test_t0, test_topups)?;
+    let test = snapshot_of(v, &sample, (test_t0, test_features?), None, base, &test_extra)?;
     let names: Names = test.plans.iter().map(|(p, r)| (*p, r.design.names.clone())).collect();
     // The training dates are independent, and one date's features at this sample's
-    // size leave a core idle much of the time: they are computed side by side.
+    // size leave a core idle much of the time: they are computed side by side. (After
+    // the test date's, not beside them: a failing engine fails the first date, and
+    // the run stops then instead of after every date's job has failed.)
     let train = train_t0
         .par_iter()
         .map(|d| snapshot(v, &sample, *d, Some(&names), base, &Extra::at(&sample, *d, base, model.as_ref())?))

@@ -189,9 +189,28 @@ pub(crate) fn snapshot(
     base: &FeatureParams,
     extra: &Extra,
 ) -> Result<Snapshot> {
+    let df = features_at(tables, as_of, base)?;
+    snapshot_of(v, tables, (as_of, df), names, base, extra)
+}
+
+/// The features at `as_of` of the customers of `tables`: what a snapshot computes
+/// before its labels and its inputs from outside the feature table.
+pub(crate) fn features_at(tables: &Tables, as_of: NaiveDate, base: &FeatureParams) -> Result<DataFrame> {
     let params = FeatureParams { as_of, ..base.clone() };
-    let population = active_by_plan(v, as_of)?;
     let (df, _) = customer_features(tables, &params).during_with(|| format!("features as of {as_of}"))?;
+    Ok(df)
+}
+
+/// [`snapshot`] from the features `df` at `as_of` ([`features_at`]).
+pub(crate) fn snapshot_of(
+    v: &Validated,
+    tables: &Tables,
+    (as_of, df): (NaiveDate, DataFrame),
+    names: Option<&Names>,
+    base: &FeatureParams,
+    extra: &Extra,
+) -> Result<Snapshot> {
+    let population = active_by_plan(v, as_of)?;
     let end = months_after(as_of, base.churn_horizon_months)?;
     let mut plans = BTreeMap::new();
     let mut frame = DataFrame::empty();
