@@ -38,6 +38,14 @@ fn read_churn_scores(path: &Path, h: u32) -> Result<HashMap<i64, f64>> {
     Ok(ids.iter().zip(p.iter()).filter_map(|(i, p)| Some((i?, p?))).collect())
 }
 
+/// The features of the customers of `v` active at `params.as_of`, through the survival
+/// curves, from the first bill month the validation found (a scan of the bills when
+/// it found none).
+pub(crate) fn features_at_t(v: &Validated, params: &FeatureParams) -> std::result::Result<DataFrame, FeatureError> {
+    let first_bill = crate::dataset::summarised_first_bill_month(v);
+    Ok(loyalty_features::customer_features_with(&v.tables, params, first_bill, Ok::<_, FeatureError>)?.table)
+}
+
 /// The feature table of the customers active at `params.as_of`; CLV from the churn
 /// scores in `churn_scores` for the customers they cover, else from the survival curves.
 pub fn feature_table(
@@ -52,12 +60,7 @@ pub fn feature_table(
             let scores = read_churn_scores(path, params.churn_horizon_months)?;
             loyalty_features::customer_features_with_churn_scores(&v.tables, params, &scores).during(computing)?.0
         }
-        (Stage::All, None) => {
-            let first_bill = crate::dataset::summarised_first_bill_month(v);
-            loyalty_features::customer_features_with(&v.tables, params, first_bill, Ok::<_, FeatureError>)
-                .during(computing)?
-                .table
-        }
+        (Stage::All, None) => features_at_t(v, params).during(computing)?,
         (Stage::Aggregates, _) => loyalty_features::customer_aggregates(&v.tables, params).during(computing)?,
     })
 }

@@ -17,7 +17,7 @@ mod train;
 
 use chrono::NaiveDate;
 use loyalty_contract::{Validated, col as c};
-use loyalty_features::{FeatureError, FeatureParams, customer_features_with, names as n};
+use loyalty_features::{FeatureParams, names as n};
 use loyalty_models::BgNbd;
 use loyalty_models::churn::{Design, Logistic, evaluate as metrics_of};
 use polars::prelude::*;
@@ -417,10 +417,7 @@ pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: O
         Some(df) => trained.score(v, base, df),
         None => {
             let t = base.as_of;
-            let first_bill = crate::dataset::summarised_first_bill_month(v);
-            let computed = customer_features_with(&v.tables, base, first_bill, Ok::<_, FeatureError>)
-                .during_with(|| format!("features as of {t}"))?
-                .table;
+            let computed = crate::features::features_at_t(v, base).during_with(|| format!("features as of {t}"))?;
             trained.score(v, base, &computed)
         }
     }
