@@ -4,6 +4,7 @@
 //! Pure: everything here takes and returns `LazyFrame`s; reading files is the job of
 //! `loyalty-io`.
 
+pub mod ahead;
 pub mod cancel;
 pub mod dates;
 pub mod error;

@@ -2,6 +2,7 @@
 //! ranked by the margin each is expected to add a month. The adoption probabilities
 //! are CPV's own ([`crate::adoption_rates`]), so the offers add up to `cpv_monthly`.
 
+use loyalty_contract::ahead::made_ahead;
 use loyalty_contract::col as c;
 use polars::prelude::*;
 
@@ -50,7 +51,7 @@ pub fn stream_offers<E, F>(
     mut sink: F,
 ) -> Result<DataFrame, E>
 where
-    E: From<FeatureError>,
+    E: From<FeatureError> + Send,
     F: FnMut(DataFrame) -> Result<(), E>,
 {
     let mut summary = OfferSummary::default();
@@ -73,14 +74,21 @@ where
         k => usize::try_from(k.div_ceil(4)).unwrap_or(usize::MAX),
     };
     let mut handed = false;
-    for start in (0..n).step_by(size) {
-        loyalty_contract::cancel::check().map_err(FeatureError::from)?;
-        let chunk = cells.slice(start as i64, size.min(n - start));
-        let top = chunk_offers(&adoption, &menus, &chunk).map_err(FeatureError::from)?;
-        summary.add(&top).map_err(FeatureError::from)?;
-        sink(top)?;
-        handed = true;
-    }
+    // The next chunk is ranked (on one thread) while the sink writes one.
+    made_ahead(
+        (0..n).step_by(size),
+        |start| -> Result<DataFrame, E> {
+            loyalty_contract::cancel::check().map_err(FeatureError::from)?;
+            let chunk = cells.slice(start as i64, size.min(n - start));
+            Ok(chunk_offers(&adoption, &menus, &chunk).map_err(FeatureError::from)?)
+        },
+        |top| {
+            summary.add(&top).map_err(FeatureError::from)?;
+            sink(top)?;
+            handed = true;
+            Ok(())
+        },
+    )?;
     if !handed {
         sink(no_offers().map_err(FeatureError::from)?)?;
     }

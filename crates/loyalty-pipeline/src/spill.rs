@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use loyalty_contract::ahead::made_ahead;
 use loyalty_contract::col as c;
 use loyalty_features::names as n;
 use polars::prelude::*;
@@ -195,15 +196,20 @@ impl<'a> PartitionRuns<'a> {
         let path = dir.join(".customers-write-only-0.parquet");
         let mut writer: Option<loyalty_io::ScratchWriter> = None;
         let mut read = vec![0usize; runs.len()];
-        for chunk in from.chunks(SCORE_ROWS) {
-            let mut rows = interleaved(&runs, &mut read, chunk)?;
-            if writer.is_none() {
-                writer = Some(loyalty_io::ScratchWriter::create(&path, rows.schema(), false)?);
-            }
-            if let Some(w) = writer.as_mut() {
-                w.append(&mut rows)?;
-            }
-        }
+        // The next chunk is read from the runs while one is encoded.
+        made_ahead(
+            from.chunks(SCORE_ROWS),
+            |chunk| interleaved(&runs, &mut read, chunk),
+            |mut rows| -> Result<()> {
+                if writer.is_none() {
+                    writer = Some(loyalty_io::ScratchWriter::create(&path, rows.schema(), false)?);
+                }
+                if let Some(w) = writer.as_mut() {
+                    w.append(&mut rows)?;
+                }
+                Ok(())
+            },
+        )?;
         if let Some(w) = writer {
             w.finish()?;
         }

@@ -328,7 +328,7 @@ fn plan_trained(
 
 /// The feature table at T as the classifiers read it: whole in memory, or with some
 /// columns set aside on disk (as `loyalty run` keeps it).
-pub trait FeatureRows {
+pub trait FeatureRows: Sync {
     /// The columns in memory; customer_id and plan_type are among them.
     fn in_memory(&self) -> &DataFrame;
     /// Rows `start..start + len` with every column.

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
+use loyalty_contract::ahead::made_ahead;
 use loyalty_contract::{Table, Validated, col as c, dates};
 use loyalty_features::transactions::{cols as rc, rfm_summary};
 use loyalty_features::{FeatureParams, Tables};
@@ -45,21 +46,29 @@ pub(crate) fn summaries(
     // per prepaid customer and year): about 400 MB at three years of history. Each
     // partition reads its own bucket once (partitions of half the size read each
     // bucket twice, 15.6 s at 10M customers).
-    for slice in loyalty_features::customer_slices(tables, base)? {
-        loyalty_contract::cancel::check()?;
-        let part = loyalty_features::restricted(tables, slice);
-        let summary = rfm_summary(part[&Table::Customers].clone(), part[&Table::Topups].clone(), t, 7.0)?;
-        let (x, t_x, big_t) =
-            (floats(&summary, rc::X, 0.0)?, floats(&summary, rc::T_X, 0.0)?, floats(&summary, rc::T, 0.0)?);
-        let rows: Vec<Rfm> = (0..x.len()).map(|i| Rfm { x: x[i], t_x: t_x[i], t: big_t[i], weight: 1.0 }).collect();
-        fit_rows.extend(rfm::compress(&rows));
-        tracing::debug!("BG/NBD summaries at {t}: {slice:?}, {} customers", summary.height());
-        for (i, id) in summary.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate() {
-            if let Some(id) = id.filter(|id| wanted(*id)) {
-                asked.push((id, (x[i], t_x[i], big_t[i])));
+    // The next partition's top-ups are summarised while one's rows are compressed.
+    made_ahead(
+        loyalty_features::customer_slices(tables, base)?,
+        |slice| -> Result<_> {
+            loyalty_contract::cancel::check()?;
+            let part = loyalty_features::restricted(tables, slice);
+            let summary = rfm_summary(part[&Table::Customers].clone(), part[&Table::Topups].clone(), t, 7.0)?;
+            tracing::debug!("BG/NBD summaries at {t}: {slice:?}, {} customers", summary.height());
+            Ok(summary)
+        },
+        |summary| {
+            let (x, t_x, big_t) =
+                (floats(&summary, rc::X, 0.0)?, floats(&summary, rc::T_X, 0.0)?, floats(&summary, rc::T, 0.0)?);
+            let rows: Vec<Rfm> = (0..x.len()).map(|i| Rfm { x: x[i], t_x: t_x[i], t: big_t[i], weight: 1.0 }).collect();
+            fit_rows.extend(rfm::compress(&rows));
+            for (i, id) in summary.column(c::CUSTOMER_ID)?.i64()?.iter().enumerate() {
+                if let Some(id) = id.filter(|id| wanted(*id)) {
+                    asked.push((id, (x[i], t_x[i], big_t[i])));
+                }
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok((fit_rows, asked))
 }
 

@@ -11,6 +11,7 @@ use super::FeatureRows;
 use super::snapshot::{Extra, Plan, design_of, model_rows};
 use crate::error::Result;
 use crate::settings::Classifier;
+use loyalty_contract::ahead::made_ahead;
 use loyalty_features::names as n;
 
 /// A uniform, seeded sample of about `cap` of `n` rows (in order), or None when `n <= cap`:
@@ -198,7 +199,8 @@ pub(crate) struct ScoredAtT {
 /// Every plan's customers of the feature table at T and their scores by that plan's
 /// model, [`SCORE_ROWS`] rows of the table at a time (each chunk read once for every
 /// plan). Each chunk's reasons are kept as one Arrow string array (at 10M customers a
-/// `String` per reason took gigabytes).
+/// `String` per reason took gigabytes). The next chunk is read and its designs built
+/// while one is scored ([`made_ahead`]).
 pub(crate) fn score_at(
     features: &dyn FeatureRows,
     plans: &[(Plan, &[String], &Fitted)],
@@ -207,24 +209,47 @@ pub(crate) fn score_at(
     let mut all = Scored::empty();
     let mut by_plan: Vec<Vec<f64>> = vec![Vec::new(); plans.len()];
     let height = features.in_memory().height();
-    for start in (0..height).step_by(SCORE_ROWS) {
-        loyalty_contract::cancel::check()?;
-        let chunk = features.rows(start, SCORE_ROWS.min(height - start))?;
-        let mut parts = Vec::with_capacity(plans.len());
-        for ((plan, names, model), p_of_plan) in plans.iter().zip(&mut by_plan) {
-            let rows = model_rows(chunk.clone().lazy(), *plan).collect()?;
-            if rows.height() == 0 {
-                continue;
+    made_ahead(
+        (0..height).step_by(SCORE_ROWS),
+        |start| -> Result<_> {
+            Ok((start, designs_of(features, plans, extra, start, SCORE_ROWS.min(height - start))?))
+        },
+        |(start, designs)| {
+            loyalty_contract::cancel::check()?;
+            let mut parts = Vec::with_capacity(plans.len());
+            for (k, chunk_ids, design) in designs {
+                let (cp, cr) = plans[k].2.score(&design);
+                by_plan[k].extend_from_slice(&cp);
+                parts.push((chunk_ids, cp, cr));
             }
-            let (chunk_ids, design) = design_of(&rows, names, extra)?;
-            let (cp, cr) = model.score(&design);
-            p_of_plan.extend_from_slice(&cp);
-            parts.push((chunk_ids, cp, cr));
-        }
-        append_by_id(&mut all, &parts)?;
-        tracing::debug!("scored rows {start}..{} of {height}", start + SCORE_ROWS);
-    }
+            append_by_id(&mut all, &parts)?;
+            tracing::debug!("scored rows {start}..{} of {height}", start + SCORE_ROWS);
+            Ok(())
+        },
+    )?;
     Ok(ScoredAtT { all, by_plan })
+}
+
+/// Rows `start..start + len` of the feature table: each plan's customers among them
+/// (its index in `plans`, their ids and their design), plans without one left out.
+fn designs_of(
+    features: &dyn FeatureRows,
+    plans: &[(Plan, &[String], &Fitted)],
+    extra: &Extra,
+    start: usize,
+    len: usize,
+) -> Result<Vec<(usize, Vec<i64>, Design)>> {
+    let chunk = features.rows(start, len)?;
+    let mut designs = Vec::with_capacity(plans.len());
+    for (k, (plan, names, _)) in plans.iter().enumerate() {
+        let rows = model_rows(chunk.clone().lazy(), *plan).collect()?;
+        if rows.height() == 0 {
+            continue;
+        }
+        let (ids, design) = design_of(&rows, names, extra)?;
+        designs.push((k, ids, design));
+    }
+    Ok(designs)
 }
 
 /// One chunk's scores of each plan, (ids, P(churn), reasons) with ids ascending,
