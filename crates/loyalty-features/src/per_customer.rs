@@ -599,7 +599,7 @@ pub(crate) struct Assembled {
 
 /// `parts` (each sorted by customer_id, customers in one part only) as one frame sorted
 /// by customer_id, with the part each row came from. Column by column: the peak is the
-/// parts plus one column.
+/// parts plus a column per thread.
 fn merge_by_customer(parts: Vec<DataFrame>) -> PolarsResult<(DataFrame, Vec<u32>)> {
     let mut from: Vec<u32> = Vec::new();
     let mut all: Option<DataFrame> = None;
@@ -622,7 +622,10 @@ fn merge_by_customer(parts: Vec<DataFrame>) -> PolarsResult<(DataFrame, Vec<u32>
     let from = order.iter().map(|&i| from[i as usize]).collect();
     let idx = IdxCa::from_vec("__idx".into(), order);
     let height = all.height();
-    let columns = all.into_columns().into_iter().map(|column| column.take(&idx)).collect::<PolarsResult<Vec<_>>>()?;
+    // A column's gather runs on one thread: the columns go side by side (at 10M
+    // customers the merge took 1.85 s on 1.1 of the two cores).
+    let columns =
+        all.into_columns().into_par_iter().map(|column| column.take(&idx)).collect::<PolarsResult<Vec<_>>>()?;
     Ok((DataFrame::new(height, columns)?, from))
 }
 
