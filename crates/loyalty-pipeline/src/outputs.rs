@@ -129,33 +129,40 @@ impl Outputs {
     /// written beside the other files: each alone left one of two cores idle.
     pub(crate) fn write(&mut self, dir: &Path) -> Result<()> {
         let (customers, spilled) = (&mut self.customers, self.customers_spilled.as_ref());
-        let rest = OtherTables {
-            survival: &mut self.survival,
-            segments: &mut self.segments,
-            tiers: &mut self.tiers,
-            lorenz: &mut self.lorenz,
-            curves: &mut self.curves,
-            winback: &mut self.winback,
-            zones: &mut self.zones,
-            gaps: &mut self.gaps,
-            drivers: &mut self.drivers,
-            signals: &mut self.signals,
-            economics: &mut self.economics,
-            movement: &mut self.movement,
-            reason_mix: &mut self.reason_mix,
-            nps: &mut self.nps,
-            ladder: &mut self.ladder,
-            loyalty_kinds: &mut self.loyalty_kinds,
-            offer_summary: &mut self.offer_summary,
-            migration: self.migration.as_mut().map(|m| &mut m.table),
+        let mut csv_only = vec![
+            ("zones", &mut self.zones),
+            ("satisfaction_gap", &mut self.gaps),
+            ("drivers", &mut self.drivers),
+            ("signals", &mut self.signals),
+            ("retention_economics", &mut self.economics),
+            ("base_movement", &mut self.movement),
+            ("churn_reasons", &mut self.reason_mix),
+            ("nps", &mut self.nps),
+            ("loyalty_ladder", &mut self.ladder),
+            ("loyalty_kinds", &mut self.loyalty_kinds),
+            ("offers_by_segment", &mut self.offer_summary),
+        ];
+        if let Some(m) = &mut self.migration {
+            csv_only.push(("migration", &mut m.table));
+        }
+        let others = OtherTables {
+            parquet_only: vec![("survival", &mut self.survival)],
+            parquet_and_csv: vec![
+                ("segments", &mut self.segments),
+                ("tiers", &mut self.tiers),
+                ("lorenz", &mut self.lorenz),
+                ("curves", &mut self.curves),
+                ("winback", &mut self.winback),
+            ],
+            csv_only,
         };
-        let (wrote_customers, wrote_rest) = std::thread::scope(|s| {
-            let others = s.spawn(|| timed("the other tables", || rest.write(dir)));
+        let (wrote_customers, wrote_others) = std::thread::scope(|s| {
+            let others = s.spawn(|| timed("the other tables", || others.write(dir)));
             let main = timed("customers.parquet", || write_customers(customers, spilled, dir));
             (main, others.join())
         });
         wrote_customers?;
-        match wrote_rest {
+        match wrote_others {
             Ok(result) => result?,
             Err(panic) => std::panic::resume_unwind(panic),
         }
@@ -181,58 +188,28 @@ fn write_customers(customers: &mut DataFrame, spilled: Option<&crate::spill::Spi
     }
 }
 
-/// Every table of the run but customers.parquet and model_quality.json.
+/// Every table of the run but customers.parquet, by the formats it is written in
+/// (named as its files are).
 struct OtherTables<'a> {
-    survival: &'a mut DataFrame,
-    segments: &'a mut DataFrame,
-    tiers: &'a mut DataFrame,
-    lorenz: &'a mut DataFrame,
-    curves: &'a mut DataFrame,
-    winback: &'a mut DataFrame,
-    zones: &'a mut DataFrame,
-    gaps: &'a mut DataFrame,
-    drivers: &'a mut DataFrame,
-    signals: &'a mut DataFrame,
-    economics: &'a mut DataFrame,
-    movement: &'a mut DataFrame,
-    reason_mix: &'a mut DataFrame,
-    nps: &'a mut DataFrame,
-    ladder: &'a mut DataFrame,
-    loyalty_kinds: &'a mut DataFrame,
-    offer_summary: &'a mut DataFrame,
-    migration: Option<&'a mut DataFrame>,
+    parquet_only: Vec<(&'static str, &'a mut DataFrame)>,
+    parquet_and_csv: Vec<(&'static str, &'a mut DataFrame)>,
+    csv_only: Vec<(&'static str, &'a mut DataFrame)>,
 }
 
 impl OtherTables<'_> {
     fn write(self, dir: &Path) -> Result<()> {
-        loyalty_io::write_parquet(self.survival, &dir.join("survival.parquet"))?;
-        for (name, df) in [
-            ("segments", self.segments),
-            ("tiers", self.tiers),
-            ("lorenz", self.lorenz),
-            ("curves", self.curves),
-            ("winback", self.winback),
-        ] {
-            loyalty_io::write_parquet(df, &dir.join(format!("{name}.parquet")))?;
-            loyalty_io::write_csv(df, &dir.join(format!("{name}.csv")))?;
+        let parquet =
+            |df: &mut DataFrame, name: &str| loyalty_io::write_parquet(df, &dir.join(format!("{name}.parquet")));
+        let csv = |df: &mut DataFrame, name: &str| loyalty_io::write_csv(df, &dir.join(format!("{name}.csv")));
+        for (name, df) in self.parquet_only {
+            parquet(df, name)?;
         }
-        for (name, df) in [
-            ("zones", self.zones),
-            ("satisfaction_gap", self.gaps),
-            ("drivers", self.drivers),
-            ("signals", self.signals),
-            ("retention_economics", self.economics),
-            ("base_movement", self.movement),
-            ("churn_reasons", self.reason_mix),
-            ("nps", self.nps),
-            ("loyalty_ladder", self.ladder),
-            ("loyalty_kinds", self.loyalty_kinds),
-            ("offers_by_segment", self.offer_summary),
-        ] {
-            loyalty_io::write_csv(df, &dir.join(format!("{name}.csv")))?;
+        for (name, df) in self.parquet_and_csv {
+            parquet(df, name)?;
+            csv(df, name)?;
         }
-        if let Some(m) = self.migration {
-            loyalty_io::write_csv(m, &dir.join("migration.csv"))?;
+        for (name, df) in self.csv_only {
+            csv(df, name)?;
         }
         Ok(())
     }
