@@ -393,12 +393,11 @@ const PARALLEL_WORK: usize = 1 << 20;
 /// features, reading each of the leaf's rows once.
 const MIN_BLOCK: usize = 8;
 
-/// What is kept from tree to tree: histograms (one per open leaf), the side of each
-/// row of the leaf being split, and the root's row counts.
+/// What is kept from tree to tree: histograms (one per open leaf) and the root's row
+/// counts.
 #[derive(Default)]
 struct Scratch {
     free: Vec<Vec<Sums>>,
-    goes_left: Vec<bool>,
     /// The row count of each cell of the root's histogram (see [`Grower::root`]).
     root_counts: Vec<f64>,
 }
@@ -470,30 +469,28 @@ impl LeafOrdered {
     }
 
     /// Rows `start..end` of copy `from` written into the same range of the other copy:
-    /// those `goes_left` first, then the others, each in their order; returns where the
-    /// right rows start.
+    /// the `left` rows that `goes_left` first, then the others, each in their order;
+    /// returns where the right rows start. The split's sums counted its left rows, so
+    /// one pass places every row where it belongs, bins and target together.
     fn partition(
         &mut self,
         from: usize,
         (start, end): (usize, usize),
+        left: usize,
         goes_left: impl Fn(&[u8]) -> bool,
-        sides: &mut Vec<bool>,
     ) -> usize {
-        sides.clear();
-        sides.extend(self.rows(from, start..end).chunks_exact(self.stride).map(&goes_left));
-        let left = sides.iter().filter(|&&l| l).count();
         let w = self.stride / ROW_CHUNK;
         let [b0, b1] = &mut self.binned;
         let [t0, t1] = &mut self.targets;
         let (src, dst, t_src, t_dst) = if from == 0 { (b0, b1, t0, t1) } else { (b1, b0, t1, t0) };
-        move_rows(
-            &mut dst.as_chunks_mut::<ROW_CHUNK>().0[start * w..end * w],
-            &src.as_chunks::<ROW_CHUNK>().0[start * w..end * w],
+        let moved_left = move_rows(
+            (&mut dst.as_chunks_mut::<ROW_CHUNK>().0[start * w..end * w], &mut t_dst[start..end]),
+            (&src.as_chunks::<ROW_CHUNK>().0[start * w..end * w], &t_src[start..end]),
             w,
-            sides,
+            goes_left,
             left,
         );
-        stable_partition(&mut t_dst[start..end], &t_src[start..end], sides, left);
+        assert_eq!(moved_left, left, "a split's row count is the number of its rows that go left");
         start + left
     }
 
@@ -517,46 +514,54 @@ impl LeafOrdered {
     }
 }
 
-/// `items` reordered from `before` (their order before): the `left` items marked in
-/// `goes_left` first, then the others, each in their order. One pass, without a
-/// branch on the side.
-fn stable_partition<T: Copy>(items: &mut [T], before: &[T], goes_left: &[bool], left: usize) {
-    let mut at = [left, 0];
-    for (item, &l) in before.iter().zip(goes_left) {
-        let side = usize::from(l);
-        items[at[side]] = *item;
-        at[side] += 1;
-    }
-}
-
-/// [`stable_partition`] of rows of `width` chunks each: as arrays of a size known
-/// when compiling for rows up to 128 bytes, so that moving a row is a few register
-/// moves.
-fn move_rows(items: &mut [[u8; ROW_CHUNK]], before: &[[u8; ROW_CHUNK]], width: usize, goes_left: &[bool], left: usize) {
-    fn fixed<const W: usize>(
-        items: &mut [[u8; ROW_CHUNK]],
-        before: &[[u8; ROW_CHUNK]],
-        goes_left: &[bool],
+/// Rows of `width` chunks and their targets reordered from `before` (their order
+/// before): the rows that `goes_left` first, from the start, then the others from
+/// `left` on, each side in its order; returns how many went left. One pass, without a
+/// branch on the side; rows up to 128 bytes are moved as arrays of a size known when
+/// compiling, a few register moves each.
+fn move_rows<T: Copy>(
+    (items, targets): (&mut [[u8; ROW_CHUNK]], &mut [T]),
+    (before, targets_before): (&[[u8; ROW_CHUNK]], &[T]),
+    width: usize,
+    goes_left: impl Fn(&[u8]) -> bool,
+    left: usize,
+) -> usize {
+    fn fixed<const W: usize, T: Copy>(
+        (items, targets): (&mut [[u8; ROW_CHUNK]], &mut [T]),
+        (before, targets_before): (&[[u8; ROW_CHUNK]], &[T]),
+        goes_left: impl Fn(&[u8]) -> bool,
         left: usize,
-    ) {
-        stable_partition(items.as_chunks_mut::<W>().0, before.as_chunks::<W>().0, goes_left, left);
+    ) -> usize {
+        let items = items.as_chunks_mut::<W>().0;
+        let mut at = [left, 0];
+        for (row, t) in before.as_chunks::<W>().0.iter().zip(targets_before) {
+            let side = usize::from(goes_left(row.as_flattened()));
+            items[at[side]] = *row;
+            targets[at[side]] = *t;
+            at[side] += 1;
+        }
+        at[1]
     }
+    let (to, from) = ((items, targets), (before, targets_before));
     match width {
-        1 => fixed::<1>(items, before, goes_left, left),
-        2 => fixed::<2>(items, before, goes_left, left),
-        3 => fixed::<3>(items, before, goes_left, left),
-        4 => fixed::<4>(items, before, goes_left, left),
-        5 => fixed::<5>(items, before, goes_left, left),
-        6 => fixed::<6>(items, before, goes_left, left),
-        7 => fixed::<7>(items, before, goes_left, left),
-        8 => fixed::<8>(items, before, goes_left, left),
+        1 => fixed::<1, T>(to, from, goes_left, left),
+        2 => fixed::<2, T>(to, from, goes_left, left),
+        3 => fixed::<3, T>(to, from, goes_left, left),
+        4 => fixed::<4, T>(to, from, goes_left, left),
+        5 => fixed::<5, T>(to, from, goes_left, left),
+        6 => fixed::<6, T>(to, from, goes_left, left),
+        7 => fixed::<7, T>(to, from, goes_left, left),
+        8 => fixed::<8, T>(to, from, goes_left, left),
         _ => {
-            let mut at = [left * width, 0];
-            for (row, &l) in before.chunks_exact(width).zip(goes_left) {
-                let side = usize::from(l);
-                items[at[side]..at[side] + width].copy_from_slice(row);
-                at[side] += width;
+            let ((items, targets), (before, targets_before)) = (to, from);
+            let mut at = [left, 0];
+            for (row, t) in before.chunks_exact(width).zip(targets_before) {
+                let side = usize::from(goes_left(row.as_flattened()));
+                items[at[side] * width..(at[side] + 1) * width].copy_from_slice(row);
+                targets[at[side]] = *t;
+                at[side] += 1;
             }
+            at[1]
         }
     }
 }
@@ -764,7 +769,7 @@ impl<'a> Grower<'a> {
                 0 => split.missing_left,
                 b => b <= split.bin,
             };
-            let mid = rows.partition(leaf.copy, (leaf.start, leaf.end), goes_left, &mut scratch.goes_left);
+            let mid = rows.partition(leaf.copy, (leaf.start, leaf.end), split.left.n as usize, goes_left);
             let copy = 1 - leaf.copy;
             let right_sums = leaf.sums.minus(split.left);
             let (l, r) = (nodes.len(), nodes.len() + 1);
@@ -1145,19 +1150,20 @@ mod tests {
 
     #[test]
     fn a_partition_keeps_each_side_in_its_order() {
-        let left = [false, true, true, false];
-        let mut items = [0; 4];
-        stable_partition(&mut items, &[1, 2, 3, 4], &left, 2);
-        assert_eq!(items, [2, 3, 1, 4]);
-        // Rows of a width moved as one array, and of one moved chunk by chunk.
+        // Rows 1 and 2 of four go left. Rows of a width moved as one array, and of one
+        // moved chunk by chunk; the targets move with their rows.
         for width in [2, 9] {
             let before: Vec<[u8; ROW_CHUNK]> = (0..4 * width).map(|i| [i as u8; ROW_CHUNK]).collect();
+            let goes_left = |row: &[u8]| [1, 2].contains(&(usize::from(row[0]) / width));
             let mut items = vec![[0; ROW_CHUNK]; before.len()];
-            move_rows(&mut items, &before, width, &left, 2);
+            let mut targets = [0; 4];
+            let left = move_rows((&mut items, &mut targets), (&before, &[10, 11, 12, 13]), width, goes_left, 2);
+            assert_eq!(left, 2, "width {width}");
             let rows: Vec<Vec<u8>> = items.chunks(width).map(|row| row.iter().map(|c| c[0]).collect()).collect();
             let want: Vec<Vec<u8>> =
                 [1, 2, 0, 3].iter().map(|r| (r * width..(r + 1) * width).map(|i| i as u8).collect()).collect();
             assert_eq!(rows, want, "width {width}");
+            assert_eq!(targets, [11, 12, 10, 13], "width {width}");
         }
     }
 
@@ -1174,14 +1180,13 @@ mod tests {
         let x = Picked::all(&d, None);
         let bins = Bins::fit(x, 255);
         let mut rows = LeafOrdered::new(&bins, x, &[0.0, 1.0, 0.0, 1.0, 0.0, 1.0], 0.0);
-        let mut sides = Vec::new();
         let row_of = |rows: &LeafOrdered, c: usize, i: usize| rows.rows(c, i..i + 1)[1] - 1;
         let by_value = |at: u8| move |bins: &[u8]| bins[0] % 2 == at;
-        let mid = rows.partition(0, (1, 5), by_value(0), &mut sides);
+        let mid = rows.partition(0, (1, 5), 2, by_value(0));
         assert_eq!(mid, 3);
         assert_eq!((1..5).map(|i| row_of(&rows, 1, i)).collect::<Vec<_>>(), [1, 3, 2, 4]);
         assert_eq!((1..5).map(|i| rows.targets[1][i].y).collect::<Vec<_>>(), [1.0, 1.0, 0.0, 0.0]);
-        let mid = rows.partition(1, (1, 3), by_value(1), &mut sides);
+        let mid = rows.partition(1, (1, 3), 0, by_value(1));
         assert_eq!(mid, 1, "no row of 1..3 has an odd bin");
         rows.bring_back(3..5);
         assert_eq!((0..6).map(|i| row_of(&rows, 0, i)).collect::<Vec<_>>(), [0, 1, 3, 2, 4, 5]);
