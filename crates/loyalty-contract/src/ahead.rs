@@ -1,11 +1,12 @@
 //! Work made one step ahead: the next piece prepared on a second thread while the
-//! current one is used.
+//! current one is used; and two independent steps run side by side.
 //!
 //! The passes that go a chunk or a customer partition at a time alternate a read (or a
 //! partition's aggregation) with work on what it gave (scoring, encoding, placing
 //! columns). One after the other, each phase left one of two cores idle for part of
 //! its time; made a step ahead, the two overlap. One made piece waits at most, so the
-//! memory grows by one piece.
+//! memory grows by one piece. The same holds for two steps of a stage that do not
+//! read each other's results: [`side_by_side`].
 
 use std::sync::mpsc;
 
@@ -54,9 +55,28 @@ where
     })
 }
 
+/// `(first(), second())`, with `second` on its own thread while `first` runs on the
+/// caller's: for two steps that do not read each other's results and each leave a core
+/// idle part of the time. A panic of `second` is resumed on the caller's thread. On a
+/// worker of a rayon pool the two run one after the other, as in [`made_ahead`].
+pub fn side_by_side<A, B: Send>(first: impl FnOnce() -> A, second: impl FnOnce() -> B + Send) -> (A, B) {
+    if rayon::current_thread_index().is_some() {
+        let a = first();
+        return (a, second());
+    }
+    std::thread::scope(|s| {
+        let other = s.spawn(second);
+        let a = first();
+        match other.join() {
+            Ok(b) => (a, b),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::made_ahead;
+    use super::{made_ahead, side_by_side};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
@@ -163,5 +183,25 @@ mod tests {
     #[should_panic(expected = "maker failed")]
     fn a_panic_of_the_maker_reaches_the_caller() {
         let _ = made_ahead(0..3, |i| if i == 1 { panic!("maker failed") } else { Ok::<_, String>(i) }, |_| Ok(()));
+    }
+
+    #[test]
+    fn side_by_side_runs_both_on_two_threads_and_gives_both_results() {
+        let caller = std::thread::current().id();
+        let (a, b) = side_by_side(|| (std::thread::current().id(), 1), || (std::thread::current().id(), "two"));
+        assert_eq!(a, (caller, 1));
+        assert_eq!(b.1, "two");
+        assert_ne!(b.0, caller, "the second step runs on a thread of its own");
+        // On a pool worker both run on that worker.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let (a, b) = pool.install(|| side_by_side(|| std::thread::current().id(), || std::thread::current().id()));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_panic_of_the_second_step_reaches_the_caller() {
+        let caught = std::panic::catch_unwind(|| side_by_side(|| 1, || -> i32 { panic!("second step failed") }));
+        let panic = caught.expect_err("the panic is resumed");
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"second step failed"));
     }
 }

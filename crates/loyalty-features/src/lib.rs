@@ -116,10 +116,19 @@ pub fn customer_features_with<E: From<FeatureError>>(
     let per_customer::Assembled { table: base, silent, from } = per_customer::assemble(tables, params, &mut aside)?;
     tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
-    let curves = survival::fit_kaplan_meier(tables, params, first_bill)?;
-    tracing::debug!("survival curves in {:.2}s", started.elapsed().as_secs_f64());
-    let started = std::time::Instant::now();
-    let df = value::add_scores_and_value(base, tables, params, &curves)?;
+    // The survival curves read the tables, not the aggregates: they are fitted beside
+    // the scores.
+    let (df, curves) = loyalty_contract::ahead::side_by_side(
+        || value::add_scores(base, tables, params),
+        || {
+            let started = std::time::Instant::now();
+            let curves = survival::fit_kaplan_meier(tables, params, first_bill);
+            tracing::debug!("survival curves in {:.2}s", started.elapsed().as_secs_f64());
+            curves
+        },
+    );
+    let (mut df, curves) = (df?, curves?);
+    value::with_survival(&mut df, params, &curves).map_err(FeatureError::from)?;
     tracing::debug!("scores and value in {:.2}s", started.elapsed().as_secs_f64());
     Ok(FeaturesAtT { table: df, from, curves, silent })
 }

@@ -473,12 +473,9 @@ pub const VALUE_INPUTS: [&str; 13] = [
     n::COMPETITION_LEVEL,
 ];
 
-pub(crate) fn add_scores_and_value(
-    base: DataFrame,
-    tables: &Tables,
-    params: &FeatureParams,
-    survival: &dyn SurvivalModel,
-) -> Result<DataFrame, FeatureError> {
+/// `base` with CPV, the loyalty scores, CCV and CPV over the valuation horizon: every
+/// value but those of the survival model ([`with_survival`]).
+pub(crate) fn add_scores(base: DataFrame, tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
     let d = monthly_discount_rate(params.annual_discount_rate);
     let annuity = annuity_factor(d, params.valuation_months);
 
@@ -500,7 +497,6 @@ pub(crate) fn add_scores_and_value(
         .collect()?;
 
     tracing::debug!("scores: {:.2}s", started.elapsed().as_secs_f64());
-    with_survival(&mut df, params, survival)?;
     Ok(df)
 }
 

@@ -156,16 +156,12 @@ impl Outputs {
             ],
             csv_only,
         };
-        let (wrote_customers, wrote_others) = std::thread::scope(|s| {
-            let others = s.spawn(|| timed("the other tables", || others.write(dir)));
-            let main = timed("customers.parquet", || write_customers(customers, spilled, dir));
-            (main, others.join())
-        });
+        let (wrote_customers, wrote_others) = loyalty_contract::ahead::side_by_side(
+            || timed("customers.parquet", || write_customers(customers, spilled, dir)),
+            || timed("the other tables", || others.write(dir)),
+        );
         wrote_customers?;
-        match wrote_others {
-            Ok(result) => result?,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        wrote_others?;
         loyalty_io::write_json(&self.model_quality(), &dir.join("model_quality.json"))?;
         Ok(())
     }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use loyalty_contract::ahead::side_by_side;
 use loyalty_contract::reads::Source;
 use loyalty_contract::summary::DatasetSummary;
 use loyalty_contract::{Copier, Table, Validated, col as c};
@@ -221,18 +222,30 @@ fn compute(
     }
     let customers =
         segments::assign(customers, n::LOYALTY, cuts, cfg.segments.tier_shares, scale).during("assigning segments")?;
-    let segment_table = segments::segment_table(&customers, n::LOYALTY)?;
-    let tier_table = segments::tier_table(&customers)?;
-    let (lorenz, gini) = segments::lorenz(&customers)?;
-    let nps = profiles::nps_table(&customers)?;
-    let ladder = profiles::ladder_and_quadrants(&customers, n::LOYALTY)?;
-    let loyalty_kinds = profiles::loyalty_kinds(&customers, n::LOYALTY)?;
     // Offers go straight into the staged folder as they are ranked; every other table is
-    // written at the end.
+    // written at the end. The tables of the segmented base go beside the offers: both
+    // only read it.
     let offers_file = OffersFile { path: staged.join("offers.parquet"), pseudonyms };
-    let started = Instant::now();
-    let offer_summary = offers_file.write(&customers, &v.tables, params)?;
-    tracing::debug!("next-best offers in {:.2}s", started.elapsed().as_secs_f64());
+    let (offer_summary, tables) = side_by_side(
+        || {
+            let started = Instant::now();
+            let summary = offers_file.write(&customers, &v.tables, params);
+            tracing::debug!("next-best offers in {:.2}s", started.elapsed().as_secs_f64());
+            summary
+        },
+        || -> Result<_> {
+            Ok((
+                segments::segment_table(&customers, n::LOYALTY)?,
+                segments::tier_table(&customers)?,
+                segments::lorenz(&customers)?,
+                profiles::nps_table(&customers)?,
+                profiles::ladder_and_quadrants(&customers, n::LOYALTY)?,
+                profiles::loyalty_kinds(&customers, n::LOYALTY)?,
+            ))
+        },
+    );
+    let offer_summary = offer_summary?;
+    let (segment_table, tier_table, (lorenz, gini), nps, ladder, loyalty_kinds) = tables?;
 
     stages.begin("curves")?;
     let curve_tables = satisfaction_curves(&v.tables, params, &cfg.curves, &customers, n::LOYALTY)
@@ -247,22 +260,33 @@ fn compute(
     // since a previous run, the report): the others wait on disk for customers.parquet.
     let keep = [segments::VALUE_SEGMENT, segments::TIER, n::CLV, n::MARGIN_MONTHLY, n::LOYALTY];
     let (customers, customers_spilled) = crate::spill::spill_all_but(customers, staged, customers_spilled, &keep)?;
-    let gone = leavers::analyse(
-        &v.tables,
-        params,
-        &customers,
-        &cfg.churn_reasons,
-        cfg.output.winback_months,
-        first_month,
-        Some(&silent),
-    )
-    .during("leavers, win-back list and base movement")?;
-    let started = Instant::now();
-    let economics = retention::retention_economics(&customers, params, n::LOYALTY).during("retention economics")?;
-    tracing::debug!("retention economics in {:.2}s", started.elapsed().as_secs_f64());
-    let started = Instant::now();
-    let sbg = sbg_retention(v, params.as_of).during("sBG retention curves")?;
-    tracing::debug!("sBG retention curves in {:.2}s", started.elapsed().as_secs_f64());
+    // The leavers' pass reads every bill again; the economics and the sBG curves read
+    // neither its results nor the bills, and go beside it.
+    let (gone, (economics, sbg)) = side_by_side(
+        || {
+            leavers::analyse(
+                &v.tables,
+                params,
+                &customers,
+                &cfg.churn_reasons,
+                cfg.output.winback_months,
+                first_month,
+                Some(&silent),
+            )
+            .during("leavers, win-back list and base movement")
+        },
+        || {
+            let started = Instant::now();
+            let economics =
+                retention::retention_economics(&customers, params, n::LOYALTY).during("retention economics");
+            tracing::debug!("retention economics in {:.2}s", started.elapsed().as_secs_f64());
+            let started = Instant::now();
+            let sbg = sbg_retention(v, params.as_of).during("sBG retention curves");
+            tracing::debug!("sBG retention curves in {:.2}s", started.elapsed().as_secs_f64());
+            (economics, sbg)
+        },
+    );
+    let (gone, economics, sbg) = (gone?, economics?, sbg?);
     Ok(Outputs {
         customers,
         customers_spilled,
