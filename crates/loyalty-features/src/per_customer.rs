@@ -571,7 +571,9 @@ pub(crate) fn assemble<E: From<FeatureError>>(
         let part = Partition { tables, params, slice, ids: part_ids, remote: remote.is_some() };
         let (rows, gone) =
             part.assembled(part_base, &remote_frames, (lkbm, window_start, t_days, t_12)).map_err(E::from)?;
+        let started = std::time::Instant::now();
         kept.push(aside(rows)?);
+        tracing::debug!("partition's rows set aside in {:.2}s", started.elapsed().as_secs_f64());
         silent.push(gone);
     }
     drop(base);

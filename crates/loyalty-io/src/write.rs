@@ -169,10 +169,29 @@ pub struct ScratchWriter {
 
 /// How [`ScratchWriter`] writes one column.
 struct ScratchColumn {
-    schema: polars_arrow::datatypes::ArrowSchemaRef,
     encodings: Vec<polars_parquet::write::Encoding>,
     field: polars_parquet::parquet::schema::types::ParquetType,
     options: polars_parquet::write::WriteOptions,
+}
+
+impl ScratchColumn {
+    /// The column's pages, encoded and compressed (one list per Parquet leaf column).
+    fn compressed_pages(
+        &self,
+        array: Box<dyn polars_arrow::array::Array>,
+    ) -> PolarsResult<Vec<Vec<polars_parquet::write::CompressedPage>>> {
+        use polars_parquet::read::ParquetError;
+        use polars_parquet::write::{Compressor, array_to_columns};
+        array_to_columns(array, self.field.clone(), self.options, &self.encodings)?
+            .into_iter()
+            .map(|encoded| {
+                let encoded = encoded.map(|page| page.map_err(|e| ParquetError::FeatureNotSupported(e.to_string())));
+                Compressor::new_from_vec(encoded, self.options.compression, vec![])
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(PolarsError::from)
+            })
+            .collect()
+    }
 }
 
 impl ScratchWriter {
@@ -202,8 +221,7 @@ impl ScratchWriter {
                     version: Version::V1,
                     data_page_size: None,
                 };
-                let schema = Arc::new(std::iter::once((field.name.clone(), field.clone())).collect());
-                ScratchColumn { schema, encodings, field: parquet_field.clone(), options }
+                ScratchColumn { encodings, field: parquet_field.clone(), options }
             })
             .collect();
         let file = File::create(path).map_err(|e| polars_err!(ComputeError: "creating {}: {e}", path.display()))?;
@@ -220,25 +238,28 @@ impl ScratchWriter {
     }
 
     /// `df` as one row group (its columns rechunked first), each column with its own
-    /// encoding and statistics.
+    /// encoding and statistics. The columns are encoded and compressed side by side,
+    /// then written in order: one after the other (as the writer pulls them) they kept
+    /// a run's spills on one core.
     pub fn append(&mut self, df: &mut DataFrame) -> PolarsResult<()> {
-        use polars_parquet::write::{DynIter, row_group_iter};
+        use polars_parquet::write::{DynIter, DynStreamingIterator, fallible_streaming_iterator};
+        use rayon::prelude::*;
         df.rechunk_mut();
         for batch in df.iter_chunks(CompatLevel::newest(), false) {
             let rows = batch.len();
             if rows == 0 {
                 continue;
             }
-            let arrays = batch.into_arrays();
-            let per_column: Vec<_> = arrays
-                .into_iter()
+            let per_column = batch
+                .into_arrays()
+                .into_par_iter()
                 .zip(&self.columns)
-                .map(|(array, c)| {
-                    let one = polars_arrow::record_batch::RecordBatchT::new(rows, c.schema.clone(), vec![array]);
-                    row_group_iter(one, vec![c.encodings.clone()].into(), vec![c.field.clone()], c.options)
-                })
-                .collect();
-            self.writer.write(rows as u64, DynIter::new(per_column.into_iter().flatten()))?;
+                .map(|(array, c)| c.compressed_pages(array))
+                .collect::<PolarsResult<Vec<_>>>()?;
+            let pages = per_column.iter().flatten().map(|pages| {
+                Ok(DynStreamingIterator::new(fallible_streaming_iterator::convert(pages.iter().map(PolarsResult::Ok))))
+            });
+            self.writer.write(rows as u64, DynIter::new(pages))?;
         }
         Ok(())
     }
