@@ -241,7 +241,9 @@ impl SurvivalCurves {
         )
     }
 
-    /// Evaluate `f(curve)` once per distinct (cohort, tenure) of `features`, in row order.
+    /// Evaluate `f(curve)` once per distinct (cohort, tenure) of `features`, in row order:
+    /// each group's value is written to its rows' places (a join of the distinct keys
+    /// back onto the rows and a sort into row order took 1 s at 10M customers).
     fn per_row(&self, features: &DataFrame, n: u32, f: impl Fn(&[f64]) -> f64) -> PolarsResult<Vec<f64>> {
         let keys = [c::PLAN_TYPE, c::CONTRACT_MONTHS, n::COMPETITION_LEVEL, n::TENURE_MONTHS];
         let rows = features
@@ -253,31 +255,27 @@ impl SurvivalCurves {
                 col(n::COMPETITION_LEVEL).fill_null(lit("unknown")),
                 col(n::TENURE_MONTHS).cast(DataType::Int64).fill_null(lit(0)).clip_min(lit(0)),
             ])
-            .with_row_index("__row", None);
-        let distinct = rows.clone().select(keys.map(col)).unique(None, UniqueKeepStrategy::Any).collect()?;
-        let plan = distinct.column(c::PLAN_TYPE)?.str()?;
-        let contract = distinct.column(c::CONTRACT_MONTHS)?.i64()?;
-        let level = distinct.column(n::COMPETITION_LEVEL)?.str()?;
-        let tenure = distinct.column(n::TENURE_MONTHS)?.i64()?;
-        let values: Vec<f64> = (0..distinct.height())
-            .map(|i| {
-                let key = (
-                    plan.get(i).unwrap_or("").to_string(),
-                    contract.get(i).unwrap_or(0),
-                    level.get(i).unwrap_or("unknown").to_string(),
-                );
-                f(&self.curve(&key, tenure.get(i).unwrap_or(0) as usize, n))
-            })
-            .collect();
-        let mut distinct = distinct;
-        distinct.with_column(Column::new("__value".into(), values))?;
-        let on: Vec<Expr> = keys.map(col).to_vec();
-        let out = rows
-            .join(distinct.lazy(), on.clone(), on, JoinArgs::new(JoinType::Left))
-            .sort(["__row"], SortMultipleOptions::default())
-            .select([col("__value")])
             .collect()?;
-        Ok(out.column("__value")?.f64()?.into_no_null_iter().collect())
+        let plan = rows.column(c::PLAN_TYPE)?.str()?;
+        let contract = rows.column(c::CONTRACT_MONTHS)?.i64()?;
+        let level = rows.column(n::COMPETITION_LEVEL)?.str()?;
+        let tenure = rows.column(n::TENURE_MONTHS)?.i64()?;
+        let mut values = vec![0.0; rows.height()];
+        let grouped = rows.group_by(keys)?;
+        for group in grouped.get_groups().iter() {
+            let first = group.first() as usize;
+            let key = (
+                plan.get(first).unwrap_or("").to_string(),
+                contract.get(first).unwrap_or(0),
+                level.get(first).unwrap_or("unknown").to_string(),
+            );
+            let value = f(&self.curve(&key, tenure.get(first).unwrap_or(0) as usize, n));
+            match group {
+                GroupsIndicator::Idx((_, idx)) => idx.iter().for_each(|&i| values[i as usize] = value),
+                GroupsIndicator::Slice([start, len]) => values[start as usize..(start + len) as usize].fill(value),
+            }
+        }
+        Ok(values)
     }
 }
 
