@@ -110,10 +110,8 @@ pub fn run(req: RunRequest, observer: &mut dyn Observer) -> Result<RunOutcome> {
     // The bucketed copy is read no more: its scratch folder goes now, not after the
     // swap, and beside the writes (unlinking the copy took a second at 10M customers).
     let copy = std::mem::take(&mut input.validated.tables);
-    std::thread::scope(|s| {
-        s.spawn(move || drop(copy));
-        out.write(&dir)
-    })?;
+    let (written, ()) = side_by_side(|| out.write(&dir), move || drop(copy));
+    written?;
     loyalty_io::write_text(&html, &dir.join("report.html"))?;
     let records = stages.finish(|table, source| rows_of(&input, table, source));
     let decoded = input.validated.reads.report(|table, source| rows_of(&input, table, source));
