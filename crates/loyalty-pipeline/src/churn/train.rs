@@ -223,7 +223,7 @@ pub(crate) fn score_at(
                 parts.push((chunk_ids, cp, cr));
             }
             append_by_id(&mut all, &parts)?;
-            tracing::debug!("scored rows {start}..{} of {height}", start + SCORE_ROWS);
+            tracing::debug!("scored rows {start}..{} of {height}", (start + SCORE_ROWS).min(height));
             Ok(())
         },
     )?;
