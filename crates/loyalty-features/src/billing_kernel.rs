@@ -125,9 +125,39 @@ impl Exact {
 }
 
 impl std::ops::AddAssign<f64> for Exact {
+    #[inline]
     fn add_assign(&mut self, v: f64) {
-        self.0 += (v * Self::UNIT).round_ties_even() as i128;
+        self.0 += fixed_64(v);
     }
+}
+
+/// `(v * 2^64).round_ties_even() as i128`, without its two library calls (the rounding
+/// and the float-to-i128 conversion were a quarter of the kernel's samples, perf at 1M
+/// customers). A normal float is a 53-bit integer times a power of two; when that power
+/// times 2^64 is at least 1 (every magnitude above 2^-12), the scaled value is that
+/// integer shifted left: exact, so nothing to round. Smaller magnitudes, zeros, NaN
+/// and magnitudes that would not fit take the general path.
+#[inline]
+fn fixed_64(v: f64) -> i128 {
+    let bits = v.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i32;
+    // v = mantissa * 2^(exponent - 1075), so v * 2^64 = mantissa << (exponent - 1011).
+    let shift = exponent - 1011;
+    if exponent != 0x7ff && (0..=74).contains(&shift) {
+        let mantissa = ((bits & ((1 << 52) - 1)) | (1 << 52)) as i128;
+        let scaled = mantissa << shift;
+        return if bits >> 63 == 1 { -scaled } else { scaled };
+    }
+    (v * Exact::UNIT).round_ties_even() as i128
+}
+
+/// Whole months in `days` (at least 0) between two firsts of months: days / 30.4375
+/// rounded, the ratio's nearest integer. 30.4375 = 487/16, and 16 * days / 487 is
+/// never halfway between two integers (487 is odd), so integer division rounds it as
+/// the float division and its rounding did, without the library call.
+#[inline]
+fn months_before(days: i32) -> usize {
+    ((16 * i64::from(days) + 243) / 487) as usize
 }
 
 /// n, sum x and sum x^2 of the months in a mask, x = -k.
@@ -295,9 +325,7 @@ impl BillingKernel {
                 continue;
             }
             let a = &mut self.acc[slot];
-            // Whole months before the last known month (bill months are firsts of
-            // months, so days / 30.4375 rounds to the exact count).
-            let k = ((f64::from(self.last_known - d) / 30.4375).round_ties_even() as usize).min(WINDOW - 1);
+            let k = months_before(self.last_known - d).min(WINDOW - 1);
             let bit = 1u16 << k;
             if a.months & bit != 0 {
                 let (id, m) = (b.id[i], date_str(d));
@@ -539,4 +567,59 @@ pub(crate) fn sink_into(known: LazyFrame, kernel: Arc<Mutex<Option<BillingKernel
         false,
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(v: f64) -> i128 {
+        (v * Exact::UNIT).round_ties_even() as i128
+    }
+
+    #[test]
+    fn fixed_point_matches_the_rounded_product() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            5e-324,
+            2f64.powi(-12),
+            2f64.powi(-12) * 0.75,
+            2f64.powi(-13) * 3.0,
+            2f64.powi(62),
+            2f64.powi(63) * 1.999,
+            2f64.powi(64),
+            1e300,
+            -1e300,
+            45.99,
+            -0.01,
+            1.0 / 3.0,
+        ];
+        // A spread of magnitudes from 2^-80 to 2^70, each sign, with full mantissas.
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let exponent = (x % 150) as i32 - 80;
+            let mantissa = 1.0 + (x >> 11) as f64 / (1u64 << 53) as f64;
+            let v = mantissa * 2f64.powi(exponent);
+            values.push(if x & 1 == 1 { -v } else { v });
+        }
+        for v in values {
+            assert_eq!(fixed_64(v), reference(v), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn months_before_counts_as_the_rounded_ratio() {
+        for days in 0..40_000 {
+            let float = (f64::from(days) / 30.4375).round_ties_even() as usize;
+            assert_eq!(months_before(days), float, "{days}");
+        }
+    }
 }
