@@ -385,7 +385,7 @@ pub struct SettingsArgs {
     /// Churn horizon h in months.
     #[arg(long, env = "LOYALTY_HORIZON_MONTHS")]
     pub horizon_months: Option<u32>,
-    /// Billing aggregation: `kernel` (fast) or `polars` (the reference group-by plan; same numbers).
+    /// Bill and top-up aggregation: `kernel` (fast) or `polars` (the reference group-by plans; same numbers).
     #[arg(long, value_enum, env = "LOYALTY_BILLING_ENGINE")]
     pub billing_engine: Option<BillingEngineArg>,
     /// What margin counts: `billed` (total_charge - cost) or `collected` (amount_paid - cost).

@@ -24,6 +24,7 @@ pub mod segments;
 pub mod survival;
 #[cfg(test)]
 mod test_rng;
+mod topup_kernel;
 pub mod transactions;
 mod value;
 

@@ -31,7 +31,7 @@ pub struct FeatureParams {
     pub prepaid_inactivity_days: i64,
     /// Pseudo-count pulling a cell's adoption rate toward the base rate (CPV).
     pub adoption_prior_weight: f64,
-    /// How the billing sums are computed (the same numbers either way).
+    /// How the bill and top-up sums are computed (the same numbers either way).
     pub billing_engine: BillingEngine,
     /// The per-customer aggregates run in customer hash partitions of about this many
     /// active customers (bounded memory; the same numbers); 0: all at once.
@@ -52,8 +52,8 @@ pub enum MarginBasis {
     Collected,
 }
 
-/// The billing aggregation: a columnar kernel fed by the streaming engine (fast, one
-/// record per customer), or the reference Polars group-by plan.
+/// The bill and top-up aggregations: columnar kernels fed by the streaming engine
+/// (fast, one record per customer), or the reference Polars group-by plans.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BillingEngine {

@@ -11,6 +11,7 @@ use crate::billing_kernel::{self, BillingKernel, Slots};
 use crate::leavers::{BILL_DAY_BEFORE_WINDOW, LAST_DAY, SilentPrepaid, TOPUP_DAY_BEFORE_WINDOW};
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
+use crate::topup_kernel::{self, TopupKernel};
 use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epoch_days};
 use loyalty_contract::partition::Slice;
 
@@ -333,6 +334,9 @@ struct Plans {
     remote: Vec<(Table, LazyFrame)>,
     /// The known billing rows, for the billing kernel.
     billing_kernel: Option<LazyFrame>,
+    /// The top-ups up to T (customer_id, day, amount) and the window's first day
+    /// excluded, for the top-up kernel.
+    topup_kernel: Option<(LazyFrame, i32)>,
 }
 
 /// Fixed-point units of [`exact_sum`].
@@ -342,6 +346,12 @@ pub(crate) const FIXED_POINT: f64 = 1e9;
 /// amount), which a sum skips but a mean's row count does not.
 pub(crate) fn fixed(v: f64) -> Option<i64> {
     v.is_finite().then(|| (v * FIXED_POINT).round_ties_even() as i64)
+}
+
+/// A sum in [`exact_sum`]'s fixed point as a float, as that expression gives it:
+/// Polars divides a column by a number as a product with its reciprocal.
+pub(crate) fn from_fixed(sum: i64) -> f64 {
+    sum as f64 * (1.0 / FIXED_POINT)
 }
 
 /// The sum of a group's values in fixed point (exact to 1e-9, for magnitudes up to
@@ -359,7 +369,8 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
     let t_days = epoch_days(t);
     let t_12 = epoch_days(t.checked_sub_months(Months::new(12)).unwrap_or(t));
     let lkbm = params.last_known_bill_month();
-    let mut plans = Plans { local: Vec::new(), remote: Vec::new(), billing_kernel: None };
+    let mut plans = Plans { local: Vec::new(), remote: Vec::new(), billing_kernel: None, topup_kernel: None };
+    let kernels = params.billing_engine == BillingEngine::Kernel && !remote;
     let push = |plans: &mut Plans, table: Table, plan: LazyFrame| {
         if remote { plans.remote.push((table, plan)) } else { plans.local.push(plan) }
     };
@@ -376,6 +387,14 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
     if let Some(topups) = tables.get(&Table::Topups) {
         let day = day_num(col(c::TS));
         let in_window = day.clone().gt(lit(t_12));
+        if kernels {
+            let rows = topups.clone().filter(day.clone().lt_eq(lit(t_days))).select([
+                col(c::CUSTOMER_ID),
+                day.clone().alias(topup_kernel::DAY),
+                col(c::AMOUNT).cast(DataType::Float64),
+            ]);
+            plans.topup_kernel = Some((rows, t_12));
+        }
         let agg = if remote {
             topups.clone().filter(day.clone().lt_eq(lit(t_days)).and(in_window)).group_by([col(c::CUSTOMER_ID)]).agg([
                 len().cast(DataType::Float64).alias(n::TOPUPS_12M),
@@ -395,7 +414,9 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
                 only(in_window.not(), day, no_day()).max().alias(TOPUP_BEFORE_WINDOW),
             ])
         };
-        push(&mut plans, Table::Topups, agg);
+        if !kernels {
+            push(&mut plans, Table::Topups, agg);
+        }
     }
 
     // Care contacts in the last 12 months.
@@ -655,6 +676,14 @@ impl Partition<'_> {
         let part = crate::restricted(tables, slice);
         let plans = aggregate_plans(&part, params, remote);
         let mut sinks = Vec::new();
+        let topups = match plans.topup_kernel {
+            Some((rows, window_after)) => {
+                let kernel = Arc::new(Mutex::new(Some(TopupKernel::new(ids.clone(), window_after))));
+                sinks.push(topup_kernel::sink_into(rows, kernel.clone())?);
+                Some(kernel)
+            }
+            None => None,
+        };
         let kernel = match plans.billing_kernel {
             Some(known) => {
                 let kernel = Arc::new(Mutex::new(Some(BillingKernel::new(ids, lkbm, window_start, params))));
@@ -667,6 +696,12 @@ impl Partition<'_> {
             .into_iter()
             .map(|df| in_base(df, &slots))
             .collect::<PolarsResult<Vec<_>>>()?;
+        // The kernels' frames go first, in the plans' order: billing, then top-ups.
+        if let Some(kernel) = topups {
+            let kernel = kernel.lock().ok().and_then(|mut k| k.take());
+            let kernel = kernel.ok_or_else(|| polars_err!(ComputeError: "top-up kernel lost"))?;
+            got.insert(0, kernel.finish("__last_topup_day", TOPUP_BEFORE_WINDOW)?);
+        }
         if let Some(kernel) = kernel {
             let kernel = kernel.lock().ok().and_then(|mut k| k.take());
             let sums = kernel.ok_or_else(|| polars_err!(ComputeError: "billing kernel lost"))?.finish()?;

@@ -435,9 +435,7 @@ impl CellValues {
     fn cpv(&self, holders: &Holders) -> Float64Chunked {
         let width = self.services.len();
         let value_at: Vec<Option<usize>> = holders.menu.iter().map(|s| self.services.get(s).copied()).collect();
-        // As `exact_sum` computes it: polars divides a column by a scalar as a product
-        // with its inverse.
-        let of = |v: i64| v as f64 * (1.0 / crate::per_customer::FIXED_POINT);
+        let of = crate::per_customer::from_fixed;
         let values = self.cell_of.iter().enumerate().map(|(slot, cell)| {
             let Some(k) = cell else { return Some(0.0) };
             let k = *k as usize;
