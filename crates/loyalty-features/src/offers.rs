@@ -100,9 +100,18 @@ where
 /// chunks' offers come out already sorted: a sort and a join of the whole offers table
 /// at the end held three copies of it at once.
 fn cells_by_customer(adoption: &Adoption, customers: &DataFrame) -> PolarsResult<DataFrame> {
+    let cells = adoption.cells();
+    // The cells are the rows of `customers` in its order: when that is customer order
+    // (the table at T is sorted by customer_id), the segments go beside them as they
+    // are, without a join and a sort of every customer (0.18 s at 3M).
+    let ids = customers.column(c::CUSTOMER_ID)?;
+    if ids.equals_missing(cells.column(c::CUSTOMER_ID)?) && strictly_increasing(ids.i64()?) {
+        let mut out = cells.clone();
+        out.with_column(customers.column(VALUE_SEGMENT)?.clone())?;
+        return Ok(out);
+    }
     let id = || [col(c::CUSTOMER_ID)];
-    adoption
-        .cells()
+    cells
         .clone()
         .lazy()
         .join(
@@ -113,6 +122,11 @@ fn cells_by_customer(adoption: &Adoption, customers: &DataFrame) -> PolarsResult
         )
         .sort([c::CUSTOMER_ID], SortMultipleOptions::default())
         .collect()
+}
+
+/// Whether `ids` has no null and each id is above the one before it.
+fn strictly_increasing(ids: &Int64Chunked) -> bool {
+    ids.null_count() == 0 && ids.into_no_null_iter().try_fold(i64::MIN, |last, id| (id > last).then_some(id)).is_some()
 }
 
 /// The offers of the customers of `chunk` (a slice of [`cells_by_customer`]), in

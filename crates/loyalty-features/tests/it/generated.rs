@@ -455,6 +455,22 @@ fn offers_in_customer_chunks_equal_them_at_once() {
 }
 
 #[test]
+fn offers_do_not_depend_on_the_order_of_the_customers_table() {
+    use loyalty_features::offers::next_best_offers;
+    let t = tables(generated());
+    let params = FeatureParams { as_of: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
+    let (active, _) = customer_features(&t, &params).unwrap();
+    let segment = when((col(c::CUSTOMER_ID) % lit(3)).eq(lit(0))).then(lit("gold")).otherwise(lit("iron"));
+    let active = active.lazy().with_column(segment.alias("value_segment")).collect().unwrap();
+    // In customer order the segments are placed beside the cells as they are; in any
+    // other order they are joined on and sorted.
+    let (sorted, reversed) =
+        (next_best_offers(&active, &t, &params).unwrap(), next_best_offers(&active.reverse(), &t, &params).unwrap());
+    assert!(sorted.height() > active.height(), "{} offers", sorted.height());
+    assert!(sorted.equals_missing(&reversed), "offers differ when the customers come in reverse order");
+}
+
+#[test]
 fn offers_are_the_ranking_of_every_customer_x_service_row() {
     use loyalty_features::offers::next_best_offers;
     let t = tables(generated());
