@@ -8,6 +8,7 @@ pub mod ahead;
 pub mod cancel;
 pub mod dates;
 pub mod error;
+pub mod fold;
 mod keys;
 pub mod normalize;
 pub mod partition;
@@ -27,39 +28,12 @@ pub use validate::{
     validate_copying,
 };
 
-use std::sync::{Arc, Mutex};
-
-use polars::prelude::{DataFrame, Engine, LazyFrame, PlanCallback, PolarsResult, polars_err};
+use polars::prelude::{DataFrame, Engine, LazyFrame, PolarsResult};
 
 pub use dates::epoch_days;
+pub use fold::{FoldThread, fold_batches};
 
 /// Run a plan on the streaming engine (bounded memory over large scans).
 pub fn collect_streaming(lf: LazyFrame) -> PolarsResult<DataFrame> {
     Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
-}
-
-/// Run `lf` on the streaming engine, folding each batch it produces into `state` with
-/// `fold` (one batch at a time, from the engine's threads); the state at the end.
-/// The kernels that keep a compact record per customer are fed this way: the engine
-/// scans, filters and decodes in parallel, and no frame of every row exists.
-pub fn fold_batches<S: Send + 'static>(
-    lf: LazyFrame,
-    state: S,
-    fold: impl Fn(&mut S, DataFrame) -> PolarsResult<()> + Send + Sync + 'static,
-) -> PolarsResult<S> {
-    let shared = Arc::new(Mutex::new(Some(state)));
-    let fed = shared.clone();
-    let plan = lf.sink_batches(
-        PlanCallback::new(move |df: DataFrame| {
-            let mut guard = fed.lock().map_err(|_| polars_err!(ComputeError: "a batch fold panicked"))?;
-            let state = guard.as_mut().ok_or_else(|| polars_err!(ComputeError: "a batch fold already ended"))?;
-            fold(state, df)?;
-            Ok(false)
-        }),
-        false,
-        None,
-    )?;
-    collect_streaming(plan)?;
-    let state = shared.lock().ok().and_then(|mut s| s.take());
-    state.ok_or_else(|| polars_err!(ComputeError: "a batch fold lost its state"))
 }

@@ -15,8 +15,6 @@
 //! (`BillingEngine::Polars` in `per_customer`), and the same final expressions turn
 //! both into features; a test checks that the two agree.
 
-use std::sync::{Arc, Mutex};
-
 use chrono::NaiveDate;
 use loyalty_contract::col as c;
 pub(crate) use loyalty_contract::slots::Slots;
@@ -540,9 +538,8 @@ fn part(block: &[Acc], history: &[History], table: &[(f64, f64, f64)], width: us
     Part { values: out, last_bill, months_billed, last_active, last_active_before }
 }
 
-/// The billing plan of `known` (rows with bill_month <= last known month) as a sink
-/// that feeds `kernel`; collect it on the streaming engine, then `take` the kernel.
-pub(crate) fn sink_into(known: LazyFrame, kernel: Arc<Mutex<Option<BillingKernel>>>) -> PolarsResult<LazyFrame> {
+/// The columns of the known bills (bill_month <= last known month) the kernel folds.
+pub(crate) fn input(known: LazyFrame) -> LazyFrame {
     let columns = [
         c::CUSTOMER_ID,
         c::BILL_MONTH,
@@ -555,18 +552,7 @@ pub(crate) fn sink_into(known: LazyFrame, kernel: Arc<Mutex<Option<BillingKernel
         c::AMOUNT_PAID,
         c::DAYS_LATE,
     ];
-    known.select(columns.map(col)).sink_batches(
-        PlanCallback::new(move |df: DataFrame| {
-            let mut guard = kernel.lock().map_err(|_| polars_err!(ComputeError: "billing kernel poisoned"))?;
-            match guard.as_mut() {
-                Some(k) => k.update(df)?,
-                None => polars_bail!(ComputeError: "billing kernel already finished"),
-            }
-            Ok(false)
-        }),
-        false,
-        None,
-    )
+    known.select(columns.map(col))
 }
 
 #[cfg(test)]

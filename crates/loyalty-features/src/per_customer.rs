@@ -5,7 +5,6 @@ use loyalty_contract::Table;
 use loyalty_contract::col as c;
 use polars::prelude::*;
 use rayon::prelude::*;
-use std::sync::{Arc, Mutex};
 
 use crate::billing_kernel::{self, BillingKernel, Slots};
 use crate::leavers::{BILL_DAY_BEFORE_WINDOW, LAST_DAY, SilentPrepaid, TOPUP_DAY_BEFORE_WINDOW};
@@ -13,6 +12,7 @@ use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::topup_kernel::{self, TopupKernel};
 use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epoch_days};
+use loyalty_contract::FoldThread;
 use loyalty_contract::partition::Slice;
 
 /// year * 12 + month of a date expression.
@@ -675,36 +675,37 @@ impl Partition<'_> {
         let slots = Slots::new(&ids);
         let part = crate::restricted(tables, slice);
         let plans = aggregate_plans(&part, params, remote);
+        // The kernels fold on threads of their own, fed by the execution of every plan.
         let mut sinks = Vec::new();
         let topups = match plans.topup_kernel {
             Some((rows, window_after)) => {
-                let kernel = Arc::new(Mutex::new(Some(TopupKernel::new(ids.clone(), window_after))));
-                sinks.push(topup_kernel::sink_into(rows, kernel.clone())?);
+                let kernel = TopupKernel::new(ids.clone(), window_after);
+                let kernel = FoldThread::start("topup-kernel", kernel, |k, df| k.update(df))?;
+                sinks.push(kernel.sink(rows)?);
                 Some(kernel)
             }
             None => None,
         };
-        let kernel = match plans.billing_kernel {
+        let billing = match plans.billing_kernel {
             Some(known) => {
-                let kernel = Arc::new(Mutex::new(Some(BillingKernel::new(ids, lkbm, window_start, params))));
-                sinks.push(billing_kernel::sink_into(known, kernel.clone())?);
+                let kernel = BillingKernel::new(ids, lkbm, window_start, params);
+                let kernel = FoldThread::start("billing-kernel", kernel, |k, df| k.update(df))?;
+                sinks.push(kernel.sink(billing_kernel::input(known))?);
                 Some(kernel)
             }
             None => None,
         };
-        let mut got = collect_aggregates(plans.local, sinks)?
-            .into_iter()
-            .map(|df| in_base(df, &slots))
-            .collect::<PolarsResult<Vec<_>>>()?;
+        let collected = collect_aggregates(plans.local, sinks);
+        // A kernel's own error before the plans' (which is then that it stopped them).
+        let topups = topups.map(FoldThread::finish).transpose()?;
+        let billing = billing.map(FoldThread::finish).transpose()?;
+        let mut got = collected?.into_iter().map(|df| in_base(df, &slots)).collect::<PolarsResult<Vec<_>>>()?;
         // The kernels' frames go first, in the plans' order: billing, then top-ups.
         if let Some(kernel) = topups {
-            let kernel = kernel.lock().ok().and_then(|mut k| k.take());
-            let kernel = kernel.ok_or_else(|| polars_err!(ComputeError: "top-up kernel lost"))?;
             got.insert(0, kernel.finish("__last_topup_day", TOPUP_BEFORE_WINDOW)?);
         }
-        if let Some(kernel) = kernel {
-            let kernel = kernel.lock().ok().and_then(|mut k| k.take());
-            let sums = kernel.ok_or_else(|| polars_err!(ComputeError: "billing kernel lost"))?.finish()?;
+        if let Some(kernel) = billing {
+            let sums = kernel.finish()?;
             let before = sums.column(BILL_BEFORE_WINDOW)?.clone();
             let mut features = billing_features(sums.lazy(), params.margin_basis).collect()?;
             features.with_column(before)?;

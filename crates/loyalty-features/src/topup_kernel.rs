@@ -9,8 +9,6 @@
 //! and types of the reference plan (`BillingEngine::Polars` in `per_customer`), and a
 //! test checks that the two agree.
 
-use std::sync::{Arc, Mutex};
-
 use loyalty_contract::col as c;
 use loyalty_contract::slots::Slots;
 use polars::prelude::*;
@@ -105,23 +103,6 @@ impl TopupKernel {
             ),
         ])
     }
-}
-
-/// `rows` (customer_id, [`DAY`], amount of the top-ups up to T) as a sink that feeds
-/// `kernel`; collect it on the streaming engine, then `take` the kernel.
-pub(crate) fn sink_into(rows: LazyFrame, kernel: Arc<Mutex<Option<TopupKernel>>>) -> PolarsResult<LazyFrame> {
-    rows.sink_batches(
-        PlanCallback::new(move |df: DataFrame| {
-            let mut guard = kernel.lock().map_err(|_| polars_err!(ComputeError: "top-up kernel poisoned"))?;
-            match guard.as_mut() {
-                Some(k) => k.update(df)?,
-                None => polars_bail!(ComputeError: "top-up kernel already finished"),
-            }
-            Ok(false)
-        }),
-        false,
-        None,
-    )
 }
 
 #[cfg(test)]
