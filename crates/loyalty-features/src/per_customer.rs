@@ -508,17 +508,81 @@ pub(crate) fn assemble<E: From<FeatureError>>(
     let t_days = epoch_days(t);
     let t_12 = epoch_days(t.checked_sub_months(Months::new(12)).unwrap_or(t));
     let lkbm = params.last_known_bill_month();
+    let window_start = lkbm.checked_sub_months(Months::new(11)).unwrap_or(lkbm);
+
+    // With a remote engine the billing, top-up, interaction and survey aggregates run
+    // there (once, over every customer); the local plans of those tables are built
+    // for their schemas only, and the engine's columns are cast to those types.
+    let remote = params.engine.0.clone();
+    let remote_frames = match &remote {
+        Some(remote) => {
+            let plans = aggregate_plans(tables, params, true);
+            remote_aggregates(remote.as_ref(), plans.remote, params, window_start).map_err(E::from)?
+        }
+        None => Vec::new(),
+    };
+    // The local aggregates, one customer partition at a time: the partition's base,
+    // the group-by state and the billing kernel hold one partition's customers, and
+    // the partition's rows are finished and set aside before the next one starts. The
+    // base is read per partition, not once and filtered: at 10M customers the whole
+    // base (0.4 GB) stayed beside the last partition's work, at the stage's peak.
+    let parts = tables.partition_count(active_customers(tables, t).map_err(pl)?, params.customers_per_partition);
+    let (mut kept, mut silent) = (Vec::new(), Vec::new());
+    for slice in Slice::split(parts) {
+        loyalty_contract::cancel::check().map_err(FeatureError::from)?;
+        let part_tables = crate::restricted(tables, slice);
+        let part_base = base_at_t(&part_tables, params).collect().map_err(pl)?;
+        let ids: Vec<i64> = part_base
+            .column(c::CUSTOMER_ID)
+            .map_err(pl)?
+            .i64()
+            .map_err(pl)?
+            .iter()
+            .map(|v| v.unwrap_or(i64::MIN))
+            .collect();
+        let part = Partition { tables: &part_tables, params, ids, remote: remote.is_some() };
+        let (rows, gone) =
+            part.assembled(part_base, &remote_frames, (lkbm, window_start, t_days, t_12)).map_err(E::from)?;
+        let started = std::time::Instant::now();
+        kept.push(aside(rows)?);
+        tracing::debug!("partition's rows set aside in {:.2}s", started.elapsed().as_secs_f64());
+        silent.push(gone);
+    }
+    if parts > 1 {
+        tracing::debug!("per-customer aggregates in {parts} customer partitions");
+    }
+    let started = std::time::Instant::now();
+    let merged = merge_by_customer(kept).map_err(pl)?;
+    let silent = SilentPrepaid {
+        last_seen: merge_by_customer(silent.into_iter().map(|s| s.last_seen).collect()).map_err(pl)?.0,
+    };
+    tracing::debug!("assembled {} customers in {:.2}s", merged.0.height(), started.elapsed().as_secs_f64());
+    Ok(Assembled { table: merged.0, silent, from: (parts > 1).then_some(merged.1) })
+}
+
+/// The customers active at T (signed up by T, not churned by T), counted.
+fn active_customers(tables: &Tables, t: NaiveDate) -> PolarsResult<u64> {
+    let count = tables[&Table::Customers]
+        .clone()
+        .filter(loyalty_contract::dates::active_at(t))
+        .select([len().cast(DataType::UInt64).alias("n")])
+        .collect()?;
+    Ok(count.column("n")?.u64()?.get(0).unwrap_or(0))
+}
+
+/// The base of `tables` at T: its customers signed up by T and not churned by T (a
+/// churn_date after T is not known at T), sorted by customer (every aggregate is
+/// placed in this order), with tenure, competition, and constant columns for the
+/// tables the dataset does not have.
+fn base_at_t(tables: &Tables, params: &FeatureParams) -> LazyFrame {
+    let t = params.as_of;
     let t_month = month_num_of(t);
     let day_of = |e: Expr| e.dt().day().cast(DataType::Int32);
-
-    // The base: customers signed up by T and not churned by T (a churn_date after T is
-    // not known at T), sorted by customer; every join below keeps this order.
     let customers = tables[&Table::Customers]
         .clone()
         .filter(loyalty_contract::dates::active_at(t))
         .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
-    let window_start = lkbm.checked_sub_months(Months::new(11)).unwrap_or(lkbm);
-    let mut base = customers.clone().with_columns([(lit(t_month)
+    let mut base = customers.with_columns([(lit(t_month)
         - month_num(col(c::SIGNUP_DATE))
         - when(day_of(col(c::SIGNUP_DATE)).gt(lit(chrono::Datelike::day(&t) as i32))).then(lit(1)).otherwise(lit(0)))
     .cast(DataType::Int64)
@@ -554,60 +618,7 @@ pub(crate) fn assemble<E: From<FeatureError>>(
     if !(tables.contains_key(&Table::Services) && tables.contains_key(&Table::ServiceCatalog)) {
         base = base.with_columns([lit(0.0).alias(n::SERVICES_HELD), lit(0.0).alias(n::SERVICES_MARGIN_MONTHLY)]);
     }
-
-    // The base in memory, then every aggregate placed at its customers' rows.
-    let base = base.collect().map_err(pl)?;
-    let ids: Vec<i64> =
-        base.column(c::CUSTOMER_ID).map_err(pl)?.i64().map_err(pl)?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
-    // With a remote engine the billing, top-up, interaction and survey aggregates run
-    // there (once, over every customer); the local plans of those tables are built
-    // for their schemas only, and the engine's columns are cast to those types.
-    let remote = params.engine.0.clone();
-    let remote_frames = match &remote {
-        Some(remote) => {
-            let plans = aggregate_plans(tables, params, true);
-            remote_aggregates(remote.as_ref(), plans.remote, params, window_start).map_err(E::from)?
-        }
-        None => Vec::new(),
-    };
-    // The local aggregates, one customer partition at a time: the group-by state and
-    // the billing kernel hold one partition's customers, and the partition's rows are
-    // finished and set aside before the next one starts.
-    let parts = tables.partition_count(ids.len() as u64, params.customers_per_partition);
-    let mut base = Some(base);
-    let (mut kept, mut silent) = (Vec::new(), Vec::new());
-    for slice in Slice::split(parts) {
-        loyalty_contract::cancel::check().map_err(FeatureError::from)?;
-        let (part_base, part_ids) = match slice {
-            Some(s) => {
-                let whole = base.as_ref().ok_or_else(|| pl(polars_err!(ComputeError: "base taken")))?;
-                let mine: Vec<bool> = ids.iter().map(|&id| s.contains(id)).collect();
-                let part_ids = ids.iter().zip(&mine).filter(|(_, in_part)| **in_part).map(|(&id, _)| id).collect();
-                let mine: BooleanChunked = mine.into_iter().collect();
-                (whole.filter(&mine).map_err(pl)?, part_ids)
-            }
-            // One partition: the base itself, without a copy.
-            None => (base.take().ok_or_else(|| pl(polars_err!(ComputeError: "base taken")))?, ids.clone()),
-        };
-        let part = Partition { tables, params, slice, ids: part_ids, remote: remote.is_some() };
-        let (rows, gone) =
-            part.assembled(part_base, &remote_frames, (lkbm, window_start, t_days, t_12)).map_err(E::from)?;
-        let started = std::time::Instant::now();
-        kept.push(aside(rows)?);
-        tracing::debug!("partition's rows set aside in {:.2}s", started.elapsed().as_secs_f64());
-        silent.push(gone);
-    }
-    drop(base);
-    if parts > 1 {
-        tracing::debug!("per-customer aggregates in {parts} customer partitions");
-    }
-    let started = std::time::Instant::now();
-    let merged = merge_by_customer(kept).map_err(pl)?;
-    let silent = SilentPrepaid {
-        last_seen: merge_by_customer(silent.into_iter().map(|s| s.last_seen).collect()).map_err(pl)?.0,
-    };
-    tracing::debug!("assembled {} customers in {:.2}s", merged.0.height(), started.elapsed().as_secs_f64());
-    Ok(Assembled { table: merged.0, silent, from: (parts > 1).then_some(merged.1) })
+    base
 }
 
 /// What [`assemble`] gives.
@@ -654,9 +665,9 @@ fn merge_by_customer(parts: Vec<DataFrame>) -> PolarsResult<(DataFrame, Vec<u32>
 
 /// One customer partition of [`assemble`].
 struct Partition<'a> {
+    /// The tables restricted to the partition's customers.
     tables: &'a Tables,
     params: &'a FeatureParams,
-    slice: Option<Slice>,
     /// The partition's customers of the base, in the base's order.
     ids: Vec<i64>,
     remote: bool,
@@ -671,10 +682,9 @@ impl Partition<'_> {
         remote_frames: &[DataFrame],
         (lkbm, window_start, t_days, t_12): (NaiveDate, NaiveDate, i32, i32),
     ) -> Result<(DataFrame, SilentPrepaid), FeatureError> {
-        let Partition { tables, params, slice, ids, remote } = self;
+        let Partition { tables, params, ids, remote } = self;
         let slots = Slots::new(&ids);
-        let part = crate::restricted(tables, slice);
-        let plans = aggregate_plans(&part, params, remote);
+        let plans = aggregate_plans(tables, params, remote);
         // The kernels fold on threads of their own, fed by the execution of every plan.
         let mut sinks = Vec::new();
         let topups = match plans.topup_kernel {
