@@ -454,14 +454,21 @@ fn offers_in_customer_chunks_equal_them_at_once() {
     assert!(whole.equals_missing(&chunks), "offers differ when ranked in chunks of 1,500 customers");
 }
 
-#[test]
-fn offers_do_not_depend_on_the_order_of_the_customers_table() {
-    use loyalty_features::offers::next_best_offers;
+/// The generated dataset, the features' parameters at 2024-06-30, and the customers
+/// active then with a value segment each: gold for every third id, iron otherwise.
+fn active_in_two_segments() -> (Tables, FeatureParams, DataFrame) {
     let t = tables(generated());
     let params = FeatureParams { as_of: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
     let (active, _) = customer_features(&t, &params).unwrap();
     let segment = when((col(c::CUSTOMER_ID) % lit(3)).eq(lit(0))).then(lit("gold")).otherwise(lit("iron"));
     let active = active.lazy().with_column(segment.alias("value_segment")).collect().unwrap();
+    (t, params, active)
+}
+
+#[test]
+fn offers_do_not_depend_on_the_order_of_the_customers_table() {
+    use loyalty_features::offers::next_best_offers;
+    let (t, params, active) = active_in_two_segments();
     // In customer order the segments are placed beside the cells as they are; in any
     // other order they are joined on and sorted.
     let (sorted, reversed) =
@@ -473,12 +480,8 @@ fn offers_do_not_depend_on_the_order_of_the_customers_table() {
 #[test]
 fn offers_are_the_ranking_of_every_customer_x_service_row() {
     use loyalty_features::offers::next_best_offers;
-    let t = tables(generated());
-    let params = FeatureParams { as_of: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
-    let (active, _) = customer_features(&t, &params).unwrap();
     // Segments vary, so each offer must carry its own customer's.
-    let segment = when((col(c::CUSTOMER_ID) % lit(3)).eq(lit(0))).then(lit("gold")).otherwise(lit("iron"));
-    let active = active.lazy().with_column(segment.alias("value_segment")).collect().unwrap();
+    let (t, params, active) = active_in_two_segments();
     let offers = next_best_offers(&active, &t, &params).unwrap();
     // The ranking as a sort of every customer x service row and a window per customer.
     let rows = loyalty_features::adoption_rates(&active, &t, &params).unwrap();
