@@ -98,6 +98,10 @@ fn the_ballista_engine_gives_the_local_engines_outputs() {
         &cluster.url(),
         "--target-partitions",
         "4",
+        // Each job takes seconds here; one that hangs on the cluster fails the test
+        // in minutes, with the run's log, not after the hour of the default.
+        "--job-timeout",
+        "300",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // Every feature date (four churn snapshots and T here) is four jobs on the cluster.
