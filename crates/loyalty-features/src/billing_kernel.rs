@@ -15,6 +15,8 @@
 //! (`BillingEngine::Polars` in `per_customer`), and the same final expressions turn
 //! both into features; a test checks that the two agree.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use loyalty_contract::col as c;
 pub(crate) use loyalty_contract::slots::Slots;
@@ -251,7 +253,7 @@ impl<'a> Batch<'a> {
 /// The accumulated state of one billing pass.
 pub(crate) struct BillingKernel {
     ids: Vec<i64>,
-    slots: Slots,
+    slots: Arc<Slots>,
     history: Vec<History>,
     acc: Vec<Acc>,
     last_known: i32,
@@ -269,11 +271,17 @@ fn date_str(days: i32) -> String {
 }
 
 impl BillingKernel {
-    /// A kernel for the customers `ids` (unique), with the window ending at the last
-    /// known bill month; rows of other customers are ignored (as the left join onto the
-    /// customer base would).
-    pub(crate) fn new(ids: Vec<i64>, last_known: NaiveDate, window_start: NaiveDate, params: &FeatureParams) -> Self {
-        let slots = Slots::new(&ids);
+    /// A kernel for the customers `ids` (unique) at their `slots` (shared with the
+    /// partition's other kernels and placements, built once), with the window ending
+    /// at the last known bill month; rows of other customers are ignored (as the left
+    /// join onto the customer base would).
+    pub(crate) fn new(
+        ids: Vec<i64>,
+        slots: Arc<Slots>,
+        last_known: NaiveDate,
+        window_start: NaiveDate,
+        params: &FeatureParams,
+    ) -> Self {
         let acc = vec![Acc::default(); ids.len()];
         BillingKernel {
             history: vec![History::default(); ids.len()],

@@ -1,5 +1,7 @@
 //! Per-customer aggregations of the event tables, joined onto the active base.
 
+use std::sync::Arc;
+
 use chrono::{Months, NaiveDate};
 use loyalty_contract::Table;
 use loyalty_contract::col as c;
@@ -683,13 +685,14 @@ impl Partition<'_> {
         (lkbm, window_start, t_days, t_12): (NaiveDate, NaiveDate, i32, i32),
     ) -> Result<(DataFrame, SilentPrepaid), FeatureError> {
         let Partition { tables, params, ids, remote } = self;
-        let slots = Slots::new(&ids);
+        // One index of the partition's customers for both kernels and the placing.
+        let slots = Arc::new(Slots::new(&ids));
         let plans = aggregate_plans(tables, params, remote);
         // The kernels fold on threads of their own, fed by the execution of every plan.
         let mut sinks = Vec::new();
         let topups = match plans.topup_kernel {
             Some((rows, window_after)) => {
-                let kernel = TopupKernel::new(ids.clone(), window_after);
+                let kernel = TopupKernel::new(ids.clone(), slots.clone(), window_after);
                 let kernel = FoldThread::start("topup-kernel", kernel, |k, df| k.update(df))?;
                 sinks.push(kernel.sink(rows)?);
                 Some(kernel)
@@ -698,7 +701,7 @@ impl Partition<'_> {
         };
         let billing = match plans.billing_kernel {
             Some(known) => {
-                let kernel = BillingKernel::new(ids, lkbm, window_start, params);
+                let kernel = BillingKernel::new(ids, slots.clone(), lkbm, window_start, params);
                 let kernel = FoldThread::start("billing-kernel", kernel, |k, df| k.update(df))?;
                 sinks.push(kernel.sink(billing_kernel::input(known))?);
                 Some(kernel)

@@ -10,6 +10,8 @@
 //! test checks that the two agree.
 
 use loyalty_contract::col as c;
+use std::sync::Arc;
+
 use loyalty_contract::slots::Slots;
 use polars::prelude::*;
 
@@ -44,18 +46,17 @@ impl Default for Topups {
 /// The accumulated state of one top-up pass.
 pub(crate) struct TopupKernel {
     ids: Vec<i64>,
-    slots: Slots,
+    slots: Arc<Slots>,
     acc: Vec<Topups>,
     /// The window is the days after this one (T minus 12 months), up to T.
     window_after: i32,
 }
 
 impl TopupKernel {
-    /// A kernel for the customers `ids` (unique); rows of other customers are ignored
-    /// (as placing the group-by's rows on the base drops them). The rows fed must be
-    /// those up to T.
-    pub(crate) fn new(ids: Vec<i64>, window_after: i32) -> Self {
-        let slots = Slots::new(&ids);
+    /// A kernel for the customers `ids` (unique) at their `slots` (shared, built
+    /// once per partition); rows of other customers are ignored (as placing the
+    /// group-by's rows on the base drops them). The rows fed must be those up to T.
+    pub(crate) fn new(ids: Vec<i64>, slots: Arc<Slots>, window_after: i32) -> Self {
         let acc = vec![Topups::default(); ids.len()];
         TopupKernel { ids, slots, acc, window_after }
     }
@@ -120,7 +121,8 @@ mod tests {
             c::AMOUNT => [Some(10.25f64), None, Some(5.0), Some(1.0), Some(2.0), Some(7.0), Some(7.0), Some(3.0)],
         )
         .unwrap();
-        let mut kernel = TopupKernel::new(vec![3, 2, 1], 100);
+        let ids = vec![3, 2, 1];
+        let mut kernel = TopupKernel::new(ids.clone(), Arc::new(Slots::new(&ids)), 100);
         // In two batches, as the scan hands them over.
         kernel.update(rows.slice(0, 3)).unwrap();
         kernel.update(rows.slice(3, 5)).unwrap();
