@@ -227,8 +227,9 @@ impl Tree {
 #[derive(Debug, Clone, Copy)]
 struct Step {
     threshold: f64,
-    /// What a row adds to its log-odds here: a leaf's value, nothing at a split.
-    adds: f64,
+    /// What a row adds to its log-odds going left or right: the value of the leaf
+    /// it steps onto (a split's leaf children are folded into it), else nothing.
+    adds: [f64; 2],
     /// The change of the node value from this node to its left and to its right
     /// child: a row's attribution to the split feature.
     up: [f64; 2],
@@ -241,8 +242,10 @@ struct Step {
 /// Every tree's nodes in one array, laid out for scoring: a step reads one small
 /// node, where a [`Node`] is an enum twice its size, and the attribution of each step
 /// is subtracted once here instead of once per row (the same subtraction, so the same
-/// bits). The trees are chained: a leaf adds its value and steps on to the next tree's
-/// root, the last tree's leaves to the end, which steps to itself and adds nothing. So
+/// bits). The trees are chained: a split whose child is a leaf adds the leaf's value
+/// and steps on to the next tree's root (the last tree's to the end, which steps to
+/// itself and adds nothing), so a row never spends a step on a leaf (a tree of one
+/// leaf is a step of its own, both ways alike). So
 /// a row walks every tree in one run of steps and never waits for the other rows of its
 /// block to reach their leaves, which they do at different depths in every tree.
 struct Steps {
@@ -265,30 +268,47 @@ impl Steps {
         roots.push(end);
         let mut steps = Vec::with_capacity(total + 1);
         for (t, tree) in trees.iter().enumerate() {
-            let at = |child: usize| roots[t] + child as u32;
+            // Where a row goes from a split to `child`, and what it adds on the way.
+            let onto = |child: usize| match tree.nodes[child] {
+                Node::Leaf { value } => (roots[t + 1], value),
+                Node::Split { .. } => (roots[t] + child as u32, 0.0),
+            };
             for (k, node) in tree.nodes.iter().enumerate() {
                 steps.push(match *node {
-                    // Both sides of a leaf lead on, without attribution.
+                    // Reached only as a tree's root: both sides lead on, without attribution.
                     Node::Leaf { value } => Step {
                         threshold: 0.0,
-                        adds: value,
+                        adds: [value; 2],
                         up: [0.0; 2],
                         next: [roots[t + 1]; 2],
                         feature: 0,
                         missing_left: false,
                     },
-                    Node::Split { feature, threshold, missing_left, left, right, .. } => Step {
-                        threshold,
-                        adds: 0.0,
-                        up: [tree.node_value(left) - tree.node_value(k), tree.node_value(right) - tree.node_value(k)],
-                        next: [at(left), at(right)],
-                        feature: feature as u32,
-                        missing_left,
-                    },
+                    Node::Split { feature, threshold, missing_left, left, right, .. } => {
+                        let ((left_next, left_adds), (right_next, right_adds)) = (onto(left), onto(right));
+                        Step {
+                            threshold,
+                            adds: [left_adds, right_adds],
+                            up: [
+                                tree.node_value(left) - tree.node_value(k),
+                                tree.node_value(right) - tree.node_value(k),
+                            ],
+                            next: [left_next, right_next],
+                            feature: feature as u32,
+                            missing_left,
+                        }
+                    }
                 });
             }
         }
-        steps.push(Step { threshold: 0.0, adds: 0.0, up: [0.0; 2], next: [end; 2], feature: 0, missing_left: false });
+        steps.push(Step {
+            threshold: 0.0,
+            adds: [0.0; 2],
+            up: [0.0; 2],
+            next: [end; 2],
+            feature: 0,
+            missing_left: false,
+        });
         Steps { steps, start: roots[0], end }
     }
 
@@ -310,12 +330,12 @@ impl Steps {
             for lane in 0..rows {
                 walking |= at[lane] != end;
                 let s = &self.steps[at[lane]];
-                raw[lane] += s.adds;
                 let feature = s.feature as usize;
                 let v = xs[lane * p + feature];
                 // Without branches: which way a row goes is as good as random to a predictor.
                 let left = (v <= s.threshold) | (v.is_nan() & s.missing_left);
                 let side = usize::from(!left);
+                raw[lane] += s.adds[side];
                 if let Some(terms) = terms.as_deref_mut() {
                     terms[lane * p + feature] += s.up[side];
                 }
@@ -1144,6 +1164,25 @@ mod tests {
             let (want, want_terms) = walked(&m, &d, r);
             assert_eq!(raw[r].to_bits(), want.to_bits(), "row {r}");
             assert_eq!(p[r].to_bits(), sigmoid(want).to_bits(), "row {r}");
+            assert!(terms[r].iter().zip(&want_terms).all(|(a, b)| a.to_bits() == b.to_bits()), "row {r}");
+        }
+    }
+
+    #[test]
+    fn trees_of_one_leaf_are_walked_as_the_others() {
+        // A split's leaf children are folded into it when scoring; a tree that is one
+        // leaf (nothing to split) has no split to fold into, first, between and last.
+        let (d, y, _) = step_data(203, 8);
+        let mut m = Gbm::fit(&d, &y, &GbmParams { trees: 5, leaves: 4, ..GbmParams::default() }).unwrap();
+        let leaf = |value| Tree { nodes: vec![Node::Leaf { value }] };
+        m.trees.insert(0, leaf(0.25));
+        m.trees.insert(3, leaf(-0.125));
+        m.trees.push(leaf(0.0625));
+        let raw = m.raw(&d);
+        let terms = m.contributions(&d);
+        for r in 0..d.rows {
+            let (want, want_terms) = walked(&m, &d, r);
+            assert_eq!(raw[r].to_bits(), want.to_bits(), "row {r}");
             assert!(terms[r].iter().zip(&want_terms).all(|(a, b)| a.to_bits() == b.to_bits()), "row {r}");
         }
     }
