@@ -98,6 +98,10 @@ pub struct FeaturesAtT {
     pub curves: SurvivalCurves,
     /// The prepaid customers who fell silent by T, for [`leavers::analyse`].
     pub silent: leavers::SilentPrepaid,
+    /// The BG/NBD periods at T of the customers of the base (with a top-up or
+    /// prepaid), counted by the top-up kernel when `FeatureParams::topup_days` asks
+    /// for them and the kernels run; None otherwise.
+    pub topup_days: Option<transactions::DaySummaries>,
 }
 
 /// As [`customer_features`], with the aggregates passed through `aside` before the
@@ -114,7 +118,8 @@ pub fn customer_features_with<E: From<FeatureError>>(
 ) -> Result<FeaturesAtT, E> {
     params.check()?;
     let started = std::time::Instant::now();
-    let per_customer::Assembled { table: base, silent, from } = per_customer::assemble(tables, params, &mut aside)?;
+    let per_customer::Assembled { table: base, silent, from, topup_days } =
+        per_customer::assemble(tables, params, &mut aside)?;
     tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     // The survival curves read the tables, not the aggregates: they are fitted beside
@@ -131,7 +136,7 @@ pub fn customer_features_with<E: From<FeatureError>>(
     let (mut df, curves) = (df?, curves?);
     value::with_survival(&mut df, params, &curves).map_err(FeatureError::from)?;
     tracing::debug!("scores and value in {:.2}s", started.elapsed().as_secs_f64());
-    Ok(FeaturesAtT { table: df, from, curves, silent })
+    Ok(FeaturesAtT { table: df, from, curves, silent, topup_days })
 }
 
 /// As [`customer_features`], with CLV from a churn model's scores (customer_id ->

@@ -40,6 +40,11 @@ pub struct FeatureParams {
     /// command line, not in the file).
     #[serde(skip)]
     pub engine: crate::remote::Engine,
+    /// Keep each top-up's day while the features at T are computed, for the BG/NBD
+    /// periods of the prepaid classifier's inputs (`FeaturesAtT::topup_days`): set by
+    /// `loyalty run`, not in the file.
+    #[serde(skip)]
+    pub topup_days: bool,
 }
 
 /// Billed margin is total_charge minus cost; collected margin counts only what was
@@ -78,6 +83,7 @@ impl Default for FeatureParams {
             billing_engine: BillingEngine::Kernel,
             customers_per_partition: 1_000_000,
             engine: crate::remote::Engine::default(),
+            topup_days: false,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::leavers::{BILL_DAY_BEFORE_WINDOW, LAST_DAY, SilentPrepaid, TOPUP_DAY_
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::topup_kernel::{self, TopupKernel};
+use crate::transactions::{DaySummaries, History};
 use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epoch_days};
 use loyalty_contract::FoldThread;
 use loyalty_contract::partition::Slice;
@@ -530,6 +531,7 @@ pub(crate) fn assemble<E: From<FeatureError>>(
     // base (0.4 GB) stayed beside the last partition's work, at the stage's peak.
     let parts = tables.partition_count(active_customers(tables, t).map_err(pl)?, params.customers_per_partition);
     let (mut kept, mut silent) = (Vec::new(), Vec::new());
+    let mut topup_days: Option<DaySummaries> = None;
     for slice in Slice::split(parts) {
         loyalty_contract::cancel::check().map_err(FeatureError::from)?;
         let part_tables = crate::restricted(tables, slice);
@@ -543,8 +545,11 @@ pub(crate) fn assemble<E: From<FeatureError>>(
             .map(|v| v.unwrap_or(i64::MIN))
             .collect();
         let part = Partition { tables: &part_tables, params, ids, remote: remote.is_some() };
-        let (rows, gone) =
+        let (rows, gone, days) =
             part.assembled(part_base, &remote_frames, (lkbm, window_start, t_days, t_12)).map_err(E::from)?;
+        if let Some(days) = days {
+            topup_days.get_or_insert_with(DaySummaries::default).append(days);
+        }
         let started = std::time::Instant::now();
         kept.push(aside(rows)?);
         tracing::debug!("partition's rows set aside in {:.2}s", started.elapsed().as_secs_f64());
@@ -559,7 +564,7 @@ pub(crate) fn assemble<E: From<FeatureError>>(
         last_seen: merge_by_customer(silent.into_iter().map(|s| s.last_seen).collect()).map_err(pl)?.0,
     };
     tracing::debug!("assembled {} customers in {:.2}s", merged.0.height(), started.elapsed().as_secs_f64());
-    Ok(Assembled { table: merged.0, silent, from: (parts > 1).then_some(merged.1) })
+    Ok(Assembled { table: merged.0, silent, from: (parts > 1).then_some(merged.1), topup_days })
 }
 
 /// The customers active at T (signed up by T, not churned by T), counted.
@@ -631,6 +636,9 @@ pub(crate) struct Assembled {
     /// With more than one partition: the partition (in [`Slice::split`] order) each row
     /// of `table` came from, in that partition's order (by customer_id).
     pub from: Option<Vec<u32>>,
+    /// The BG/NBD periods at T from the top-up kernel, when asked for
+    /// (`FeatureParams::topup_days`).
+    pub topup_days: Option<DaySummaries>,
 }
 
 /// `parts` (each sorted by customer_id, customers in one part only) as one frame sorted
@@ -676,14 +684,14 @@ struct Partition<'a> {
 }
 
 impl Partition<'_> {
-    /// The partition's rows of the active base with every aggregate placed on them, and
-    /// its prepaid customers who fell silent.
+    /// The partition's rows of the active base with every aggregate placed on them, its
+    /// prepaid customers who fell silent, and its BG/NBD periods at T when asked for.
     fn assembled(
         self,
         mut base: DataFrame,
         remote_frames: &[DataFrame],
         (lkbm, window_start, t_days, t_12): (NaiveDate, NaiveDate, i32, i32),
-    ) -> Result<(DataFrame, SilentPrepaid), FeatureError> {
+    ) -> Result<(DataFrame, SilentPrepaid, Option<DaySummaries>), FeatureError> {
         let Partition { tables, params, ids, remote } = self;
         // One index of the partition's customers for both kernels and the placing.
         let slots = Arc::new(Slots::new(&ids));
@@ -692,7 +700,7 @@ impl Partition<'_> {
         let mut sinks = Vec::new();
         let topups = match plans.topup_kernel {
             Some((rows, window_after)) => {
-                let kernel = TopupKernel::new(ids.clone(), slots.clone(), window_after);
+                let kernel = TopupKernel::new(ids.clone(), slots.clone(), window_after, params.topup_days);
                 let kernel = FoldThread::start("topup-kernel", kernel, |k, df| k.update(df))?;
                 sinks.push(kernel.sink(rows)?);
                 Some(kernel)
@@ -714,7 +722,9 @@ impl Partition<'_> {
         let billing = billing.map(FoldThread::finish).transpose()?;
         let mut got = collected?.into_iter().map(|df| in_base(df, &slots)).collect::<PolarsResult<Vec<_>>>()?;
         // The kernels' frames go first, in the plans' order: billing, then top-ups.
-        if let Some(kernel) = topups {
+        let mut topup_days = None;
+        if let Some(mut kernel) = topups {
+            topup_days = kernel.days().map(|days| day_summaries(&base, &days, t_days)).transpose()?;
             got.insert(0, kernel.finish("__last_topup_day", TOPUP_BEFORE_WINDOW)?);
         }
         if let Some(kernel) = billing {
@@ -734,8 +744,23 @@ impl Partition<'_> {
             align_into(&mut base, &slots, df)?;
         }
         tracing::debug!("aggregates aligned in {:.2}s", started.elapsed().as_secs_f64());
-        Ok(finished(base, params, t_days, t_12)?)
+        let (rows, silent) = finished(base, params, t_days, t_12)?;
+        Ok((rows, silent, topup_days))
     }
+}
+
+/// The BG/NBD periods at T of the customers of a partition's `base` (in its order)
+/// from their top-up `days`.
+fn day_summaries(base: &DataFrame, days: &[History], t_days: i32) -> PolarsResult<DaySummaries> {
+    let ids = base.column(c::CUSTOMER_ID)?.i64()?;
+    let signups = base.column(c::SIGNUP_DATE)?.cast(&DataType::Int32)?;
+    let prepaid = base.column(c::PLAN_TYPE)?.cast(&DataType::String)?;
+    let people = ids
+        .iter()
+        .zip(signups.i32()?.iter())
+        .zip(prepaid.str()?.iter())
+        .filter_map(|((id, signup), plan)| Some((id?, signup, plan == Some("prepaid"))));
+    Ok(DaySummaries::of(people, days, t_days))
 }
 
 /// A partition's base with its aggregates placed: the zero fills, the derived columns,

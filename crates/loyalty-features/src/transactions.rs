@@ -58,14 +58,22 @@ const PREPAID: &str = "__prepaid";
 
 /// One customer's transaction days, same-day purchases merged.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct History {
-    id: i64,
-    first: i32,
+pub(crate) struct History {
+    pub(crate) id: i64,
+    pub(crate) first: i32,
     first_value: f64,
     /// Days after the first one: how many, the last, and their summed value.
-    later: u32,
-    last: i32,
+    pub(crate) later: u32,
+    pub(crate) last: i32,
     later_value: f64,
+}
+
+impl History {
+    /// A customer's history from their transaction days (the first, how many distinct
+    /// ones after it, the last), values unknown (zero).
+    pub(crate) fn of_days(id: i64, first: i32, later: u32, last: i32) -> History {
+        History { id, first, first_value: 0.0, later, last, later_value: 0.0 }
+    }
 }
 
 /// (customer_id, day, amount) of every row of `events`, batch by batch as the
@@ -119,21 +127,90 @@ fn summary_frame(people: &DataFrame, histories: &[History], end: i32, unit: f64)
         let Some(id) = id else { continue };
         while next.next_if(|h| h.id < id).is_some() {}
         let history = next.peek().filter(|h| h.id == id).map(|h| **h);
-        if history.is_none() && prepaid != Some(true) {
-            continue;
+        if let Some(birth) = born(signup, prepaid == Some(true), history.as_ref(), end) {
+            out.push(id, birth, repeats(history.as_ref(), birth), end, unit);
         }
-        let birth = match (signup, history) {
-            (Some(s), Some(h)) => s.min(h.first),
-            (Some(s), None) => s,
-            (None, Some(h)) => h.first,
-            (None, None) => continue,
-        };
-        if birth > end {
-            continue;
-        }
-        out.push(id, birth, repeats(history.as_ref(), birth), end, unit);
     }
     out.frame()
+}
+
+/// When a customer's summary starts (the signup or the first transaction, whichever is
+/// earlier), if they get one: a customer with a history or a prepaid one, born by `end`.
+fn born(signup: Option<i32>, prepaid: bool, history: Option<&History>, end: i32) -> Option<i32> {
+    if history.is_none() && !prepaid {
+        return None;
+    }
+    let birth = match (signup, history) {
+        (Some(s), Some(h)) => s.min(h.first),
+        (Some(s), None) => s,
+        (None, Some(h)) => h.first,
+        (None, None) => return None,
+    };
+    (birth <= end).then_some(birth)
+}
+
+/// The BG/NBD periods (x, t_x, T) of customers whose transaction days up to `end`
+/// were counted while their features were computed (the top-up kernel), without the
+/// values: what [`rfm_summary`] gives for them, without a pass of its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DaySummaries {
+    ids: Vec<i64>,
+    births: Vec<i32>,
+    x: Vec<u32>,
+    last: Vec<Option<i32>>,
+    end: i32,
+}
+
+impl DaySummaries {
+    /// The summaries of `people` (customer_id, signup day, prepaid) from their
+    /// `histories` (sorted by customer_id, as `people`; values unused), at `end`.
+    pub(crate) fn of(
+        people: impl IntoIterator<Item = (i64, Option<i32>, bool)>,
+        histories: &[History],
+        end: i32,
+    ) -> DaySummaries {
+        let mut out = DaySummaries { end, ..DaySummaries::default() };
+        let mut next = histories.iter().peekable();
+        for (id, signup, prepaid) in people {
+            while next.next_if(|h| h.id < id).is_some() {}
+            let history = next.peek().filter(|h| h.id == id).copied();
+            let Some(birth) = born(signup, prepaid, history, end) else { continue };
+            let (x, last, _) = repeats(history, birth);
+            out.ids.push(id);
+            out.births.push(birth);
+            out.x.push(x);
+            out.last.push(last);
+        }
+        out
+    }
+
+    /// `other`'s customers added (another customer partition, at the same end).
+    pub fn append(&mut self, other: DaySummaries) {
+        self.ids.extend(other.ids);
+        self.births.extend(other.births);
+        self.x.extend(other.x);
+        self.last.extend(other.last);
+        self.end = other.end;
+    }
+
+    /// Customers summarised.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Each customer's (customer_id, (x, t_x, T)) in periods of `unit_days`, to the
+    /// last bit as [`rfm_summary`]'s columns.
+    pub fn periods(&self, unit_days: f64) -> Vec<(i64, (f64, f64, f64))> {
+        let mut columns = SummaryColumns::default();
+        for k in 0..self.ids.len() {
+            columns.push(self.ids[k], self.births[k], (self.x[k], self.last[k], 0.0), self.end, unit_days);
+        }
+        (0..columns.ids.len()).map(|k| (columns.ids[k], (columns.x[k], columns.t_x[k], columns.t[k]))).collect()
+    }
 }
 
 /// (x, last repeat day, summed repeat value) of a history: the transaction days after

@@ -189,17 +189,24 @@ fn compute(
     // What only the classifier and customers.parquet read waits on disk from here on:
     // what the scores and values do not read goes before they are computed.
     let mut runs = crate::spill::PartitionRuns::new(staged, &loyalty_features::VALUE_INPUTS);
-    let features =
-        loyalty_features::customer_features_with(&v.tables, params, Some(first_month), |rows| runs.set_aside(rows))
-            .during("computing features")?;
-    let loyalty_features::FeaturesAtT { table: customers, from, curves: curves_km, silent } = features;
+    // The top-up kernel counts the prepaid classifier's BG/NBD periods at T on its way,
+    // so that scoring does not read every top-up again.
+    let at_t_params =
+        FeatureParams { topup_days: trained.as_ref().is_some_and(TrainedChurn::reads_topup_inputs), ..params.clone() };
+    let features = loyalty_features::customer_features_with(&v.tables, &at_t_params, Some(first_month), |rows| {
+        runs.set_aside(rows)
+    })
+    .during("computing features")?;
+    let loyalty_features::FeaturesAtT { table: customers, from, curves: curves_km, silent, topup_days } = features;
     let spilled = runs.merged(from.as_deref())?;
     let (customers, spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
 
     stages.begin("clv")?;
     let at_t = crate::spill::WithSpilled { kept: &customers, spilled: spilled.as_ref() };
     let mut churn = match trained {
-        Some(trained) => Some(trained.score(v, params, &at_t).during("scoring the customers at T")?),
+        Some(trained) => {
+            Some(trained.score(v, params, &at_t, topup_days.as_ref()).during("scoring the customers at T")?)
+        }
         None => None,
     };
     let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;

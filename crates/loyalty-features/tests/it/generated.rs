@@ -219,6 +219,42 @@ fn features_in_customer_partitions_equal_features_at_once() {
 }
 
 #[test]
+fn bgnbd_periods_counted_with_the_features_are_the_top_up_summary_s() {
+    use loyalty_features::transactions::{cols, rfm_summary};
+    let t = tables(generated());
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let summary = rfm_summary(t[&Table::Customers].clone(), t[&Table::Topups].clone(), as_of, 7.0).unwrap();
+    let f = |name: &str| summary.column(name).unwrap().f64().unwrap().into_no_null_iter().collect::<Vec<_>>();
+    let ids: Vec<i64> = summary.column(c::CUSTOMER_ID).unwrap().i64().unwrap().into_no_null_iter().collect();
+    let (x, t_x, big_t) = (f(cols::X), f(cols::T_X), f(cols::T));
+    let want: std::collections::HashMap<i64, (u64, u64, u64)> =
+        (0..ids.len()).map(|k| (ids[k], (x[k].to_bits(), t_x[k].to_bits(), big_t[k].to_bits()))).collect();
+    for customers_per_partition in [0, 1_500] {
+        let params = FeatureParams { as_of, customers_per_partition, topup_days: true, ..Default::default() };
+        let at_t = loyalty_features::customer_features_with(&t, &params, None, Ok::<_, loyalty_features::FeatureError>)
+            .unwrap();
+        let days = at_t.topup_days.expect("the top-up kernel counted the days");
+        let periods = days.periods(7.0);
+        assert!(periods.len() > 5_000, "{} customers summarised", periods.len());
+        let prepaid_with_repeats = periods.iter().filter(|(_, (x, _, _))| *x > 1.0).count();
+        assert!(prepaid_with_repeats > 1_000, "{prepaid_with_repeats} customers with repeat top-ups");
+        for (id, (x, t_x, big_t)) in periods {
+            assert_eq!(want.get(&id), Some(&(x.to_bits(), t_x.to_bits(), big_t.to_bits())), "customer {id}");
+        }
+        // Every customer of the table at T with a summary has one here.
+        let at_t_ids: std::collections::HashSet<i64> =
+            at_t.table.column(c::CUSTOMER_ID).unwrap().i64().unwrap().into_no_null_iter().collect();
+        let summarised = days.periods(7.0).into_iter().map(|(id, _)| id).collect::<std::collections::HashSet<_>>();
+        let missing = ids.iter().filter(|id| at_t_ids.contains(id) && !summarised.contains(id)).count();
+        assert_eq!(missing, 0, "customers at T without their periods");
+    }
+    let without = FeatureParams { as_of, ..Default::default() };
+    let at_t =
+        loyalty_features::customer_features_with(&t, &without, None, Ok::<_, loyalty_features::FeatureError>).unwrap();
+    assert!(at_t.topup_days.is_none(), "counted only when asked for");
+}
+
+#[test]
 fn curves_in_customer_partitions_equal_them_at_once() {
     use loyalty_features::curves::{CurveParams, satisfaction_curves};
     let t = tables(generated());

@@ -31,6 +31,7 @@ use crate::PipelineError;
 use crate::dataset::{first_bill_month, months_after, months_before};
 use crate::error::{Context, Result};
 use crate::settings::{ChurnConfig, Classifier};
+use loyalty_features::transactions::DaySummaries;
 use prepaid::{Prepaid, prepaid_loyalty, prepaid_out_of_time};
 use snapshot::{Extra, Names, PlanRows, Snapshot, features_at, snapshot, snapshot_of, snapshot_sample};
 use topups::TopupInputs;
@@ -414,11 +415,11 @@ fn prepaid_ids(features: &DataFrame) -> Result<Vec<i64>> {
 pub fn fit_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams, at_t: Option<&DataFrame>) -> Result<ChurnFit> {
     let trained = train_churn(v, cfg, base)?;
     match at_t {
-        Some(df) => trained.score(v, base, df),
+        Some(df) => trained.score(v, base, df, None),
         None => {
             let t = base.as_of;
             let computed = crate::features::features_at_t(v, base).during_with(|| format!("features as of {t}"))?;
-            trained.score(v, base, &computed)
+            trained.score(v, base, &computed, None)
         }
     }
 }
@@ -467,14 +468,37 @@ pub fn train_churn(v: &Validated, cfg: &ChurnConfig, base: &FeatureParams) -> Re
 }
 
 impl TrainedChurn {
+    /// Whether scoring reads the top-up inputs at T (a prepaid classifier with a
+    /// top-up model): then the features at T may count them
+    /// (`FeatureParams::topup_days`) for [`TrainedChurn::score`].
+    pub fn reads_topup_inputs(&self) -> bool {
+        self.topup_model.is_some() && self.prepaid_classified()
+    }
+
+    fn prepaid_classified(&self) -> bool {
+        self.plans.iter().any(|p| p.o.plan == Plan::Prepaid)
+    }
+
     /// The scoring half of [`fit_churn`]: every customer of `at_t` (the feature table at
     /// `base.as_of`) scored by their plan's classifier, or prepaid ones by BG/NBD where
-    /// no prepaid classifier could be trained.
-    pub fn score(self, v: &Validated, base: &FeatureParams, at_t: &dyn FeatureRows) -> Result<ChurnFit> {
+    /// no prepaid classifier could be trained. `topup_days`: the BG/NBD periods at T
+    /// that the features' pass counted (`FeaturesAtT::topup_days`) for the customers of
+    /// `at_t`; without them a pass over the top-ups summarises every customer.
+    pub fn score(
+        self,
+        v: &Validated,
+        base: &FeatureParams,
+        at_t: &dyn FeatureRows,
+        topup_days: Option<&DaySummaries>,
+    ) -> Result<ChurnFit> {
         let started = std::time::Instant::now();
         let (t, h) = (base.as_of, base.churn_horizon_months);
-        let prepaid_classified = self.plans.iter().any(|p| p.o.plan == Plan::Prepaid);
-        let extra = Extra::at(&v.tables, t, base, self.topup_model.as_ref().filter(|_| prepaid_classified))?;
+        let prepaid_classified = self.prepaid_classified();
+        let model = self.topup_model.as_ref().filter(|_| prepaid_classified);
+        let extra = match (model, topup_days) {
+            (Some(model), Some(days)) => Extra::with_topups(&v.tables, t, TopupInputs::of_days(model, days, base))?,
+            _ => Extra::at(&v.tables, t, base, model)?,
+        };
         let (fits, scored) = score_plans(self.plans, at_t, &extra)?;
         let (plans, designs) = fits.into_iter().map(|f| (f.report, f.designs)).unzip::<_, _, Vec<_>, Vec<_>>();
         let designs = designs.into_iter().flatten().collect();

@@ -28,6 +28,9 @@ pub(crate) struct Prepaid {
 /// (x, t_x, T) of one customer, in weeks.
 pub(crate) type History = (f64, f64, f64);
 
+/// Days per period of the top-up summaries: BG/NBD runs in weeks.
+pub(crate) const WEEK_DAYS: f64 = 7.0;
+
 /// The compressed rows of a BG/NBD fit and the histories of chosen customers.
 pub(crate) type Summaries = (Vec<Rfm>, Vec<(i64, History)>);
 
@@ -52,7 +55,7 @@ pub(crate) fn summaries(
         |slice| -> Result<_> {
             loyalty_contract::cancel::check()?;
             let part = loyalty_features::restricted(tables, slice);
-            let summary = rfm_summary(part[&Table::Customers].clone(), part[&Table::Topups].clone(), t, 7.0)?;
+            let summary = rfm_summary(part[&Table::Customers].clone(), part[&Table::Topups].clone(), t, WEEK_DAYS)?;
             tracing::debug!("BG/NBD summaries at {t}: {slice:?}, {} customers", summary.height());
             Ok(summary)
         },
@@ -89,7 +92,7 @@ pub(crate) fn prepaid_loyalty(
         return Ok(None);
     }
     let (model, o) = bgnbd::fit(&rfm::compress(&fit_rows));
-    let weeks = f64::from(base.churn_horizon_months) * 365.25 / 12.0 / 7.0;
+    let weeks = f64::from(base.churn_horizon_months) * 365.25 / 12.0 / WEEK_DAYS;
     let (mut kept, mut loyalty, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
     for id in ids {
         let Some(&(x, t_x, big_t)) = asked.get(id) else { continue };

@@ -12,7 +12,9 @@ use chrono::NaiveDate;
 use loyalty_features::{FeatureParams, Tables};
 use loyalty_models::{BgNbd, bgnbd, rfm};
 
-use super::prepaid::{History, summaries};
+use loyalty_features::transactions::DaySummaries;
+
+use super::prepaid::{History, WEEK_DAYS, summaries};
 use crate::error::Result;
 
 pub(crate) const REPEAT_DAYS: &str = "topup_repeat_days";
@@ -56,7 +58,7 @@ pub(crate) fn fit_model(
 
 /// The churn horizon in weeks, the time unit of the top-up summaries.
 fn horizon_weeks(base: &FeatureParams) -> f64 {
-    f64::from(base.churn_horizon_months) * 365.25 / 12.0 / 7.0
+    f64::from(base.churn_horizon_months) * 365.25 / 12.0 / WEEK_DAYS
 }
 
 /// The top-up inputs of every customer with a top-up history at one date, sorted
@@ -75,6 +77,12 @@ impl TopupInputs {
         }
         let (_, histories) = summaries(tables, as_of, base, |_| true)?;
         Ok(Self::from_histories(model, histories, horizon_weeks(base)))
+    }
+
+    /// The inputs at T under `model` of the customers whose periods the features'
+    /// pass counted: the same numbers as [`TopupInputs::at`] gives them.
+    pub(crate) fn of_days(model: &BgNbd, days: &DaySummaries, base: &FeatureParams) -> Self {
+        Self::from_histories(model, days.periods(WEEK_DAYS), horizon_weeks(base))
     }
 
     /// Per customer: x, weeks since the last top-up, P(alive) and the expected top-up
