@@ -57,8 +57,8 @@ pub(crate) struct TopupKernel {
 
 /// Each top-up's (customer slot, day), batch by batch as fed (so that no vector is
 /// copied as it grows), and the top-ups of each slot: 8 bytes a top-up and 4 a
-/// customer until the partition is done.
-#[derive(Default)]
+/// customer until the partition is done, and 4 more a top-up while
+/// [`TopupKernel::days`] places them by customer.
 struct KeptDays {
     batches: Vec<Vec<(u32, i32)>>,
     per_slot: Vec<u32>,
@@ -68,8 +68,8 @@ impl TopupKernel {
     /// A kernel for the customers `ids` (unique) at their `slots` (shared, built
     /// once per partition); rows of other customers are ignored (as placing the
     /// group-by's rows on the base drops them). The rows fed must be those up to T.
-    /// With `keep_days`, each top-up's day is kept for [`TopupKernel::days`] (8 bytes
-    /// a top-up until the partition is done).
+    /// With `keep_days`, each top-up's day is kept for [`TopupKernel::days`]
+    /// ([`KeptDays`]).
     pub(crate) fn new(ids: Vec<i64>, slots: Arc<Slots>, window_after: i32, keep_days: bool) -> Self {
         let acc = vec![Topups::default(); ids.len()];
         let days = keep_days.then(|| KeptDays { batches: Vec::new(), per_slot: vec![0; ids.len()] });
