@@ -193,15 +193,6 @@ impl DaySummaries {
         self.end = other.end;
     }
 
-    /// Customers summarised.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
     /// Each customer's (customer_id, (x, t_x, T)) in periods of `unit_days`, to the
     /// last bit as [`rfm_summary`]'s columns.
     pub fn periods(&self, unit_days: f64) -> Vec<(i64, (f64, f64, f64))> {
