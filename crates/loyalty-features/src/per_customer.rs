@@ -13,7 +13,7 @@ use crate::leavers::{BILL_DAY_BEFORE_WINDOW, LAST_DAY, SilentPrepaid, TOPUP_DAY_
 use crate::names as n;
 use crate::remote::{AggregateRequest, Aggregator, conform};
 use crate::topup_kernel::{self, TopupKernel};
-use crate::transactions::{DaySummaries, History};
+use crate::transactions::DaySummaries;
 use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epoch_days};
 use loyalty_contract::FoldThread;
 use loyalty_contract::partition::Slice;
@@ -724,7 +724,7 @@ impl Partition<'_> {
         // The kernels' frames go first, in the plans' order: billing, then top-ups.
         let mut topup_days = None;
         if let Some(mut kernel) = topups {
-            topup_days = kernel.days().map(|days| day_summaries(&base, &days, t_days)).transpose()?;
+            topup_days = kernel.days().map(|days| DaySummaries::of(&base, &days, t_days)).transpose()?;
             got.insert(0, kernel.finish("__last_topup_day", TOPUP_BEFORE_WINDOW)?);
         }
         if let Some(kernel) = billing {
@@ -747,20 +747,6 @@ impl Partition<'_> {
         let (rows, silent) = finished(base, params, t_days, t_12)?;
         Ok((rows, silent, topup_days))
     }
-}
-
-/// The BG/NBD periods at T of the customers of a partition's `base` (in its order)
-/// from their top-up `days`.
-fn day_summaries(base: &DataFrame, days: &[History], t_days: i32) -> PolarsResult<DaySummaries> {
-    let ids = base.column(c::CUSTOMER_ID)?.i64()?;
-    let signups = base.column(c::SIGNUP_DATE)?.cast(&DataType::Int32)?;
-    let prepaid = base.column(c::PLAN_TYPE)?.cast(&DataType::String)?;
-    let people = ids
-        .iter()
-        .zip(signups.i32()?.iter())
-        .zip(prepaid.str()?.iter())
-        .filter_map(|((id, signup), plan)| Some((id?, signup, plan == Some("prepaid"))));
-    Ok(DaySummaries::of(people, days, t_days))
 }
 
 /// A partition's base with its aggregates placed: the zero fills, the derived columns,

@@ -86,8 +86,9 @@ impl TopupKernel {
         for ((id, day), amount) in ids.iter().zip(days.iter()).zip(amounts.iter()) {
             let (Some(id), Some(day)) = (id, day) else { continue };
             let Some(slot) = self.slots.get(id) else { continue };
-            if let Some(kept) = kept.as_mut() {
+            if let (Some(kept), Some(days)) = (kept.as_mut(), self.days.as_mut()) {
                 kept.push((slot as u32, day));
+                days.per_slot[slot] += 1;
             }
             let a = &mut self.acc[slot];
             a.rows += 1;
@@ -104,9 +105,6 @@ impl TopupKernel {
             }
         }
         if let (Some(days), Some(kept)) = (self.days.as_mut(), kept) {
-            for &(slot, _) in &kept {
-                days.per_slot[slot as usize] += 1;
-            }
             days.batches.push(kept);
         }
         Ok(())

@@ -40,16 +40,22 @@ pub fn rfm_summary(
         .select([col(c::CUSTOMER_ID), day_num(col(c::TS)).alias(DAY), col(c::AMOUNT).cast(DataType::Float64)])
         .filter(col(DAY).lt_eq(lit(end)).and(col(c::CUSTOMER_ID).is_not_null()));
     let people = customers
-        .select([
-            col(c::CUSTOMER_ID),
-            day_num(col(c::SIGNUP_DATE)).alias(SIGNUP),
-            col(c::PLAN_TYPE).eq(lit("prepaid")).fill_null(lit(false)).alias(PREPAID),
-        ])
+        .select(people_columns())
         .filter(col(c::CUSTOMER_ID).is_not_null())
         .sort([c::CUSTOMER_ID], SortMultipleOptions::default())
         .collect()?;
     let histories = histories(read_events(events)?);
     summary_frame(&people, &histories, end, unit_days)
+}
+
+/// What a summary reads of each customer: customer_id, the signup day and whether
+/// they are prepaid (who gets a summary without a transaction).
+fn people_columns() -> [Expr; 3] {
+    [
+        col(c::CUSTOMER_ID),
+        day_num(col(c::SIGNUP_DATE)).alias(SIGNUP),
+        col(c::PLAN_TYPE).eq(lit("prepaid")).fill_null(lit(false)).alias(PREPAID),
+    ]
 }
 
 const DAY: &str = "__day";
@@ -162,26 +168,28 @@ pub struct DaySummaries {
 }
 
 impl DaySummaries {
-    /// The summaries of `people` (customer_id, signup day, prepaid) from their
-    /// `histories` (sorted by customer_id, as `people`; values unused), at `end`.
-    pub(crate) fn of(
-        people: impl IntoIterator<Item = (i64, Option<i32>, bool)>,
-        histories: &[History],
-        end: i32,
-    ) -> DaySummaries {
+    /// The summaries of `customers` (a frame of the customers table, sorted by
+    /// customer_id) from their `histories` (sorted the same way; values unused), at
+    /// `end`: who gets one, and their birth, read as [`rfm_summary`] reads them.
+    pub(crate) fn of(customers: &DataFrame, histories: &[History], end: i32) -> PolarsResult<DaySummaries> {
+        let people = customers.clone().lazy().select(people_columns()).collect()?;
+        let ids = people.column(c::CUSTOMER_ID)?.i64()?;
+        let signups = people.column(SIGNUP)?.i32()?;
+        let prepaid = people.column(PREPAID)?.bool()?;
         let mut out = DaySummaries { end, ..DaySummaries::default() };
         let mut next = histories.iter().peekable();
-        for (id, signup, prepaid) in people {
+        for ((id, signup), prepaid) in ids.iter().zip(signups.iter()).zip(prepaid.iter()) {
+            let Some(id) = id else { continue };
             while next.next_if(|h| h.id < id).is_some() {}
             let history = next.peek().filter(|h| h.id == id).copied();
-            let Some(birth) = born(signup, prepaid, history, end) else { continue };
+            let Some(birth) = born(signup, prepaid == Some(true), history, end) else { continue };
             let (x, last, _) = repeats(history, birth);
             out.ids.push(id);
             out.births.push(birth);
             out.x.push(x);
             out.last.push(last);
         }
-        out
+        Ok(out)
     }
 
     /// `other`'s customers added (another customer partition, at the same end).
