@@ -532,6 +532,23 @@ pub(crate) fn assemble<E: From<FeatureError>>(
     let parts = tables.partition_count(active_customers(tables, t).map_err(pl)?, params.customers_per_partition);
     let (mut kept, mut silent) = (Vec::new(), Vec::new());
     let mut topup_days: Option<DaySummaries> = None;
+    let mut keep = |(rows, gone, days): Placed| -> Result<(), E> {
+        if let Some(days) = days {
+            topup_days.get_or_insert_with(DaySummaries::default).append(days);
+        }
+        let started = std::time::Instant::now();
+        kept.push(aside(rows)?);
+        tracing::debug!("partition's rows set aside in {:.2}s", started.elapsed().as_secs_f64());
+        silent.push(gone);
+        Ok(())
+    };
+    // A partition's aggregates are placed on its base beside the next partition's scan
+    // (a rayon join: inside the pool, as when the training snapshots are computed side
+    // by side, it runs one after the other when no thread is free): the placing runs on
+    // about one core (perf, 3M customers: a third of each partition's time, most of it
+    // page faults) and the scan left part of the other idle. Rows stay in partition order.
+    let place = |aggregated: Aggregated| aggregated.placed(params, &remote_frames, (t_days, t_12));
+    let mut waiting: Option<Aggregated> = None;
     for slice in Slice::split(parts) {
         loyalty_contract::cancel::check().map_err(FeatureError::from)?;
         let part_tables = crate::restricted(tables, slice);
@@ -545,15 +562,16 @@ pub(crate) fn assemble<E: From<FeatureError>>(
             .map(|v| v.unwrap_or(i64::MIN))
             .collect();
         let part = Partition { tables: &part_tables, params, ids, remote: remote.is_some() };
-        let (rows, gone, days) =
-            part.assembled(part_base, &remote_frames, (lkbm, window_start, t_days, t_12)).map_err(E::from)?;
-        if let Some(days) = days {
-            topup_days.get_or_insert_with(DaySummaries::default).append(days);
+        let previous = waiting.take();
+        let (aggregated, placed) =
+            rayon::join(|| part.aggregated(part_base, (lkbm, window_start)), || previous.map(place).transpose());
+        if let Some(placed) = placed.map_err(E::from)? {
+            keep(placed)?;
         }
-        let started = std::time::Instant::now();
-        kept.push(aside(rows)?);
-        tracing::debug!("partition's rows set aside in {:.2}s", started.elapsed().as_secs_f64());
-        silent.push(gone);
+        waiting = Some(aggregated.map_err(E::from)?);
+    }
+    if let Some(last) = waiting {
+        keep(place(last).map_err(E::from)?)?;
     }
     if parts > 1 {
         tracing::debug!("per-customer aggregates in {parts} customer partitions");
@@ -683,15 +701,18 @@ struct Partition<'a> {
     remote: bool,
 }
 
+/// A partition's rows of the active base with every aggregate placed on them, its
+/// prepaid customers who fell silent, and its BG/NBD periods at T when asked for.
+type Placed = (DataFrame, SilentPrepaid, Option<DaySummaries>);
+
 impl Partition<'_> {
-    /// The partition's rows of the active base with every aggregate placed on them, its
-    /// prepaid customers who fell silent, and its BG/NBD periods at T when asked for.
-    fn assembled(
+    /// The partition's aggregates, read in one execution of every plan with the
+    /// kernels fed by it, not yet placed on `base`.
+    fn aggregated(
         self,
-        mut base: DataFrame,
-        remote_frames: &[DataFrame],
-        (lkbm, window_start, t_days, t_12): (NaiveDate, NaiveDate, i32, i32),
-    ) -> Result<(DataFrame, SilentPrepaid, Option<DaySummaries>), FeatureError> {
+        base: DataFrame,
+        (lkbm, window_start): (NaiveDate, NaiveDate),
+    ) -> Result<Aggregated, FeatureError> {
         let Partition { tables, params, ids, remote } = self;
         // One index of the partition's customers for both kernels and the placing.
         let slots = Arc::new(Slots::new(&ids));
@@ -716,11 +737,45 @@ impl Partition<'_> {
             }
             None => None,
         };
-        let collected = collect_aggregates(plans.local, sinks);
-        // A kernel's own error before the plans' (which is then that it stopped them).
-        let topups = topups.map(FoldThread::finish).transpose()?;
-        let billing = billing.map(FoldThread::finish).transpose()?;
-        let mut got = collected?.into_iter().map(|df| in_base(df, &slots)).collect::<PolarsResult<Vec<_>>>()?;
+        let frames = match collect_aggregates(plans.local, sinks) {
+            Ok(frames) => frames,
+            Err(e) => {
+                // A kernel's own error before the plans' (which is then that it stopped them).
+                topups.map(FoldThread::finish).transpose()?;
+                billing.map(FoldThread::finish).transpose()?;
+                return Err(e.into());
+            }
+        };
+        Ok(Aggregated { base, slots, frames, topups, billing })
+    }
+}
+
+/// One partition's aggregates as [`Partition::aggregated`] read them: the plans'
+/// frames, each keyed by customer, the kernels (which may still be folding the last
+/// batches of the scan: a kernel's thread runs behind it), and the partition's base.
+struct Aggregated {
+    base: DataFrame,
+    slots: Arc<Slots>,
+    frames: Vec<DataFrame>,
+    topups: Option<FoldThread<TopupKernel>>,
+    billing: Option<FoldThread<BillingKernel>>,
+}
+
+impl Aggregated {
+    /// Every aggregate (the remote engine's first, then the billing kernel's, the
+    /// top-up kernel's and the plans', in that order) placed on the base, and the
+    /// partition finished ([`finished`]).
+    fn placed(
+        self,
+        params: &FeatureParams,
+        remote_frames: &[DataFrame],
+        (t_days, t_12): (i32, i32),
+    ) -> Result<Placed, FeatureError> {
+        let started = std::time::Instant::now();
+        let Aggregated { mut base, slots, frames, topups, billing } = self;
+        let (topups, billing) =
+            (topups.map(FoldThread::finish).transpose()?, billing.map(FoldThread::finish).transpose()?);
+        let mut got = frames.into_iter().map(|df| in_base(df, &slots)).collect::<PolarsResult<Vec<_>>>()?;
         // The kernels' frames go first, in the plans' order: billing, then top-ups.
         let mut topup_days = None;
         if let Some(mut kernel) = topups {
@@ -739,12 +794,11 @@ impl Partition<'_> {
         let mut frames =
             remote_frames.iter().map(|df| in_base(df.clone(), &slots)).collect::<PolarsResult<Vec<_>>>()?;
         frames.append(&mut got);
-        let started = std::time::Instant::now();
         for df in frames.drain(..) {
             align_into(&mut base, &slots, df)?;
         }
-        tracing::debug!("aggregates aligned in {:.2}s", started.elapsed().as_secs_f64());
         let (rows, silent) = finished(base, params, t_days, t_12)?;
+        tracing::debug!("aggregates placed in {:.2}s", started.elapsed().as_secs_f64());
         Ok((rows, silent, topup_days))
     }
 }
