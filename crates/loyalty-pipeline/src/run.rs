@@ -198,7 +198,7 @@ fn compute(
     })
     .during("computing features")?;
     let loyalty_features::FeaturesAtT { table: customers, from, curves: curves_km, silent, topup_days } = features;
-    let spilled = runs.merged(from.as_deref())?;
+    let spilled = runs.spilled(from);
     let (customers, spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
 
     stages.begin("clv")?;
