@@ -440,6 +440,10 @@ mod tests {
         let kept = kept.take(&IdxCa::from_vec("i".into(), vec![0, 2, 1, 3])).unwrap();
         let spilled = runs.spilled(Some(vec![0, 1, 0, 1])).expect("two write-only columns");
         spilled.check_rows(&kept).unwrap();
+        // A chunk from the middle of the table: each run read on from the rows of it
+        // before the chunk (5 from the second run, then 8 from the first).
+        let middle = WithSpilled { kept: &kept, spilled: Some(&spilled) }.rows(1, 2).unwrap();
+        assert!(middle.equals_missing(&table().slice(1, 2)), "{middle}");
         let out = dir.path().join("customers.parquet");
         spilled.write_joined(&kept, &out).unwrap();
         assert!(read(&out).equals_missing(&table()));
