@@ -58,7 +58,8 @@ pub fn month_number(days: i32) -> i64 {
     year * 12 + i64::from(month)
 }
 
-/// A Date column mapped value by value through `f` of its day numbers (nulls stay null).
+/// A Date (or Datetime) column mapped value by value through `f` of its day numbers
+/// (nulls stay null).
 /// Dates come in runs of one day (a month's bills, a file per month): `f` runs once per
 /// run (the calendar arithmetic of every bill's month was 5% of validating the bills).
 fn map_days<T, F>(e: Expr, name: &'static str, f: F) -> Expr
@@ -69,7 +70,8 @@ where
 {
     e.map_with_fmt_str(
         move |c| {
-            let days = c.as_materialized_series().to_physical_repr().cast(&DataType::Int32)?;
+            // A Datetime (a `lit` of a NaiveDate is one) becomes its day first.
+            let days = c.as_materialized_series().cast(&DataType::Date)?.to_physical_repr().cast(&DataType::Int32)?;
             let mut last: Option<(i32, T::Native)> = None;
             let once_per_run = |day: i32| match last {
                 Some((d, value)) if d == day => value,
@@ -150,6 +152,22 @@ mod tests {
         let day: Vec<Option<i32>> = out.column("day").unwrap().i32().unwrap().iter().collect();
         assert_eq!(m, [Some(2024 * 12 + 2), None, Some(1969 * 12 + 12)]);
         assert_eq!(day, [Some(29), None, Some(31)]);
+        // A Datetime (a date's `lit` is one, at midnight), and a time after midnight:
+        // its day, where its physical nanoseconds do not fit a day number.
+        let at = |date: NaiveDate, h: u32| date.and_hms_opt(h, 0, 0).unwrap();
+        let df = polars::df!("t" => [at(d(2024, 2, 29), 23), at(d(1969, 12, 31), 0)]).unwrap();
+        let out = df
+            .lazy()
+            .select([
+                month_number_expr(col("t")).alias("m"),
+                day_of_month_expr(col("t")).alias("day"),
+                day_of_month_expr(lit(d(2024, 3, 17))).alias("lit_day"),
+            ])
+            .collect()
+            .unwrap();
+        assert_eq!(out.column("m").unwrap().i64().unwrap().to_vec(), [Some(2024 * 12 + 2), Some(1969 * 12 + 12)]);
+        assert_eq!(out.column("day").unwrap().i32().unwrap().to_vec(), [Some(29), Some(31)]);
+        assert_eq!(out.column("lit_day").unwrap().i32().unwrap().get(0), Some(17));
     }
 
     #[test]

@@ -18,9 +18,9 @@ use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epo
 use loyalty_contract::FoldThread;
 use loyalty_contract::partition::Slice;
 
-/// year * 12 + month of a date expression.
+/// year * 12 + month of a date expression (Int64).
 pub(crate) fn month_num(e: Expr) -> Expr {
-    e.clone().dt().year().cast(DataType::Int32) * lit(12) + e.dt().month().cast(DataType::Int32)
+    loyalty_contract::dates::month_number_expr(e)
 }
 
 /// Days since the epoch of a Date or Datetime expression.
@@ -602,7 +602,7 @@ fn active_customers(tables: &Tables, t: NaiveDate) -> PolarsResult<u64> {
 fn base_at_t(tables: &Tables, params: &FeatureParams) -> LazyFrame {
     let t = params.as_of;
     let t_month = month_num_of(t);
-    let day_of = |e: Expr| e.dt().day().cast(DataType::Int32);
+    let day_of = loyalty_contract::dates::day_of_month_expr;
     let customers = tables[&Table::Customers]
         .clone()
         .filter(loyalty_contract::dates::active_at(t))

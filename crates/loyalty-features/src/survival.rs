@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Months, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 use loyalty_contract::col as c;
 use loyalty_contract::{Table, collect_streaming};
 use polars::prelude::*;
@@ -292,8 +292,15 @@ impl SurvivalModel for SurvivalCurves {
 /// Whole months from `a` to `b` (a date expression each), counting a month only once
 /// its day-of-month is reached.
 fn months_between(a: Expr, b: Expr) -> Expr {
-    let day = |e: Expr| e.dt().day().cast(DataType::Int32);
+    let day = loyalty_contract::dates::day_of_month_expr;
     month_num(b.clone()) - month_num(a.clone()) - when(day(b).lt(day(a))).then(lit(1)).otherwise(lit(0))
+}
+
+/// [`months_between`] `a` and the day `b`.
+fn months_until(a: Expr, b: NaiveDate) -> Expr {
+    let (b_month, b_day) = (loyalty_contract::dates::month_number(crate::epoch_days(b)), b.day() as i32);
+    let day = loyalty_contract::dates::day_of_month_expr;
+    lit(b_month) - month_num(a.clone()) - when(lit(b_day).lt(day(a))).then(lit(1)).otherwise(lit(0))
 }
 
 /// The customers known at T with their left-truncated risk interval in tenure months
@@ -311,9 +318,9 @@ fn risk_set(tables: &Tables, params: &FeatureParams, first_bill: Option<NaiveDat
             first.column("first")?.cast(&DataType::Date)?.date()?.physical().get(0)
         }
     };
-    let data_start = match first_bill {
-        Some(days) => lit(days).cast(DataType::Date),
-        None => lit(t.checked_sub_months(Months::new(1)).unwrap_or(t)),
+    let data_start = match first_bill.and_then(loyalty_contract::dates::from_epoch_days) {
+        Some(month) => month,
+        None => t.checked_sub_months(Months::new(1)).unwrap_or(t),
     };
     let customers = tables[&Table::Customers].clone().filter(col(c::SIGNUP_DATE).lt_eq(lit(t)));
     let customers = crate::per_customer::with_competition(customers, tables, params);
@@ -323,7 +330,7 @@ fn risk_set(tables: &Tables, params: &FeatureParams, first_bill: Option<NaiveDat
         col(c::PLAN_TYPE),
         col(c::CONTRACT_MONTHS).fill_null(lit(0)).alias(c::CONTRACT_MONTHS),
         col(n::COMPETITION_LEVEL),
-        months_between(col(c::SIGNUP_DATE), data_start).clip_min(lit(0)).alias("entry"),
+        months_until(col(c::SIGNUP_DATE), data_start).clip_min(lit(0)).alias("entry"),
         months_between(col(c::SIGNUP_DATE), end).clip_min(lit(0)).alias("exit"),
         event.alias("event"),
         col(c::MARKET_ID),
@@ -350,8 +357,10 @@ pub fn fit_kaplan_meier(
     let ev = df.column("event")?.bool()?;
     // The rows are read in sequence and the cohorts keyed by the text they borrow: a
     // row lookup by index and two strings per customer took 14 s at 10M customers.
-    let mut cohorts: BTreeMap<(&str, i64, &str), HazardCounts> = BTreeMap::new();
-    let mut plans: BTreeMap<&str, HazardCounts> = BTreeMap::new();
+    // Counted in hash maps (the counts are whole numbers: the order they come in does
+    // not matter) and kept sorted.
+    let mut cohorts: PlHashMap<(&str, i64, &str), HazardCounts> = PlHashMap::new();
+    let mut plans: PlHashMap<&str, HazardCounts> = PlHashMap::new();
     let mut overall = HazardCounts::default();
     let keys = plan.iter().zip(contract.iter()).zip(level.iter());
     let spans = entry.iter().zip(exit.iter()).zip(ev.iter());

@@ -91,7 +91,7 @@ fn pct_ranks(df: &DataFrame, name: &str, over: Option<&str>) -> PolarsResult<Vec
         return Ok(out);
     };
     let groups = df.column(over)?.cast(&DataType::String)?;
-    let mut rows_of: std::collections::HashMap<Option<&str>, Vec<usize>> = std::collections::HashMap::new();
+    let mut rows_of: PlHashMap<Option<&str>, Vec<usize>> = PlHashMap::new();
     for (i, g) in groups.str()?.iter().enumerate() {
         rows_of.entry(g).or_default().push(i);
     }
@@ -101,39 +101,85 @@ fn pct_ranks(df: &DataFrame, name: &str, over: Option<&str>) -> PolarsResult<Vec
     Ok(out)
 }
 
-/// The comparable-customer cell of each customer of `base` (customer_id, `__cell`):
-/// `plan/arpu_bin/data_bin`, the ARPU quintile and data-usage tercile within the
-/// plan (null without a plan type).
+/// The comparable-customer cells of the customers of a base: `plan/arpu_bin/data_bin`,
+/// the ARPU quintile and data-usage tercile within the plan (none without a plan type).
 ///
 /// A bin is [`pct_rank`]'s within the plan times the bin count, floored: the
 /// average rank of the value rounded to 6 decimals, 0.5 for a null value or a plan
 /// of one. Here each plan's values are sorted once; as window expressions over the
 /// plan (four of them, then strings joined) it took 3.6 s at 10M customers, twice a
-/// run (CPV and the offers).
-fn cells_of(base: &DataFrame) -> PolarsResult<DataFrame> {
+/// run (CPV and the offers). The cells are numbered, and the counts and lookups that
+/// follow go by number: a string per customer, formatted and then hashed in each
+/// lookup, was half of CPV's time at 3M customers.
+struct Cells {
+    /// Each cell's name, by number.
+    names: Vec<String>,
+    /// The cell number of each customer of the base, in its order.
+    of: Vec<Option<u32>>,
+    /// customer_id, `__cell` of each customer of the base, in its order.
+    frame: DataFrame,
+}
+
+/// Cells per plan: five ARPU bins times three data-usage bins.
+const CELLS_PER_PLAN: u32 = 15;
+
+fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
     let plans = base.column(c::PLAN_TYPE)?.cast(&DataType::String)?;
     let plans = plans.str()?;
     let (arpu, data) = (rounded(base, n::ARPU_12M)?, rounded(base, n::DATA_MB_3M)?);
-    let mut by_plan: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    // The plans in the order they first come, with their rows.
+    let mut plan_names: Vec<&str> = Vec::new();
+    let mut by_plan: Vec<Vec<usize>> = Vec::new();
+    let mut number: PlHashMap<&str, u32> = PlHashMap::new();
+    let mut plan_of: Vec<Option<u32>> = Vec::with_capacity(base.height());
     for (i, plan) in plans.iter().enumerate() {
-        if let Some(plan) = plan {
-            by_plan.entry(plan).or_default().push(i);
-        }
+        plan_of.push(plan.map(|plan| {
+            let p = *number.entry(plan).or_insert_with(|| {
+                plan_names.push(plan);
+                by_plan.push(Vec::new());
+                (plan_names.len() - 1) as u32
+            });
+            by_plan[p as usize].push(i);
+            p
+        }));
     }
     let (mut arpu_bin, mut data_bin) = (vec![0u8; base.height()], vec![0u8; base.height()]);
-    for rows in by_plan.values() {
-        bins_within(rows, &arpu, 5, &mut arpu_bin);
-        bins_within(rows, &data, 3, &mut data_bin);
-    }
-    let cells: StringChunked = plans
+    rayon::join(
+        || by_plan.iter().for_each(|rows| bins_within(rows, &arpu, 5, &mut arpu_bin)),
+        || by_plan.iter().for_each(|rows| bins_within(rows, &data, 3, &mut data_bin)),
+    );
+    let of: Vec<Option<u32>> = plan_of
         .iter()
         .enumerate()
-        .map(|(i, plan)| plan.map(|plan| format!("{plan}/{}/{}", arpu_bin[i], data_bin[i])))
+        .map(|(i, p)| p.map(|p| p * CELLS_PER_PLAN + u32::from(arpu_bin[i]) * 3 + u32::from(data_bin[i])))
         .collect();
-    DataFrame::new(
+    let names: Vec<String> = plan_names
+        .iter()
+        .flat_map(|plan| (0..5).flat_map(move |a| (0..3).map(move |d| format!("{plan}/{a}/{d}"))))
+        .collect();
+    let cells: StringChunked = of.iter().map(|k| k.map(|k| names[k as usize].as_str())).collect();
+    let frame = DataFrame::new(
         base.height(),
         vec![base.column(c::CUSTOMER_ID)?.clone(), cells.with_name(CELL.into()).into_column()],
-    )
+    )?;
+    Ok(Cells { names, of, frame })
+}
+
+impl Cells {
+    /// Each cell with a customer and its count of them: `__cell`, `__n`.
+    fn sizes(&self) -> PolarsResult<DataFrame> {
+        let mut counts = vec![0u64; self.names.len()];
+        for k in self.of.iter().flatten() {
+            counts[*k as usize] += 1;
+        }
+        let (names, sizes): (Vec<&str>, Vec<f64>) = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (self.names[k].as_str(), *n as f64))
+            .unzip();
+        DataFrame::new(names.len(), vec![Column::new(CELL.into(), names), Column::new("__n".into(), sizes)])
+    }
 }
 
 /// The bin 0..q-1 of each of `rows` (one plan's) by the percentile rank of its value
@@ -149,8 +195,7 @@ fn bins_within(rows: &[usize], values: &[Option<f64>], q: u8, out: &mut [u8]) {
 struct CellRates {
     /// `__cell`, service, monthly_margin, p_adopt: every cell x catalog service.
     rates: DataFrame,
-    /// customer_id, `__cell` of each customer of the base, in its order.
-    cells: DataFrame,
+    cells: Cells,
     holders: Holders,
 }
 
@@ -159,14 +204,14 @@ fn cell_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Resu
     let (Some(services), Some(catalog)) = (tables.get(&Table::Services), tables.get(&Table::ServiceCatalog)) else {
         return Ok(None);
     };
-    let cells_df = cells_of(base)?;
+    let cells = cells_of(base)?;
     let catalog = catalog.clone().select([col(c::SERVICE), col(c::MONTHLY_MARGIN)]);
     let menu = collect_streaming(catalog.clone().select([col(c::SERVICE).cast(DataType::String)]))?;
     let menu: Vec<String> = menu.column(c::SERVICE)?.str()?.iter().flatten().map(str::to_string).collect();
-    let holders = Holders::count(&cells_df, services.clone(), params.as_of, menu)?;
-    let (adopters, base_rate) = (holders.adopters(&cells_df)?.lazy(), holders.base_rates(base.height())?.lazy());
+    let holders = Holders::count(&cells.frame, services.clone(), params.as_of, menu)?;
+    let (adopters, base_rate) = (holders.adopters(&cells)?.lazy(), holders.base_rates(base.height())?.lazy());
     let a = params.adoption_prior_weight;
-    let cell_sizes = cells_df.clone().lazy().group_by([col(CELL)]).agg([len().cast(DataType::Float64).alias("__n")]);
+    let cell_sizes = cells.sizes()?.lazy();
     // Every cell x service (a cross join through a constant key).
     let rates = collect_streaming(
         cell_sizes
@@ -187,7 +232,7 @@ fn cell_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Resu
                     .alias("p_adopt"),
             ]),
     )?;
-    Ok(Some(CellRates { rates, cells: cells_df, holders }))
+    Ok(Some(CellRates { rates, cells, holders }))
 }
 
 /// Which catalog services each customer of the base has held by T, and holds at T, a
@@ -200,7 +245,7 @@ fn cell_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Resu
 struct Holders {
     slots: Slots,
     menu: Vec<String>,
-    index: std::collections::HashMap<String, usize>,
+    index: PlHashMap<String, usize>,
     words: usize,
     /// Held by T: bit j of word `slot * words + j / 64`.
     ever: Vec<u64>,
@@ -262,21 +307,23 @@ impl Holders {
 
     /// The holders of each service among the customers of each cell: `__cell`,
     /// service, `__k`, for the pairs with a holder (customers without a cell are not
-    /// in a cell).
-    fn adopters(&self, cells: &DataFrame) -> PolarsResult<DataFrame> {
-        let mut counts: std::collections::BTreeMap<(&str, usize), u64> = std::collections::BTreeMap::new();
-        for (slot, cell) in cells.column(CELL)?.str()?.iter().enumerate() {
+    /// in a cell), by cell number then service.
+    fn adopters(&self, cells: &Cells) -> PolarsResult<DataFrame> {
+        let width = self.menu.len();
+        let mut counts = vec![0u64; cells.names.len() * width];
+        for (slot, cell) in cells.of.iter().enumerate() {
             let Some(cell) = cell else { continue };
-            for j in (0..self.menu.len()).filter(|&j| self.has(slot, j)) {
-                *counts.entry((cell, j)).or_default() += 1;
+            for j in (0..width).filter(|&j| self.has(slot, j)) {
+                counts[*cell as usize * width + j] += 1;
             }
         }
+        let held = || counts.iter().enumerate().filter(|(_, k)| **k > 0);
         DataFrame::new(
-            counts.len(),
+            held().count(),
             vec![
-                Column::new(CELL.into(), counts.keys().map(|(cell, _)| *cell).collect::<Vec<_>>()),
-                Column::new(c::SERVICE.into(), counts.keys().map(|(_, j)| self.menu[*j].as_str()).collect::<Vec<_>>()),
-                Column::new("__k".into(), counts.values().map(|k| *k as f64).collect::<Vec<_>>()),
+                Column::new(CELL.into(), held().map(|(i, _)| cells.names[i / width].as_str()).collect::<Vec<_>>()),
+                Column::new(c::SERVICE.into(), held().map(|(i, _)| self.menu[i % width].as_str()).collect::<Vec<_>>()),
+                Column::new("__k".into(), held().map(|(_, k)| *k as f64).collect::<Vec<_>>()),
             ],
         )
     }
@@ -311,7 +358,7 @@ impl Adoption {
 
     /// customer_id, `__cell` of each customer of the base, in its order.
     pub(crate) fn cells(&self) -> &DataFrame {
-        &self.0.cells
+        &self.0.cells.frame
     }
 
     /// Every cell x catalog service: `__cell`, service, monthly_margin, p_adopt.
@@ -387,7 +434,7 @@ fn cpv_monthly(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Res
 /// Each catalog service's expected margin (p_adopt x monthly_margin) in each cell, in
 /// fixed point, and the cell of each customer of the base.
 struct CellValues {
-    services: std::collections::HashMap<String, usize>,
+    services: PlHashMap<String, usize>,
     /// Cell `k`'s value of service `j` at `k * services + j` (None: no rate).
     values: Vec<Option<i64>>,
     /// Each cell's whole catalog.
@@ -397,35 +444,30 @@ struct CellValues {
 }
 
 impl CellValues {
-    /// `rates`: `__cell`, service, monthly_margin, p_adopt; `cells`: customer_id and
-    /// `__cell` of each customer of the base, in its order.
-    fn of(rates: &DataFrame, cells: &DataFrame) -> PolarsResult<Self> {
+    /// `rates`: `__cell`, service, monthly_margin, p_adopt; `cells`: those of the
+    /// customers of the base.
+    fn of(rates: &DataFrame, cells: &Cells) -> PolarsResult<Self> {
         let (cell, service) = (rates.column(CELL)?.str()?, rates.column(c::SERVICE)?.str()?);
         let value = (rates.column("p_adopt")?.as_materialized_series()
             * rates.column(c::MONTHLY_MARGIN)?.as_materialized_series())?;
         let value = value.cast(&DataType::Float64)?;
-        let mut cell_index: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-        let mut services: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        for (k, j) in cell.iter().zip(service.iter()) {
-            if let (Some(k), Some(j)) = (k, j) {
-                let next = cell_index.len() as u32;
-                cell_index.entry(k.to_string()).or_insert(next);
-                let next = services.len();
-                services.entry(j.to_string()).or_insert(next);
-            }
+        let number: PlHashMap<&str, usize> =
+            cells.names.iter().enumerate().map(|(k, name)| (name.as_str(), k)).collect();
+        let mut services: PlHashMap<String, usize> = PlHashMap::new();
+        for j in service.iter().flatten() {
+            let next = services.len();
+            services.entry(j.to_string()).or_insert(next);
         }
         let width = services.len();
-        let mut values = vec![None; cell_index.len() * width];
-        let mut all = vec![0i64; cell_index.len()];
+        let mut values = vec![None; cells.names.len() * width];
+        let mut all = vec![0i64; cells.names.len()];
         for ((k, j), v) in cell.iter().zip(service.iter()).zip(value.f64()?.iter()) {
-            let (Some(k), Some(j)) = (k, j) else { continue };
-            let k = cell_index[k] as usize;
+            let (Some(k), Some(j)) = (k.and_then(|k| number.get(k)), j) else { continue };
             let v = v.and_then(crate::per_customer::fixed);
             values[k * width + services[j]] = v;
-            all[k] = all[k].wrapping_add(v.unwrap_or(0));
+            all[*k] = all[*k].wrapping_add(v.unwrap_or(0));
         }
-        let cell_of = cells.column(CELL)?.str()?.iter().map(|k| k.and_then(|k| cell_index.get(k).copied())).collect();
-        Ok(CellValues { services, values, all, cell_of })
+        Ok(CellValues { services, values, all, cell_of: cells.of.clone() })
     }
 
     /// Each customer's cell's whole catalog less the services they hold at T
@@ -727,7 +769,7 @@ mod tests {
             n::DATA_MB_3M => data,
         )
         .unwrap();
-        let (got, want) = (cells_of(&base).unwrap(), cells_by_windows(&base));
+        let (got, want) = (cells_of(&base).unwrap().frame, cells_by_windows(&base));
         assert!(got.equals_missing(&want), "{got}\n{want}");
         let distinct = got.column(CELL).unwrap().n_unique().unwrap();
         assert!(distinct > 20, "{distinct} cells");
@@ -759,11 +801,14 @@ mod tests {
     fn holders_count_as_the_unique_and_group_bys_did() {
         // 300 customers in 4 cells and none; services held twice, a service off the
         // menu, customers outside the base, a null service.
-        let cells = df!(
+        let cell_of: Vec<Option<u32>> = (0..300).map(|i| (i % 9 != 4).then_some(i % 4)).collect();
+        let names: Vec<String> = (0..4).map(|k| format!("postpaid/{k}/0")).collect();
+        let frame = df!(
             c::CUSTOMER_ID => (0..300i64).collect::<Vec<_>>(),
-            CELL => (0..300).map(|i| (i % 9 != 4).then(|| format!("postpaid/{}/0", i % 4))).collect::<Vec<_>>(),
+            CELL => cell_of.iter().map(|k| k.map(|k| names[k as usize].clone())).collect::<Vec<_>>(),
         )
         .unwrap();
+        let cells = Cells { names, of: cell_of, frame };
         let menu = ["tv", "net", "mobile", "cloud"];
         let ids: Vec<i64> = (0..2_000i64).map(|k| (k * 7919) % 340).collect();
         let services: Vec<Option<&str>> = (0..2_000usize)
@@ -782,11 +827,11 @@ mod tests {
             c::END_DATE => end,
         )
         .unwrap();
-        let held = Holders::count(&cells, services.clone().lazy(), t, menu.map(String::from).to_vec()).unwrap();
+        let held = Holders::count(&cells.frame, services.clone().lazy(), t, menu.map(String::from).to_vec()).unwrap();
         let ever = services.clone().lazy().filter(col(c::START_DATE).lt_eq(lit(t))).collect().unwrap();
-        let (want_adopters, want_rates) = holders_by_group_bys(&cells, &ever, 300.0);
+        let (want_adopters, want_rates) = holders_by_group_bys(&cells.frame, &ever, 300.0);
         let on_menu = |df: DataFrame| df.lazy().filter(col(c::SERVICE).neq(lit("gaming")));
-        let adopters = held.adopters(&cells).unwrap();
+        let adopters = sorted(held.adopters(&cells).unwrap().lazy(), vec![CELL, c::SERVICE]);
         assert!(adopters.equals(&sorted(on_menu(want_adopters), vec![CELL, c::SERVICE])), "{adopters}");
         let rates = sorted(held.base_rates(300).unwrap().lazy(), vec![c::SERVICE]);
         assert!(rates.equals(&sorted(on_menu(want_rates), vec![c::SERVICE])), "{rates}");
