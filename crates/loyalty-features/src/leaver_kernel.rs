@@ -131,7 +131,15 @@ impl LeaverKernel {
             let (leave, join) = (within(w.leave, month), within(w.join, month));
             if leave || join || w.whole {
                 let [charge, margin, collected] = self.bill_values(&values, i);
-                self.counted.push(Counted { slot: slot as u32, leave, join, whole: w.whole, charge, margin, collected });
+                self.counted.push(Counted {
+                    slot: slot as u32,
+                    leave,
+                    join,
+                    whole: w.whole,
+                    charge,
+                    margin,
+                    collected,
+                });
             }
         }
         // The sums after the window checks, for the counted bills only, their values

@@ -776,19 +776,15 @@ impl Aggregated {
         let (topups, billing) =
             (topups.map(FoldThread::finish).transpose()?, billing.map(FoldThread::finish).transpose()?);
         let mut got = frames.into_iter().map(|df| in_base(df, &slots)).collect::<PolarsResult<Vec<_>>>()?;
-        // The kernels' frames go first, in the plans' order: billing, then top-ups.
-        let mut topup_days = None;
-        if let Some(mut kernel) = topups {
-            topup_days = kernel.days().map(|days| DaySummaries::of(&base, &days, t_days)).transpose()?;
-            got.insert(0, kernel.finish("__last_topup_day", TOPUP_BEFORE_WINDOW)?);
-        }
-        if let Some(kernel) = billing {
-            let sums = kernel.finish()?;
-            let before = sums.column(BILL_BEFORE_WINDOW)?.clone();
-            let mut features = billing_features(sums.lazy(), params.margin_basis).collect()?;
-            features.with_column(before)?;
-            got.insert(0, features);
-        }
+        // The kernels' frames, made side by side (at one partition nothing else runs
+        // beside the placing), go first, in the plans' order: billing, then top-ups.
+        let (topup_frames, billing_frame) = rayon::join(
+            || topups.map(|kernel| topup_frames(kernel, &base, t_days)).transpose(),
+            || billing.map(|kernel| billing_frame(kernel, params)).transpose(),
+        );
+        let (topup_days, topup_frame) = topup_frames?.unzip();
+        got.splice(0..0, billing_frame?.into_iter().chain(topup_frame));
+        let topup_days = topup_days.flatten();
         // The remote tables (billing, top-ups, interactions, surveys) come first in the
         // local order too: the same columns in the same order.
         let mut frames =
@@ -801,6 +797,27 @@ impl Aggregated {
         tracing::debug!("aggregates placed in {:.2}s", started.elapsed().as_secs_f64());
         Ok((rows, silent, topup_days))
     }
+}
+
+/// The top-up kernel's frame (one row per customer with a top-up) and, when it kept
+/// them, its customers' BG/NBD periods at T.
+fn topup_frames(
+    mut kernel: TopupKernel,
+    base: &DataFrame,
+    t_days: i32,
+) -> PolarsResult<(Option<DaySummaries>, DataFrame)> {
+    let days = kernel.days().map(|days| DaySummaries::of(base, &days, t_days)).transpose()?;
+    Ok((days, kernel.finish("__last_topup_day", TOPUP_BEFORE_WINDOW)?))
+}
+
+/// The billing kernel's sums turned into billing features, with the last bill month
+/// with usage before the window.
+fn billing_frame(kernel: BillingKernel, params: &FeatureParams) -> PolarsResult<DataFrame> {
+    let sums = kernel.finish()?;
+    let before = sums.column(BILL_BEFORE_WINDOW)?.clone();
+    let mut features = billing_features(sums.lazy(), params.margin_basis).collect()?;
+    features.with_column(before)?;
+    Ok(features)
 }
 
 /// A partition's base with its aggregates placed: the zero fills, the derived columns,
