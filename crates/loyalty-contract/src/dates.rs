@@ -94,6 +94,12 @@ pub fn month_number_expr(e: Expr) -> Expr {
     map_days::<Int64Type, _>(e, "month_number", month_number)
 }
 
+/// [`month_number`] of a Date expression, as Int32: every i32 day's fits, in half
+/// the memory of [`month_number_expr`]'s column.
+pub fn month_number_i32_expr(e: Expr) -> Expr {
+    map_days::<Int32Type, _>(e, "month_number_i32", |days| month_number(days) as i32)
+}
+
 /// The day of the month (1-31) of a Date expression, as Int32.
 pub fn day_of_month_expr(e: Expr) -> Expr {
     map_days::<Int32Type, _>(e, "day_of_month", |days| civil_from_days(days).2 as i32)
@@ -145,10 +151,17 @@ mod tests {
         let df = polars::df!("d" => [Some(d(2024, 2, 29)), None, Some(d(1969, 12, 31))]).unwrap();
         let out = df
             .lazy()
-            .select([month_number_expr(col("d")).alias("m"), day_of_month_expr(col("d")).alias("day")])
+            .select([
+                month_number_expr(col("d")).alias("m"),
+                month_number_i32_expr(col("d")).alias("m32"),
+                day_of_month_expr(col("d")).alias("day"),
+            ])
             .collect()
             .unwrap();
         let m: Vec<Option<i64>> = out.column("m").unwrap().i64().unwrap().iter().collect();
+        let m32: Vec<Option<i64>> =
+            out.column("m32").unwrap().i32().unwrap().iter().map(|v| v.map(i64::from)).collect();
+        assert_eq!(m32, m);
         let day: Vec<Option<i32>> = out.column("day").unwrap().i32().unwrap().iter().collect();
         assert_eq!(m, [Some(2024 * 12 + 2), None, Some(1969 * 12 + 12)]);
         assert_eq!(day, [Some(29), None, Some(31)]);

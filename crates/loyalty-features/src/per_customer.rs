@@ -18,9 +18,9 @@ use crate::{BillingEngine, FeatureError, FeatureParams, MarginBasis, Tables, epo
 use loyalty_contract::FoldThread;
 use loyalty_contract::partition::Slice;
 
-/// year * 12 + month of a date expression (Int64).
+/// year * 12 + month of a date expression (Int32).
 pub(crate) fn month_num(e: Expr) -> Expr {
-    loyalty_contract::dates::month_number_expr(e)
+    loyalty_contract::dates::month_number_i32_expr(e)
 }
 
 /// Days since the epoch of a Date or Datetime expression.

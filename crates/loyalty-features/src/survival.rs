@@ -298,7 +298,7 @@ fn months_between(a: Expr, b: Expr) -> Expr {
 
 /// [`months_between`] `a` and the day `b`.
 fn months_until(a: Expr, b: NaiveDate) -> Expr {
-    let (b_month, b_day) = (loyalty_contract::dates::month_number(crate::epoch_days(b)), b.day() as i32);
+    let (b_month, b_day) = (loyalty_contract::dates::month_number(crate::epoch_days(b)) as i32, b.day() as i32);
     let day = loyalty_contract::dates::day_of_month_expr;
     lit(b_month) - month_num(a.clone()) - when(lit(b_day).lt(day(a))).then(lit(1)).otherwise(lit(0))
 }

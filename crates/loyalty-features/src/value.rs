@@ -114,11 +114,14 @@ fn pct_ranks(df: &DataFrame, name: &str, over: Option<&str>) -> PolarsResult<Vec
 struct Cells {
     /// Each cell's name, by number.
     names: Vec<String>,
-    /// The cell number of each customer of the base, in its order.
-    of: Vec<Option<u32>>,
-    /// customer_id, `__cell` of each customer of the base, in its order.
-    frame: DataFrame,
+    /// The cell number of each customer of the base, in its order ([`NO_CELL`]: none).
+    of: Vec<u32>,
+    /// The customers' ids, in the base's order.
+    ids: Column,
 }
+
+/// The cell number of a customer without a plan type.
+const NO_CELL: u32 = u32::MAX;
 
 /// Cells per plan: five ARPU bins times three data-usage bins.
 const CELLS_PER_PLAN: u32 = 15;
@@ -131,9 +134,10 @@ fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
     let mut plan_names: Vec<&str> = Vec::new();
     let mut by_plan: Vec<Vec<usize>> = Vec::new();
     let mut number: PlHashMap<&str, u32> = PlHashMap::new();
-    let mut plan_of: Vec<Option<u32>> = Vec::with_capacity(base.height());
+    // Each customer's plan number first, their cell number once the bins are known.
+    let mut of: Vec<u32> = Vec::with_capacity(base.height());
     for (i, plan) in plans.iter().enumerate() {
-        plan_of.push(plan.map(|plan| {
+        of.push(plan.map_or(NO_CELL, |plan| {
             let p = *number.entry(plan).or_insert_with(|| {
                 plan_names.push(plan);
                 by_plan.push(Vec::new());
@@ -144,33 +148,40 @@ fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
         }));
     }
     let (mut arpu_bin, mut data_bin) = (vec![0u8; base.height()], vec![0u8; base.height()]);
-    rayon::join(
-        || by_plan.iter().for_each(|rows| bins_within(rows, &arpu, 5, &mut arpu_bin)),
-        || by_plan.iter().for_each(|rows| bins_within(rows, &data, 3, &mut data_bin)),
-    );
-    let of: Vec<Option<u32>> = plan_of
-        .iter()
-        .enumerate()
-        .map(|(i, p)| p.map(|p| p * CELLS_PER_PLAN + u32::from(arpu_bin[i]) * 3 + u32::from(data_bin[i])))
-        .collect();
+    // One plan and column at a time (each sort in parallel): two at once held two
+    // sort buffers, 0.1 GB more at 10M customers.
+    for rows in &by_plan {
+        bins_within(rows, &arpu, 5, &mut arpu_bin);
+        bins_within(rows, &data, 3, &mut data_bin);
+    }
+    for (i, cell) in of.iter_mut().enumerate().filter(|(_, p)| **p != NO_CELL) {
+        *cell = *cell * CELLS_PER_PLAN + u32::from(arpu_bin[i]) * 3 + u32::from(data_bin[i]);
+    }
     let names: Vec<String> = plan_names
         .iter()
         .flat_map(|plan| (0..5).flat_map(move |a| (0..3).map(move |d| format!("{plan}/{a}/{d}"))))
         .collect();
-    let cells: StringChunked = of.iter().map(|k| k.map(|k| names[k as usize].as_str())).collect();
-    let frame = DataFrame::new(
-        base.height(),
-        vec![base.column(c::CUSTOMER_ID)?.clone(), cells.with_name(CELL.into()).into_column()],
-    )?;
-    Ok(Cells { names, of, frame })
+    Ok(Cells { names, of, ids: base.column(c::CUSTOMER_ID)?.clone() })
 }
 
 impl Cells {
+    /// The cell number of the customer at `slot`, if they have one.
+    fn of(&self, slot: usize) -> Option<usize> {
+        Some(self.of[slot]).filter(|&k| k != NO_CELL).map(|k| k as usize)
+    }
+
+    /// customer_id, `__cell` of each customer of the base, in its order.
+    fn frame(&self) -> PolarsResult<DataFrame> {
+        let cells: StringChunked =
+            (0..self.of.len()).map(|slot| self.of(slot).map(|k| self.names[k].as_str())).collect();
+        DataFrame::new(self.of.len(), vec![self.ids.clone(), cells.with_name(CELL.into()).into_column()])
+    }
+
     /// Each cell with a customer and its count of them: `__cell`, `__n`.
     fn sizes(&self) -> PolarsResult<DataFrame> {
         let mut counts = vec![0u64; self.names.len()];
-        for k in self.of.iter().flatten() {
-            counts[*k as usize] += 1;
+        for k in (0..self.of.len()).filter_map(|slot| self.of(slot)) {
+            counts[k] += 1;
         }
         let (names, sizes): (Vec<&str>, Vec<f64>) = counts
             .iter()
@@ -208,7 +219,7 @@ fn cell_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Resu
     let catalog = catalog.clone().select([col(c::SERVICE), col(c::MONTHLY_MARGIN)]);
     let menu = collect_streaming(catalog.clone().select([col(c::SERVICE).cast(DataType::String)]))?;
     let menu: Vec<String> = menu.column(c::SERVICE)?.str()?.iter().flatten().map(str::to_string).collect();
-    let holders = Holders::count(&cells.frame, services.clone(), params.as_of, menu)?;
+    let holders = Holders::count(&cells.ids, services.clone(), params.as_of, menu)?;
     let (adopters, base_rate) = (holders.adopters(&cells)?.lazy(), holders.base_rates(base.height())?.lazy());
     let a = params.adoption_prior_weight;
     let cell_sizes = cells.sizes()?.lazy();
@@ -257,11 +268,11 @@ struct Holders {
 const HELD_NOW: &str = "__held_now";
 
 impl Holders {
-    /// One pass over the rows of `services` that start by `t`, for the customers of
-    /// `cells` (customer_id, `__cell`) and the catalog services `menu`; other services
-    /// and customers are not counted (the rates are of catalog services in the base).
-    fn count(cells: &DataFrame, services: LazyFrame, t: NaiveDate, menu: Vec<String>) -> PolarsResult<Holders> {
-        let ids: Vec<i64> = cells.column(c::CUSTOMER_ID)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
+    /// One pass over the rows of `services` that start by `t`, for the customers `ids`
+    /// (the base's customer_id) and the catalog services `menu`; other services and
+    /// customers are not counted (the rates are of catalog services in the base).
+    fn count(ids: &Column, services: LazyFrame, t: NaiveDate, menu: Vec<String>) -> PolarsResult<Holders> {
+        let ids: Vec<i64> = ids.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect();
         let index = menu.iter().enumerate().map(|(j, s)| (s.clone(), j)).collect();
         let words = menu.len().div_ceil(64);
         let (ever, now) = (vec![0; ids.len() * words], vec![0; ids.len() * words]);
@@ -311,10 +322,9 @@ impl Holders {
     fn adopters(&self, cells: &Cells) -> PolarsResult<DataFrame> {
         let width = self.menu.len();
         let mut counts = vec![0u64; cells.names.len() * width];
-        for (slot, cell) in cells.of.iter().enumerate() {
-            let Some(cell) = cell else { continue };
+        for (slot, cell) in (0..cells.of.len()).filter_map(|slot| Some(slot).zip(cells.of(slot))) {
             for j in (0..width).filter(|&j| self.has(slot, j)) {
-                counts[*cell as usize * width + j] += 1;
+                counts[cell * width + j] += 1;
             }
         }
         let held = || counts.iter().enumerate().filter(|(_, k)| **k > 0);
@@ -348,32 +358,38 @@ pub fn adoption_rates(base: &DataFrame, tables: &Tables, params: &FeatureParams)
 
 /// The adoption model ([`CellRates`]) for the offers: a customer's offers are the
 /// best rates of their cell among the services they do not hold at T.
-pub(crate) struct Adoption(CellRates);
+pub(crate) struct Adoption {
+    model: CellRates,
+    /// customer_id, `__cell` of each customer of the base, in its order.
+    cells: DataFrame,
+}
 
 impl Adoption {
     /// None without services or a catalog.
     pub(crate) fn of(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Result<Option<Self>, FeatureError> {
-        Ok(cell_rates(base, tables, params)?.map(Adoption))
+        let Some(model) = cell_rates(base, tables, params)? else { return Ok(None) };
+        let cells = model.cells.frame()?;
+        Ok(Some(Adoption { model, cells }))
     }
 
     /// customer_id, `__cell` of each customer of the base, in its order.
     pub(crate) fn cells(&self) -> &DataFrame {
-        &self.0.cells.frame
+        &self.cells
     }
 
     /// Every cell x catalog service: `__cell`, service, monthly_margin, p_adopt.
     pub(crate) fn rates(&self) -> &DataFrame {
-        &self.0.rates
+        &self.model.rates
     }
 
     /// The position of catalog service `name` for [`Adoption::holds`].
     pub(crate) fn service(&self, name: &str) -> Option<usize> {
-        self.0.holders.service(name)
+        self.model.holders.service(name)
     }
 
     /// Whether customer `id` of the base holds catalog service `j` at T.
     pub(crate) fn holds(&self, id: i64, j: usize) -> bool {
-        self.0.holders.slots.get(id).is_some_and(|slot| self.0.holders.holds(slot, j))
+        self.model.holders.slots.get(id).is_some_and(|slot| self.model.holders.holds(slot, j))
     }
 
     /// The rows of [`adoption_rates`], in no particular order: each customer with a
@@ -390,7 +406,7 @@ impl Adoption {
                 by_cell.entry(k).or_default().push(i);
             }
         }
-        let holders = &self.0.holders;
+        let holders = &self.model.holders;
         let (mut ids, mut services, mut ps, mut held, mut margins) = (vec![], vec![], vec![], vec![], vec![]);
         let cells = self.cells();
         for (slot, (id, k)) in
@@ -428,19 +444,17 @@ fn cpv_monthly(base: &DataFrame, tables: &Tables, params: &FeatureParams) -> Res
     let Some(model) = cell_rates(base, tables, params)? else {
         return Ok(Float64Chunked::full(n::CPV_MONTHLY.into(), 0.0, base.height()));
     };
-    Ok(CellValues::of(&model.rates, &model.cells)?.cpv(&model.holders))
+    Ok(CellValues::of(&model.rates, &model.cells)?.cpv(&model.cells, &model.holders))
 }
 
 /// Each catalog service's expected margin (p_adopt x monthly_margin) in each cell, in
-/// fixed point, and the cell of each customer of the base.
+/// fixed point.
 struct CellValues {
     services: PlHashMap<String, usize>,
     /// Cell `k`'s value of service `j` at `k * services + j` (None: no rate).
     values: Vec<Option<i64>>,
     /// Each cell's whole catalog.
     all: Vec<i64>,
-    /// The cell of each customer of the base, in its order (None: no cell).
-    cell_of: Vec<Option<u32>>,
 }
 
 impl CellValues {
@@ -467,20 +481,19 @@ impl CellValues {
             values[k * width + services[j]] = v;
             all[*k] = all[*k].wrapping_add(v.unwrap_or(0));
         }
-        Ok(CellValues { services, values, all, cell_of: cells.of.clone() })
+        Ok(CellValues { services, values, all })
     }
 
     /// Each customer's cell's whole catalog less the services they hold at T
-    /// (`holders`, whose slots are the customers' rows), a service the cell has no
-    /// rate for counting nothing. The sums are in fixed point, so their order does
-    /// not matter.
-    fn cpv(&self, holders: &Holders) -> Float64Chunked {
+    /// (`cells` and `holders`, whose slots are the customers' rows), a service the
+    /// cell has no rate for counting nothing. The sums are in fixed point, so their
+    /// order does not matter.
+    fn cpv(&self, cells: &Cells, holders: &Holders) -> Float64Chunked {
         let width = self.services.len();
         let value_at: Vec<Option<usize>> = holders.menu.iter().map(|s| self.services.get(s).copied()).collect();
         let of = crate::per_customer::from_fixed;
-        let values = self.cell_of.iter().enumerate().map(|(slot, cell)| {
-            let Some(k) = cell else { return Some(0.0) };
-            let k = *k as usize;
+        let values = (0..cells.of.len()).map(|slot| {
+            let Some(k) = cells.of(slot) else { return Some(0.0) };
             let mut held: Option<i64> = None;
             for (j, at) in value_at.iter().enumerate() {
                 let Some(v) = at.and_then(|at| self.values[k * width + at]) else { continue };
@@ -769,7 +782,7 @@ mod tests {
             n::DATA_MB_3M => data,
         )
         .unwrap();
-        let (got, want) = (cells_of(&base).unwrap().frame, cells_by_windows(&base));
+        let (got, want) = (cells_of(&base).unwrap().frame().unwrap(), cells_by_windows(&base));
         assert!(got.equals_missing(&want), "{got}\n{want}");
         let distinct = got.column(CELL).unwrap().n_unique().unwrap();
         assert!(distinct > 20, "{distinct} cells");
@@ -801,14 +814,9 @@ mod tests {
     fn holders_count_as_the_unique_and_group_bys_did() {
         // 300 customers in 4 cells and none; services held twice, a service off the
         // menu, customers outside the base, a null service.
-        let cell_of: Vec<Option<u32>> = (0..300).map(|i| (i % 9 != 4).then_some(i % 4)).collect();
+        let of: Vec<u32> = (0..300).map(|i| if i % 9 != 4 { i % 4 } else { NO_CELL }).collect();
         let names: Vec<String> = (0..4).map(|k| format!("postpaid/{k}/0")).collect();
-        let frame = df!(
-            c::CUSTOMER_ID => (0..300i64).collect::<Vec<_>>(),
-            CELL => cell_of.iter().map(|k| k.map(|k| names[k as usize].clone())).collect::<Vec<_>>(),
-        )
-        .unwrap();
-        let cells = Cells { names, of: cell_of, frame };
+        let cells = Cells { names, of, ids: Column::new(c::CUSTOMER_ID.into(), (0..300i64).collect::<Vec<_>>()) };
         let menu = ["tv", "net", "mobile", "cloud"];
         let ids: Vec<i64> = (0..2_000i64).map(|k| (k * 7919) % 340).collect();
         let services: Vec<Option<&str>> = (0..2_000usize)
@@ -827,9 +835,9 @@ mod tests {
             c::END_DATE => end,
         )
         .unwrap();
-        let held = Holders::count(&cells.frame, services.clone().lazy(), t, menu.map(String::from).to_vec()).unwrap();
+        let held = Holders::count(&cells.ids, services.clone().lazy(), t, menu.map(String::from).to_vec()).unwrap();
         let ever = services.clone().lazy().filter(col(c::START_DATE).lt_eq(lit(t))).collect().unwrap();
-        let (want_adopters, want_rates) = holders_by_group_bys(&cells.frame, &ever, 300.0);
+        let (want_adopters, want_rates) = holders_by_group_bys(&cells.frame().unwrap(), &ever, 300.0);
         let on_menu = |df: DataFrame| df.lazy().filter(col(c::SERVICE).neq(lit("gaming")));
         let adopters = sorted(held.adopters(&cells).unwrap().lazy(), vec![CELL, c::SERVICE]);
         assert!(adopters.equals(&sorted(on_menu(want_adopters), vec![CELL, c::SERVICE])), "{adopters}");
