@@ -24,6 +24,10 @@ pub trait SurvivalModel {
     fn survival_at(&self, features: &DataFrame, months: u32) -> PolarsResult<Vec<f64>>;
     /// For each row, sum_{t=1..n} S(t) / (1+d)^t.
     fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>>;
+    /// Both: [`Self::discounted_survival`] and [`Self::survival_at`] `months`.
+    fn discounted_and_at(&self, features: &DataFrame, d: f64, n: u32, months: u32) -> PolarsResult<[Vec<f64>; 2]> {
+        Ok([self.discounted_survival(features, d, n)?, self.survival_at(features, months)?])
+    }
 }
 
 /// Survival from a churn model's scores: a customer with P(churn within h months) = p
@@ -241,10 +245,15 @@ impl SurvivalCurves {
         )
     }
 
-    /// Evaluate `f(curve)` once per distinct (cohort, tenure) of `features`, in row order:
-    /// each group's value is written to its rows' places (a join of the distinct keys
-    /// back onto the rows and a sort into row order took 1 s at 10M customers).
-    fn per_row(&self, features: &DataFrame, n: u32, f: impl Fn(&[f64]) -> f64) -> PolarsResult<Vec<f64>> {
+    /// Evaluate `f(cohort, tenure)` (K values) once per distinct (cohort, tenure) of
+    /// `features`, in row order: each group's values are written to its rows' places
+    /// (a join of the distinct keys back onto the rows and a sort into row order took
+    /// 1 s at 10M customers).
+    fn per_row<const K: usize>(
+        &self,
+        features: &DataFrame,
+        f: impl Fn(&CohortKey, usize) -> [f64; K],
+    ) -> PolarsResult<[Vec<f64>; K]> {
         let keys = [c::PLAN_TYPE, c::CONTRACT_MONTHS, n::COMPETITION_LEVEL, n::TENURE_MONTHS];
         let rows = features
             .clone()
@@ -260,7 +269,7 @@ impl SurvivalCurves {
         let contract = rows.column(c::CONTRACT_MONTHS)?.i64()?;
         let level = rows.column(n::COMPETITION_LEVEL)?.str()?;
         let tenure = rows.column(n::TENURE_MONTHS)?.i64()?;
-        let mut values = vec![0.0; rows.height()];
+        let mut values: [Vec<f64>; K] = std::array::from_fn(|_| vec![0.0; rows.height()]);
         let grouped = rows.group_by(keys)?;
         for group in grouped.get_groups().iter() {
             let first = group.first() as usize;
@@ -269,23 +278,44 @@ impl SurvivalCurves {
                 contract.get(first).unwrap_or(0),
                 level.get(first).unwrap_or("unknown").to_string(),
             );
-            let value = f(&self.curve(&key, tenure.get(first).unwrap_or(0) as usize, n));
-            match group {
-                GroupsIndicator::Idx((_, idx)) => idx.iter().for_each(|&i| values[i as usize] = value),
-                GroupsIndicator::Slice([start, len]) => values[start as usize..(start + len) as usize].fill(value),
+            let group_values = f(&key, tenure.get(first).unwrap_or(0) as usize);
+            for (values, value) in values.iter_mut().zip(group_values) {
+                match group {
+                    GroupsIndicator::Idx((_, idx)) => idx.iter().for_each(|&i| values[i as usize] = value),
+                    GroupsIndicator::Slice([start, len]) => values[start as usize..(start + len) as usize].fill(value),
+                }
             }
         }
         Ok(values)
     }
 }
 
+impl SurvivalCurves {
+    /// S(`months`) on the curve of a cohort from a tenure.
+    fn at(&self, key: &CohortKey, tenure: usize, months: u32) -> f64 {
+        *self.curve(key, tenure, months).last().unwrap_or(&1.0)
+    }
+
+    /// sum_{t=1..n} S(t) / (1+d)^t on the curve of a cohort from a tenure.
+    fn discounted(&self, key: &CohortKey, tenure: usize, d: f64, n: u32) -> f64 {
+        self.curve(key, tenure, n).iter().enumerate().map(|(j, s)| s / (1.0 + d).powi(j as i32 + 1)).sum()
+    }
+}
+
 impl SurvivalModel for SurvivalCurves {
     fn survival_at(&self, features: &DataFrame, months: u32) -> PolarsResult<Vec<f64>> {
-        self.per_row(features, months, |s| *s.last().unwrap_or(&1.0))
+        let [values] = self.per_row(features, |key, tenure| [self.at(key, tenure, months)])?;
+        Ok(values)
     }
 
     fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>> {
-        self.per_row(features, n, |s| s.iter().enumerate().map(|(j, s)| s / (1.0 + d).powi(j as i32 + 1)).sum())
+        let [values] = self.per_row(features, |key, tenure| [self.discounted(key, tenure, d, n)])?;
+        Ok(values)
+    }
+
+    /// One grouping of the rows for both (each took 0.5 s at 10M customers).
+    fn discounted_and_at(&self, features: &DataFrame, d: f64, n: u32, months: u32) -> PolarsResult<[Vec<f64>; 2]> {
+        self.per_row(features, |key, tenure| [self.discounted(key, tenure, d, n), self.at(key, tenure, months)])
     }
 }
 
@@ -519,6 +549,19 @@ mod tests {
         assert_eq!(format!("{known:?}"), format!("{curves:?}"));
         let later = fit_kaplan_meier(&tables, &params, first.checked_add_months(Months::new(6))).unwrap();
         assert!(later.overall.at_risk.iter().sum::<f64>() < curves.overall.at_risk.iter().sum::<f64>());
+        // Both per-row values from one grouping are each one's own, row by row.
+        let rows = df!(
+            c::PLAN_TYPE => [Some("prepaid"), Some("postpaid"), None, Some("postpaid"), Some("prepaid")],
+            c::CONTRACT_MONTHS => [Some(0i64), Some(12), Some(24), Some(12), None],
+            n::COMPETITION_LEVEL => [Some("high"), Some("low"), Some("medium"), Some("low"), None],
+            n::TENURE_MONTHS => [3i64, 14, 0, 14, 40],
+        )
+        .unwrap();
+        let [discounted, at] = curves.discounted_and_at(&rows, 0.01, 36, 6).unwrap();
+        assert_eq!(discounted, curves.discounted_survival(&rows, 0.01, 36).unwrap());
+        assert_eq!(at, curves.survival_at(&rows, 6).unwrap());
+        assert_eq!((discounted[1], at[1]), (discounted[3], at[3]), "one cohort and tenure, one value");
+        assert!(at.iter().all(|s| (0.0..=1.0).contains(s)) && discounted.iter().all(|v| *v > 0.0));
     }
 
     #[test]

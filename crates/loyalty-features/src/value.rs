@@ -612,8 +612,7 @@ fn with_scores(base: DataFrame) -> PolarsResult<DataFrame> {
 pub fn with_survival(df: &mut DataFrame, params: &FeatureParams, survival: &dyn SurvivalModel) -> PolarsResult<()> {
     let d = monthly_discount_rate(params.annual_discount_rate);
     let started = std::time::Instant::now();
-    let discounted = survival.discounted_survival(df, d, params.valuation_months)?;
-    let s_h = survival.survival_at(df, params.churn_horizon_months)?;
+    let [discounted, s_h] = survival.discounted_and_at(df, d, params.valuation_months, params.churn_horizon_months)?;
     let margin = df.column(n::MARGIN_MONTHLY)?.cast(&DataType::Float64)?;
     let clv: Vec<f64> = margin.f64()?.iter().zip(&discounted).map(|(m, s)| m.unwrap_or(0.0) * s).collect();
     df.with_column(Column::new(n::CLV.into(), clv))?;
