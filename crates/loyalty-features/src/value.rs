@@ -126,6 +126,7 @@ const NO_CELL: u32 = u32::MAX;
 /// Cells per plan: five ARPU bins times three data-usage bins.
 const CELLS_PER_PLAN: u32 = 15;
 
+/// The [`Cells`] of the customers of `base`.
 fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
     let plans = base.column(c::PLAN_TYPE)?.cast(&DataType::String)?;
     let plans = plans.str()?;
@@ -148,8 +149,8 @@ fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
         }));
     }
     let (mut arpu_bin, mut data_bin) = (vec![0u8; base.height()], vec![0u8; base.height()]);
-    // One plan and column at a time (each sort in parallel): two at once held two
-    // sort buffers, 0.1 GB more at 10M customers.
+    // One plan and column at a time: each sort is a parallel one, and two at once
+    // would hold two sort buffers.
     for rows in &by_plan {
         bins_within(rows, &arpu, 5, &mut arpu_bin);
         bins_within(rows, &data, 3, &mut data_bin);
@@ -166,21 +167,21 @@ fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
 
 impl Cells {
     /// The cell number of the customer at `slot`, if they have one.
-    fn of(&self, slot: usize) -> Option<usize> {
+    fn cell(&self, slot: usize) -> Option<usize> {
         Some(self.of[slot]).filter(|&k| k != NO_CELL).map(|k| k as usize)
     }
 
     /// customer_id, `__cell` of each customer of the base, in its order.
     fn frame(&self) -> PolarsResult<DataFrame> {
         let cells: StringChunked =
-            (0..self.of.len()).map(|slot| self.of(slot).map(|k| self.names[k].as_str())).collect();
+            (0..self.of.len()).map(|slot| self.cell(slot).map(|k| self.names[k].as_str())).collect();
         DataFrame::new(self.of.len(), vec![self.ids.clone(), cells.with_name(CELL.into()).into_column()])
     }
 
     /// Each cell with a customer and its count of them: `__cell`, `__n`.
     fn sizes(&self) -> PolarsResult<DataFrame> {
         let mut counts = vec![0u64; self.names.len()];
-        for k in (0..self.of.len()).filter_map(|slot| self.of(slot)) {
+        for k in (0..self.of.len()).filter_map(|slot| self.cell(slot)) {
             counts[k] += 1;
         }
         let (names, sizes): (Vec<&str>, Vec<f64>) = counts
@@ -322,7 +323,7 @@ impl Holders {
     fn adopters(&self, cells: &Cells) -> PolarsResult<DataFrame> {
         let width = self.menu.len();
         let mut counts = vec![0u64; cells.names.len() * width];
-        for (slot, cell) in (0..cells.of.len()).filter_map(|slot| Some(slot).zip(cells.of(slot))) {
+        for (slot, cell) in (0..cells.of.len()).filter_map(|slot| Some(slot).zip(cells.cell(slot))) {
             for j in (0..width).filter(|&j| self.has(slot, j)) {
                 counts[cell * width + j] += 1;
             }
@@ -493,7 +494,7 @@ impl CellValues {
         let value_at: Vec<Option<usize>> = holders.menu.iter().map(|s| self.services.get(s).copied()).collect();
         let of = crate::per_customer::from_fixed;
         let values = (0..cells.of.len()).map(|slot| {
-            let Some(k) = cells.of(slot) else { return Some(0.0) };
+            let Some(k) = cells.cell(slot) else { return Some(0.0) };
             let mut held: Option<i64> = None;
             for (j, at) in value_at.iter().enumerate() {
                 let Some(v) = at.and_then(|at| self.values[k * width + at]) else { continue };
