@@ -54,12 +54,12 @@ impl ChurnScores<'_> {
     /// (the Kaplan-Meier value of a row depends on its own cohort and tenure only, so
     /// it is computed for the rows that need it: at 10M customers, for every row, it
     /// took most of the time CLV through the scores took).
-    fn per_row(
+    fn per_row<const K: usize>(
         &self,
         features: &DataFrame,
-        fallback: impl Fn(&DataFrame) -> PolarsResult<Vec<f64>>,
-        f: impl Fn(f64) -> f64,
-    ) -> PolarsResult<Vec<f64>> {
+        fallback: impl Fn(&DataFrame) -> PolarsResult<[Vec<f64>; K]>,
+        f: impl Fn(f64) -> [f64; K],
+    ) -> PolarsResult<[Vec<f64>; K]> {
         let scores: Vec<Option<f64>> = match self.p_churn {
             ChurnProbabilities::ById(map) => {
                 let ids = features.column(c::CUSTOMER_ID)?.i64()?;
@@ -71,29 +71,57 @@ impl ChurnScores<'_> {
             }
         };
         let unscored: BooleanChunked = scores.iter().map(Option::is_none).collect();
-        let mut kaplan_meier =
-            if unscored.any() { fallback(&features.filter(&unscored)?)? } else { Vec::new() }.into_iter();
-        scores
-            .into_iter()
-            .map(|p| match p {
-                Some(p) => Ok(f(p.clamp(0.0, 1.0))),
-                None => kaplan_meier.next().ok_or_else(|| polars_err!(ComputeError: "a row without its survival")),
-            })
-            .collect()
+        let kaplan_meier =
+            if unscored.any() { fallback(&features.filter(&unscored)?)? } else { std::array::from_fn(|_| Vec::new()) };
+        let mut kaplan_meier = kaplan_meier.map(Vec::into_iter);
+        let mut out: [Vec<f64>; K] = std::array::from_fn(|_| Vec::with_capacity(scores.len()));
+        for p in scores {
+            let values = match p {
+                Some(p) => f(p.clamp(0.0, 1.0)),
+                None => {
+                    let mut values = [0.0; K];
+                    for (value, fallback) in values.iter_mut().zip(&mut kaplan_meier) {
+                        *value =
+                            fallback.next().ok_or_else(|| polars_err!(ComputeError: "a row without its survival"))?;
+                    }
+                    values
+                }
+            };
+            out.iter_mut().zip(values).for_each(|(column, value)| column.push(value));
+        }
+        Ok(out)
+    }
+}
+
+impl ChurnScores<'_> {
+    /// S(`months`) of a customer with score `p`.
+    fn at(&self, p: f64, months: u32) -> f64 {
+        (1.0 - p).powf(f64::from(months) / f64::from(self.horizon_months.max(1)))
+    }
+
+    /// sum_{t=1..n} S(t) / (1+d)^t of a customer with score `p`.
+    fn discounted(&self, p: f64, d: f64, n: u32) -> f64 {
+        discounted_geometric((1.0 - p).powf(1.0 / f64::from(self.horizon_months.max(1))) / (1.0 + d), n)
     }
 }
 
 impl SurvivalModel for ChurnScores<'_> {
     fn survival_at(&self, features: &DataFrame, months: u32) -> PolarsResult<Vec<f64>> {
-        let h = f64::from(self.horizon_months.max(1));
-        let fallback = |rows: &DataFrame| self.fallback.survival_at(rows, months);
-        self.per_row(features, fallback, |p| (1.0 - p).powf(f64::from(months) / h))
+        let fallback = |rows: &DataFrame| Ok([self.fallback.survival_at(rows, months)?]);
+        let [values] = self.per_row(features, fallback, |p| [self.at(p, months)])?;
+        Ok(values)
     }
 
     fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>> {
-        let h = f64::from(self.horizon_months.max(1));
-        let fallback = |rows: &DataFrame| self.fallback.discounted_survival(rows, d, n);
-        self.per_row(features, fallback, |p| discounted_geometric((1.0 - p).powf(1.0 / h) / (1.0 + d), n))
+        let fallback = |rows: &DataFrame| Ok([self.fallback.discounted_survival(rows, d, n)?]);
+        let [values] = self.per_row(features, fallback, |p| [self.discounted(p, d, n)])?;
+        Ok(values)
+    }
+
+    /// The scores read and the unscored rows' curves grouped once for both.
+    fn discounted_and_at(&self, features: &DataFrame, d: f64, n: u32, months: u32) -> PolarsResult<[Vec<f64>; 2]> {
+        let fallback = |rows: &DataFrame| self.fallback.discounted_and_at(rows, d, n, months);
+        self.per_row(features, fallback, |p| [self.discounted(p, d, n), self.at(p, months)])
     }
 }
 
@@ -562,6 +590,18 @@ mod tests {
         assert_eq!(at, curves.survival_at(&rows, 6).unwrap());
         assert_eq!((discounted[1], at[1]), (discounted[3], at[3]), "one cohort and tenure, one value");
         assert!(at.iter().all(|s| (0.0..=1.0).contains(s)) && discounted.iter().all(|v| *v > 0.0));
+        // The same through churn scores, the unscored rows on the curves.
+        let p =
+            Float64Chunked::from_iter_options("p".into(), [Some(0.2), None, Some(0.9), None, Some(0.0)].into_iter());
+        let scores = ChurnScores { horizon_months: 6, p_churn: ChurnProbabilities::InRowOrder(&p), fallback: &curves };
+        let [discounted, at] = scores.discounted_and_at(&rows, 0.01, 36, 6).unwrap();
+        assert_eq!(discounted, scores.discounted_survival(&rows, 0.01, 36).unwrap());
+        assert_eq!(at, scores.survival_at(&rows, 6).unwrap());
+        assert_eq!((at[0], at[4]), (0.8, 1.0));
+        assert_eq!(
+            (discounted[1], at[3]),
+            (curves.discounted_survival(&rows, 0.01, 36).unwrap()[1], curves.survival_at(&rows, 6).unwrap()[3])
+        );
     }
 
     #[test]
