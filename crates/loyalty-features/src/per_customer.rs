@@ -28,9 +28,22 @@ pub(crate) fn day_num(e: Expr) -> Expr {
     e.cast(DataType::Date).cast(DataType::Int32)
 }
 
-fn month_num_of(d: NaiveDate) -> i32 {
-    use chrono::Datelike;
-    d.year() * 12 + d.month() as i32
+/// Whole months from `a` to `b` (a date expression each), counting a month only once
+/// its day-of-month is reached.
+pub(crate) fn months_between(a: Expr, b: Expr) -> Expr {
+    months_to(a, month_num(b.clone()), loyalty_contract::dates::day_of_month_expr(b))
+}
+
+/// [`months_between`] `a` and the day `b`.
+pub(crate) fn months_until(a: Expr, b: NaiveDate) -> Expr {
+    let b_month = loyalty_contract::dates::month_number(epoch_days(b)) as i32;
+    months_to(a, lit(b_month), lit(chrono::Datelike::day(&b) as i32))
+}
+
+/// Whole months from `a` to the month number `b_month`, day `b_day` of it.
+fn months_to(a: Expr, b_month: Expr, b_day: Expr) -> Expr {
+    let day = loyalty_contract::dates::day_of_month_expr;
+    b_month - month_num(a.clone()) - when(b_day.lt(day(a))).then(lit(1)).otherwise(lit(0))
 }
 
 fn f(e: Expr) -> Expr {
@@ -601,17 +614,12 @@ fn active_customers(tables: &Tables, t: NaiveDate) -> PolarsResult<u64> {
 /// tables the dataset does not have.
 fn base_at_t(tables: &Tables, params: &FeatureParams) -> LazyFrame {
     let t = params.as_of;
-    let t_month = month_num_of(t);
-    let day_of = loyalty_contract::dates::day_of_month_expr;
     let customers = tables[&Table::Customers]
         .clone()
         .filter(loyalty_contract::dates::active_at(t))
         .sort([c::CUSTOMER_ID], SortMultipleOptions::default());
-    let mut base = customers.with_columns([(lit(t_month)
-        - month_num(col(c::SIGNUP_DATE))
-        - when(day_of(col(c::SIGNUP_DATE)).gt(lit(chrono::Datelike::day(&t) as i32))).then(lit(1)).otherwise(lit(0)))
-    .cast(DataType::Int64)
-    .alias(n::TENURE_MONTHS)]);
+    let mut base =
+        customers.with_columns([months_until(col(c::SIGNUP_DATE), t).cast(DataType::Int64).alias(n::TENURE_MONTHS)]);
     base = with_competition(base, tables, params);
     // Constant columns for the tables the dataset does not have.
     if !tables.contains_key(&Table::Topups) {

@@ -9,13 +9,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::{Months, NaiveDate};
 use loyalty_contract::col as c;
 use loyalty_contract::{Table, collect_streaming};
 use polars::prelude::*;
 
 use crate::names as n;
-use crate::per_customer::month_num;
+use crate::per_customer::{months_between, months_until};
 use crate::{FeatureError, FeatureParams, Tables};
 
 /// Per-customer survival, as CLV needs it.
@@ -24,10 +24,9 @@ pub trait SurvivalModel {
     fn survival_at(&self, features: &DataFrame, months: u32) -> PolarsResult<Vec<f64>>;
     /// For each row, sum_{t=1..n} S(t) / (1+d)^t.
     fn discounted_survival(&self, features: &DataFrame, d: f64, n: u32) -> PolarsResult<Vec<f64>>;
-    /// Both: [`Self::discounted_survival`] and [`Self::survival_at`] `months`.
-    fn discounted_and_at(&self, features: &DataFrame, d: f64, n: u32, months: u32) -> PolarsResult<[Vec<f64>; 2]> {
-        Ok([self.discounted_survival(features, d, n)?, self.survival_at(features, months)?])
-    }
+    /// Both, [`Self::discounted_survival`] and [`Self::survival_at`] `months`, from one
+    /// reading of the rows.
+    fn discounted_and_at(&self, features: &DataFrame, d: f64, n: u32, months: u32) -> PolarsResult<[Vec<f64>; 2]>;
 }
 
 /// Survival from a churn model's scores: a customer with P(churn within h months) = p
@@ -345,20 +344,6 @@ impl SurvivalModel for SurvivalCurves {
     fn discounted_and_at(&self, features: &DataFrame, d: f64, n: u32, months: u32) -> PolarsResult<[Vec<f64>; 2]> {
         self.per_row(features, |key, tenure| [self.discounted(key, tenure, d, n), self.at(key, tenure, months)])
     }
-}
-
-/// Whole months from `a` to `b` (a date expression each), counting a month only once
-/// its day-of-month is reached.
-fn months_between(a: Expr, b: Expr) -> Expr {
-    let day = loyalty_contract::dates::day_of_month_expr;
-    month_num(b.clone()) - month_num(a.clone()) - when(day(b).lt(day(a))).then(lit(1)).otherwise(lit(0))
-}
-
-/// [`months_between`] `a` and the day `b`.
-fn months_until(a: Expr, b: NaiveDate) -> Expr {
-    let (b_month, b_day) = (loyalty_contract::dates::month_number(crate::epoch_days(b)) as i32, b.day() as i32);
-    let day = loyalty_contract::dates::day_of_month_expr;
-    lit(b_month) - month_num(a.clone()) - when(lit(b_day).lt(day(a))).then(lit(1)).otherwise(lit(0))
 }
 
 /// The customers known at T with their left-truncated risk interval in tenure months
