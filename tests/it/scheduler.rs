@@ -220,12 +220,22 @@ fn a_second_run_on_the_same_output_fails_at_once_naming_the_first() {
 #[test]
 fn a_full_disk_names_the_file_being_written_and_keeps_out() {
     let (tmp, out, before) = finished_run();
-    // 256 KiB per file: validation and every stage pass, the customers table does not fit.
-    let script = format!("ulimit -f 256; exec {} {}", p(&bin()), run_args(&dataset().data, &out).join(" "));
-    let o = Command::new("bash").args(["-c", &script]).output().unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains(".parquet") && err.contains("too large"), "names the file and why: {err}");
-    assert_eq!(all_files(&out), before);
-    assert_eq!(names(tmp.path()), ["out"]);
+    let config = tempfile::tempdir().unwrap();
+    let at_once = config.path().join("at-once.toml");
+    fs::write(&at_once, "[model]\ncustomers_per_partition = 0\n").unwrap();
+    // 256 KiB per file: validation's bucket copy of the bills does not fit; without the
+    // copy, validation and every stage pass and the customers table does not fit.
+    for (config, file) in [(None, "bucket-0/part-00000.parquet"), (Some(&at_once), "customers.parquet")] {
+        let mut args = run_args(&dataset().data, &out);
+        if let Some(config) = config {
+            args.extend(["--config", p(config)]);
+        }
+        let script = format!("ulimit -f 256; exec {} {}", p(&bin()), args.join(" "));
+        let o = Command::new("bash").args(["-c", &script]).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(file) && err.contains("too large"), "names the file and why: {err}");
+        assert_eq!(all_files(&out), before);
+        assert_eq!(names(tmp.path()), ["out"]);
+    }
 }

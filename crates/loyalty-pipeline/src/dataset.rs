@@ -69,17 +69,19 @@ pub fn load_validated_with(opts: &DataOptions, copier: Option<&mut dyn Copier>) 
     Ok(validated)
 }
 
-/// A customer-bucketed copy to make while validation reads the dataset in `data`,
-/// when a pass over every customer runs in more than one partition of about
-/// `per_partition` customers (the customers' file footers count them); each partition
-/// then reads its bucket, not every file. The copy is a scratch folder beside the
-/// output `staged`.
+/// The customer-bucketed copy to make while validation reads the dataset in `data`:
+/// one bucket per partition of about `per_partition` customers (the customers' file
+/// footers count them), none when `per_partition` is 0 (every pass at once, reading
+/// the input). The passes after validation read the copy, each partition its bucket,
+/// so the input is decoded once whatever its size (with one partition and no copy the
+/// whole-table passes read the customers table ten times). The copy is a scratch
+/// folder beside the output `staged`.
 pub fn bucket_copy(data: &Path, per_partition: u64, staged: &loyalty_io::OutputDir) -> Result<Option<BucketCopy>> {
-    let customers = loyalty_io::footer_rows(data, Table::Customers).during("counting the customers")?;
-    let parts = loyalty_contract::partition::partition_count(customers, per_partition);
-    if parts <= 1 {
+    if per_partition == 0 {
         return Ok(None);
     }
+    let customers = loyalty_io::footer_rows(data, Table::Customers).during("counting the customers")?;
+    let parts = loyalty_contract::partition::partition_count(customers, per_partition);
     let scratch = staged.scratch(loyalty_io::ScratchKind::Buckets).during("making the bucket folder")?;
     Ok(Some(BucketCopy::new(parts, scratch)))
 }
