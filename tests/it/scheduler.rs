@@ -223,8 +223,8 @@ fn a_full_disk_names_the_file_being_written_and_keeps_out() {
     let config = tempfile::tempdir().unwrap();
     let at_once = config.path().join("at-once.toml");
     fs::write(&at_once, "[model]\ncustomers_per_partition = 0\n").unwrap();
-    // 256 KiB per file: validation's bucket copy of the bills does not fit; without the
-    // copy, validation and every stage pass and the customers table does not fit.
+    // 256 KiB per file: validation's bucket copy does not fit; without the copy,
+    // validation and every stage pass and the customers table does not fit.
     for (config, file) in [(None, "bucket-0/part-00000.parquet"), (Some(&at_once), "customers.parquet")] {
         let mut args = run_args(&dataset().data, &out);
         if let Some(config) = config {
