@@ -561,11 +561,20 @@ pub(crate) fn assemble<E: From<FeatureError>>(
     // about one core (perf, 3M customers: a third of each partition's time, most of it
     // page faults) and the scan left part of the other idle. Rows stay in partition order.
     let place = |aggregated: Aggregated| aggregated.placed(params, &remote_frames, (t_days, t_12));
-    let mut waiting: Option<Aggregated> = None;
-    for slice in Slice::split(parts) {
-        loyalty_contract::cancel::check().map_err(FeatureError::from)?;
+    // The partition after that has its base read beside them too, where it was read
+    // between the partitions with the cores half idle (3M customers: the partition
+    // loop about 0.4 s shorter).
+    let slices = Slice::split(parts);
+    let inputs = |slice: Option<Slice>| -> PolarsResult<(Tables, DataFrame)> {
         let part_tables = crate::restricted(tables, slice);
-        let part_base = base_at_t(&part_tables, params).collect().map_err(pl)?;
+        let part_base = base_at_t(&part_tables, params).collect()?;
+        Ok((part_tables, part_base))
+    };
+    let mut waiting: Option<Aggregated> = None;
+    let mut next = slices.first().map(|&slice| inputs(slice)).transpose().map_err(pl)?;
+    let mut after = slices.iter().skip(1).copied();
+    while let Some((part_tables, part_base)) = next.take() {
+        loyalty_contract::cancel::check().map_err(FeatureError::from)?;
         let ids: Vec<i64> = part_base
             .column(c::CUSTOMER_ID)
             .map_err(pl)?
@@ -576,12 +585,16 @@ pub(crate) fn assemble<E: From<FeatureError>>(
             .collect();
         let part = Partition { tables: &part_tables, params, ids, remote: remote.is_some() };
         let previous = waiting.take();
-        let (aggregated, placed) =
-            rayon::join(|| part.aggregated(part_base, (lkbm, window_start)), || previous.map(place).transpose());
+        let following = after.next();
+        let (aggregated, (placed, upcoming)) = rayon::join(
+            || part.aggregated(part_base, (lkbm, window_start)),
+            || (previous.map(place).transpose(), following.map(inputs).transpose()),
+        );
         if let Some(placed) = placed.map_err(E::from)? {
             keep(placed)?;
         }
         waiting = Some(aggregated.map_err(E::from)?);
+        next = upcoming.map_err(pl)?;
     }
     if let Some(last) = waiting {
         keep(place(last).map_err(E::from)?)?;
