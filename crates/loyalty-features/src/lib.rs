@@ -110,11 +110,11 @@ pub struct FeaturesAtT {
 /// column but [`VALUE_INPUTS`] and the keys may go), so that the whole table is never
 /// in memory with every column. `first_bill`: the first bill month of `tables` when the
 /// caller knows it (the survival curves' data start; None: a scan of the bills).
-pub fn customer_features_with<E: From<FeatureError>>(
+pub fn customer_features_with<E: From<FeatureError> + Send>(
     tables: &Tables,
     params: &FeatureParams,
     first_bill: Option<chrono::NaiveDate>,
-    mut aside: impl FnMut(DataFrame) -> Result<DataFrame, E>,
+    mut aside: impl FnMut(DataFrame) -> Result<DataFrame, E> + Send,
 ) -> Result<FeaturesAtT, E> {
     params.check()?;
     let started = std::time::Instant::now();

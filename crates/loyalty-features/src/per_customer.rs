@@ -514,10 +514,10 @@ fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Pla
 /// so the whole table with every column is never in memory at once. The kept rows are
 /// then merged into customer order; with more than one partition, [`Assembled::from`]
 /// says which partition each row came from.
-pub(crate) fn assemble<E: From<FeatureError>>(
+pub(crate) fn assemble<E: From<FeatureError> + Send>(
     tables: &Tables,
     params: &FeatureParams,
-    aside: &mut impl FnMut(DataFrame) -> Result<DataFrame, E>,
+    aside: &mut (impl FnMut(DataFrame) -> Result<DataFrame, E> + Send),
 ) -> Result<Assembled, E> {
     let pl = |e: PolarsError| E::from(FeatureError::from(e));
     let t = params.as_of;
@@ -561,9 +561,9 @@ pub(crate) fn assemble<E: From<FeatureError>>(
     // about one core (perf, 3M customers: a third of each partition's time, most of it
     // page faults) and the scan left part of the other idle. Rows stay in partition order.
     let place = |aggregated: Aggregated| aggregated.placed(params, &remote_frames, (t_days, t_12));
-    // The partition after that has its base read beside them too, where it was read
-    // between the partitions with the cores half idle (3M customers: the partition
-    // loop about 0.4 s shorter).
+    // Beside that scan too: the placed rows set aside, and the base of the partition
+    // after read, where both ran between the partitions with the cores half idle (3M
+    // customers: the partition loop 0.3-0.7 s shorter).
     let slices = Slice::split(parts);
     let inputs = |slice: Option<Slice>| -> PolarsResult<(Tables, DataFrame)> {
         let part_tables = crate::restricted(tables, slice);
@@ -586,13 +586,18 @@ pub(crate) fn assemble<E: From<FeatureError>>(
         let part = Partition { tables: &part_tables, params, ids, remote: remote.is_some() };
         let previous = waiting.take();
         let following = after.next();
-        let (aggregated, (placed, upcoming)) = rayon::join(
+        let (aggregated, (kept, upcoming)) = rayon::join(
             || part.aggregated(part_base, (lkbm, window_start)),
-            || (previous.map(place).transpose(), following.map(inputs).transpose()),
+            || {
+                let kept = match previous.map(place).transpose() {
+                    Ok(Some(placed)) => keep(placed),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(E::from(e)),
+                };
+                (kept, following.map(inputs).transpose())
+            },
         );
-        if let Some(placed) = placed.map_err(E::from)? {
-            keep(placed)?;
-        }
+        kept?;
         waiting = Some(aggregated.map_err(E::from)?);
         next = upcoming.map_err(pl)?;
     }
