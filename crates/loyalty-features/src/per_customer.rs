@@ -586,18 +586,18 @@ pub(crate) fn assemble<E: From<FeatureError> + Send>(
         let part = Partition { tables: &part_tables, params, ids, remote: remote.is_some() };
         let previous = waiting.take();
         let following = after.next();
-        let (aggregated, (kept, upcoming)) = rayon::join(
+        let (aggregated, (set_aside, upcoming)) = rayon::join(
             || part.aggregated(part_base, (lkbm, window_start)),
             || {
-                let kept = match previous.map(place).transpose() {
+                let set_aside = match previous.map(place).transpose() {
                     Ok(Some(placed)) => keep(placed),
                     Ok(None) => Ok(()),
                     Err(e) => Err(E::from(e)),
                 };
-                (kept, following.map(inputs).transpose())
+                (set_aside, following.map(inputs).transpose())
             },
         );
-        kept?;
+        set_aside?;
         waiting = Some(aggregated.map_err(E::from)?);
         next = upcoming.map_err(pl)?;
     }
