@@ -123,8 +123,9 @@ struct Cells {
 /// The cell number of a customer without a plan type.
 const NO_CELL: u32 = u32::MAX;
 
-/// Cells per plan: five ARPU bins times three data-usage bins.
-const CELLS_PER_PLAN: u32 = 15;
+/// ARPU bins (quintiles) and data-usage bins (terciles) within a plan.
+const ARPU_BINS: u8 = 5;
+const DATA_BINS: u8 = 3;
 
 /// The [`Cells`] of the customers of `base`.
 fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
@@ -152,15 +153,16 @@ fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
     // One plan and column at a time: each sort is a parallel one, and two at once
     // would hold two sort buffers.
     for rows in &by_plan {
-        bins_within(rows, &arpu, 5, &mut arpu_bin);
-        bins_within(rows, &data, 3, &mut data_bin);
+        bins_within(rows, &arpu, ARPU_BINS, &mut arpu_bin);
+        bins_within(rows, &data, DATA_BINS, &mut data_bin);
     }
     for (i, cell) in of.iter_mut().enumerate().filter(|(_, p)| **p != NO_CELL) {
-        *cell = *cell * CELLS_PER_PLAN + u32::from(arpu_bin[i]) * 3 + u32::from(data_bin[i]);
+        let within_plan = u32::from(arpu_bin[i]) * u32::from(DATA_BINS) + u32::from(data_bin[i]);
+        *cell = *cell * u32::from(ARPU_BINS * DATA_BINS) + within_plan;
     }
     let names: Vec<String> = plan_names
         .iter()
-        .flat_map(|plan| (0..5).flat_map(move |a| (0..3).map(move |d| format!("{plan}/{a}/{d}"))))
+        .flat_map(|plan| (0..ARPU_BINS).flat_map(move |a| (0..DATA_BINS).map(move |d| format!("{plan}/{a}/{d}"))))
         .collect();
     Ok(Cells { names, of, ids: base.column(c::CUSTOMER_ID)?.clone() })
 }
