@@ -20,12 +20,19 @@ use crate::{FeatureError, FeatureParams, Tables, annuity_factor, monthly_discoun
 
 pub(crate) const CELL: &str = "__cell";
 
-/// Each value of column `name` as f64, rounded to 6 decimals: parallel float sums
-/// differ in their last bits from run to run, and ranks must not flip on that noise.
-fn rounded(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+/// Each value of column `name` as f64, rounded to 6 decimals (parallel float sums
+/// differ in their last bits from run to run, and ranks must not flip on that noise),
+/// as its [`rank_key`]; [`NO_KEY`] for a null. A key of 8 bytes a row, where the
+/// rounded values as options took 16: at 10M customers each ranked column's buffers
+/// were fresh pages to fault in.
+fn rank_keys(df: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
     let s = df.column(name)?.as_materialized_series().cast(&DataType::Float64)?;
-    Ok(s.round(6, RoundMode::HalfToEven)?.f64()?.iter().collect())
+    Ok(s.round(6, RoundMode::HalfToEven)?.f64()?.iter().map(|v| v.map_or(NO_KEY, rank_key)).collect())
 }
+
+/// The key of a null value: [`rank_key`] gives it to no float (only all-ones bits, a
+/// NaN, would turn into it, and every NaN has the key `u64::MAX`).
+const NO_KEY: u64 = 0;
 
 /// A value's place in the order ranks are taken in, polars' own: NaN above every
 /// number and every NaN one value, -0 and 0 one value.
@@ -54,13 +61,18 @@ impl Share {
     }
 }
 
-/// The percentile rank in [0, 1] of each of `rows` by its value among theirs, handed
-/// to `put(row, rank)`: polars' average rank less 1 over the known values less 1
-/// (ties share the mean of their ranks); 0.5 for a null value, or for every row when
-/// fewer than two values are known.
-fn pct_ranks_within(rows: &[usize], values: &[Option<f64>], share: Share, mut put: impl FnMut(usize, f64)) {
-    let mut known: Vec<(u64, usize)> = rows.iter().filter_map(|&i| values[i].map(|v| (rank_key(v), i))).collect();
-    for &i in rows {
+/// The percentile rank in [0, 1] of each of `rows` by its value among theirs
+/// (`keys`, by row: [`rank_keys`]), handed to `put(row, rank)`: polars' average rank
+/// less 1 over the known values less 1 (ties share the mean of their ranks); 0.5 for
+/// a null value, or for every row when fewer than two values are known.
+fn pct_ranks_within(
+    rows: impl Iterator<Item = usize> + Clone,
+    keys: &[u64],
+    share: Share,
+    mut put: impl FnMut(usize, f64),
+) {
+    let mut known: Vec<(u64, usize)> = rows.clone().map(|i| (keys[i], i)).filter(|&(key, _)| key != NO_KEY).collect();
+    for i in rows {
         put(i, 0.5);
     }
     if known.len() <= 1 {
@@ -83,11 +95,10 @@ fn pct_ranks_within(rows: &[usize], values: &[Option<f64>], share: Share, mut pu
 /// [`pct_ranks_within`] of every row of column `name`, among all rows or within each
 /// value of the column `over` (a null one is a group too, as in a polars window).
 fn pct_ranks(df: &DataFrame, name: &str, over: Option<&str>) -> PolarsResult<Vec<f64>> {
-    let values = rounded(df, name)?;
+    let keys = rank_keys(df, name)?;
     let mut out = vec![0.5; df.height()];
     let Some(over) = over else {
-        let rows: Vec<usize> = (0..df.height()).collect();
-        pct_ranks_within(&rows, &values, Share::OfColumn, |i, r| out[i] = r);
+        pct_ranks_within(0..df.height(), &keys, Share::OfColumn, |i, r| out[i] = r);
         return Ok(out);
     };
     let groups = df.column(over)?.cast(&DataType::String)?;
@@ -96,7 +107,7 @@ fn pct_ranks(df: &DataFrame, name: &str, over: Option<&str>) -> PolarsResult<Vec
         rows_of.entry(g).or_default().push(i);
     }
     for rows in rows_of.values() {
-        pct_ranks_within(rows, &values, Share::OfWindow, |i, r| out[i] = r);
+        pct_ranks_within(rows.iter().copied(), &keys, Share::OfWindow, |i, r| out[i] = r);
     }
     Ok(out)
 }
@@ -131,7 +142,7 @@ const DATA_BINS: u8 = 3;
 fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
     let plans = base.column(c::PLAN_TYPE)?.cast(&DataType::String)?;
     let plans = plans.str()?;
-    let (arpu, data) = (rounded(base, n::ARPU_12M)?, rounded(base, n::DATA_MB_3M)?);
+    let (arpu, data) = (rank_keys(base, n::ARPU_12M)?, rank_keys(base, n::DATA_MB_3M)?);
     // The plans in the order they first come, with their rows.
     let mut plan_names: Vec<&str> = Vec::new();
     let mut by_plan: Vec<Vec<usize>> = Vec::new();
@@ -198,9 +209,9 @@ impl Cells {
 
 /// The bin 0..q-1 of each of `rows` (one plan's) by the percentile rank of its value
 /// among theirs, written to `out`.
-fn bins_within(rows: &[usize], values: &[Option<f64>], q: u8, out: &mut [u8]) {
+fn bins_within(rows: &[usize], keys: &[u64], q: u8, out: &mut [u8]) {
     let bin = |pct: f64| (pct * f64::from(q)).floor().clamp(0.0, f64::from(q - 1)) as u8;
-    pct_ranks_within(rows, values, Share::OfWindow, |i, pct| out[i] = bin(pct));
+    pct_ranks_within(rows.iter().copied(), keys, Share::OfWindow, |i, pct| out[i] = bin(pct));
 }
 
 /// The adoption model of the customers of a base: every comparable-customer cell's
