@@ -13,6 +13,7 @@ use chrono::{Months, NaiveDate};
 use loyalty_contract::col as c;
 use loyalty_contract::{Table, collect_streaming};
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::names as n;
 use crate::per_customer::{months_between, months_until};
@@ -57,7 +58,7 @@ impl ChurnScores<'_> {
         &self,
         features: &DataFrame,
         fallback: impl Fn(&DataFrame) -> PolarsResult<[Vec<f64>; K]>,
-        f: impl Fn(f64) -> [f64; K],
+        f: impl Fn(f64) -> [f64; K] + Sync,
     ) -> PolarsResult<[Vec<f64>; K]> {
         let scores: Vec<Option<f64>> = match self.p_churn {
             ChurnProbabilities::ById(map) => {
@@ -72,21 +73,28 @@ impl ChurnScores<'_> {
         let unscored: BooleanChunked = scores.iter().map(Option::is_none).collect();
         let kaplan_meier =
             if unscored.any() { fallback(&features.filter(&unscored)?)? } else { std::array::from_fn(|_| Vec::new()) };
-        let mut kaplan_meier = kaplan_meier.map(Vec::into_iter);
-        let mut out: [Vec<f64>; K] = std::array::from_fn(|_| Vec::with_capacity(scores.len()));
-        for p in scores {
-            let values = match p {
-                Some(p) => f(p.clamp(0.0, 1.0)),
-                None => {
-                    let mut values = [0.0; K];
-                    for (value, fallback) in values.iter_mut().zip(&mut kaplan_meier) {
-                        *value =
-                            fallback.next().ok_or_else(|| polars_err!(ComputeError: "a row without its survival"))?;
+        // The scored rows' values side by side, a block of rows at a time (a power and
+        // a product a month for each: 0.47 s at 10M customers on one thread); the
+        // unscored rows' then, in order.
+        const BLOCK: usize = 1 << 16;
+        let mut out: [Vec<f64>; K] = std::array::from_fn(|_| vec![0.0; scores.len()]);
+        let mut columns: Vec<_> = out.iter_mut().map(|column| column.chunks_mut(BLOCK)).collect();
+        let blocks: Vec<Vec<&mut [f64]>> =
+            scores.chunks(BLOCK).map(|_| columns.iter_mut().filter_map(Iterator::next).collect()).collect();
+        blocks.into_par_iter().zip(scores.par_chunks(BLOCK)).for_each(|(mut block, ps)| {
+            for (i, p) in ps.iter().enumerate() {
+                if let Some(p) = p {
+                    for (column, value) in block.iter_mut().zip(f(p.clamp(0.0, 1.0))) {
+                        column[i] = value;
                     }
-                    values
                 }
-            };
-            out.iter_mut().zip(values).for_each(|(column, value)| column.push(value));
+            }
+        });
+        let mut kaplan_meier = kaplan_meier.map(Vec::into_iter);
+        for (i, _) in scores.iter().enumerate().filter(|(_, p)| p.is_none()) {
+            for (column, fallback) in out.iter_mut().zip(&mut kaplan_meier) {
+                column[i] = fallback.next().ok_or_else(|| polars_err!(ComputeError: "a row without its survival"))?;
+            }
         }
         Ok(out)
     }
@@ -273,47 +281,35 @@ impl SurvivalCurves {
     }
 
     /// Evaluate `f(cohort, tenure)` (K values) once per distinct (cohort, tenure) of
-    /// `features`, in row order: each group's values are written to its rows' places
-    /// (a join of the distinct keys back onto the rows and a sort into row order took
-    /// 1 s at 10M customers).
+    /// `features`, in row order: each row is numbered by its group as it is read, and
+    /// takes its group's values (a join of the distinct keys back onto the rows and a
+    /// sort into row order took 1 s at 10M customers; a polars group-by on the four
+    /// keys and a scatter of each group's rows took a fifth longer than this at 3M).
     fn per_row<const K: usize>(
         &self,
         features: &DataFrame,
         f: impl Fn(&CohortKey, usize) -> [f64; K],
     ) -> PolarsResult<[Vec<f64>; K]> {
-        let keys = [c::PLAN_TYPE, c::CONTRACT_MONTHS, n::COMPETITION_LEVEL, n::TENURE_MONTHS];
-        let rows = features
-            .clone()
-            .lazy()
-            .select([
-                col(c::PLAN_TYPE).fill_null(lit("")),
-                col(c::CONTRACT_MONTHS).cast(DataType::Int64).fill_null(lit(0)),
-                col(n::COMPETITION_LEVEL).fill_null(lit("unknown")),
-                col(n::TENURE_MONTHS).cast(DataType::Int64).fill_null(lit(0)).clip_min(lit(0)),
-            ])
-            .collect()?;
-        let plan = rows.column(c::PLAN_TYPE)?.str()?;
-        let contract = rows.column(c::CONTRACT_MONTHS)?.i64()?;
-        let level = rows.column(n::COMPETITION_LEVEL)?.str()?;
-        let tenure = rows.column(n::TENURE_MONTHS)?.i64()?;
-        let mut values: [Vec<f64>; K] = std::array::from_fn(|_| vec![0.0; rows.height()]);
-        let grouped = rows.group_by(keys)?;
-        for group in grouped.get_groups().iter() {
-            let first = group.first() as usize;
-            let key = (
-                plan.get(first).unwrap_or("").to_string(),
-                contract.get(first).unwrap_or(0),
-                level.get(first).unwrap_or("unknown").to_string(),
-            );
-            let group_values = f(&key, tenure.get(first).unwrap_or(0) as usize);
-            for (values, value) in values.iter_mut().zip(group_values) {
-                match group {
-                    GroupsIndicator::Idx((_, idx)) => idx.iter().for_each(|&i| values[i as usize] = value),
-                    GroupsIndicator::Slice([start, len]) => values[start as usize..(start + len) as usize].fill(value),
-                }
-            }
-        }
-        Ok(values)
+        let plan = features.column(c::PLAN_TYPE)?.cast(&DataType::String)?;
+        let contract = features.column(c::CONTRACT_MONTHS)?.cast(&DataType::Int64)?;
+        let level = features.column(n::COMPETITION_LEVEL)?.cast(&DataType::String)?;
+        let tenure = features.column(n::TENURE_MONTHS)?.cast(&DataType::Int64)?;
+        let (plan, contract, level, tenure) = (plan.str()?, contract.i64()?, level.str()?, tenure.i64()?);
+        let mut numbers: PlHashMap<(&str, i64, &str, i64), u32> = PlHashMap::new();
+        let mut groups: Vec<(&str, i64, &str, i64)> = Vec::new();
+        let keys = plan.iter().zip(contract.iter()).zip(level.iter()).zip(tenure.iter());
+        let group_of: Vec<u32> = keys
+            .map(|(((p, ct), lv), tn)| {
+                let key = (p.unwrap_or(""), ct.unwrap_or(0), lv.unwrap_or("unknown"), tn.unwrap_or(0).max(0));
+                *numbers.entry(key).or_insert_with(|| {
+                    groups.push(key);
+                    (groups.len() - 1) as u32
+                })
+            })
+            .collect();
+        let group_values: Vec<[f64; K]> =
+            groups.iter().map(|&(p, ct, lv, tn)| f(&(p.to_string(), ct, lv.to_string()), tn as usize)).collect();
+        Ok(std::array::from_fn(|k| group_of.iter().map(|&g| group_values[g as usize][k]).collect()))
     }
 }
 
