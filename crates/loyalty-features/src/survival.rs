@@ -177,6 +177,16 @@ impl HazardCounts {
         }
     }
 
+    /// `other`'s counts added to these.
+    fn absorb(&mut self, other: &HazardCounts) {
+        if self.events.len() < other.events.len() {
+            self.delta.resize(other.delta.len(), 0);
+            self.events.resize(other.events.len(), 0.0);
+        }
+        self.delta.iter_mut().zip(&other.delta).for_each(|(a, b)| *a += b);
+        self.events.iter_mut().zip(&other.events).for_each(|(a, b)| *a += b);
+    }
+
     fn hazard(self) -> Hazard {
         let mut at = 0;
         let at_risk = self.delta[..self.events.len()]
@@ -397,10 +407,9 @@ pub fn fit_kaplan_meier(
     // The rows are read in sequence and the cohorts keyed by the text they borrow: a
     // row lookup by index and two strings per customer took 14 s at 10M customers.
     // Counted in hash maps (the counts are whole numbers: the order they come in does
-    // not matter) and kept sorted.
+    // not matter) and kept sorted; a plan's counts and the overall ones are its
+    // cohorts' summed, not counted again row by row (three lookups a row).
     let mut cohorts: PlHashMap<(&str, i64, &str), HazardCounts> = PlHashMap::new();
-    let mut plans: PlHashMap<&str, HazardCounts> = PlHashMap::new();
-    let mut overall = HazardCounts::default();
     let keys = plan.iter().zip(contract.iter()).zip(level.iter());
     let spans = entry.iter().zip(exit.iter()).zip(ev.iter());
     for (((p, ct), lv), ((en, ex), e)) in keys.zip(spans) {
@@ -412,8 +421,12 @@ pub fn fit_kaplan_meier(
         let (en, ex) = (en.min(360) as usize, ex.min(360) as usize);
         let (e, p) = (e.unwrap_or(false), p.unwrap_or(""));
         cohorts.entry((p, ct.unwrap_or(0), lv.unwrap_or("unknown"))).or_default().add(en, ex, e);
-        plans.entry(p).or_default().add(en, ex, e);
-        overall.add(en, ex, e);
+    }
+    let mut plans: PlHashMap<&str, HazardCounts> = PlHashMap::new();
+    let mut overall = HazardCounts::default();
+    for (&(p, _, _), counts) in &cohorts {
+        plans.entry(p).or_default().absorb(counts);
+        overall.absorb(counts);
     }
     Ok(SurvivalCurves {
         cohorts: cohorts
@@ -517,6 +530,25 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn absorbed_counts_are_the_counts_of_every_interval() {
+        let spans = [(0, 5, true), (2, 3, false), (4, 9, true), (1, 1, false), (3, 3, true)];
+        let (mut all, mut even, mut odd) = (HazardCounts::default(), HazardCounts::default(), HazardCounts::default());
+        for (i, &(entry, exit, event)) in spans.iter().enumerate() {
+            all.add(entry, exit, event);
+            if i % 2 == 0 { even.add(entry, exit, event) } else { odd.add(entry, exit, event) }
+        }
+        // The shorter counts first: the sum grows to the longer ones.
+        let mut summed = HazardCounts::default();
+        summed.absorb(&odd);
+        summed.absorb(&even);
+        let (summed, all) = (summed.hazard(), all.hazard());
+        assert_eq!(summed.at_risk, all.at_risk);
+        assert_eq!(summed.events, all.events);
+        assert_eq!(all.at_risk, vec![1.0, 2.0, 2.0, 3.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(all.events, vec![0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    }
 
     #[test]
     fn grouped_curves_add_up_to_the_plan_curves() {
