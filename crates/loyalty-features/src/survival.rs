@@ -358,6 +358,17 @@ impl SurvivalModel for SurvivalCurves {
 /// the first bill month of `tables`: `first_bill` when the caller knows it (a scan
 /// of every bill otherwise).
 fn risk_set(tables: &Tables, params: &FeatureParams, first_bill: Option<NaiveDate>) -> Result<DataFrame, FeatureError> {
+    risk_rows(tables, params, first_bill, true)
+}
+
+/// [`risk_set`], with the competition level (a join of the markets onto every
+/// customer) only when `with_level`.
+fn risk_rows(
+    tables: &Tables,
+    params: &FeatureParams,
+    first_bill: Option<NaiveDate>,
+    with_level: bool,
+) -> Result<DataFrame, FeatureError> {
     let t = params.as_of;
     let first_bill = match first_bill {
         Some(month) => Some(crate::epoch_days(month)),
@@ -371,20 +382,42 @@ fn risk_set(tables: &Tables, params: &FeatureParams, first_bill: Option<NaiveDat
         Some(month) => month,
         None => t.checked_sub_months(Months::new(1)).unwrap_or(t),
     };
-    let customers = tables[&Table::Customers].clone().filter(col(c::SIGNUP_DATE).lt_eq(lit(t)));
-    let customers = crate::per_customer::with_competition(customers, tables, params);
+    let mut customers = tables[&Table::Customers].clone().filter(col(c::SIGNUP_DATE).lt_eq(lit(t)));
+    if with_level {
+        customers = crate::per_customer::with_competition(customers, tables, params);
+    }
     let event = col(c::CHURN_DATE).is_not_null().and(col(c::CHURN_DATE).lt_eq(lit(t)));
     let end = when(event.clone()).then(col(c::CHURN_DATE)).otherwise(lit(t));
-    let df = collect_streaming(customers.select([
+    let mut columns = vec![
         col(c::PLAN_TYPE),
         col(c::CONTRACT_MONTHS).fill_null(lit(0)).alias(c::CONTRACT_MONTHS),
-        col(n::COMPETITION_LEVEL),
         months_until(col(c::SIGNUP_DATE), data_start).clip_min(lit(0)).alias("entry"),
         months_between(col(c::SIGNUP_DATE), end).clip_min(lit(0)).alias("exit"),
         event.alias("event"),
         col(c::MARKET_ID),
-    ]))?;
-    Ok(df)
+    ];
+    if with_level {
+        columns.push(col(n::COMPETITION_LEVEL));
+    }
+    Ok(collect_streaming(customers.select(columns))?)
+}
+
+/// Each market's competition level, as [`crate::per_customer::with_competition`] gives
+/// it to the market's customers; a customer whose market is not here (or null) has
+/// the level `unknown`.
+fn market_levels(tables: &Tables, params: &FeatureParams) -> Result<PlHashMap<String, String>, FeatureError> {
+    let Some(markets) = tables.get(&Table::Markets) else { return Ok(PlHashMap::new()) };
+    let ids = markets.clone().select([col(c::MARKET_ID)]);
+    let df = collect_streaming(
+        crate::per_customer::with_competition(ids, tables, params)
+            .select([col(c::MARKET_ID), col(n::COMPETITION_LEVEL)]),
+    )?;
+    let (market, level) = (df.column(c::MARKET_ID)?.str()?, df.column(n::COMPETITION_LEVEL)?.str()?);
+    Ok(market
+        .iter()
+        .zip(level.iter())
+        .filter_map(|(m, l)| Some((m?.to_string(), l.unwrap_or("unknown").to_string())))
+        .collect())
 }
 
 /// Fit the Kaplan-Meier hazards on the customers known at T; `first_bill`: the first
@@ -394,33 +427,41 @@ pub fn fit_kaplan_meier(
     params: &FeatureParams,
     first_bill: Option<NaiveDate>,
 ) -> Result<SurvivalCurves, FeatureError> {
-    let df = risk_set(tables, params, first_bill)?;
+    let df = risk_rows(tables, params, first_bill, false)?;
+    let levels = market_levels(tables, params)?;
     let plan = df.column(c::PLAN_TYPE)?.str()?;
     let contract = df.column(c::CONTRACT_MONTHS)?.cast(&DataType::Int64)?;
     let contract = contract.i64()?;
-    let level = df.column(n::COMPETITION_LEVEL)?.str()?;
+    let market = df.column(c::MARKET_ID)?.cast(&DataType::String)?;
+    let market = market.str()?;
     let entry = df.column("entry")?.cast(&DataType::Int64)?;
     let entry = entry.i64()?;
     let exit = df.column("exit")?.cast(&DataType::Int64)?;
     let exit = exit.i64()?;
     let ev = df.column("event")?.bool()?;
-    // The rows are read in sequence and the cohorts keyed by the text they borrow: a
-    // row lookup by index and two strings per customer took 14 s at 10M customers.
-    // Counted in hash maps (the counts are whole numbers: the order they come in does
-    // not matter) and kept sorted; a plan's counts and the overall ones are its
-    // cohorts' summed, not counted again row by row (three lookups a row).
-    let mut cohorts: PlHashMap<(&str, i64, &str), HazardCounts> = PlHashMap::new();
-    let keys = plan.iter().zip(contract.iter()).zip(level.iter());
+    // The rows are read in sequence and counted by the text they borrow: a row lookup
+    // by index and two strings per customer took 14 s at 10M customers. Counted in
+    // hash maps (the counts are whole numbers: the order they come in does not
+    // matter) and kept sorted. Counted by market, whose level the markets give: a
+    // cohort's counts are its markets' summed, a plan's its cohorts' and the overall
+    // ones every cohort's, where the markets were joined onto every customer for the
+    // level and three maps were updated a row.
+    let mut by_market: PlHashMap<(&str, i64, Option<&str>), HazardCounts> = PlHashMap::new();
+    let keys = plan.iter().zip(contract.iter()).zip(market.iter());
     let spans = entry.iter().zip(exit.iter()).zip(ev.iter());
-    for (((p, ct), lv), ((en, ex), e)) in keys.zip(spans) {
+    for (((p, ct), m), ((en, ex), e)) in keys.zip(spans) {
         let (Some(en), Some(ex)) = (en, ex) else { continue };
         if ex < en {
             continue; // left before the data began: not in the risk set
         }
         // Tenure is capped at 30 years to bound the arrays.
         let (en, ex) = (en.min(360) as usize, ex.min(360) as usize);
-        let (e, p) = (e.unwrap_or(false), p.unwrap_or(""));
-        cohorts.entry((p, ct.unwrap_or(0), lv.unwrap_or("unknown"))).or_default().add(en, ex, e);
+        by_market.entry((p.unwrap_or(""), ct.unwrap_or(0), m)).or_default().add(en, ex, e.unwrap_or(false));
+    }
+    let mut cohorts: PlHashMap<(&str, i64, &str), HazardCounts> = PlHashMap::new();
+    for (&(p, ct, m), counts) in &by_market {
+        let level = m.and_then(|m| levels.get(m)).map_or("unknown", String::as_str);
+        cohorts.entry((p, ct, level)).or_default().absorb(counts);
     }
     let mut plans: PlHashMap<&str, HazardCounts> = PlHashMap::new();
     let mut overall = HazardCounts::default();

@@ -142,7 +142,9 @@ const DATA_BINS: u8 = 3;
 fn cells_of(base: &DataFrame) -> PolarsResult<Cells> {
     let plans = base.column(c::PLAN_TYPE)?.cast(&DataType::String)?;
     let plans = plans.str()?;
-    let (arpu, data) = (rank_keys(base, n::ARPU_12M)?, rank_keys(base, n::DATA_MB_3M)?);
+    // The two columns' keys side by side (0.1 s each at 10M customers).
+    let (arpu, data) = rayon::join(|| rank_keys(base, n::ARPU_12M), || rank_keys(base, n::DATA_MB_3M));
+    let (arpu, data) = (arpu?, data?);
     // The plans in the order they first come, with their rows.
     let mut plan_names: Vec<&str> = Vec::new();
     let mut by_plan: Vec<Vec<usize>> = Vec::new();
