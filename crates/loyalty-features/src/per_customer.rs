@@ -687,7 +687,7 @@ pub(crate) struct Assembled {
 
 /// `parts` (each sorted by customer_id, customers in one part only) as one frame sorted
 /// by customer_id, with the part each row came from. Column by column: the peak is the
-/// parts plus a column per thread.
+/// parts plus two columns per thread (a column made one chunk, and its gathered copy).
 fn merge_by_customer(parts: Vec<DataFrame>) -> PolarsResult<(DataFrame, Vec<u32>)> {
     let ids = parts
         .iter()

@@ -98,9 +98,7 @@ impl ChurnScores<'_> {
         }
         Ok(out)
     }
-}
 
-impl ChurnScores<'_> {
     /// S(`months`) of a customer with score `p`.
     fn at(&self, p: f64, months: u32) -> f64 {
         (1.0 - p).powf(f64::from(months) / f64::from(self.horizon_months.max(1)))

@@ -81,9 +81,10 @@ impl BucketCopy {
             let counted = |lf| reads.counted(*table, Source::BucketCopy, &schema, lf);
             // One scan of every file of the copy: a union of the buckets' scans made the
             // stages after validation 40 s slower at 10M customers.
-            let whole = match filtered_by_month(*table) && self.count > 1 {
-                true => lf.clone(),
-                false => counted(scan_or_empty(&files.concat(), &schema).map_err(pl)?),
+            let whole = if filtered_by_month(*table) && self.count > 1 {
+                lf.clone()
+            } else {
+                counted(scan_or_empty(&files.concat(), &schema).map_err(pl)?)
             };
             out.insert(*table, whole);
             scans.insert(*table, buckets.into_iter().map(counted).collect());
