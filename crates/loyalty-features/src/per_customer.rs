@@ -783,12 +783,13 @@ impl Partition<'_> {
         let Partition { tables, params, ids, remote } = self;
         // One index of the partition's customers for both kernels and the placing.
         let slots = Arc::new(Slots::new(&ids));
+        let customers = ids.len();
         let plans = aggregate_plans(tables, params, remote);
         // The kernels fold on threads of their own, fed by the execution of every plan.
         let mut sinks = Vec::new();
         let topups = match plans.topup_kernel {
             Some((rows, window_after)) => {
-                let kernel = TopupKernel::new(ids.clone(), slots.clone(), window_after, params.topup_days);
+                let kernel = TopupKernel::new(ids, slots.clone(), window_after, params.topup_days);
                 let kernel = FoldThread::start("topup-kernel", kernel, |k, df| k.update(df))?;
                 sinks.push(kernel.sink(rows)?);
                 Some(kernel)
@@ -797,7 +798,7 @@ impl Partition<'_> {
         };
         let billing = match plans.billing_kernel {
             Some(known) => {
-                let kernel = BillingKernel::new(ids, slots.clone(), lkbm, window_start, params);
+                let kernel = BillingKernel::new(customers, slots.clone(), lkbm, window_start, params);
                 let kernel = FoldThread::start("billing-kernel", kernel, |k, df| k.update(df))?;
                 sinks.push(kernel.sink(billing_kernel::input(known))?);
                 Some(kernel)
@@ -842,22 +843,31 @@ impl Aggregated {
         let Aggregated { mut base, slots, frames, topups, billing } = self;
         let (topups, billing) =
             (topups.map(FoldThread::finish).transpose()?, billing.map(FoldThread::finish).transpose()?);
-        let mut got = frames.into_iter().map(|df| in_base(df, &slots)).collect::<PolarsResult<Vec<_>>>()?;
-        // The kernels' frames, made side by side (at one partition nothing else runs
-        // beside the placing), go first, in the plans' order: billing, then top-ups.
-        let (topup_frames, billing_frame) = rayon::join(
+        let got = frames.into_iter().map(|df| in_base(df, &slots)).collect::<PolarsResult<Vec<_>>>()?;
+        // The kernels' results, made side by side (at one partition nothing else runs
+        // beside the placing).
+        let (topup_frames, billing) = rayon::join(
             || topups.map(|kernel| topup_frames(kernel, &base, t_days)).transpose(),
-            || billing.map(|kernel| billing_frame(kernel, params)).transpose(),
+            || billing.map(|kernel| kernel.features(params.margin_basis)).transpose(),
         );
         let (topup_days, topup_frame) = topup_frames?.unzip();
-        got.splice(0..0, billing_frame?.into_iter().chain(topup_frame));
         let topup_days = topup_days.flatten();
-        // The remote tables (billing, top-ups, interactions, surveys) come first in the
-        // local order too: the same columns in the same order.
-        let mut frames =
-            remote_frames.iter().map(|df| in_base(df.clone(), &slots)).collect::<PolarsResult<Vec<_>>>()?;
-        frames.append(&mut got);
-        for df in frames.drain(..) {
+        // The remote tables (billing, top-ups, interactions, surveys) come first, then
+        // the billing kernel's columns, the top-up kernel's and the plans': the same
+        // columns in the same order whichever engine made them.
+        for df in remote_frames {
+            align_into(&mut base, &slots, in_base(df.clone(), &slots)?)?;
+        }
+        if let Some(columns) = billing? {
+            // One row per customer of the base, in its order (the kernel's ids are the base's).
+            if columns.iter().any(|column| column.len() != base.height()) {
+                return Err(
+                    polars_err!(ComputeError: "the billing kernel's rows are not the partition's customers").into()
+                );
+            }
+            base.hstack_mut(&columns)?;
+        }
+        for df in topup_frame.into_iter().chain(got) {
             align_into(&mut base, &slots, df)?;
         }
         let (rows, silent) = finished(base, params, t_days, t_12)?;
@@ -875,16 +885,6 @@ fn topup_frames(
 ) -> PolarsResult<(Option<DaySummaries>, DataFrame)> {
     let days = kernel.days().map(|days| DaySummaries::of(base, &days, t_days)).transpose()?;
     Ok((days, kernel.finish("__last_topup_day", TOPUP_BEFORE_WINDOW)?))
-}
-
-/// The billing kernel's sums turned into billing features, with the last bill month
-/// with usage before the window.
-fn billing_frame(kernel: BillingKernel, params: &FeatureParams) -> PolarsResult<DataFrame> {
-    let sums = kernel.finish()?;
-    let before = sums.column(BILL_BEFORE_WINDOW)?.clone();
-    let mut features = billing_features(sums.lazy(), params.margin_basis).collect()?;
-    features.with_column(before)?;
-    Ok(features)
 }
 
 /// A partition's base with its aggregates placed: the zero fills, the derived columns,
