@@ -11,9 +11,9 @@
 //! so a row touches one or two cache lines. Counts and the x-sums of the slopes are
 //! not accumulated at all: they follow from bit masks of the months present.
 //!
-//! The output has exactly the intermediate columns of the reference group-by plan
-//! (`BillingEngine::Polars` in `per_customer`), and the same final expressions turn
-//! both into features; a test checks that the two agree.
+//! Its sums are those of the reference group-by plan (`BillingEngine::Polars` in
+//! `per_customer`), and it turns them into features with that plan's final
+//! expressions, written out here; a test checks that the two engines agree.
 
 use std::sync::Arc;
 
