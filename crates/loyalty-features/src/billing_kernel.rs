@@ -215,8 +215,8 @@ pub(crate) fn nums<'a>(df: &'a DataFrame, name: &str) -> PolarsResult<Nums<'a>> 
 
 /// The billing columns of one batch.
 struct Batch<'a> {
-    id: Vec<i64>,
-    month: Vec<i32>,
+    id: std::borrow::Cow<'a, [i64]>,
+    month: std::borrow::Cow<'a, [i32]>,
     charge: Nums<'a>,
     cost: Nums<'a>,
     voice: Nums<'a>,
@@ -229,15 +229,29 @@ struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     fn read(df: &'a DataFrame) -> PolarsResult<Self> {
-        let ids = df.column(c::CUSTOMER_ID)?.as_materialized_series().cast(&DataType::Int64)?;
-        let months = df.column(c::BILL_MONTH)?.as_materialized_series().to_physical_repr().into_owned();
-        let months = months.cast(&DataType::Int32)?;
+        let (ids, months) = (df.column(c::CUSTOMER_ID)?, df.column(c::BILL_MONTH)?);
         if ids.null_count() > 0 || months.null_count() > 0 {
             polars_bail!(ComputeError: "billing: customer_id and bill_month may not be null (rule not_null)");
         }
+        // The canonical types in one chunk (the batch is rechunked) are read where they
+        // are; anything else is copied as the canonical type.
+        let id = match ids.i64().ok().and_then(|ca| ca.cont_slice().ok()) {
+            Some(ids) => std::borrow::Cow::Borrowed(ids),
+            None => {
+                let ids = ids.as_materialized_series().cast(&DataType::Int64)?;
+                std::borrow::Cow::Owned(ids.i64()?.into_no_null_iter().collect())
+            }
+        };
+        let month = match months.date().ok().and_then(|ca| ca.physical().cont_slice().ok()) {
+            Some(months) => std::borrow::Cow::Borrowed(months),
+            None => {
+                let months = months.as_materialized_series().to_physical_repr().cast(&DataType::Int32)?;
+                std::borrow::Cow::Owned(months.i32()?.into_no_null_iter().collect())
+            }
+        };
         Ok(Batch {
-            id: ids.i64()?.into_no_null_iter().collect(),
-            month: months.i32()?.into_no_null_iter().collect(),
+            id,
+            month,
             charge: nums(df, c::TOTAL_CHARGE)?,
             cost: nums(df, c::COST)?,
             voice: nums(df, c::VOICE_MINUTES)?,
