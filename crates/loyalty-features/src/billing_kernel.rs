@@ -178,6 +178,9 @@ fn mask_sums(mask: u16) -> (f64, f64, f64) {
 pub(crate) enum Nums<'a> {
     F64(&'a [f64]),
     I64(&'a [i64]),
+    /// One chunk of integers with nulls (days_late: a null reads as NaN), read where it
+    /// is: its copy as floats was two passes over the column in every batch.
+    I64Nullable(&'a <Int64Type as PolarsDataType>::Array),
     Owned(Vec<f64>),
 }
 
@@ -187,6 +190,10 @@ impl Nums<'_> {
         match self {
             Nums::F64(v) => v[i],
             Nums::I64(v) => v[i] as f64,
+            Nums::I64Nullable(a) => match a.validity() {
+                Some(valid) if !valid.get_bit(i) => f64::NAN,
+                _ => a.values()[i] as f64,
+            },
             Nums::Owned(v) => v[i],
         }
     }
@@ -194,6 +201,13 @@ impl Nums<'_> {
 
 pub(crate) fn nums<'a>(df: &'a DataFrame, name: &str) -> PolarsResult<Nums<'a>> {
     let column = df.column(name)?;
+    if let Ok(ints) = column.i64()
+        && ints.chunks().len() == 1
+        && column.null_count() > 0
+        && let Some(chunk) = ints.downcast_iter().next()
+    {
+        return Ok(Nums::I64Nullable(chunk));
+    }
     if column.null_count() == 0 {
         match column.dtype() {
             DataType::Float64 => {
@@ -613,6 +627,29 @@ mod tests {
         for v in values {
             assert_eq!(fixed_64(v), reference(v), "{v:e}");
         }
+    }
+
+    #[test]
+    fn a_null_reads_as_nan_whatever_the_column_type() {
+        let df = df!(
+            "ints" => [Some(3i64), None, Some(-7)],
+            "whole_ints" => [1i64, 2, 3],
+            "floats" => [Some(0.5f64), None, Some(2.25)],
+            "whole_floats" => [0.5f64, 1.5, 2.5],
+            "small" => [Some(1i32), None, Some(4)],
+        )
+        .unwrap();
+        let read = |name: &str| {
+            let v = nums(&df, name).unwrap();
+            (0..3).map(|i| v.get(i)).collect::<Vec<f64>>()
+        };
+        let same = |a: Vec<f64>, b: [f64; 3]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(matches!(nums(&df, "ints").unwrap(), Nums::I64Nullable(_)));
+        assert!(same(read("ints"), [3.0, f64::NAN, -7.0]));
+        assert!(same(read("whole_ints"), [1.0, 2.0, 3.0]));
+        assert!(same(read("floats"), [0.5, f64::NAN, 2.25]));
+        assert!(same(read("whole_floats"), [0.5, 1.5, 2.5]));
+        assert!(same(read("small"), [1.0, f64::NAN, 4.0]));
     }
 
     #[test]
