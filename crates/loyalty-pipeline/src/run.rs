@@ -209,6 +209,8 @@ fn compute(
         }
         None => None,
     };
+    // Only the scoring reads the top-up periods at T (24 bytes a customer with top-ups).
+    drop(topup_days);
     let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;
     // The churn model and reasons of each customer join them.
     let (customers, customers_spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
