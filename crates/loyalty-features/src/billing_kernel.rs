@@ -426,8 +426,8 @@ impl BillingKernel {
         }
     }
 
-    /// The billing features of every customer of the kernel, in the order of its `ids`
-    /// (the partition base's, so they go onto the base as they are), then the last
+    /// The billing features of every customer of the kernel, in the order of its slots
+    /// (the partition base's rows, so they go onto the base as they are), then the last
     /// bill month with usage before the window. The reference plan's final expressions
     /// (`billing_features` in `per_customer`) are computed here on the kernel's sums
     /// ([`features_of`]), not by Polars on thirty-four columns of sums: a customer's sums
@@ -438,27 +438,6 @@ impl BillingKernel {
             polars_bail!(ComputeError: "{v}");
         }
         tracing::debug!("billing kernel: {} rows folded in {:.2}s", self.rows, self.busy.as_secs_f64());
-        let len = self.acc.len();
-        let mut values: Vec<Vec<f64>> = (0..FEATURES.len()).map(|_| vec![0.0; len]).collect();
-        let mut set: Vec<Vec<bool>> = (0..FEATURES.len()).map(|_| vec![false; len]).collect();
-        // Blocks of customers side by side, each writing its rows of every column.
-        let block = 1 << 16;
-        let mut blocks: Vec<Vec<(&mut [f64], &mut [bool])>> =
-            (0..len.div_ceil(block)).map(|_| Vec::with_capacity(FEATURES.len())).collect();
-        for (v, ok) in values.iter_mut().zip(set.iter_mut()) {
-            for (k, rows) in v.chunks_mut(block).zip(ok.chunks_mut(block)).enumerate() {
-                blocks[k].push(rows);
-            }
-        }
-        let table: Vec<(f64, f64, f64)> = (0..64u16).map(mask_sums).collect();
-        blocks.into_par_iter().zip(self.acc.par_chunks(block)).for_each(|(mut columns, accs)| {
-            for (i, a) in accs.iter().enumerate() {
-                for ((v, ok), f) in columns.iter_mut().zip(features_of(a, basis, &table)) {
-                    v[i] = f.unwrap_or(0.0);
-                    ok[i] = f.is_some();
-                }
-            }
-        });
         let date = |name: &str, days: &mut dyn Iterator<Item = Option<i32>>| -> PolarsResult<Column> {
             Ok(Int32Chunked::from_iter_options(name.into(), days).into_series().cast(&DataType::Date)?.into())
         };
@@ -475,11 +454,37 @@ impl BillingKernel {
                 &mut self.acc.iter().map(|a| (a.last_active != i32::MIN).then_some(a.last_active)),
             )?,
         ];
-        columns.extend(FEATURES.iter().zip(values).zip(&set).map(|((name, v), ok)| nullable(name, v, ok)));
+        columns.extend(float_features(&self.acc, basis));
         let before = |h: &History| (h.last_active_before != i32::MIN).then_some(h.last_active_before);
         columns.push(date(crate::per_customer::BILL_BEFORE_WINDOW, &mut self.history.iter().map(before))?);
         Ok(columns)
     }
+}
+
+/// The [`FEATURES`] columns of the customers `acc`, in its order: blocks of customers
+/// side by side, each writing its rows of every column.
+fn float_features(acc: &[Acc], basis: MarginBasis) -> Vec<Column> {
+    let len = acc.len();
+    let mut values: Vec<Vec<f64>> = (0..FEATURES.len()).map(|_| vec![0.0; len]).collect();
+    let mut set: Vec<Vec<bool>> = (0..FEATURES.len()).map(|_| vec![false; len]).collect();
+    let block = 1 << 16;
+    let mut blocks: Vec<Vec<(&mut [f64], &mut [bool])>> =
+        (0..len.div_ceil(block)).map(|_| Vec::with_capacity(FEATURES.len())).collect();
+    for (v, ok) in values.iter_mut().zip(set.iter_mut()) {
+        for (k, rows) in v.chunks_mut(block).zip(ok.chunks_mut(block)).enumerate() {
+            blocks[k].push(rows);
+        }
+    }
+    let table: Vec<(f64, f64, f64)> = (0..64u16).map(mask_sums).collect();
+    blocks.into_par_iter().zip(acc.par_chunks(block)).for_each(|(mut columns, accs)| {
+        for (i, a) in accs.iter().enumerate() {
+            for ((v, ok), f) in columns.iter_mut().zip(features_of(a, basis, &table)) {
+                v[i] = f.unwrap_or(0.0);
+                ok[i] = f.is_some();
+            }
+        }
+    });
+    FEATURES.iter().zip(values).zip(&set).map(|((name, v), ok)| nullable(name, v, ok)).collect()
 }
 
 /// The billing features [`features_of`] gives, in its order (the reference plan's).
@@ -518,7 +523,10 @@ fn slope(table: &[(f64, f64, f64)], mask: u16, sy: Exact, sxy: Exact) -> Option<
 
 /// One customer's billing features ([`FEATURES`]) from its sums: the reference plan's
 /// final expressions, operation for operation, so the floats are the same to the bit
-/// (each Polars expression is one IEEE operation per row; `clip_min` keeps NaN).
+/// (each Polars expression is one IEEE operation per row; `clip_min` keeps NaN). A
+/// customer without bills in the window has zero counts where the reference plan has
+/// nulls: every feature divides by a count or is guarded by one, so both give null
+/// (charge_3m and the unpaid amounts 0, the plan's zero fill).
 fn features_of(a: &Acc, basis: MarginBasis, table: &[(f64, f64, f64)]) -> [Option<f64>; 16] {
     let pop = |m: u16| f64::from(m.count_ones());
     let (n3, n12) = (pop(a.months & LAST_3), pop(a.months));

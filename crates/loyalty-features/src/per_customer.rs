@@ -859,7 +859,7 @@ impl Aggregated {
             align_into(&mut base, &slots, in_base(df.clone(), &slots)?)?;
         }
         if let Some(columns) = billing? {
-            // One row per customer of the base, in its order (the kernel's ids are the base's).
+            // One row per customer of the base, in its order (the kernel's slots are its rows).
             if columns.iter().any(|column| column.len() != base.height()) {
                 return Err(
                     polars_err!(ComputeError: "the billing kernel's rows are not the partition's customers").into()
