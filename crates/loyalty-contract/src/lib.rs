@@ -10,6 +10,7 @@ pub mod dates;
 pub mod error;
 pub mod fold;
 mod keys;
+pub mod labels;
 pub mod normalize;
 pub mod partition;
 pub mod reads;

@@ -36,8 +36,8 @@ pub fn migration(previous: &DataFrame, current: &DataFrame) -> PolarsResult<(Dat
     let side = |df: &DataFrame, tag: &str| {
         df.clone().lazy().select([
             col(c::CUSTOMER_ID).cast(DataType::String).alias("__id"),
-            col(VALUE_SEGMENT).alias(format!("{VALUE_SEGMENT}_{tag}")),
-            col(TIER).alias(format!("{TIER}_{tag}")),
+            col(VALUE_SEGMENT).cast(DataType::String).alias(format!("{VALUE_SEGMENT}_{tag}")),
+            col(TIER).cast(DataType::String).alias(format!("{TIER}_{tag}")),
             col(n::MARGIN_MONTHLY).cast(DataType::Float64).alias(format!("margin_{tag}")),
             lit(true).alias(format!("__in_{tag}")),
         ])

@@ -139,7 +139,8 @@ fn strictly_increasing(ids: &Int64Chunked) -> bool {
 fn chunk_offers(adoption: &Adoption, menus: &Menus, chunk: &DataFrame) -> PolarsResult<DataFrame> {
     let ids = chunk.column(c::CUSTOMER_ID)?.i64()?;
     let cells = chunk.column(CELL)?.str()?;
-    let segments = chunk.column(VALUE_SEGMENT)?.str()?;
+    let segments = chunk.column(VALUE_SEGMENT)?.cast(&DataType::String)?;
+    let segments = segments.str()?;
     let mut out = OfferRows::default();
     for ((id, cell), segment) in ids.iter().zip(cells.iter()).zip(segments.iter()) {
         let (Some(id), Some(menu)) = (id, cell.and_then(|cell| menus.by_cell.get(cell))) else { continue };

@@ -67,12 +67,13 @@ pub fn ladder_and_quadrants(df: &DataFrame, loyalty_col: &str) -> PolarsResult<D
                 (col(n::MARGIN_MONTHLY).sum() / lit(margin)).alias("margin_share"),
                 col(loyalty_col).mean().alias("mean_loyalty"),
             ])
-            .with_column(lit(grouping.to_string()).alias("grouping"))
+            // Sorted as text: labels sort in the order of their values.
+            .with_columns([col("group").cast(DataType::String), lit(grouping.to_string()).alias("grouping")])
             .sort(["group"], SortMultipleOptions::default())
     };
     let quadrant = when(col(TERRORIST).fill_null(lit(false)))
         .then(lit("defector (terrorist)"))
-        .otherwise(col(SAT_QUADRANT).fill_null(lit("no survey")));
+        .otherwise(col(SAT_QUADRANT).cast(DataType::String).fill_null(lit("no survey")));
     concat([by(col(STAGE), "stage"), by(quadrant, "sat_quadrant")], UnionArgs::default())?
         .with_column((col("customers").cast(DataType::Float64) / lit(total)).alias("share"))
         .select([

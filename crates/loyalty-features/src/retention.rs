@@ -218,7 +218,7 @@ pub fn retention_economics(df: &DataFrame, params: &FeatureParams, loyalty_col: 
             .clone()
             .group_by([col(key).alias("group")])
             .agg(aggs())
-            .with_column(lit(label.to_string()).alias("grouping"))
+            .with_columns([col("group").cast(DataType::String), lit(label.to_string()).alias("grouping")])
     };
     let all =
         per_customer.clone().select(aggs()).with_columns([lit("all").alias("group"), lit("all").alias("grouping")]);

@@ -3,6 +3,8 @@
 
 use polars::prelude::*;
 
+use loyalty_contract::labels::{as_text, label, labels};
+
 use crate::names as n;
 
 /// The eight value segments by (high CCV, high CPV, high loyalty), with their strategy.
@@ -33,6 +35,13 @@ pub const STAGE: &str = "stage";
 pub const NPS_GROUP: &str = "nps_group";
 pub const SAT_QUADRANT: &str = "sat_quadrant";
 pub const TERRORIST: &str = "terrorist";
+
+/// The values of the text columns [`assign`] adds, held as labels
+/// (`loyalty_contract::labels`: one byte a customer).
+pub const TIERS: [&str; 4] = ["platinum", "gold", "iron", "lead"];
+pub const STAGES: [&str; 3] = ["new", "repeat", "advocate"];
+pub const NPS_GROUPS: [&str; 3] = ["promoter", "passive", "detractor"];
+pub const QUADRANTS: [&str; 4] = ["apostle", "mercenary", "hostage", "defector"];
 
 /// Where one axis turns high: values above `at` are high, values equal to it only
 /// when `ties_high`.
@@ -127,7 +136,8 @@ pub fn assign(
 ) -> PolarsResult<DataFrame> {
     let [lowest, highest] = satisfaction_scale.map(|v| v as f64);
     let high_cpv = cuts.cpv.map_or(lit(false), |c| c.high(n::CPV));
-    let mut segment = lit(NULL).cast(DataType::String);
+    let segment_type = labels(&SEGMENTS.map(|s| s.3));
+    let mut segment = lit(NULL).cast(segment_type.clone());
     for (c, p, l, name, _) in SEGMENTS.iter().rev() {
         let cond = cuts
             .ccv
@@ -135,7 +145,7 @@ pub fn assign(
             .eq(lit(*c))
             .and(high_cpv.clone().eq(lit(*p)))
             .and(cuts.loyalty.high(loyalty_col).eq(lit(*l)));
-        segment = when(cond).then(lit(*name)).otherwise(segment);
+        segment = when(cond).then(label(name, &segment_type)).otherwise(segment);
     }
     // Rank by margin, highest first: the share of customers at or above a customer.
     let count = df.height().max(1) as f64;
@@ -145,40 +155,44 @@ pub fn assign(
         .cast(DataType::Float64)
         / lit(count);
     let collected = df.column(n::MARGIN_COLLECTED_MONTHLY).is_ok().then(|| col(n::MARGIN_COLLECTED_MONTHLY));
+    let t = labels(&TIERS);
     let tier = when(unprofitable(col(n::MARGIN_MONTHLY).fill_null(lit(0.0)), collected))
-        .then(lit("lead"))
+        .then(label("lead", &t))
         .when(rank.clone().lt_eq(lit(tier_shares[0])))
-        .then(lit("platinum"))
+        .then(label("platinum", &t))
         .when(rank.lt_eq(lit(tier_shares[1])))
-        .then(lit("gold"))
-        .otherwise(lit("iron"));
+        .then(label("gold", &t))
+        .otherwise(label("iron", &t));
+    let s = labels(&STAGES);
     let stage = when(col(n::TENURE_MONTHS).lt(lit(3)))
-        .then(lit("new"))
+        .then(label("new", &s))
         .when(col(n::REFERRALS_MADE).fill_null(lit(0.0)).gt(lit(0.0)).or(col(n::SURVEY_RECOMMEND).gt_eq(lit(9.0))))
-        .then(lit("advocate"))
-        .otherwise(lit("repeat"));
+        .then(label("advocate", &s))
+        .otherwise(label("repeat", &s));
+    let g = labels(&NPS_GROUPS);
     let nps = when(col(n::SURVEY_RECOMMEND).is_null())
-        .then(lit(NULL).cast(DataType::String))
+        .then(lit(NULL).cast(g.clone()))
         .when(col(n::SURVEY_RECOMMEND).gt_eq(lit(9.0)))
-        .then(lit("promoter"))
+        .then(label("promoter", &g))
         .when(col(n::SURVEY_RECOMMEND).gt_eq(lit(7.0)))
-        .then(lit("passive"))
-        .otherwise(lit("detractor"));
+        .then(label("passive", &g))
+        .otherwise(label("detractor", &g));
     // Jones & Sasser quadrants: satisfied = latest overall score in the top quarter of
     // the scale (>= 4 of 1..5); loyal = loyalty at or above the split. No survey: no
     // quadrant. Terrorists: defectors with the lowest score and a complaint in the last
     // 12 months.
     let satisfied = col(n::SURVEY_OVERALL).gt_eq(lit(lowest + 0.75 * (highest - lowest)));
     let loyal = cuts.loyalty.high(loyalty_col);
+    let q = labels(&QUADRANTS);
     let quadrant = when(col(n::SURVEY_OVERALL).is_null())
-        .then(lit(NULL).cast(DataType::String))
+        .then(lit(NULL).cast(q.clone()))
         .when(satisfied.clone().and(loyal.clone()))
-        .then(lit("apostle"))
+        .then(label("apostle", &q))
         .when(satisfied)
-        .then(lit("mercenary"))
+        .then(label("mercenary", &q))
         .when(loyal)
-        .then(lit("hostage"))
-        .otherwise(lit("defector"));
+        .then(label("hostage", &q))
+        .otherwise(label("defector", &q));
     let terrorist = quadrant
         .clone()
         .eq(lit("defector"))
@@ -216,6 +230,7 @@ pub fn segment_table(df: &DataFrame, loyalty_col: &str) -> PolarsResult<DataFram
         aggs.push(col(v).median().alias(format!("median_{v}")));
     }
     let stats = df.clone().lazy().group_by([col(VALUE_SEGMENT)]).agg(aggs).collect()?;
+    let stats = as_text(stats)?;
     let order = DataFrame::new_infer_height(vec![
         Column::new(VALUE_SEGMENT.into(), SEGMENTS.map(|s| s.3).to_vec()),
         Column::new("high_ccv".into(), SEGMENTS.map(|s| s.0).to_vec()),
@@ -272,6 +287,7 @@ pub fn tier_table(df: &DataFrame) -> PolarsResult<DataFrame> {
             .collect::<Vec<_>>(),
         )
         .collect()?;
+    let stats = as_text(stats)?;
     order
         .lazy()
         .join(
@@ -362,7 +378,7 @@ mod tests {
 
     fn median_segments(df: DataFrame, cpv_estimated: bool) -> Vec<String> {
         let cuts = cuts(&df, "loyalty", Split::Quantile(0.5), cpv_estimated).unwrap();
-        let df = assign(df, "loyalty", cuts, [0.12, 0.34], [1, 5]).unwrap();
+        let df = as_text(assign(df, "loyalty", cuts, [0.12, 0.34], [1, 5]).unwrap()).unwrap();
         df.column(VALUE_SEGMENT).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect()
     }
 
@@ -418,6 +434,11 @@ mod tests {
         let df = fixture();
         let cuts = cuts(&df, "loyalty", Split::Quantile(0.5), true).unwrap();
         let df = assign(df, "loyalty", cuts, [0.12, 0.34], [1, 5]).unwrap();
+        // Held as labels, compared as text.
+        for name in [VALUE_SEGMENT, TIER, STAGE, NPS_GROUP, SAT_QUADRANT] {
+            assert!(df.column(name).unwrap().dtype().is_enum(), "{name}");
+        }
+        let df = as_text(df).unwrap();
         let s: Vec<&str> = df.column(VALUE_SEGMENT).unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
         assert_eq!(s, [&ONE_PER_SEGMENT[..], &["platinum"]].concat());
         // Tiers over 9 customers by margin: rank/9 <= 0.12 -> top 1 platinum; <= 0.34 ->

@@ -1,12 +1,14 @@
 //! Writing outputs (Parquet, CSV and JSON files) and the run's own scratch files
 //! ([`ScratchWriter`]); whole folders and single files that appear whole or not at
-//! all are in [`crate::output`].
+//! all are in [`crate::output`]. Outputs are written with their label columns as
+//! text (`loyalty_contract::labels`), whatever the run held in memory.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use loyalty_contract::labels::as_text;
 use polars::prelude::*;
 use serde::Serialize;
 
@@ -44,7 +46,8 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), IoError> {
         compat_level: None,
     };
     let target = SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref()));
-    df.clone()
+    as_text(df.clone())
+        .map_err(pl_err(path))?
         .lazy()
         .sink(SinkDestination::File { target }, FileWriteFormat::Parquet(Arc::new(options)), UnifiedSinkArgs::default())
         .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
@@ -70,7 +73,8 @@ pub fn sink_parquet(lf: LazyFrame, path: &Path) -> Result<(), IoError> {
 /// Write a frame as CSV with a header.
 pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<(), IoError> {
     let file = create(path)?;
-    CsvWriter::new(BufWriter::new(file)).include_header(true).finish(df).map_err(pl_err(path))?;
+    let mut df = as_text(df.clone()).map_err(pl_err(path))?;
+    CsvWriter::new(BufWriter::new(file)).include_header(true).finish(&mut df).map_err(pl_err(path))?;
     Ok(())
 }
 
@@ -126,6 +130,7 @@ impl AppendWriter {
     }
 
     pub fn append(&mut self, df: &DataFrame) -> Result<(), IoError> {
+        let df = &as_text(df.clone()).map_err(pl_err(&self.path))?;
         let writer = match &mut self.writer {
             Some(writer) => writer,
             None => self.writer.insert(

@@ -1,0 +1,64 @@
+//! Text columns of few values held as their numbers: an enum of the values, one byte
+//! a row where text costs a 16-byte view (at 10M customers, 0.15 GB a column). The
+//! run computes on them as on text (comparisons with text literals, group-bys);
+//! [`as_text`] turns them back before a table is joined with text or written, so
+//! every output is text.
+
+use polars::prelude::*;
+
+/// The type of a text column that takes one of `values` (or none), in that order.
+pub fn labels(values: &[&str]) -> DataType {
+    let categories = FrozenCategories::new(values.iter().copied()).expect("the values of a label column are distinct");
+    DataType::from_frozen_categories(categories)
+}
+
+/// `value` as a literal of the label type `dtype`.
+pub fn label(value: &str, dtype: &DataType) -> Expr {
+    lit(value).cast(dtype.clone())
+}
+
+/// Whether `dtype` holds text as numbers (an enum or a categorical).
+pub fn is_label(dtype: &DataType) -> bool {
+    dtype.is_enum() || dtype.is_categorical()
+}
+
+/// `df` with its label columns as text; the frame itself when it has none.
+pub fn as_text(df: DataFrame) -> PolarsResult<DataFrame> {
+    let labels: Vec<Expr> = df
+        .columns()
+        .iter()
+        .filter(|c| is_label(c.dtype()))
+        .map(|c| col(c.name().clone()).cast(DataType::String))
+        .collect();
+    if labels.is_empty() { Ok(df) } else { df.lazy().with_columns(labels).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_compare_with_text_and_come_back_as_text() {
+        let tiers = labels(&["gold", "iron"]);
+        let df = df!("x" => [1, 2, 3]).unwrap();
+        let df = df
+            .lazy()
+            .with_column(
+                when(col("x").lt(lit(2)))
+                    .then(label("gold", &tiers))
+                    .when(col("x").lt(lit(3)))
+                    .then(label("iron", &tiers))
+                    .otherwise(lit(NULL).cast(tiers.clone()))
+                    .alias("tier"),
+            )
+            .with_column(col("tier").eq(lit("iron")).alias("is_iron"))
+            .collect()
+            .unwrap();
+        assert!(is_label(df.column("tier").unwrap().dtype()));
+        let is_iron: Vec<Option<bool>> = df.column("is_iron").unwrap().bool().unwrap().iter().collect();
+        assert_eq!(is_iron, [Some(false), Some(true), None]);
+        let text = as_text(df).unwrap();
+        let tier: Vec<Option<&str>> = text.column("tier").unwrap().str().unwrap().iter().collect();
+        assert_eq!(tier, [Some("gold"), Some("iron"), None]);
+    }
+}
