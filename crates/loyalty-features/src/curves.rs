@@ -256,7 +256,8 @@ pub fn satisfaction_curves(
                 len().cast(DataType::Float64).alias("n"),
                 col("__retained").sum().cast(DataType::Float64).alias("k"),
             ]))?;
-            let lv = df.column(n::COMPETITION_LEVEL)?.str()?.clone();
+            let lv = df.column(n::COMPETITION_LEVEL)?.cast(&DataType::String)?;
+            let lv = lv.str()?;
             let sat = df.column(c::OVERALL)?.cast(&DataType::Int64)?;
             let (nn, kk) = (df.column("n")?.f64()?.clone(), df.column("k")?.f64()?.clone());
             for i in 0..df.height() {
@@ -287,7 +288,8 @@ pub fn satisfaction_curves(
         .collect()?;
     let mut modelled: std::collections::HashMap<(String, i64), (f64, f64)> = Default::default();
     {
-        let lv = active_cells.column(n::COMPETITION_LEVEL)?.str()?.clone();
+        let lv = active_cells.column(n::COMPETITION_LEVEL)?.cast(&DataType::String)?;
+        let lv = lv.str()?;
         let sat = active_cells.column("__sat")?.i64()?.clone();
         let cu = active_cells.column("customers")?.f64()?.clone();
         let mo = active_cells.column("modelled")?.cast(&DataType::Float64)?;

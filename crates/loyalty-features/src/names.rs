@@ -5,6 +5,8 @@ pub const MONTHS_BILLED: &str = "months_billed";
 pub const MONTHS_TO_CONTRACT_END: &str = "months_to_contract_end";
 pub const COMPETITION_INDEX: &str = "competition_index";
 pub const COMPETITION_LEVEL: &str = "competition_level";
+/// The values of competition_level (held as a label, `loyalty_contract::labels`).
+pub const COMPETITION_LEVELS: [&str; 4] = ["low", "medium", "high", "unknown"];
 
 pub const LAST_BILL_MONTH: &str = "last_bill_month";
 pub const RECENCY_DAYS: &str = "recency_days";
@@ -70,8 +72,9 @@ pub fn survival_at(months: u32) -> String {
 // The churn outputs of `loyalty run` (customers.parquet) and `loyalty churn train --out`.
 /// P(still a customer h months after T): the churn model's, else the survival curve's.
 pub const LOYALTY: &str = "loyalty";
-/// Which model scored the customer: `classifier`, `bgnbd` or `kaplan_meier`.
+/// Which model scored the customer: one of [`CHURN_MODELS`].
 pub const CHURN_MODEL: &str = "churn_model";
+pub const CHURN_MODELS: [&str; 3] = ["classifier", "bgnbd", "kaplan_meier"];
 /// The customer's top churn reasons, joined by ", ".
 pub const CHURN_REASONS: &str = "churn_reasons";
 /// `p_churn_<h>m`: P(churned within h months of T) = 1 - loyalty.

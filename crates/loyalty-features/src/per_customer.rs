@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::{Months, NaiveDate};
 use loyalty_contract::Table;
 use loyalty_contract::col as c;
+use loyalty_contract::labels::{label, labels};
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -222,31 +223,32 @@ pub fn with_competition(lf: LazyFrame, tables: &Tables, params: &FeatureParams) 
             .drop(cols([c::COMPETITORS])),
         None => lf.with_columns([
             lit(NULL).cast(DataType::Float64).alias(c::COMPETITION_INDEX),
-            lit("unknown").alias(n::COMPETITION_LEVEL),
+            label("unknown", &labels(&n::COMPETITION_LEVELS)).alias(n::COMPETITION_LEVEL),
         ]),
     }
 }
 
 fn competition_level(cuts_ci: [f64; 2], cuts_n: [i64; 2]) -> Expr {
+    let level = |name: &str| label(name, &labels(&n::COMPETITION_LEVELS));
     let ci = col(c::COMPETITION_INDEX);
     let k = col(c::COMPETITORS);
     when(ci.clone().is_not_null())
         .then(
             when(ci.clone().lt(lit(cuts_ci[0])))
-                .then(lit("low"))
+                .then(level("low"))
                 .when(ci.lt(lit(cuts_ci[1])))
-                .then(lit("medium"))
-                .otherwise(lit("high")),
+                .then(level("medium"))
+                .otherwise(level("high")),
         )
         .when(k.clone().is_not_null())
         .then(
             when(k.clone().lt_eq(lit(cuts_n[0])))
-                .then(lit("low"))
+                .then(level("low"))
                 .when(k.lt_eq(lit(cuts_n[1])))
-                .then(lit("medium"))
-                .otherwise(lit("high")),
+                .then(level("medium"))
+                .otherwise(level("high")),
         )
-        .otherwise(lit("unknown"))
+        .otherwise(level("unknown"))
 }
 
 /// The columns of a one-row-per-customer frame placed at their customers' positions

@@ -410,7 +410,8 @@ fn market_levels(tables: &Tables, params: &FeatureParams) -> Result<PlHashMap<St
         crate::per_customer::with_competition(ids, tables, params)
             .select([col(c::MARKET_ID), col(n::COMPETITION_LEVEL)]),
     )?;
-    let (market, level) = (df.column(c::MARKET_ID)?.str()?, df.column(n::COMPETITION_LEVEL)?.str()?);
+    let level = df.column(n::COMPETITION_LEVEL)?.cast(&DataType::String)?;
+    let (market, level) = (df.column(c::MARKET_ID)?.str()?, level.str()?);
     Ok(market
         .iter()
         .zip(level.iter())

@@ -382,7 +382,7 @@ fn with_churn(
 /// customer's, in the table's order.
 fn place_scores(mut customers: DataFrame, churn: Option<&ChurnFit>, in_order: bool) -> Result<DataFrame> {
     let Some(fit) = churn else {
-        return Ok(customers.lazy().with_columns([lit("kaplan_meier").alias(n::CHURN_MODEL)]).collect()?);
+        return Ok(customers.lazy().with_columns([kaplan_meier().alias(n::CHURN_MODEL)]).collect()?);
     };
     let scored = fit.scores.select([n::CHURN_MODEL, n::CHURN_REASONS])?;
     // In order: the columns as they are, where a placement would copy the reasons
@@ -407,5 +407,10 @@ fn place_scores(mut customers: DataFrame, churn: Option<&ChurnFit>, in_order: bo
         scored.take(&at)?
     };
     customers.hstack_mut(placed.columns())?;
-    Ok(customers.lazy().with_column(col(n::CHURN_MODEL).fill_null(lit("kaplan_meier"))).collect()?)
+    Ok(customers.lazy().with_column(col(n::CHURN_MODEL).fill_null(kaplan_meier())).collect()?)
+}
+
+/// The churn model of a customer that no model scored.
+fn kaplan_meier() -> Expr {
+    loyalty_contract::labels::label("kaplan_meier", &loyalty_contract::labels::labels(&n::CHURN_MODELS))
 }

@@ -180,6 +180,7 @@ fn prepaid_customers_fall_back_to_bgnbd_where_their_churn_is_not_observed() {
     assert_eq!(plans, [Plan::Postpaid]);
     let bg = fit.report.prepaid_bgnbd.as_ref().expect("BG/NBD scores the prepaid customers");
     assert!(bg.customers > 500, "{}", bg.customers);
-    let models = fit.scores.column("churn_model").unwrap().str().unwrap().clone();
+    let models = fit.scores.column("churn_model").unwrap().cast(&DataType::String).unwrap();
+    let models = models.str().unwrap();
     assert!(models.iter().any(|m| m == Some("bgnbd")) && models.iter().any(|m| m == Some("classifier")));
 }

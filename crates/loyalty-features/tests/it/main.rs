@@ -292,7 +292,8 @@ fn hand_computed(billing_engine: BillingEngine) {
 
     // Customer 1 (row 0): postpaid, 12-month contract, signed 2023-01-10, market m1 (index 0.2: low).
     // Known bills Jan..Jun (July ends after T); k = 5..0 from January to June.
-    assert_eq!(df.column(n::COMPETITION_LEVEL).unwrap().str().unwrap().get(0), Some("low"));
+    let level = df.column(n::COMPETITION_LEVEL).unwrap().cast(&DataType::String).unwrap();
+    assert_eq!(level.str().unwrap().get(0), Some("low"));
     assert_close(&df, n::TENURE_MONTHS, 0, 17.0); // 2024-06 - 2023-01 = 17; day 30 >= 10
     assert_close(&df, n::MONTHS_BILLED, 0, 6.0);
     assert_close(&df, n::MONTHS_TO_CONTRACT_END, 0, 7.0); // 12 - 17 mod 12
@@ -332,7 +333,8 @@ fn hand_computed(billing_engine: BillingEngine) {
     assert_close(&df, n::SERVICES_MARGIN_MONTHLY, 0, 1.5);
 
     // Customer 2 (row 1): prepaid since 2024-02-20, market m2 (0.9: high).
-    assert_eq!(df.column(n::COMPETITION_LEVEL).unwrap().str().unwrap().get(1), Some("high"));
+    let level = df.column(n::COMPETITION_LEVEL).unwrap().cast(&DataType::String).unwrap();
+    assert_eq!(level.str().unwrap().get(1), Some("high"));
     assert_close(&df, n::TENURE_MONTHS, 1, 4.0);
     assert!(value(&df, n::MONTHS_TO_CONTRACT_END, 1).is_none());
     assert_close(&df, n::ARPU_3M, 1, 15.0); // (20 + 10 + 15) / 3

@@ -16,7 +16,7 @@ mod topups;
 mod train;
 
 use chrono::NaiveDate;
-use loyalty_contract::{Validated, col as c};
+use loyalty_contract::{Validated, col as c, labels};
 use loyalty_features::{FeatureParams, names as n};
 use loyalty_models::BgNbd;
 use loyalty_models::churn::{Design, Logistic, evaluate as metrics_of};
@@ -373,10 +373,8 @@ fn scores_table(scored: train::Scored, prepaid: Option<&Prepaid>, h: u32) -> Res
     if let Some(pp) = prepaid {
         ids.extend_from_slice(&pp.ids);
         p_churn.extend(pp.loyalty.iter().map(|l| 1.0 - l));
-        why.append_owned(StringChunked::from_iter_values(
-            n::CHURN_REASONS.into(),
-            pp.reasons.iter().map(String::as_str),
-        ))?;
+        let reasons = StringChunked::from_iter_values(n::CHURN_REASONS.into(), pp.reasons.iter().map(String::as_str));
+        why.append_owned(reasons.into_series().cast(&labels::texts())?)?;
         model.extend(std::iter::repeat_n("bgnbd", pp.ids.len()));
     }
     let loyalty: Vec<f64> = p_churn.iter().map(|p| 1.0 - p).collect();
@@ -384,8 +382,8 @@ fn scores_table(scored: train::Scored, prepaid: Option<&Prepaid>, h: u32) -> Res
         Column::new(c::CUSTOMER_ID.into(), ids),
         Column::new(n::p_churn(h).into(), p_churn),
         Column::new(n::LOYALTY.into(), loyalty),
-        Column::new(n::CHURN_MODEL.into(), model),
-        why.into_series().into(),
+        Column::new(n::CHURN_MODEL.into(), model).cast(&labels::labels(&n::CHURN_MODELS))?,
+        why.into(),
     ])?;
     // Sorted already when the feature table was (as the features at T are), so check
     // rather than sort: a sort copies every column at once.
