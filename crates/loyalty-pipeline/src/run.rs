@@ -43,6 +43,44 @@ pub struct RunRequest {
     pub command_line: Vec<String>,
 }
 
+/// The columns of the table at T that the segments and every later stage read (the
+/// segments, tiers, NPS and loyalty tables, the offers' adoption cells, the curves,
+/// retention): after the scores the others go to a scratch file. A column a later stage
+/// starts to read joins this list (a missing one fails the run, and the tests).
+const READ_FROM_SEGMENTS_ON: [&str; 20] = [
+    c::PLAN_TYPE,
+    n::COMPETITION_LEVEL,
+    n::TENURE_MONTHS,
+    n::ARPU_3M,
+    n::ARPU_12M,
+    n::MARGIN_MONTHLY,
+    n::MARGIN_COLLECTED_MONTHLY,
+    n::CHARGE_3M,
+    n::UNPAID_AMOUNT_3M,
+    n::DATA_MB_3M,
+    n::COMPLAINTS_12M,
+    n::SURVEY_OVERALL,
+    n::SURVEY_RECOMMEND,
+    n::REFERRALS_MADE,
+    n::TRANSACTIONAL_LOYALTY,
+    n::EMOTIONAL_LOYALTY,
+    n::CCV,
+    n::CPV,
+    n::CLV,
+    n::LOYALTY,
+];
+
+/// The columns the curves and every later stage read, as above.
+const READ_FROM_CURVES_ON: [&str; 7] = [
+    n::COMPETITION_LEVEL,
+    n::SURVEY_OVERALL,
+    n::LOYALTY,
+    n::CLV,
+    n::MARGIN_MONTHLY,
+    segments::VALUE_SEGMENT,
+    segments::TIER,
+];
+
 /// What a finished run produced.
 pub struct RunOutcome {
     /// The output folder, now holding the new outputs.
@@ -212,8 +250,11 @@ fn compute(
     // Only the scoring reads the top-up periods at T (24 bytes a customer with top-ups).
     drop(topup_days);
     let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;
-    // The churn model and reasons of each customer join them.
+    // The churn model and reasons of each customer join them, and what no later stage
+    // reads waits with them.
     let (customers, customers_spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
+    let (customers, customers_spilled) =
+        crate::spill::spill_all_but(customers, staged, customers_spilled, &READ_FROM_SEGMENTS_ON)?;
     // The scores are columns of the customers table now: the fit's copy (about 0.5 GB
     // at 10M customers) is read no more.
     if let Some(fit) = churn.as_mut() {
@@ -255,6 +296,11 @@ fn compute(
     let (segment_table, tier_table, (lorenz, gini), nps, ladder, loyalty_kinds) = tables?;
 
     stages.begin("curves")?;
+    // From here on the table is read for these columns only (the curves, retention, the
+    // movement since a previous run, the report): the others wait on disk for
+    // customers.parquet.
+    let (customers, customers_spilled) =
+        crate::spill::spill_all_but(customers, staged, customers_spilled, &READ_FROM_CURVES_ON)?;
     let curve_tables = satisfaction_curves(&v.tables, params, &cfg.curves, &customers, n::LOYALTY)
         .during("satisfaction-loyalty curves")?;
     let signals = match &churn {
@@ -263,10 +309,6 @@ fn compute(
     };
 
     stages.begin("retention")?;
-    // From here on the table is read for these columns only (retention, the movement
-    // since a previous run, the report): the others wait on disk for customers.parquet.
-    let keep = [segments::VALUE_SEGMENT, segments::TIER, n::CLV, n::MARGIN_MONTHLY, n::LOYALTY];
-    let (customers, customers_spilled) = crate::spill::spill_all_but(customers, staged, customers_spilled, &keep)?;
     // The leavers' pass reads every bill again; the economics and the sBG curves read
     // neither its results nor the bills, and go beside it.
     let (gone, (economics, sbg)) = side_by_side(
