@@ -30,6 +30,19 @@ pub fn is_label(dtype: &DataType) -> bool {
     dtype.is_enum() || dtype.is_categorical()
 }
 
+/// The values of a text column, whether it holds text, labels or categorical text,
+/// read where they are (a cast to text would copy the column).
+pub fn strs(column: &Column) -> PolarsResult<Box<dyn Iterator<Item = Option<&str>> + '_>> {
+    Ok(match column.dtype() {
+        DataType::String => Box::new(column.str()?.iter()),
+        dtype => match dtype.cat_physical()? {
+            CategoricalPhysical::U8 => Box::new(column.cat8()?.iter_str()),
+            CategoricalPhysical::U16 => Box::new(column.cat16()?.iter_str()),
+            CategoricalPhysical::U32 => Box::new(column.cat32()?.iter_str()),
+        },
+    })
+}
+
 /// `df` with its label columns as text; the frame itself when it has none.
 pub fn as_text(df: DataFrame) -> PolarsResult<DataFrame> {
     let labels: Vec<Expr> = df
@@ -65,6 +78,8 @@ mod tests {
         assert!(is_label(df.column("tier").unwrap().dtype()));
         let is_iron: Vec<Option<bool>> = df.column("is_iron").unwrap().bool().unwrap().iter().collect();
         assert_eq!(is_iron, [Some(false), Some(true), None]);
+        let read: Vec<Option<&str>> = strs(df.column("tier").unwrap()).unwrap().collect();
+        assert_eq!(read, [Some("gold"), Some("iron"), None]);
         let text = as_text(df).unwrap();
         let tier: Vec<Option<&str>> = text.column("tier").unwrap().str().unwrap().iter().collect();
         assert_eq!(tier, [Some("gold"), Some("iron"), None]);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{Months, NaiveDate};
 use loyalty_contract::Table;
 use loyalty_contract::col as c;
-use loyalty_contract::labels::{label, labels};
+use loyalty_contract::labels::{label, labels, texts};
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -641,6 +641,9 @@ fn base_at_t(tables: &Tables, params: &FeatureParams) -> LazyFrame {
     let mut base =
         customers.with_columns([months_until(col(c::SIGNUP_DATE), t).cast(DataType::Int64).alias(n::TENURE_MONTHS)]);
     base = with_competition(base, tables, params);
+    // The plan and market as categorical text: four bytes a customer in the table at
+    // T, where text takes a 16-byte view.
+    base = base.with_columns([col(c::PLAN_TYPE).cast(texts()), col(c::MARKET_ID).cast(texts())]);
     // Constant columns for the tables the dataset does not have.
     if !tables.contains_key(&Table::Topups) {
         base = base.with_columns([

@@ -596,24 +596,29 @@ fn with_scores(base: DataFrame) -> PolarsResult<DataFrame> {
             frequency.alias(FREQUENCY_INPUT),
         ])
         .collect()?;
-    let ranked: [(&str, Option<&str>); 6] = [
-        (ENGAGEMENT_INPUT, None),
-        (RECENCY_INPUT, None),
-        (FREQUENCY_INPUT, Some(c::PLAN_TYPE)),
-        (n::ARPU_12M, None),
-        (n::TENURE_MONTHS, None),
-        (n::PREMIUM_PCT, None),
-    ];
-    let ranks = ranked.par_iter().map(|&(name, over)| pct_ranks(&df, name, over)).collect::<PolarsResult<Vec<_>>>()?;
-    let [engagement, recency, frequency, arpu, tenure, premium] = &ranks[..] else { unreachable!("six ranks") };
-    let transactional: Vec<f64> =
-        (0..df.height()).map(|i| Share::OfColumn.of(recency[i] + frequency[i] + arpu[i] + tenure[i], 4.0)).collect();
+    // Two ranks at a time, each pair summed into the scores as it comes (in the order
+    // of the scores' sums, so the same bits): six ranks held at once were 0.3 GB at
+    // 10M customers.
+    let ranks = |a: (&str, Option<&str>), b: (&str, Option<&str>)| {
+        let (x, y) = rayon::join(|| pct_ranks(&df, a.0, a.1), || pct_ranks(&df, b.0, b.1));
+        PolarsResult::Ok((x?, y?))
+    };
+    let (mut transactional, frequency) = ranks((RECENCY_INPUT, None), (FREQUENCY_INPUT, Some(c::PLAN_TYPE)))?;
+    transactional.iter_mut().zip(&frequency).for_each(|(t, f)| *t += f);
+    drop(frequency);
+    let (arpu, tenure) = ranks((n::ARPU_12M, None), (n::TENURE_MONTHS, None))?;
+    for ((t, a), u) in transactional.iter_mut().zip(&arpu).zip(&tenure) {
+        *t = Share::OfColumn.of(*t + a + u, 4.0);
+    }
+    drop((arpu, tenure));
+    let (premium, engagement) = ranks((n::PREMIUM_PCT, None), (ENGAGEMENT_INPUT, None))?;
     let advocacy = df.column(n::ADVOCACY_SCORE)?.f64()?.clone();
     let emotional: Float64Chunked = advocacy
         .iter()
         .enumerate()
         .map(|(i, a)| a.map(|a| Share::OfColumn.of(premium[i] + a + engagement[i], 3.0)))
         .collect();
+    drop(premium);
     for name in [ENGAGEMENT_INPUT, RECENCY_INPUT, FREQUENCY_INPUT] {
         df.drop_in_place(name)?;
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDate;
 use loyalty_contract::partition::Slice;
-use loyalty_contract::{Table, Validated, col as c, dates};
+use loyalty_contract::{Table, Validated, col as c, dates, labels};
 use loyalty_features::{FeatureParams, Tables, customer_features, names as n};
 use loyalty_models::BgNbd;
 use loyalty_models::churn::Design;
@@ -97,7 +97,7 @@ fn active_by_plan(v: &Validated, as_of: NaiveDate) -> Result<BTreeMap<Plan, usiz
             .agg([len().cast(DataType::UInt64).alias("n")]),
     )?;
     let mut counts: BTreeMap<Plan, usize> = Plan::ALL.iter().map(|p| (*p, 0)).collect();
-    for (plan, k) in df.column(c::PLAN_TYPE)?.str()?.iter().zip(df.column("n")?.u64()?.iter()) {
+    for (plan, k) in labels::strs(df.column(c::PLAN_TYPE)?)?.zip(df.column("n")?.u64()?.iter()) {
         if let (Some(plan), Some(k)) = (plan, k)
             && let Some(p) = Plan::ALL.iter().find(|p| p.as_str() == plan)
         {
