@@ -3,6 +3,7 @@
 //! (and each joiner brought) measured on their bills.
 
 use chrono::{Datelike, NaiveDate};
+use loyalty_contract::labels::{strs, texts};
 use loyalty_contract::{Table, col as c, collect_streaming};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -97,21 +98,18 @@ impl ReasonMap {
         }
         reason.map(
             move |column| {
-                let codes = column.cast(&DataType::String)?;
                 let mut seen: std::collections::HashMap<&str, &'static str> = std::collections::HashMap::new();
                 let class = |code: &str| -> &'static str {
                     classes.get(&code.trim().to_lowercase()).copied().unwrap_or(UNKNOWN_CLASS)
                 };
-                let out: StringChunked = codes
-                    .str()?
-                    .iter()
+                let out: StringChunked = strs(&column)?
                     .map(|code| {
                         Some(code.map_or(UNKNOWN_CLASS, |code| *seen.entry(code).or_insert_with(|| class(code))))
                     })
                     .collect();
-                Ok(out.with_name(column.name().clone()).into_column())
+                out.with_name(column.name().clone()).into_column().cast(&texts())
             },
-            |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
+            |_, field| Ok(Field::new(field.name().clone(), texts())),
         )
     }
 }
@@ -158,15 +156,16 @@ pub fn leavers(
     leavers_among(&customer_columns(tables)?, tables, params, active_ids, reasons, None)
 }
 
-/// The customers table's columns that [`leavers`] and the base movement read, once.
+/// The customers table's columns that [`leavers`] and the base movement read, once;
+/// its text as categorical text (every customer's: 0.35 GB less at 10M customers).
 fn customer_columns(tables: &Tables) -> PolarsResult<DataFrame> {
     collect_streaming(tables[&Table::Customers].clone().select([
         col(c::CUSTOMER_ID),
-        col(c::PLAN_TYPE),
-        col(c::MARKET_ID),
+        col(c::PLAN_TYPE).cast(texts()),
+        col(c::MARKET_ID).cast(texts()),
         col(c::SIGNUP_DATE),
         col(c::CHURN_DATE),
-        col(c::CHURN_REASON),
+        col(c::CHURN_REASON).cast(texts()),
     ]))
 }
 
@@ -207,7 +206,7 @@ fn leavers_among(
         .with_column(col(LAST_DAY).fill_null(day_num(col(c::SIGNUP_DATE))).cast(DataType::Date).alias(ACTIVE_UNTIL))
         .with_columns([
             (col(ACTIVE_UNTIL) + lit(chrono::TimeDelta::days(wait))).clip_max(lit(t)).alias(c::CHURN_DATE),
-            lit(INFERRED_REASON).alias(c::CHURN_REASON),
+            lit(INFERRED_REASON).cast(texts()).alias(c::CHURN_REASON),
             lit(true).alias(CHURN_INFERRED),
         ])
         .drop(cols([LAST_DAY]));
@@ -560,7 +559,12 @@ pub fn analyse(
     let started = std::time::Instant::now();
     let movement = base_movement(&everyone, &gone, &values, first_month, params.as_of)?;
     tracing::debug!("base movement in {:.2}s", started.elapsed().as_secs_f64());
-    let recent = gone.clone().lazy().filter(col(c::CHURN_DATE).gt(lit(from)));
+    // The markets' ids are text: the join wants the recent leavers' as text too.
+    let recent = gone
+        .clone()
+        .lazy()
+        .filter(col(c::CHURN_DATE).gt(lit(from)))
+        .with_column(col(c::MARKET_ID).cast(DataType::String));
     let recent = crate::per_customer::with_competition(recent, tables, params)
         .join(values.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
         .with_column(tier_by_margin(active)?.alias(crate::segments::TIER))
