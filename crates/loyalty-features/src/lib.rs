@@ -118,14 +118,11 @@ pub fn customer_features_with<E: From<FeatureError> + Send>(
 ) -> Result<FeaturesAtT, E> {
     params.check()?;
     let started = std::time::Instant::now();
-    let per_customer::Assembled { table: base, silent, from, topup_days } =
-        per_customer::assemble(tables, params, &mut aside)?;
-    tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
-    let started = std::time::Instant::now();
     // The survival curves read the tables, not the aggregates: they are fitted beside
-    // the scores.
-    let (df, curves) = loyalty_contract::ahead::side_by_side(
-        || value::add_scores(base, tables, params),
+    // the first partitions, while the table is small (beside the scores, their
+    // group-by's memory came on top of the whole table's).
+    let (assembled, curves) = loyalty_contract::ahead::side_by_side(
+        || per_customer::assemble(tables, params, &mut aside),
         || {
             let started = std::time::Instant::now();
             let curves = survival::fit_kaplan_meier(tables, params, first_bill);
@@ -133,7 +130,11 @@ pub fn customer_features_with<E: From<FeatureError> + Send>(
             curves
         },
     );
-    let (mut df, curves) = (df?, curves?);
+    let per_customer::Assembled { table: base, silent, from, topup_days } = assembled?;
+    let curves = curves?;
+    tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
+    let mut df = value::add_scores(base, tables, params)?;
     value::with_survival(&mut df, params, &curves).map_err(FeatureError::from)?;
     tracing::debug!("scores and value in {:.2}s", started.elapsed().as_secs_f64());
     Ok(FeaturesAtT { table: df, from, curves, silent, topup_days })

@@ -43,7 +43,8 @@ pub struct RunRequest {
     pub command_line: Vec<String>,
 }
 
-/// The columns of the table at T that the segments and every later stage read (the
+/// The columns of the table at T that the segments and every later stage read (with
+/// the contract, which CLV's survival cohorts read, those kept after the features) (the
 /// segments, tiers, NPS and loyalty tables, the offers' adoption cells, the curves,
 /// retention): after the scores the others go to a scratch file. A column a later stage
 /// starts to read joins this list (a missing one fails the run, and the tests).
@@ -237,7 +238,12 @@ fn compute(
     .during("computing features")?;
     let loyalty_features::FeaturesAtT { table: customers, from, curves: curves_km, silent, topup_days } = features;
     let spilled = runs.spilled(from);
-    let (customers, spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
+    // The classifier reads the spilled columns back; CLV reads the survival cohort and
+    // sets CLV and the survival again (in place: they stay).
+    let survival = n::survival_at(params.churn_horizon_months);
+    let keep: Vec<&str> =
+        READ_FROM_SEGMENTS_ON.iter().copied().chain([c::CONTRACT_MONTHS, survival.as_str()]).collect();
+    let (customers, spilled) = crate::spill::spill_all_but(customers, staged, spilled, &keep)?;
 
     stages.begin("clv")?;
     let at_t = crate::spill::WithSpilled { kept: &customers, spilled: spilled.as_ref() };
