@@ -154,7 +154,8 @@ pub fn normalize(
         return Err(problems);
     }
     if schema.get(col::SOURCE_FILE).is_some() {
-        exprs.push(col(col::SOURCE_FILE).cast(DataType::String));
+        // Files scanned by address (`file://`, read in bounded reads) are named by path.
+        exprs.push(col(col::SOURCE_FILE).cast(DataType::String).str().strip_prefix(lit("file://")));
     }
     let lf = if raw_copies.is_empty() { lf } else { lf.with_columns(raw_copies) };
     Ok(Normalized { lf: lf.select(exprs), helper_columns: helpers, parse_rules })
