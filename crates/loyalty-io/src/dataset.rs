@@ -127,7 +127,7 @@ fn path_ref(p: &Path) -> PlRefPath {
 fn read_ref(p: &Path) -> PlRefPath {
     let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-=+,~".contains(&b));
     match std::path::absolute(p) {
-        Ok(abs) if abs.to_str().is_some_and(plain) => PlRefPath::new(&format!("file://{}", abs.display())),
+        Ok(abs) if abs.to_str().is_some_and(plain) => PlRefPath::new(format!("file://{}", abs.display())),
         _ => path_ref(p),
     }
 }
@@ -266,7 +266,7 @@ fn scan_partitioned(
             include_file_paths: with_file_column.then(|| col::SOURCE_FILE.into()),
             ..Default::default()
         };
-        let first = scanned_path(&paths[0].to_string()).to_string();
+        let first = scanned_path(paths[0].as_ref()).to_string();
         let mut lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
             .map_err(|e| IoError::Polars { context: format!("scanning {first}"), source: e })?;
         if !parts.is_empty() {
