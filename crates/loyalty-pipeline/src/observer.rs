@@ -27,8 +27,9 @@ pub struct StageUse {
     /// stage itself added.
     pub start_rss_mib: Option<f64>,
     /// Bytes the process read through system calls during the stage, MiB: the input
-    /// and scratch files when polars reads them (`POLARS_FORCE_ASYNC=1`); memory-mapped
-    /// reads, polars' default for local files, do not count.
+    /// files (read in bounded reads), and the scratch files when polars reads them so
+    /// (`POLARS_FORCE_ASYNC=1`); memory-mapped reads, polars' default for a local path,
+    /// do not count.
     pub read_mib: Option<f64>,
 }
 
