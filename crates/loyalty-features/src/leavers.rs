@@ -559,12 +559,7 @@ pub fn analyse(
     let started = std::time::Instant::now();
     let movement = base_movement(&everyone, &gone, &values, first_month, params.as_of)?;
     tracing::debug!("base movement in {:.2}s", started.elapsed().as_secs_f64());
-    // The markets' ids are text: the join wants the recent leavers' as text too.
-    let recent = gone
-        .clone()
-        .lazy()
-        .filter(col(c::CHURN_DATE).gt(lit(from)))
-        .with_column(col(c::MARKET_ID).cast(DataType::String));
+    let recent = gone.clone().lazy().filter(col(c::CHURN_DATE).gt(lit(from)));
     let recent = crate::per_customer::with_competition(recent, tables, params)
         .join(values.lazy(), [col(c::CUSTOMER_ID)], [col(c::CUSTOMER_ID)], JoinArgs::new(JoinType::Left))
         .with_column(tier_by_margin(active)?.alias(crate::segments::TIER))

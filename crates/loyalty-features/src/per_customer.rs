@@ -206,11 +206,13 @@ fn billing_features(sums: LazyFrame, basis: MarginBasis) -> LazyFrame {
     ])
 }
 
-/// `lf` (with market_id) plus its market's competition_index and competition_level
-/// (`unknown` without a markets table); row order kept.
+/// `lf` (with market_id, as text or categorical text) plus its market's
+/// competition_index and competition_level (`unknown` without a markets table); row
+/// order kept. The markets' ids are text: market_id joins them as text.
 pub fn with_competition(lf: LazyFrame, tables: &Tables, params: &FeatureParams) -> LazyFrame {
     match tables.get(&Table::Markets) {
         Some(m) => lf
+            .with_column(col(c::MARKET_ID).cast(DataType::String))
             .join(
                 m.clone().select([col(c::MARKET_ID), col(c::COMPETITORS), col(c::COMPETITION_INDEX)]),
                 [col(c::MARKET_ID)],
