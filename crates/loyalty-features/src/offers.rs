@@ -139,10 +139,9 @@ fn strictly_increasing(ids: &Int64Chunked) -> bool {
 fn chunk_offers(adoption: &Adoption, menus: &Menus, chunk: &DataFrame) -> PolarsResult<DataFrame> {
     let ids = chunk.column(c::CUSTOMER_ID)?.i64()?;
     let cells = chunk.column(CELL)?.str()?;
-    let segments = chunk.column(VALUE_SEGMENT)?.cast(&DataType::String)?;
-    let segments = segments.str()?;
+    let segments = loyalty_contract::labels::strs(chunk.column(VALUE_SEGMENT)?)?;
     let mut out = OfferRows::default();
-    for ((id, cell), segment) in ids.iter().zip(cells.iter()).zip(segments.iter()) {
+    for ((id, cell), segment) in ids.iter().zip(cells.iter()).zip(segments) {
         let (Some(id), Some(menu)) = (id, cell.and_then(|cell| menus.by_cell.get(cell))) else { continue };
         let held = |item: &&Item| menus.bit[item.service as usize].is_some_and(|j| adoption.holds(id, j));
         let offered = menu.iter().filter(|item| !held(item));

@@ -121,11 +121,12 @@ fn path_ref(p: &Path) -> PlRefPath {
 /// in bounded reads rather than mapping the file whole. A mapped file's pages stay
 /// resident while it is scanned: the validation of 10M customers held the 1.7 GB top-up
 /// file at once (1.75 GiB of the run's peak). A path that is not plain text of the
-/// characters an address takes as they are is read mapped, as polars reads a path.
+/// characters an address surely takes as they are (letters, digits, `/._-=`) is read
+/// mapped, as polars reads a path.
 /// The scratch copy keeps being mapped: read whole in small buckets, its pages never
 /// add up, and bounded reads of it held 0.2 GiB more in the features stage.
 fn read_ref(p: &Path) -> PlRefPath {
-    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-=+,~".contains(&b));
+    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-=".contains(&b));
     match std::path::absolute(p) {
         Ok(abs) if abs.to_str().is_some_and(plain) => PlRefPath::new(format!("file://{}", abs.display())),
         _ => path_ref(p),
