@@ -526,10 +526,13 @@ impl CellValues {
     }
 }
 
-/// The aggregate columns that the scores, CPV and CLV read (besides the customers
-/// table's own columns and the survival model's inputs): what
-/// [`crate::customer_features_with`] must keep in memory.
-pub const VALUE_INPUTS: [&str; 13] = [
+/// Every column but customer_id that the features stage reads once a partition's
+/// aggregates are placed (CPV, the scores, CCV, and CLV through the survival curves):
+/// what [`crate::customer_features_with`]'s `aside` must keep in memory.
+pub const VALUE_INPUTS: [&str; 16] = [
+    c::PLAN_TYPE,
+    c::MARKET_ID,
+    c::CONTRACT_MONTHS,
     n::ARPU_12M,
     n::COMPLAINTS_12M,
     n::CONTACTS_12M,

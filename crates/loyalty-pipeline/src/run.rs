@@ -43,11 +43,16 @@ pub struct RunRequest {
     pub command_line: Vec<String>,
 }
 
-/// The columns of the table at T that the segments and every later stage read (with
-/// the contract, which CLV's survival cohorts read, those kept after the features) (the
+/// The columns of the table at T that CLV reads besides the churn scores (the survival
+/// cohorts, the margin), with the survival at the horizon, which is the loyalty of a
+/// run without a classifier: the others wait on disk while the customers are scored.
+const READ_BY_CLV: [&str; 5] =
+    [c::PLAN_TYPE, c::CONTRACT_MONTHS, n::COMPETITION_LEVEL, n::TENURE_MONTHS, n::MARGIN_MONTHLY];
+
+/// The columns of the table at T that the segments and every later stage read (the
 /// segments, tiers, NPS and loyalty tables, the offers' adoption cells, the curves,
-/// retention): after the scores the others go to a scratch file. A column a later stage
-/// starts to read joins this list (a missing one fails the run, and the tests).
+/// retention): after CLV they come back and the others wait on disk. A column a later
+/// stage starts to read joins this list (a missing one fails the run, and the tests).
 const READ_FROM_SEGMENTS_ON: [&str; 20] = [
     c::PLAN_TYPE,
     n::COMPETITION_LEVEL,
@@ -69,6 +74,20 @@ const READ_FROM_SEGMENTS_ON: [&str; 20] = [
     n::CPV,
     n::CLV,
     n::LOYALTY,
+];
+
+/// The columns the offers (their adoption cells) and every later stage read, as above.
+const READ_FROM_OFFERS_ON: [&str; 10] = [
+    c::PLAN_TYPE,
+    n::ARPU_12M,
+    n::DATA_MB_3M,
+    n::COMPETITION_LEVEL,
+    n::SURVEY_OVERALL,
+    n::LOYALTY,
+    n::CLV,
+    n::MARGIN_MONTHLY,
+    segments::VALUE_SEGMENT,
+    segments::TIER,
 ];
 
 /// The columns the curves and every later stage read, as above.
@@ -225,8 +244,8 @@ fn compute(
 
     // Features at T once: the classifier scores them and CLV reads the scores back.
     stages.begin("features")?;
-    // What only the classifier and customers.parquet read waits on disk from here on:
-    // what the scores and values do not read goes before they are computed.
+    // From here on each stage holds the columns it reads; the others wait on disk. The
+    // rest of this stage reads the scores' and values' inputs.
     let mut runs = crate::spill::PartitionRuns::new(staged, &loyalty_features::VALUE_INPUTS);
     // The top-up kernel counts the prepaid classifier's BG/NBD periods at T on its way,
     // so that scoring does not read every top-up again.
@@ -238,11 +257,10 @@ fn compute(
     .during("computing features")?;
     let loyalty_features::FeaturesAtT { table: customers, from, curves: curves_km, silent, topup_days } = features;
     let spilled = runs.spilled(from);
-    // The classifier reads the spilled columns back; CLV reads the survival cohort and
-    // sets CLV and the survival again (in place: they stay).
+    // The classifier reads its inputs back a chunk of rows at a time; CLV reads the
+    // survival cohorts and sets CLV and the survival again.
     let survival = n::survival_at(params.churn_horizon_months);
-    let keep: Vec<&str> =
-        READ_FROM_SEGMENTS_ON.iter().copied().chain([c::CONTRACT_MONTHS, survival.as_str()]).collect();
+    let keep: Vec<&str> = READ_BY_CLV.iter().copied().chain([survival.as_str()]).collect();
     let (customers, spilled) = crate::spill::spill_all_but(customers, staged, spilled, &keep)?;
 
     stages.begin("clv")?;
@@ -256,11 +274,11 @@ fn compute(
     // Only the scoring reads the top-up periods at T (24 bytes a customer with top-ups).
     drop(topup_days);
     let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;
-    // The churn model and reasons of each customer join them, and what no later stage
-    // reads waits with them.
-    let (customers, customers_spilled) = crate::spill::spill(customers, staged, spilled, &[])?;
-    let (customers, customers_spilled) =
-        crate::spill::spill_all_but(customers, staged, customers_spilled, &READ_FROM_SEGMENTS_ON)?;
+    // The churn model and reasons of each customer join them on disk, and the columns
+    // the segments and later stages read come back.
+    let (customers, mut customers_spilled) =
+        crate::spill::spill_all_but(customers, staged, spilled, &READ_FROM_SEGMENTS_ON)?;
+    let customers = bring_back(customers, customers_spilled.as_mut(), &READ_FROM_SEGMENTS_ON)?;
     // The scores are columns of the customers table now: the fit's copy (about 0.5 GB
     // at 10M customers) is read no more.
     if let Some(fit) = churn.as_mut() {
@@ -276,30 +294,24 @@ fn compute(
     }
     let customers =
         segments::assign(customers, n::LOYALTY, cuts, cfg.segments.tier_shares, scale).during("assigning segments")?;
-    // Offers go straight into the staged folder as they are ranked; every other table is
-    // written at the end. The tables of the segmented base go beside the offers: both
-    // only read it.
+    let started = Instant::now();
+    let segment_table = segments::segment_table(&customers, n::LOYALTY)?;
+    let tier_table = segments::tier_table(&customers)?;
+    let (lorenz, gini) = segments::lorenz(&customers)?;
+    let nps = profiles::nps_table(&customers)?;
+    let ladder = profiles::ladder_and_quadrants(&customers, n::LOYALTY)?;
+    let loyalty_kinds = profiles::loyalty_kinds(&customers, n::LOYALTY)?;
+    tracing::debug!("segment tables in {:.2}s", started.elapsed().as_secs_f64());
+    // The offers rank every customer's catalog in chunks, with the columns they and the
+    // later stages read only: beside the segment tables they held memory on top of the
+    // whole segmented table's. They go straight into the staged folder; every other table
+    // is written at the end.
+    let (customers, customers_spilled) =
+        crate::spill::spill_all_but(customers, staged, customers_spilled, &READ_FROM_OFFERS_ON)?;
+    let started = Instant::now();
     let offers_file = OffersFile { path: staged.join("offers.parquet"), pseudonyms };
-    let (offer_summary, tables) = side_by_side(
-        || {
-            let started = Instant::now();
-            let summary = offers_file.write(&customers, &v.tables, params);
-            tracing::debug!("next-best offers in {:.2}s", started.elapsed().as_secs_f64());
-            summary
-        },
-        || -> Result<_> {
-            Ok((
-                segments::segment_table(&customers, n::LOYALTY)?,
-                segments::tier_table(&customers)?,
-                segments::lorenz(&customers)?,
-                profiles::nps_table(&customers)?,
-                profiles::ladder_and_quadrants(&customers, n::LOYALTY)?,
-                profiles::loyalty_kinds(&customers, n::LOYALTY)?,
-            ))
-        },
-    );
-    let offer_summary = offer_summary?;
-    let (segment_table, tier_table, (lorenz, gini), nps, ladder, loyalty_kinds) = tables?;
+    let offer_summary = offers_file.write(&customers, &v.tables, params)?;
+    tracing::debug!("next-best offers in {:.2}s", started.elapsed().as_secs_f64());
 
     stages.begin("curves")?;
     // From here on the table is read for these columns only (the curves, retention, the
@@ -456,6 +468,14 @@ fn place_scores(mut customers: DataFrame, churn: Option<&ChurnFit>, in_order: bo
     };
     customers.hstack_mut(placed.columns())?;
     Ok(customers.lazy().with_column(col(n::CHURN_MODEL).fill_null(kaplan_meier())).collect()?)
+}
+
+/// `customers` with the columns among `names` that were set aside back.
+fn bring_back(customers: DataFrame, spilled: Option<&mut crate::spill::Spilled>, names: &[&str]) -> Result<DataFrame> {
+    match spilled {
+        Some(spilled) => spilled.bring_back(customers, names),
+        None => Ok(customers),
+    }
 }
 
 /// The churn model of a customer that no model scored.

@@ -219,6 +219,25 @@ fn features_in_customer_partitions_equal_features_at_once() {
 }
 
 #[test]
+fn the_values_need_only_the_value_inputs_of_each_partition() {
+    let t = tables(generated());
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let params = FeatureParams { as_of, customers_per_partition: 1_500, ..Default::default() };
+    let whole = customer_features(&t, &params).unwrap().0;
+    let kept: Vec<&str> = std::iter::once(c::CUSTOMER_ID).chain(loyalty_features::VALUE_INPUTS).collect();
+    let narrow = loyalty_features::customer_features_with(&t, &params, None, |rows: DataFrame| {
+        rows.select(kept.clone()).map_err(loyalty_features::FeatureError::from)
+    })
+    .unwrap()
+    .table;
+    // Every column the values add, from the kept columns alone.
+    let added: Vec<PlSmallStr> =
+        narrow.get_column_names_owned().into_iter().filter(|c| !kept.contains(&c.as_str())).collect();
+    assert!(added.len() >= 8, "{added:?}");
+    assert_same(&narrow.select(added.clone()).unwrap(), &whole.select(added).unwrap());
+}
+
+#[test]
 fn bgnbd_periods_counted_with_the_features_are_the_top_up_summary_s() {
     use loyalty_features::transactions::{cols, rfm_summary};
     let t = tables(generated());
