@@ -380,8 +380,17 @@ pub(crate) fn from_fixed(sum: i64) -> f64 {
 /// is not associative, and the last bit of a float sum moved from run to run (and a
 /// split of the booster on that value with it). Integer addition is associative.
 pub(crate) fn exact_sum(e: Expr) -> Expr {
-    (e * lit(FIXED_POINT)).round(0, RoundMode::HalfToEven).cast(DataType::Int64).sum().cast(DataType::Float64)
-        / lit(FIXED_POINT)
+    from_fixed_sum(fixed_sum(e))
+}
+
+/// [`exact_sum`] before it turns into a float: partial sums of this add up exactly.
+pub(crate) fn fixed_sum(e: Expr) -> Expr {
+    (e * lit(FIXED_POINT)).round(0, RoundMode::HalfToEven).cast(DataType::Int64).sum()
+}
+
+/// A [`fixed_sum`] (or a sum of them) as the float [`exact_sum`] gives.
+pub(crate) fn from_fixed_sum(sum: Expr) -> Expr {
+    sum.cast(DataType::Float64) / lit(FIXED_POINT)
 }
 
 fn aggregate_plans(tables: &Tables, params: &FeatureParams, remote: bool) -> Plans {
