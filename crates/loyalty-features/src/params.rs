@@ -81,7 +81,7 @@ impl Default for FeatureParams {
             prepaid_inactivity_days: 90,
             adoption_prior_weight: 10.0,
             billing_engine: BillingEngine::Kernel,
-            customers_per_partition: 1_000_000,
+            customers_per_partition: 500_000,
             engine: crate::remote::Engine::default(),
             topup_days: false,
         }
