@@ -34,6 +34,23 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static JEMALLOC_OPTIONS: &[u8; 60] = b"background_thread:true,dirty_decay_ms:3000,muzzy_decay_ms:0\0";
 
+/// jemalloc's pages kept after a free, handed back to the system now: what
+/// `loyalty_contract::memory::release` does in this binary.
+fn purge_jemalloc() {
+    // SAFETY: "arena.<MALLCTL_ARENAS_ALL>.purge" (4096) is a NUL-terminated name of a
+    // void control that reads and writes nothing: no old or new value is passed.
+    #[allow(unsafe_code)]
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"arena.4096.purge".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
+    }
+}
+
 /// The exit code of a failed command: 1 when the input or a setting is at fault
 /// (the user fixes the data or the configuration), 2 for everything else (usage,
 /// the machine, a bug). clap exits 2 itself on a command line it cannot parse, and a
@@ -58,6 +75,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     logging::init(&cli.global);
+    loyalty_contract::memory::set_release(purge_jemalloc);
     panics::install();
     if let Err(e) = signals::install() {
         eprintln!("error: cannot install the SIGINT/SIGTERM handlers: {e}");

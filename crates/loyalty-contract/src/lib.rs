@@ -11,6 +11,7 @@ pub mod error;
 pub mod fold;
 mod keys;
 pub mod labels;
+pub mod memory;
 pub mod normalize;
 pub mod partition;
 pub mod reads;

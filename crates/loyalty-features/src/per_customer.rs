@@ -564,6 +564,8 @@ pub(crate) fn assemble<E: From<FeatureError> + Send>(
         }
         let started = std::time::Instant::now();
         kept.push(aside(rows)?);
+        // The partition's placed rows (every column) are freed.
+        loyalty_contract::memory::release();
         tracing::debug!("partition's rows set aside in {:.2}s", started.elapsed().as_secs_f64());
         silent.push(gone);
         Ok(())
@@ -622,6 +624,8 @@ pub(crate) fn assemble<E: From<FeatureError> + Send>(
     }
     let started = std::time::Instant::now();
     let merged = merge_by_customer(kept).map_err(pl)?;
+    // The partitions' tables are freed: the whole one is built from here on.
+    loyalty_contract::memory::release();
     let silent = SilentPrepaid {
         last_seen: merge_by_customer(silent.into_iter().map(|s| s.last_seen).collect()).map_err(pl)?.0,
     };

@@ -104,13 +104,14 @@ fn pct_ranks(df: &DataFrame, name: &str, over: Option<&str>) -> PolarsResult<Vec
         pct_ranks_within(0..df.height(), &keys, Share::OfColumn, |i, r| out[i] = r);
         return Ok(out);
     };
-    let groups = df.column(over)?.cast(&DataType::String)?;
-    let mut rows_of: PlHashMap<Option<&str>, Vec<usize>> = PlHashMap::new();
-    for (i, g) in groups.str()?.iter().enumerate() {
-        rows_of.entry(g).or_default().push(i);
+    // The groups read in place, the rows by 32-bit number: a text copy of a label
+    // column and 64-bit row numbers were 0.15 GB at 10M customers, beside another rank.
+    let mut rows_of: PlHashMap<Option<&str>, Vec<u32>> = PlHashMap::new();
+    for (i, g) in loyalty_contract::labels::strs(df.column(over)?)?.enumerate() {
+        rows_of.entry(g).or_default().push(i as u32);
     }
     for rows in rows_of.values() {
-        pct_ranks_within(rows.iter().copied(), &keys, Share::OfWindow, |i, r| out[i] = r);
+        pct_ranks_within(rows.iter().map(|&i| i as usize), &keys, Share::OfWindow, |i, r| out[i] = r);
     }
     Ok(out)
 }

@@ -88,6 +88,8 @@ impl<'o> Stages<'o> {
     /// End the current stage and start `stage`, unless the run was asked to stop.
     pub(crate) fn begin(&mut self, stage: &'static str) -> Result<(), loyalty_contract::cancel::Interrupted> {
         self.end();
+        // What the last stage freed is not kept towards the next one's peak.
+        loyalty_contract::memory::release();
         loyalty_contract::cancel::check()?;
         self.observer.stage_started(stage, self.done.len() + 1, self.total);
         self.current = Some((stage, Instant::now()));
