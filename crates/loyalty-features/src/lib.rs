@@ -107,7 +107,8 @@ pub struct FeaturesAtT {
 /// As [`customer_features`], with the aggregates passed through `aside` before the
 /// scores and values are added, one customer partition at a time (each sorted by
 /// customer_id): `loyalty run` sets aside there every column but customer_id and
-/// [`VALUE_INPUTS`], so that the whole table is never in memory with every column. `first_bill`: the first bill month of `tables` when the
+/// [`VALUE_INPUTS`], so that the whole table is never in memory with every column.
+/// `first_bill`: the first bill month of `tables` when the
 /// caller knows it (the survival curves' data start; None: a scan of the bills).
 pub fn customer_features_with<E: From<FeatureError> + Send>(
     tables: &Tables,

@@ -274,16 +274,16 @@ fn compute(
     // Only the scoring reads the top-up periods at T (24 bytes a customer with top-ups).
     drop(topup_days);
     let customers = with_churn(customers, churn.as_ref(), params, &curves_km)?;
-    // The churn model and reasons of each customer join them on disk, and the columns
-    // the segments and later stages read come back.
-    let (customers, mut customers_spilled) =
-        crate::spill::spill_all_but(customers, staged, spilled, &READ_FROM_SEGMENTS_ON)?;
-    let customers = bring_back(customers, customers_spilled.as_mut(), &READ_FROM_SEGMENTS_ON)?;
     // The scores are columns of the customers table now: the fit's copy (about 0.5 GB
     // at 10M customers) is read no more.
     if let Some(fit) = churn.as_mut() {
         fit.scores = DataFrame::empty();
     }
+    // The churn model and reasons of each customer join them on disk, and the columns
+    // the segments and later stages read come back.
+    let (customers, mut customers_spilled) =
+        crate::spill::spill_all_but(customers, staged, spilled, &READ_FROM_SEGMENTS_ON)?;
+    let customers = bring_back(customers, customers_spilled.as_mut(), &READ_FROM_SEGMENTS_ON)?;
 
     stages.begin("segments")?;
     let split = cfg.segments.split()?;
@@ -294,6 +294,7 @@ fn compute(
     }
     let customers =
         segments::assign(customers, n::LOYALTY, cuts, cfg.segments.tier_shares, scale).during("assigning segments")?;
+    loyalty_contract::memory::release();
     let started = Instant::now();
     let segment_table = segments::segment_table(&customers, n::LOYALTY)?;
     let tier_table = segments::tier_table(&customers)?;

@@ -103,6 +103,7 @@ pub(crate) fn spill_all_but(
     parts.push(Part { place: Place::File(path), live: out.clone() });
     order.extend(added_since(&order, &customers));
     let kept = customers.drop_many(out);
+    loyalty_contract::memory::release();
     Ok((kept, Some(Spilled { parts, order })))
 }
 

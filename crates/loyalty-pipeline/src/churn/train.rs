@@ -226,6 +226,9 @@ pub(crate) fn score_at(
                 parts.push((chunk_ids, cp, cr));
             }
             append_by_id(&mut all, &parts)?;
+            // The chunk's designs and contributions are freed.
+            drop(parts);
+            loyalty_contract::memory::release();
             tracing::debug!("scored rows {start}..{} of {height}", (start + SCORE_ROWS).min(height));
             Ok(())
         },
