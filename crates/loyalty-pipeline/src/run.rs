@@ -76,19 +76,9 @@ const READ_FROM_SEGMENTS_ON: [&str; 20] = [
     n::LOYALTY,
 ];
 
-/// The columns the offers (their adoption cells) and every later stage read, as above.
-const READ_FROM_OFFERS_ON: [&str; 10] = [
-    c::PLAN_TYPE,
-    n::ARPU_12M,
-    n::DATA_MB_3M,
-    n::COMPETITION_LEVEL,
-    n::SURVEY_OVERALL,
-    n::LOYALTY,
-    n::CLV,
-    n::MARGIN_MONTHLY,
-    segments::VALUE_SEGMENT,
-    segments::TIER,
-];
+/// The columns the offers read (their adoption cells; with the segment, which the
+/// curves read too) besides those of [`READ_FROM_CURVES_ON`].
+const READ_BY_OFFERS: [&str; 3] = [c::PLAN_TYPE, n::ARPU_12M, n::DATA_MB_3M];
 
 /// The columns the curves and every later stage read, as above.
 const READ_FROM_CURVES_ON: [&str; 7] = [
@@ -307,8 +297,8 @@ fn compute(
     // later stages read only: beside the segment tables they held memory on top of the
     // whole segmented table's. They go straight into the staged folder; every other table
     // is written at the end.
-    let (customers, customers_spilled) =
-        crate::spill::spill_all_but(customers, staged, customers_spilled, &READ_FROM_OFFERS_ON)?;
+    let keep: Vec<&str> = READ_BY_OFFERS.iter().chain(&READ_FROM_CURVES_ON).copied().collect();
+    let (customers, customers_spilled) = crate::spill::spill_all_but(customers, staged, customers_spilled, &keep)?;
     let started = Instant::now();
     let offers_file = OffersFile { path: staged.join("offers.parquet"), pseudonyms };
     let offer_summary = offers_file.write(&customers, &v.tables, params)?;
