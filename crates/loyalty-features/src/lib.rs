@@ -83,13 +83,16 @@ pub fn customer_aggregates(tables: &Tables, params: &FeatureParams) -> Result<Da
 /// The features of every customer active at `params.as_of`, one row each, sorted by
 /// customer_id, with the survival model used for CLV.
 pub fn customer_features(tables: &Tables, params: &FeatureParams) -> Result<(DataFrame, SurvivalCurves), FeatureError> {
-    let at_t = customer_features_with(tables, params, None, Ok::<_, FeatureError>)?;
+    let mut at_t = customer_features_with(tables, params, None, Ok::<_, FeatureError>)?;
+    value::with_survival(&mut at_t.table, params, &at_t.curves)?;
     Ok((at_t.table, at_t.curves))
 }
 
 /// The features at T and what was found on the way.
 pub struct FeaturesAtT {
-    /// One row per customer active at T, sorted by customer_id.
+    /// One row per customer active at T, sorted by customer_id: every feature but CLV
+    /// and the survival at the churn horizon, which [`with_survival`] adds from the
+    /// survival model the caller picks (`curves`, or a churn model's scores).
     pub table: DataFrame,
     /// With more than one customer partition: the partition each row of `table` came
     /// from (the order in which `aside` saw them), in that partition's order.
@@ -104,10 +107,12 @@ pub struct FeaturesAtT {
     pub topup_days: Option<transactions::DaySummaries>,
 }
 
-/// As [`customer_features`], with the aggregates passed through `aside` before the
+/// As [`customer_features`] without CLV and the survival at the horizon (see
+/// [`FeaturesAtT::table`]), with the aggregates passed through `aside` before the
 /// scores and values are added, one customer partition at a time (each sorted by
 /// customer_id): `loyalty run` sets aside there every column but customer_id and
-/// [`VALUE_INPUTS`], so that the whole table is never in memory with every column.
+/// [`VALUE_INPUTS`], so that the whole table is never in memory with every column, and
+/// adds CLV once it has set aside the columns CLV does not read.
 /// `first_bill`: the first bill month of `tables` when the
 /// caller knows it (the survival curves' data start; None: a scan of the bills).
 pub fn customer_features_with<E: From<FeatureError> + Send>(
@@ -134,8 +139,7 @@ pub fn customer_features_with<E: From<FeatureError> + Send>(
     let curves = curves?;
     tracing::debug!("per-customer aggregates: {} rows in {:.2}s", base.height(), started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
-    let mut df = value::add_scores(base, tables, params)?;
-    value::with_survival(&mut df, params, &curves).map_err(FeatureError::from)?;
+    let df = value::add_scores(base, tables, params)?;
     tracing::debug!("scores and value in {:.2}s", started.elapsed().as_secs_f64());
     Ok(FeaturesAtT { table: df, from, curves, silent, topup_days })
 }

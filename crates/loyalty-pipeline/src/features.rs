@@ -43,7 +43,9 @@ fn read_churn_scores(path: &Path, h: u32) -> Result<HashMap<i64, f64>> {
 /// it found none).
 pub(crate) fn features_at_t(v: &Validated, params: &FeatureParams) -> std::result::Result<DataFrame, FeatureError> {
     let first_bill = crate::dataset::summarised_first_bill_month(v);
-    Ok(loyalty_features::customer_features_with(&v.tables, params, first_bill, Ok::<_, FeatureError>)?.table)
+    let mut at_t = loyalty_features::customer_features_with(&v.tables, params, first_bill, Ok::<_, FeatureError>)?;
+    loyalty_features::with_survival(&mut at_t.table, params, &at_t.curves)?;
+    Ok(at_t.table)
 }
 
 /// The feature table of the customers active at `params.as_of`; CLV from the churn

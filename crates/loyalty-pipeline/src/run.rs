@@ -44,8 +44,7 @@ pub struct RunRequest {
 }
 
 /// The columns of the table at T that CLV reads besides the churn scores (the survival
-/// cohorts, the margin), with the survival at the horizon, which is the loyalty of a
-/// run without a classifier: the others wait on disk while the customers are scored.
+/// cohorts, the margin): the others wait on disk while the customers are scored.
 const READ_BY_CLV: [&str; 5] =
     [c::PLAN_TYPE, c::CONTRACT_MONTHS, n::COMPETITION_LEVEL, n::TENURE_MONTHS, n::MARGIN_MONTHLY];
 
@@ -248,10 +247,13 @@ fn compute(
     let loyalty_features::FeaturesAtT { table: customers, from, curves: curves_km, silent, topup_days } = features;
     let spilled = runs.spilled(from);
     // The classifier reads its inputs back a chunk of rows at a time; CLV reads the
-    // survival cohorts and sets CLV and the survival again.
-    let survival = n::survival_at(params.churn_horizon_months);
-    let keep: Vec<&str> = READ_BY_CLV.iter().copied().chain([survival.as_str()]).collect();
-    let (customers, spilled) = crate::spill::spill_all_but(customers, staged, spilled, &keep)?;
+    // survival cohorts.
+    let (mut customers, spilled) = crate::spill::spill_all_but(customers, staged, spilled, &READ_BY_CLV)?;
+    // CLV and the survival through the curves, from the survival cohorts kept (beside
+    // every value's inputs and outputs they were the features stage's peak at 10M
+    // customers): the classifiers read the survival, and the customers they do not
+    // score keep both.
+    loyalty_features::with_survival(&mut customers, params, &curves_km).during("CLV from the survival curves")?;
 
     stages.begin("clv")?;
     let at_t = crate::spill::WithSpilled { kept: &customers, spilled: spilled.as_ref() };

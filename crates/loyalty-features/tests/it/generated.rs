@@ -381,10 +381,7 @@ fn churn_scores_in_row_order_give_the_clv_scores_by_id_give() {
     use loyalty_features::{ChurnProbabilities, ChurnScores, with_survival};
     let t = tables(generated());
     let params = FeatureParams { as_of: NaiveDate::from_ymd_opt(2024, 6, 30).unwrap(), ..Default::default() };
-    let (km, curves) =
-        loyalty_features::customer_features_with(&t, &params, None, Ok::<_, loyalty_features::FeatureError>)
-            .map(|f| (f.table, f.curves))
-            .unwrap();
+    let (km, curves) = customer_features(&t, &params).unwrap();
     let ids: Vec<i64> = km.column(c::CUSTOMER_ID).unwrap().i64().unwrap().into_no_null_iter().collect();
     // Every third customer unscored (the Kaplan-Meier fallback), the others scored.
     let p: Float64Chunked = (0..ids.len()).map(|i| (i % 3 != 0).then(|| (i % 97) as f64 / 100.0)).collect();
