@@ -77,7 +77,8 @@ pub fn restricted(tables: &Tables, slice: Option<loyalty_contract::partition::Sl
 /// Only the streaming per-customer aggregates of the active base (no scores, CPV, CLV).
 pub fn customer_aggregates(tables: &Tables, params: &FeatureParams) -> Result<DataFrame, FeatureError> {
     params.check()?;
-    Ok(per_customer::assemble(tables, params, &mut Ok::<_, FeatureError>)?.table)
+    // The scores' inputs taken on the way are not aggregates.
+    Ok(per_customer::assemble(tables, params, &mut Ok::<_, FeatureError>)?.table.drop_many(value::ROW_INPUTS))
 }
 
 /// The features of every customer active at `params.as_of`, one row each, sorted by

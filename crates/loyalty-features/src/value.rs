@@ -550,6 +550,7 @@ pub const VALUE_INPUTS: [&str; 9] = [
 const FREQUENCY: &str = "__frequency";
 const ENGAGED: &str = "__engaged";
 const ADVOCACY: &str = "__advocacy";
+pub(crate) const ROW_INPUTS: [&str; 3] = [FREQUENCY, ENGAGED, ADVOCACY];
 
 /// The scores' inputs of `rows` computed from each row alone (DOMAIN.md section 3),
 /// named for [`with_scores`], which drops them. Taken as each customer partition is

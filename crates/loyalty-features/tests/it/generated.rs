@@ -219,6 +219,22 @@ fn features_in_customer_partitions_equal_features_at_once() {
 }
 
 #[test]
+fn the_aggregates_are_columns_of_the_features() {
+    let t = tables(generated());
+    let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    for customers_per_partition in [0, 1_500] {
+        let params = FeatureParams { as_of, customers_per_partition, ..Default::default() };
+        let aggregates = loyalty_features::customer_aggregates(&t, &params).unwrap();
+        let features = customer_features(&t, &params).unwrap().0;
+        let names = features.get_column_names();
+        let extra: Vec<_> = aggregates.get_column_names().into_iter().filter(|c| !names.contains(c)).collect();
+        assert!(extra.is_empty(), "aggregates that are not features: {extra:?}");
+        assert!(aggregates.width() > 20, "{} columns", aggregates.width());
+        assert_same(&aggregates, &features.select(aggregates.get_column_names_owned()).unwrap());
+    }
+}
+
+#[test]
 fn the_values_need_only_the_value_inputs_of_each_partition() {
     let t = tables(generated());
     let as_of = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
